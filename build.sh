@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# fastivc build driver. Every output goes under build/; downloads are cached in build/downloads/.
+# Each step is idempotent: it records a hash of its inputs in build/stamps/ and does nothing when they are unchanged.
+#
+#   ./build.sh deps     Debian and npm packages (apt-get update first), the lab kernel and headers
+#   ./build.sh xen      Xen 4.17 from Debian's source package + xen-patches/series -> build/xen/{xen,xen.gz}
+#   ./build.sh kmod     guest-kmod/ against the lab kernel's headers -> build/kmod/fastivc.ko
+#   ./build.sh native   the node-addon-api addon -> native/build/Release/fastivc.node
+#   ./build.sh ts       the TypeScript -> build/ts/
+#   ./build.sh bench    the guest programs (ivcbench, lab-agent) -> build/bench/
+#   ./build.sh lab      the lab images -> build/lab/
+#   ./build.sh demo     build everything, boot the lab, show the traffic
+#   ./build.sh test     build everything, host tests, then the lab end-to-end scenarios
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+B="$ROOT/build"
+# shellcheck source=lab/versions.env
+. "$ROOT/lab/versions.env"
+export XEN_DEB_VERSION KERNEL_ABI DEBIAN_SUITE
+JOBS=$(nproc)
+
+. "$ROOT/scripts/build-lib.sh"
+
+# ---- deps ----
+APT_PACKAGES=(flex bison gcc make python3 qemu-system-x86 debootstrap cpio dpkg-dev xz-utils kmod busybox-static jq
+              "linux-headers-$KERNEL_ABI")
+
+# A deb-src entry derived from the machine's own Debian sources (same URIs), for `apt-get source xen`.
+ensure_deb_src() {
+    local src=/etc/apt/sources.list.d/debian.sources out=/etc/apt/sources.list.d/fastivc-src.sources
+    [ -f "$out" ] && return 0
+    [ -f "$src" ] || die "no $src to derive a deb-src entry from"
+    awk -v suite="$DEBIAN_SUITE" 'BEGIN { RS = ""; ORS = "" }
+        $0 ~ ("Suites:[^\n]*" suite "([ \n]|$)") && /Types: deb/ {
+            n = split($0, L, "\n")
+            for (i = 1; i <= n; i++) {
+                if (L[i] ~ /^#/) continue
+                if (L[i] ~ /^Types:/) L[i] = "Types: deb-src"
+                if (L[i] ~ /^Suites:/) L[i] = "Suites: " suite
+                print L[i] "\n"
+            }
+            print "\n"; exit
+        }' "$src" > "$out.tmp"
+    [ -s "$out.tmp" ] || die "could not derive a deb-src entry from $src"
+    mv "$out.tmp" "$out"
+    APT_UPDATED=
+}
+
+APT_UPDATED=
+apt_update_once() { [ -n "$APT_UPDATED" ] || { log "apt-get update"; apt-get update -q >/dev/null; APT_UPDATED=1; }; }
+
+cmd_deps() {
+    ensure_deb_src
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ] || [ -z "$(apt-cache showsrc "xen=$XEN_DEB_VERSION" 2>/dev/null | head -1)" ]; then
+        apt_update_once
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "apt-get install ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    local kdeb
+    kdeb=$(ls "$B/downloads/kernel/linux-image-${KERNEL_ABI}_"*.deb 2>/dev/null | head -1 || true)
+    if [ -z "$kdeb" ]; then
+        apt_update_once
+        log "download linux-image-$KERNEL_ABI"
+        mkdir -p "$B/downloads/kernel"
+        (cd "$B/downloads/kernel" && apt-get download -q "linux-image-$KERNEL_ABI" 2>&1 | grep -v unsandboxed || true)
+        kdeb=$(ls "$B/downloads/kernel/linux-image-${KERNEL_ABI}_"*.deb 2>/dev/null | head -1) || die "kernel download failed"
+    fi
+    local h; h=$(inputs_hash "$kdeb")
+    if ! stamp_fresh kernel "$h"; then
+        log "unpack $(basename "$kdeb")"
+        rm -rf "$B/kernel"; mkdir -p "$B/kernel"
+        dpkg-deb -x "$kdeb" "$B/kernel/root"
+        depmod -b "$B/kernel/root" "$KERNEL_ABI"
+        cp "$B/kernel/root/boot/vmlinuz-$KERNEL_ABI" "$B/kernel/vmlinuz"
+        stamp_write kernel "$h"
+    fi
+    h=$(inputs_hash "$ROOT/package.json" "$ROOT/package-lock.json")
+    if [ ! -d "$ROOT/node_modules" ] || ! stamp_fresh npm "$h"; then
+        log "npm ci"
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+        stamp_write npm "$h"
+    fi
+}
+
+# ---- xen ----
+cmd_xen() {
+    local dl="$B/downloads/xen" dsc
+    dsc="$dl/xen_${XEN_DEB_VERSION}.dsc"
+    if [ ! -f "$dsc" ]; then
+        ensure_deb_src; apt_update_once
+        log "apt-get source xen=$XEN_DEB_VERSION"
+        mkdir -p "$dl"
+        (cd "$dl" && apt-get source -q --download-only "xen=$XEN_DEB_VERSION" 2>&1 | grep -v unsandboxed || true)
+        [ -f "$dsc" ] || die "could not download the Xen source package $XEN_DEB_VERSION"
+    fi
+    local h; h=$(inputs_hash "$dsc" "$ROOT/xen-patches" "JOBS=$JOBS")
+    if stamp_fresh xen "$h" && [ -f "$B/xen/xen" ]; then log "xen: up to date"; return 0; fi
+    log "xen: unpack, apply xen-patches/series, build"
+    rm -rf "$B/xen"; mkdir -p "$B/xen"
+    # apt checked the .dsc against the signed Sources index; dpkg-source cannot check the inline signature here.
+    dpkg-source -x "$dsc" "$B/xen/src" >/dev/null 2>&1 || die "cannot unpack $dsc"
+    "$ROOT/xen-patches/scripts/apply-series.sh" "$B/xen/src"
+    cp "$ROOT/xen-patches/xen.config" "$B/xen/src/xen/.config"
+    make -s -C "$B/xen/src/xen" olddefconfig >/dev/null
+    make -s -C "$B/xen/src/xen" -j"$JOBS" build > "$B/xen/build.log" 2>&1 \
+        || { tail -40 "$B/xen/build.log" >&2; die "xen build failed (build/xen/build.log)"; }
+    cp "$B/xen/src/xen/xen" "$B/xen/src/xen/xen.gz" "$B/xen/src/xen/xen-syms" "$B/xen/"
+    stamp_write xen "$h"
+}
+
+# ---- guest kernel module ----
+cmd_kmod() {
+    local kdir="/usr/src/linux-headers-$KERNEL_ABI"
+    [ -d "$kdir" ] || die "no headers for $KERNEL_ABI in $kdir (run ./build.sh deps)"
+    local h; h=$(inputs_hash "$ROOT/guest-kmod" "KERNEL_ABI=$KERNEL_ABI")
+    if stamp_fresh kmod "$h" && [ -f "$B/kmod/fastivc.ko" ]; then return 0; fi
+    log "kmod: build against $KERNEL_ABI"
+    # Kbuild writes next to the sources, so build a copy under build/.
+    rm -rf "$B/kmod"; mkdir -p "$B/kmod"; cp -r "$ROOT/guest-kmod" "$B/kmod/src"
+    make -s -C "$kdir" M="$B/kmod/src" modules > "$B/kmod/build.log" 2>&1 \
+        || { cat "$B/kmod/build.log" >&2; die "kmod build failed"; }
+    cp "$B/kmod/src/fastivc.ko" "$B/kmod/"
+    stamp_write kmod "$h"
+}
+
+# ---- guest programs ----
+cmd_bench() {
+    make -s -C "$ROOT/lab/bench" OUT="$B/bench"
+    make -s -C "$ROOT/lab/agent" OUT="$B/bench"
+}
+
+# ---- node addon and TypeScript ----
+cmd_native() {
+    local h; h=$(inputs_hash "$ROOT/native/src" "$ROOT/native/binding.gyp")
+    if stamp_fresh native "$h" && [ -f "$ROOT/native/build/Release/fastivc.node" ]; then return 0; fi
+    log "native: node-gyp rebuild"
+    (cd "$ROOT" && npx node-gyp rebuild --directory native --nodedir=/usr --loglevel=error >/dev/null)
+    stamp_write native "$h"
+}
+cmd_ts() { log "ts: tsc"; (cd "$ROOT" && npx tsc -p tsconfig.json); }
+
+# ---- lab images ----
+cmd_lab() {
+    cmd_bench; cmd_kmod
+    "$ROOT/lab/images/build-images.sh"
+}
+
+build_all() { cmd_deps; cmd_xen; cmd_native; cmd_ts; cmd_lab; }
+
+lab_run() { # extra args go to `fastivc lab run`
+    node "$B/ts/tui/src/cli.js" lab run \
+        --xen "$B/xen/xen" --kernel "$B/kernel/vmlinuz" --initrd "$B/lab/dom0.img" --disk "$B/lab/input.img" \
+        --report "$B/lab/report.json" --logs "$B/lab/logs" "$@"
+}
+
+cmd_test() {
+    build_all
+    log "host tests"
+    local rc=0
+    (cd "$ROOT" && npx ava) || rc=1
+    log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"
+    export -f lab_run; export B
+    "$ROOT/test/lab/fault-domU-noboot.sh" || rc=1
+    log "lab: end-to-end scenarios"
+    lab_run || rc=1
+    [ $rc -eq 0 ] && log "all tests passed" || log "FAILED (see above; lab report: build/lab/report.json)"
+    return $rc
+}
+
+cmd_demo() {
+    build_all
+    log "demo: booting the lab (Xen, dom0, two PV domUs) and running the traffic scenarios"
+    lab_run --verbose-progress
+}
+
+case "${1:-}" in
+    deps|xen|kmod|native|ts|bench|lab|test|demo) step=$1; shift; "cmd_$step" "$@" ;;
+    all) build_all ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

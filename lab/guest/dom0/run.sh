@@ -1,0 +1,99 @@
+#!/bin/bash
+# dom0's lab run: start the Xen toolstack, the bridge and the PV domUs, run the scenarios, ship logs, power off.
+# Every wait is bounded; whatever happens, the run ends with "@@FASTIVC done" and a power-off.
+export PATH=/lab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LAB=/lab OUT=/tmp/lab-out
+. /lab/lib.sh
+. /lab/topology.sh
+
+FAULT=
+for a in $(cat /proc/cmdline); do case $a in fastivc.fault=*) FAULT=${a#*=} ;; esac; done
+
+finish() {
+    mark phase shutdown
+    for d in "${!DOMU_IP[@]}"; do xl destroy "$d" >/dev/null 2>&1; done
+    for d in "${!DOMU_IP[@]}"; do emit_log "console-$d" "/var/log/xen/console/guest-$d.log"; done
+    xl dmesg > "$OUT/xl-dmesg.txt" 2>&1; emit_log xl-dmesg "$OUT/xl-dmesg.txt"
+    dmesg > "$OUT/dom0-dmesg.txt" 2>&1; emit_log dom0-dmesg "$OUT/dom0-dmesg.txt"
+    mark done
+    power_off
+}
+
+die_early() { mark phase dom0-failed "$*"; finish; }
+
+# ---- Xen toolstack (no init system: started by hand, in dependency order) ----
+modprobe xenfs && mount -t xenfs xenfs /proc/xen || die_early "cannot mount xenfs"
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge; do modprobe "$m" || die_early "modprobe $m"; done
+mkdir -p /var/run/xen /var/lib/xen /var/log/xen/console /var/lib/xenstored /run/xenstored
+/usr/lib/xen-4.17/bin/oxenstored --pid-file /run/xenstored.pid || die_early "oxenstored did not start"
+i=0; until xenstore-ls / >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 100 ] || die_early "xenstore not answering"; sleep 0.1; done
+/usr/lib/xen-4.17/bin/xen-init-dom0 || die_early "xen-init-dom0 failed"
+/usr/lib/xen-4.17/bin/xenconsoled --log=guest --log-dir=/var/log/xen/console || die_early "xenconsoled"
+ip link set lo up
+ip link add "$BRIDGE" type bridge && ip addr add "$DOM0_IP/24" dev "$BRIDGE" && ip link set "$BRIDGE" up \
+    || die_early "cannot create bridge $BRIDGE"
+
+DOM0_UP_S=$(cut -d' ' -f1 /proc/uptime)
+mark phase dom0-up
+mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print $2}')" \
+    --arg xen_caps "$(xl info | awk -F': ' '/^xen_caps/ {print $2}')" \
+    --arg xen_tools "$(dpkg-query -W -f='${Version}' xen-utils-4.17)" --arg linux "$(uname -r)" \
+    --arg linux_build "$(cut -d' ' -f3- /proc/version)" --arg iperf3 "$(iperf3 --version | head -1)" \
+    --arg ssh "$(ssh -V 2>&1)" --arg ivcbench "$(ivcbench version)" \
+    '{xen: $xen, xen_caps: $xen_caps, xen_tools: $xen_tools, linux: $linux, linux_build: $linux_build,
+      iperf3: $iperf3, openssh: $ssh, ivcbench: $ivcbench}')"
+
+. /lab/scenarios/baseline.sh
+mark plan "${PLAN[@]}"
+
+# ---- domUs: create them all, then wait for each agent ----
+declare -A DOMU_UP DOMU_WHY DOMU_BOOT_S
+create_domU() {
+    local name=$1 ip=${DOMU_IP[$1]} mac=${DOMU_MAC[$1]} rdinit=/init
+    [ "$FAULT" = "$name-noboot" ] && rdinit=/fault-injected-missing-init
+    cat > "/tmp/$name.cfg" <<CFG
+name = "$name"
+type = "pv"
+kernel = "/lab/domU/vmlinuz"
+ramdisk = "/lab/domU/initrd.img"
+extra = "console=hvc0 rdinit=$rdinit loglevel=4 fastivc.name=$name fastivc.ip=$ip"
+memory = $DOMU_MEM_MB
+vcpus = 1
+vif = [ 'bridge=$BRIDGE,ip=$ip,mac=$mac' ]
+on_crash = "destroy"
+CFG
+    DOMU_T0[$name]=$(now)
+    xl create "/tmp/$name.cfg" > "$OUT/xl-create-$name.log" 2>&1
+}
+declare -A DOMU_T0
+for d in $DOMU_NAMES; do
+    create_domU "$d" || { DOMU_WHY[$d]="xl create failed: $(tail -3 "$OUT/xl-create-$d.log" | tr '\n' ' ')"; }
+done
+for d in $DOMU_NAMES; do
+    [ -n "${DOMU_WHY[$d]:-}" ] && continue
+    deadline=$((SECONDS + DOMU_BOOT_TIMEOUT))
+    while :; do
+        if lab-agent wait --host "${DOMU_IP[$d]}" --timeout 2 >/dev/null 2>&1; then
+            DOMU_UP[$d]=1; DOMU_BOOT_S[$d]=$(elapsed "${DOMU_T0[$d]}"); mark phase domU-up "$d"; break
+        fi
+        if ! xl domid "$d" >/dev/null 2>&1; then
+            DOMU_WHY[$d]="$d died during boot (domain gone; see console-$d log)"; break
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            DOMU_WHY[$d]="$d did not come up within $DOMU_BOOT_TIMEOUT s (no answer from its agent; see console-$d log)"
+            break
+        fi
+    done
+    [ -n "${DOMU_UP[$d]:-}" ] || mark phase domU-failed "$d" "${DOMU_WHY[$d]}"
+done
+
+# need DOMAIN...: inside a scenario, fails it when a domU it uses is not up.
+need() {
+    local d
+    for d in "$@"; do
+        [ -n "${DOMU_UP[$d]:-}" ] || { fail "${DOMU_WHY[$d]:-$d is not up}"; return 1; }
+    done
+}
+
+run_all_scenarios
+finish

@@ -1,0 +1,122 @@
+# The baseline scenarios: everything over the normal path, netfront -> dom0's bridge -> netback (and loopback inside
+# a domU as the in-guest ceiling). Their numbers are what every later speed-up is measured against.
+# Names: <workload>-<message size>-<endpoints>-<path> (shared/design.md, "Contracts").
+
+D1=${DOMU_IP[domU1]} D2=${DOMU_IP[domU2]}
+BULK_BYTES=$((64 << 20))
+RR_SECONDS=5
+
+PLAN=(boot-xen-dom0-domUs kmod-load-domU
+      bulk-64KiB-domU-domU-tcp rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp
+      bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
+      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp
+      iperf3-domU-domU-tcp scp-8MiB-domU-domU-tcp)
+
+# bench_metrics FILE: checks an ivcbench stream result and records its metrics.
+bench_stream_result() {
+    local f=$1 rc=$2
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    metrics "$(jq -c '{throughput_MBps, bytes: .bytes_received, seconds, msg_size_B: .msg_size, verified,
+                        mismatch_offset}' "$f")"
+    [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "data verification failed"' "$f")"; return 1; }
+    jq -e --argjson n "$BULK_BYTES" '.verified == true and .bytes_received == $n and
+        .checksum_sent == .checksum_received' "$f" >/dev/null || { fail "stream not byte-exact"; return 1; }
+}
+
+bench_rr_result() {
+    local f=$1 rc=$2
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    metrics "$(jq -c '{rr_per_s, latency_us_p50, latency_us_p90, latency_us_p99, latency_us_max, count,
+                        msg_size_B: .msg_size, verified}' "$f")"
+    [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "reply verification failed"' "$f")"; return 1; }
+    jq -e '.verified == true and .count > 0' "$f" >/dev/null || { fail "no verified round trips"; return 1; }
+}
+
+scn_boot() {
+    local d ok=0 m
+    m=$(jq -cn --argjson dom0 "$DOM0_UP_S" '{dom0_up_s: $dom0}')
+    for d in $DOMU_NAMES; do
+        if [ -n "${DOMU_UP[$d]:-}" ]; then
+            m=$(echo "$m" | jq -c --arg k "${d}_boot_s" --argjson v "${DOMU_BOOT_S[$d]}" '. + {($k): $v}')
+        else ok=1; echo "${DOMU_WHY[$d]}"; fi
+    done
+    metrics "$m"
+    [ $ok -eq 0 ] || { fail "$(for d in $DOMU_NAMES; do [ -n "${DOMU_UP[$d]:-}" ] || printf '%s; ' "${DOMU_WHY[$d]}"; done)"; return 1; }
+}
+
+scn_kmod_load() {
+    need domU1 || return 1
+    agent "$D1" 'insmod /lib/fastivc/fastivc.ko && dmesg | grep "fastivc: version" && rmmod fastivc' > "$OUT/kmod.txt"
+    local rc=$?; cat "$OUT/kmod.txt"
+    [ $rc -eq 0 ] || { fail "fastivc.ko did not load and log on $(agent "$D1" uname -r)"; return 1; }
+    metrics "$(jq -cn --arg line "$(grep -m1 'fastivc: version' "$OUT/kmod.txt")" '{loaded: true, log: $line}')"
+}
+
+# bulk CLIENT_HOST(dom0|IP) SERVER_IP [ivcbench args...]
+bulk() {
+    local client=$1 server=$2; shift 2
+    local f="$OUT/$SCENARIO.out" rc
+    if [ "$client" = dom0 ]; then
+        ivcbench stream --host "$server" --bytes "$BULK_BYTES" --msg-size 65536 --timeout 240 "$@" > "$f"; rc=$?
+    else
+        agent "$client" ivcbench stream --host "$server" --bytes "$BULK_BYTES" --msg-size 65536 --timeout 240 "$@" \
+            > "$f"; rc=$?
+    fi
+    bench_stream_result "$f" $rc
+}
+
+rr() { # rr CLIENT_IP SERVER_IP MSG_SIZE
+    local f="$OUT/$SCENARIO.out" rc
+    agent "$1" ivcbench rr --host "$2" --msg-size "$3" --seconds "$RR_SECONDS" --warmup 100 > "$f"; rc=$?
+    bench_rr_result "$f" $rc
+}
+
+scn_iperf3() {
+    need domU1 domU2 || return 1
+    local f="$OUT/iperf3.json" rc
+    agent "$D1" iperf3 -c "$D2" -n 64M -J > "$f"; rc=$?
+    jq -c '.end.sum_received // .error' "$f" 2>/dev/null || cat "$f"
+    jq -e '.end.sum_received.bytes' "$f" >/dev/null 2>&1 || { fail "iperf3 exit $rc: $(jq -r '.error // "no result"' "$f" 2>/dev/null)"; return 1; }
+    metrics "$(jq -c '{throughput_MBps: ((.end.sum_received.bits_per_second / 8e6) * 100 | round / 100),
+        bytes: .end.sum_received.bytes, seconds: .end.sum_received.seconds,
+        retransmits: (.end.sum_sent.retransmits // 0)}' "$f")"
+    jq -e '.end.sum_received.bytes >= 67108864' "$f" >/dev/null || { fail "iperf3 moved fewer than 64 MiB"; return 1; }
+}
+
+scn_scp() {
+    need domU1 domU2 || return 1
+    local bytes=$((8 << 20)) t0 sum1 sum2
+    agent "$D1" "head -c $bytes /dev/urandom > /tmp/scp.bin && sha256sum /tmp/scp.bin" > "$OUT/scp.src" || { fail "cannot make the test file"; return 1; }
+    sum1=$(cut -d' ' -f1 "$OUT/scp.src")
+    t0=$(now)
+    agent "$D1" scp -q /tmp/scp.bin "$D2:/tmp/scp.bin" || { fail "scp failed"; return 1; }
+    local secs; secs=$(elapsed "$t0")
+    sum2=$(agent "$D2" sha256sum /tmp/scp.bin | cut -d' ' -f1)
+    echo "sent $sum1 received $sum2 in $secs s"
+    metrics "$(jq -cn --argjson b $bytes --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" \
+        '{bytes: $b, seconds: $s, throughput_MBps: (($b / $s / 1e6) * 100 | round / 100), sha256_match: ($a == $c)}')"
+    [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] || { fail "sha256 differs after scp"; return 1; }
+}
+
+scn_bulk_domU_domU()   { need domU1 domU2 || return 1; bulk "$D1" "$D2"; }
+scn_bulk_dom0_domU()   { need domU2 || return 1; bulk dom0 "$D2"; }
+scn_bulk_domU_dom0()   { need domU2 || return 1; bulk dom0 "$D2" --direction recv; }
+scn_bulk_loopback()    { need domU1 || return 1; bulk "$D1" 127.0.0.1; }
+scn_rr_domU_domU()     { need domU1 domU2 || return 1; rr "$D1" "$D2" "$1"; }
+scn_rr_loopback()      { need domU1 || return 1; rr "$D1" 127.0.0.1 1; }
+
+run_all_scenarios() {
+    run_scenario boot-xen-dom0-domUs scn_boot
+    run_scenario kmod-load-domU scn_kmod_load
+    run_scenario bulk-64KiB-domU-domU-tcp scn_bulk_domU_domU
+    run_scenario rr-1B-domU-domU-tcp scn_rr_domU_domU 1
+    run_scenario rr-4KiB-domU-domU-tcp scn_rr_domU_domU 4096
+    run_scenario bulk-64KiB-dom0-domU-tcp scn_bulk_dom0_domU
+    run_scenario bulk-64KiB-domU-dom0-tcp scn_bulk_domU_dom0
+    run_scenario bulk-64KiB-domU-loopback-tcp scn_bulk_loopback
+    run_scenario rr-1B-domU-loopback-tcp scn_rr_loopback
+    run_scenario iperf3-domU-domU-tcp scn_iperf3
+    run_scenario scp-8MiB-domU-domU-tcp scn_scp
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds the lab images under build/lab/ from the pinned Debian packages, our Xen tools version and our own programs:
+#
+#   rootfs/      debootstrap (minbase) + xen-utils-4.17 at exactly $XEN_DEB_VERSION + the programs the guests run;
+#                the one Debian tree both images are cut from.                                   (cached: slow)
+#   dom0.img     dom0's initramfs: rootfs + dom0's kernel modules + dom0/init.                   (cached)
+#   domU-base.cpio.gz  the PV domU's userland: busybox plus real Debian programs (iperf3, sshd, ...) copied from
+#                rootfs with their libraries, and its kernel modules.                             (cached)
+#   input.img    a raw disk (a tar archive) that dom0 unpacks at boot: the lab scripts, our guest programs, the module,
+#                the domU kernel and initramfs. Cheap to rebuild, so lab scripts change without rebuilding images.
+#
+# Each artefact is rebuilt only when a hash of its inputs changes (build/stamps/).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+B="$ROOT/build"
+L="$B/lab"
+. "$ROOT/lab/versions.env"
+. "$ROOT/scripts/build-lib.sh"
+
+mkdir -p "$L"
+
+# Debian packages in the lab. dom0 needs the Xen toolstack (pinned below); the domUs take their programs from here.
+ROOTFS_PACKAGES=iproute2,kmod,procps,jq,iperf3,openssh-server,openssh-client,busybox,ca-certificates
+XEN_TOOL_PACKAGES=(xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 libxenstore4 libxengnttab1
+                   libxenevtchn1 libxencall1 libxenforeignmemory1 libxendevicemodel1 libxentoolcore1
+                   libxentoollog1 libxenhypfs1)
+
+build_rootfs() {
+    local h; h=$(inputs_hash "$ROOT/lab/images/build-images.sh" "SUITE=$DEBIAN_SUITE" "XEN=$XEN_DEB_VERSION")
+    if stamp_fresh rootfs "$h" && [ -x "$L/rootfs/usr/sbin/xl" ]; then return 0; fi
+    local mirror; mirror=$(debian_mirror)
+    [ -n "$mirror" ] || die "cannot find the Debian mirror in /etc/apt/sources.list.d/debian.sources"
+    log "lab: debootstrap $DEBIAN_SUITE (minbase)"
+    rm -rf "$L/rootfs"
+    debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$DEBIAN_SUITE" "$L/rootfs" "$mirror" \
+        > "$L/debootstrap.log" 2>&1 || { tail -20 "$L/debootstrap.log" >&2; die "debootstrap failed"; }
+    # Nothing may start services inside the chroot.
+    printf '#!/bin/sh\nexit 101\n' > "$L/rootfs/usr/sbin/policy-rc.d"; chmod +x "$L/rootfs/usr/sbin/policy-rc.d"
+    local pins=() p
+    for p in "${XEN_TOOL_PACKAGES[@]}"; do pins+=("$p=$XEN_DEB_VERSION"); done
+    log "lab: install the Xen tools $XEN_DEB_VERSION in the rootfs"
+    cp /etc/apt/sources.list.d/debian.sources "$L/rootfs/etc/apt/sources.list.d/" 2>/dev/null || true
+    rm -f "$L/rootfs/etc/apt/sources.list"
+    chroot "$L/rootfs" apt-get update -q > "$L/rootfs-apt.log" 2>&1
+    DEBIAN_FRONTEND=noninteractive chroot "$L/rootfs" apt-get install -y -q --no-install-recommends "${pins[@]}" \
+        >> "$L/rootfs-apt.log" 2>&1 || { tail -20 "$L/rootfs-apt.log" >&2; die "installing the Xen tools failed"; }
+    chroot "$L/rootfs" apt-get clean
+    stamp_write rootfs "$h"
+}
+
+# Copies the kernel modules named in $2.. (and what they depend on) from the unpacked kernel into $1, then depmod.
+install_modules() {
+    local dest=$1; shift
+    local src="$B/kernel/root/lib/modules/$KERNEL_ABI" m
+    rm -rf "$dest/lib/modules"; mkdir -p "$dest/lib/modules/$KERNEL_ABI"
+    cp "$src"/modules.order "$src"/modules.builtin "$src"/modules.builtin.modinfo "$dest/lib/modules/$KERNEL_ABI/"
+    for m in "$@"; do
+        modprobe -d "$B/kernel/root" -S "$KERNEL_ABI" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
+    done | sort -u | while read -r f; do
+        mkdir -p "$dest$(dirname "${f#"$B/kernel/root"}")"
+        cp "$f" "$dest${f#"$B/kernel/root"}"
+    done
+    depmod -b "$dest" "$KERNEL_ABI"
+}
+
+DOM0_MODULES=(xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge virtio_pci virtio_blk)
+DOMU_MODULES=(xen-netfront)
+
+build_dom0() {
+    local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images" "$ROOT/lab/guest/dom0/init")
+    if stamp_fresh dom0 "$h" && [ -f "$L/dom0.img" ]; then return 0; fi
+    log "lab: dom0 image"
+    local s="$L/stage-dom0"
+    rm -rf "$s"; cp -a "$L/rootfs" "$s"
+    rm -rf "$s"/usr/share/{doc,man,info,locale} "$s"/var/cache/apt/* "$s"/var/lib/apt/lists/*
+    install_modules "$s" "${DOM0_MODULES[@]}"
+    install -m 0755 "$ROOT/lab/guest/dom0/init" "$s/init"
+    (cd "$s" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$L/dom0.img.tmp"
+    mv "$L/dom0.img.tmp" "$L/dom0.img"
+    rm -rf "$s"
+    stamp_write dom0 "$h"
+}
+
+# Programs copied from the Debian rootfs into the domU, with their shared libraries.
+DOMU_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/sshd /usr/bin/ssh /usr/bin/scp /usr/lib/openssh/sftp-server
+               /usr/bin/ssh-keygen /usr/bin/sha256sum)
+
+build_domU_base() {
+    local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images")
+    if stamp_fresh domU-base "$h" && [ -f "$L/domU-base.cpio.gz" ]; then return 0; fi
+    log "lab: domU base image"
+    local s="$L/stage-domU"
+    rm -rf "$s"; mkdir -p "$s"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,var/empty,usr/bin,usr/sbin}
+    cp /bin/busybox "$s/bin/busybox"   # busybox-static: no libraries
+    chroot "$s" /bin/busybox --install -s /bin 2>/dev/null || true
+    copy_with_libs "$L/rootfs" "$s" "${DOMU_PROGRAMS[@]}"
+    # sshd: privilege-separation user, host keys and a lab-only root key (both domUs share them: lab use only).
+    printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' \
+        > "$s/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' > "$s/etc/group"
+    printf 'root::19000:0:99999:7:::\n' > "$s/etc/shadow"; chmod 600 "$s/etc/shadow"
+    mkdir -p "$s/etc/ssh" "$s/root/.ssh"
+    ssh-keygen -q -t ed25519 -N '' -f "$s/etc/ssh/ssh_host_ed25519_key" -C lab-host
+    ssh-keygen -q -t ed25519 -N '' -f "$s/root/.ssh/id_ed25519" -C lab-root
+    cp "$s/root/.ssh/id_ed25519.pub" "$s/root/.ssh/authorized_keys"
+    chmod 700 "$s/root/.ssh"; chmod 600 "$s/root/.ssh/authorized_keys"
+    cat > "$s/etc/ssh/sshd_config" <<'EOF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+    printf 'Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n' > "$s/etc/ssh/ssh_config"
+    install_modules "$s" "${DOMU_MODULES[@]}"
+    (cd "$s" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$L/domU-base.cpio.gz.tmp"
+    mv "$L/domU-base.cpio.gz.tmp" "$L/domU-base.cpio.gz"
+    rm -rf "$s"
+    stamp_write domU-base "$h"
+}
+
+# The disk dom0 reads at boot: a tar of everything that changes often. The domU's initramfs is its cached base plus
+# a small overlay archive (Linux unpacks concatenated cpio archives in order).
+build_input() {
+    local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod/fastivc.ko" "$L/domU-base.cpio.gz" \
+        "$B/kernel/vmlinuz")
+    if stamp_fresh input "$h" && [ -f "$L/input.img" ]; then return 0; fi
+    log "lab: input disk"
+    local s="$L/stage-input"
+    rm -rf "$s"; mkdir -p "$s/domU-overlay/usr/local/bin" "$s/domU-overlay/lib/fastivc" "$s/lab"
+    cp -r "$ROOT/lab/guest/." "$s/lab/"
+    install -m 0755 "$ROOT/lab/guest/domU/init" "$s/domU-overlay/init"
+    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$s/domU-overlay/usr/local/bin/"
+    install -m 0644 "$B/kmod/fastivc.ko" "$s/domU-overlay/lib/fastivc/"
+    mkdir -p "$s/lab/bin" "$s/lab/domU"
+    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$s/lab/bin/"
+    install -m 0644 "$B/kmod/fastivc.ko" "$s/lab/bin/"
+    cp "$B/kernel/vmlinuz" "$s/lab/domU/vmlinuz"
+    (cd "$s/domU-overlay" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$s/overlay.cpio.gz"
+    cat "$L/domU-base.cpio.gz" "$s/overlay.cpio.gz" > "$s/lab/domU/initrd.img"
+    tar -C "$s/lab" -cf "$L/input.img.tmp" .
+    mv "$L/input.img.tmp" "$L/input.img"
+    rm -rf "$s"
+    stamp_write input "$h"
+}
+
+build_rootfs
+build_dom0
+build_domU_base
+build_input
+log "lab: images ready ($(du -h "$L/dom0.img" | cut -f1) dom0, $(du -h "$L/input.img" | cut -f1) input disk)"

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* ivcbench: shared declarations (wire protocol, options, helpers). */
+#ifndef IVCBENCH_H
+#define IVCBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IVCB_VERSION "1.0.0"
+#define IVCB_PROTOCOL 1
+
+/* Exit codes (stable interface). */
+enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
+
+/*
+ * Wire protocol, all integers big-endian, encoded byte by byte (no struct
+ * layout is ever sent).  See README.md for the tables.
+ *
+ * Request header, client -> server, 48 bytes:
+ *   0  4  magic "IVCB"
+ *   4  2  version (IVCB_PROTOCOL)
+ *   6  1  mode (MODE_STREAM, MODE_RR)
+ *   7  1  direction (DIR_SEND: client -> server, DIR_RECV: server -> client)
+ *   8  4  msg_size
+ *  12  4  flags (HDR_F_CORRUPT)
+ *  16  8  total: stream bytes, or rr request count (0 = until EOF)
+ *  24  8  seed
+ *  32  8  corrupt_at (stream offset, valid with HDR_F_CORRUPT)
+ *  40  8  reserved, must be zero
+ * Ack, server -> client, 16 bytes: "IVCA", u16 version, u16 status, 8 zero.
+ * Report, receiver -> sender at the end of a stream, 32 bytes:
+ *   "IVCR", u32 flags (REPORT_F_VERIFIED), u64 bytes_received,
+ *   u64 checksum, u64 mismatch_offset (all ones = none).
+ */
+#define HDR_LEN 48
+#define ACK_LEN 16
+#define REPORT_LEN 32
+enum { MODE_STREAM = 1, MODE_RR = 2 };
+enum { DIR_SEND = 0, DIR_RECV = 1 };
+enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
+#define HDR_F_CORRUPT 1u
+#define REPORT_F_VERIFIED 1u
+#define NO_MISMATCH UINT64_MAX
+
+/* Largest message: big enough for any experiment, small enough for a domU. */
+#define MSG_SIZE_MAX (16u << 20)
+/* Latency samples kept by rr (4 bytes each, so at most 40 MB). */
+#define RR_COUNT_MAX 10000000u
+
+struct hdr {
+	uint16_t version;
+	uint8_t mode, direction;
+	uint32_t msg_size, flags;
+	uint64_t total, seed, corrupt_at;
+};
+
+struct report {
+	uint32_t flags;
+	uint64_t bytes, checksum, mismatch;
+};
+
+void hdr_encode(const struct hdr *h, uint8_t out[HDR_LEN]);
+/* Returns 0 and fills h, or -1 if the magic is wrong. */
+int hdr_decode(const uint8_t in[HDR_LEN], struct hdr *h);
+/* Returns an ACK_* status for a decoded header. */
+int hdr_check(const struct hdr *h);
+void ack_encode(uint16_t status, uint8_t out[ACK_LEN]);
+/* Returns the status, or -1 on a malformed ack. */
+int ack_decode(const uint8_t in[ACK_LEN]);
+void report_encode(const struct report *r, uint8_t out[REPORT_LEN]);
+int report_decode(const uint8_t in[REPORT_LEN], struct report *r);
+
+/* Command-line options (one struct for every command). */
+struct opts {
+	const char *host, *bind;
+	unsigned port;
+	int once, verbose;
+	uint64_t bytes;
+	uint32_t msg_size;
+	uint64_t seed;
+	int direction;
+	double timeout, connect_timeout;
+	int corrupt;
+	uint64_t corrupt_at;
+	uint64_t count, warmup;
+	double seconds;
+};
+
+/* ---- net.c ---- */
+extern char ivcb_err[512];
+void set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like set_err, appends ": <strerror(errno)>" (or a timeout note). */
+void set_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern double io_timeout_s; /* used in timeout messages */
+double now_s(void);
+uint64_t now_ns(void);
+int net_connect(const char *host, unsigned port, double connect_timeout,
+		double io_timeout, int nodelay);
+int net_listen(const char *bind, unsigned port, unsigned *actual_port);
+int net_set_timeouts(int fd, double seconds);
+int net_set_nodelay(int fd);
+/* Returns bytes read (< n only at EOF) or -1. */
+ssize_t read_full(int fd, void *buf, size_t n);
+int write_full(int fd, const void *buf, size_t n);
+void peer_name(int fd, char *out, size_t len);
+
+/* ---- json (main.c) ---- */
+struct json {
+	char buf[2048];
+	size_t len;
+	int n;
+};
+void json_begin(struct json *j);
+void json_str(struct json *j, const char *key, const char *val);
+void json_u64(struct json *j, const char *key, uint64_t v);
+void json_i64(struct json *j, const char *key, int64_t v);
+void json_num(struct json *j, const char *key, double v, int decimals);
+void json_bool(struct json *j, const char *key, int v);
+void json_hex(struct json *j, const char *key, uint64_t v);
+/* Writes the line to stdout with a single write(). */
+void json_emit(struct json *j);
+/* Prints {"tool","mode","error"} and returns EX_NET. */
+int json_error(const char *mode, const char *msg);
+
+/* ---- stream.c ---- */
+struct pattern;
+struct recv_result {
+	uint64_t bytes, checksum, mismatch;
+};
+int stream_send(int fd, const struct pattern *p, uint64_t total,
+		uint32_t msg_size, int corrupt, uint64_t corrupt_at,
+		uint64_t *checksum);
+int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
+		struct recv_result *r);
+uint64_t stream_expected_checksum(const struct pattern *p, uint64_t total,
+				  int corrupt, uint64_t corrupt_at);
+size_t pattern_window_for(uint32_t msg_size);
+int cmd_stream(const struct opts *o);
+
+/* ---- rr.c ---- */
+int cmd_rr(const struct opts *o);
+/* Server side of rr: echo msg_size-byte requests until EOF. */
+int rr_serve(int fd, const struct pattern *p, uint32_t msg_size,
+	     uint64_t *count, int *verified);
+
+/* ---- server.c ---- */
+int cmd_server(const struct opts *o);
+
+#endif

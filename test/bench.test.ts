@@ -1,0 +1,293 @@
+// Host tests for lab/bench (ivcbench): real processes on 127.0.0.1.
+import test, { type ExecutionContext } from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const binDir = path.resolve(root, process.env.FASTIVC_BENCH_DIR ?? 'build/bench');
+const bench = path.join(binDir, 'ivcbench');
+const MiB = 1024 * 1024;
+
+test.before(() => {
+	// An explicit FASTIVC_BENCH_DIR is used as is; otherwise make keeps build/bench current.
+	if (process.env.FASTIVC_BENCH_DIR && existsSync(bench)) return;
+	const r = spawnSync('make', ['-C', path.join(root, 'lab/bench'), `OUT=${binDir}`], {
+		encoding: 'utf8',
+		timeout: 180_000,
+	});
+	if (r.status !== 0) throw new Error(`make -C lab/bench failed:\n${r.stdout}\n${r.stderr}`);
+});
+
+interface Result {
+	code: number | null;
+	signal: NodeJS.Signals | null;
+	stdout: string;
+	stderr: string;
+	ms: number;
+}
+
+/** Runs ivcbench to completion, killed (by pid) after limitMs or at teardown. */
+function run(t: ExecutionContext, args: string[], limitMs = 60_000): Promise<Result> {
+	return start(t, args, limitMs).done;
+}
+
+function start(t: ExecutionContext, args: string[], limitMs: number): { pid: number; done: Promise<Result> } {
+	const begin = performance.now();
+	const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	t.teardown(() => {
+		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+	});
+	let stdout = '';
+	let stderr = '';
+	child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+	child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+	const done = new Promise<Result>((resolve, reject) => {
+		const timer = setTimeout(() => {
+			child.kill('SIGKILL');
+			reject(new Error(`ivcbench ${args.join(' ')} still running after ${limitMs} ms`));
+		}, limitMs);
+		child.on('error', (e) => {
+			clearTimeout(timer);
+			reject(e);
+		});
+		child.on('close', (code, signal) => {
+			clearTimeout(timer);
+			resolve({ code, signal, stdout, stderr, ms: performance.now() - begin });
+		});
+	});
+	return { pid: child.pid ?? -1, done };
+}
+
+interface Server {
+	port: number;
+	pid: number;
+	exited: Promise<number | null>;
+}
+
+/** Starts `ivcbench server` on a free loopback port (--port 0, reported on stderr). */
+function startServer(t: ExecutionContext, extra: string[] = []): Promise<Server> {
+	const child = spawn(bench, ['server', '--bind', '127.0.0.1', '--port', '0', '--timeout', '30', ...extra], {
+		stdio: ['ignore', 'ignore', 'pipe'],
+	});
+	t.teardown(() => {
+		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+	});
+	const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+	let stderr = '';
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
+		child.on('error', reject);
+		child.on('exit', (code) => reject(new Error(`server exited (${code}): ${stderr}`)));
+		child.stderr.setEncoding('utf8').on('data', (d: string) => {
+			stderr += d;
+			const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+			if (m && child.pid !== undefined) {
+				clearTimeout(timer);
+				resolve({ port: Number(m[1]), pid: child.pid, exited });
+			}
+		});
+	});
+}
+
+function json(t: ExecutionContext, r: Result): Record<string, unknown> {
+	const lines = r.stdout.split('\n').filter((l) => l.length > 0);
+	t.is(lines.length, 1, `expected one JSON line, got: ${r.stdout} / stderr: ${r.stderr}`);
+	return JSON.parse(lines[0] ?? 'null') as Record<string, unknown>;
+}
+
+function stream(port: number, ...args: string[]): string[] {
+	return ['stream', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', '--timeout', '30', ...args];
+}
+
+async function freePort(): Promise<number> {
+	const srv = net.createServer();
+	await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+	const addr = srv.address();
+	await new Promise<void>((resolve) => srv.close(() => resolve()));
+	if (addr === null || typeof addr === 'string') throw new Error('no port');
+	return addr.port;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	const limit = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
+	});
+	return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+function assertStreamOk(t: ExecutionContext, r: Result, bytes: number, msgSize: number, direction: string) {
+	t.is(r.code, 0, r.stderr);
+	const j = json(t, r);
+	t.is(j.tool, 'ivcbench');
+	t.is(j.mode, 'stream');
+	t.is(j.direction, direction);
+	t.is(j.msg_size, msgSize);
+	t.is(j.bytes, bytes);
+	t.is(j.bytes_received, bytes);
+	t.true(j.verified);
+	t.is(j.mismatch_offset, -1);
+	t.regex(String(j.checksum_sent), /^[0-9a-f]{16}$/);
+	t.is(j.checksum_received, j.checksum_sent);
+	t.true(typeof j.seconds === 'number' && j.seconds > 0);
+	t.true(typeof j.throughput_MBps === 'number' && j.throughput_MBps > 0);
+	return j;
+}
+
+test('version prints the protocol JSON', async (t) => {
+	const r = await run(t, ['version']);
+	t.is(r.code, 0);
+	t.deepEqual(json(t, r), { tool: 'ivcbench', version: '1.0.0', protocol: 1 });
+});
+
+for (const msgSize of [1024, 64 * 1024, MiB]) {
+	test(`stream send 8 MiB, msg size ${msgSize}`, async (t) => {
+		const s = await startServer(t);
+		const r = await run(t, stream(s.port, '--bytes', String(8 * MiB), '--msg-size', String(msgSize)));
+		assertStreamOk(t, r, 8 * MiB, msgSize, 'send');
+	});
+}
+
+test('stream send 64 KiB with msg size 1', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, stream(s.port, '--bytes', '65536', '--msg-size', '1'));
+	assertStreamOk(t, r, 65536, 1, 'send');
+});
+
+test('stream recv 4 MiB', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, stream(s.port, '--bytes', String(4 * MiB), '--direction', 'recv'));
+	assertStreamOk(t, r, 4 * MiB, 65536, 'recv');
+});
+
+for (const direction of ['send', 'recv']) {
+	test(`stream --corrupt-at is detected (${direction})`, async (t) => {
+		const s = await startServer(t);
+		const r = await run(t, stream(s.port, '--bytes', String(MiB), '--direction', direction, '--corrupt-at', '123457'));
+		t.is(r.code, 1, r.stderr);
+		const j = json(t, r);
+		t.is(j.direction, direction);
+		t.is(j.verified, false);
+		t.is(j.mismatch_offset, 123457);
+		t.is(j.bytes_received, MiB);
+	});
+}
+
+test('the checksum depends on the seed, not on the message size', async (t) => {
+	const s = await startServer(t);
+	const a = json(t, await run(t, stream(s.port, '--bytes', String(MiB), '--seed', '1')));
+	const b = json(t, await run(t, stream(s.port, '--bytes', String(MiB), '--seed', '2')));
+	const c = json(t, await run(t, stream(s.port, '--bytes', String(MiB), '--seed', '1', '--msg-size', '4093')));
+	t.true(a.verified && b.verified && c.verified);
+	t.not(a.checksum_sent, b.checksum_sent);
+	t.is(a.checksum_sent, c.checksum_sent);
+	t.is(a.checksum_received, c.checksum_received);
+});
+
+for (const msgSize of [1, 4096]) {
+	test(`rr --count 2000, msg size ${msgSize}`, async (t) => {
+		const s = await startServer(t);
+		const r = await run(t, [
+			'rr', '--host', '127.0.0.1', '--port', String(s.port), '--connect-timeout', '10', '--timeout', '30',
+			'--msg-size', String(msgSize), '--count', '2000',
+		]);
+		t.is(r.code, 0, r.stderr);
+		const j = json(t, r);
+		t.is(j.mode, 'rr');
+		t.is(j.msg_size, msgSize);
+		t.is(j.count, 2000);
+		t.true(j.verified);
+		const n = (k: string) => {
+			const v = j[k];
+			if (typeof v !== 'number') throw new Error(`${k} is not a number: ${String(v)}`);
+			return v;
+		};
+		t.true(n('rr_per_s') > 0);
+		t.true(n('seconds') > 0);
+		t.true(n('latency_us_min') > 0);
+		t.true(n('latency_us_min') <= n('latency_us_p50'));
+		t.true(n('latency_us_p50') <= n('latency_us_p90'));
+		t.true(n('latency_us_p90') <= n('latency_us_p99'));
+		t.true(n('latency_us_p99') <= n('latency_us_max'));
+		t.true(n('latency_us_mean') >= n('latency_us_min') && n('latency_us_mean') <= n('latency_us_max'));
+	});
+}
+
+test('rr --seconds stops at the deadline', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, ['rr', '--host', '127.0.0.1', '--port', String(s.port), '--seconds', '0.5', '--msg-size', '64']);
+	t.is(r.code, 0, r.stderr);
+	const j = json(t, r);
+	t.true(typeof j.count === 'number' && j.count > 0);
+	t.true(typeof j.seconds === 'number' && j.seconds >= 0.5 && j.seconds < 5);
+});
+
+test('connecting to a closed port exits 3 with an error JSON', async (t) => {
+	const port = await freePort();
+	const r = await run(t, ['stream', '--host', '127.0.0.1', '--port', String(port), '--bytes', '1000', '--connect-timeout', '1'], 10_000);
+	t.is(r.code, 3);
+	t.true(r.ms < 3000, `took ${r.ms} ms`);
+	const j = json(t, r);
+	t.is(j.tool, 'ivcbench');
+	t.is(j.mode, 'stream');
+	t.regex(String(j.error), /refused/i);
+});
+
+test('usage errors exit 2 with one line on stderr', async (t) => {
+	for (const args of [
+		['stream', '--host', '127.0.0.1', '--bytes', '10', '--bogus'],
+		['stream', '--host', '127.0.0.1'],
+		['rr', '--host', '127.0.0.1', '--count', '5', '--seconds', '1'],
+		['stream', '--host', '127.0.0.1', '--bytes', '10', '--msg-size', '0'],
+		['nonsense'],
+	]) {
+		const r = await run(t, args, 10_000);
+		t.is(r.code, 2, args.join(' '));
+		t.is(r.stdout, '');
+		t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+	}
+});
+
+/** Bytes moved by a process so far, from /proc/<pid>/io (rchar + wchar). */
+function ioBytes(pid: number): number {
+	try {
+		const txt = readFileSync(`/proc/${pid}/io`, 'utf8');
+		const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(txt)?.[1] ?? 0);
+		return get('rchar') + get('wchar');
+	} catch {
+		return 0;
+	}
+}
+
+for (const direction of ['send', 'recv']) {
+	test(`server killed mid-stream gives exit 3, not a hang (${direction})`, async (t) => {
+		const s = await startServer(t, ['--once']);
+		const client = start(t, stream(s.port, '--bytes', String(1024 * 1024 * MiB), '--direction', direction), 20_000);
+		// Wait until the stream is really flowing (bounded), then kill the server.
+		// (The receiver uses read(), which /proc/<pid>/io counts; send() is not.)
+		const deadline = Date.now() + 10_000;
+		let moved = 0;
+		while (Date.now() < deadline && (moved = ioBytes(s.pid) + ioBytes(client.pid)) < 20 * MiB) {
+			await sleep(20);
+		}
+		process.kill(s.pid, 'SIGKILL');
+		const r = await client.done;
+		t.true(moved >= 20 * MiB, `stream never started (${moved} bytes)`);
+		t.is(r.code, 3, r.stderr);
+		const j = json(t, r);
+		t.is(j.mode, 'stream');
+		t.is(typeof j.error, 'string');
+	});
+}
+
+test('server --once exits with the connection status', async (t) => {
+	const s = await startServer(t, ['--once']);
+	const r = await run(t, stream(s.port, '--bytes', '100000', '--corrupt-at', '5'));
+	t.is(r.code, 1);
+	t.is(await within(s.exited, 10_000, 'server --once exit'), 1);
+});

@@ -1,0 +1,30 @@
+/** The project's own package.json, found by walking up from this file (works from source and from build/ts). */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface PackageInfo {
+  name: string;
+  version: string;
+}
+
+let cached: PackageInfo | undefined;
+
+export function packageInfo(): PackageInfo {
+  if (cached) return cached;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Partial<PackageInfo>;
+      if (pkg.name === 'fastivc' && typeof pkg.version === 'string') {
+        cached = { name: pkg.name, version: pkg.version };
+        return cached;
+      }
+    } catch {
+      // not here; keep walking up
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return { name: 'fastivc', version: 'unknown' };
+    dir = parent;
+  }
+}

@@ -20,7 +20,7 @@ test('default command line', (t) => {
   const args = buildQemuArgs(base);
   t.deepEqual(args, [
     '-accel', 'tcg', '-cpu', 'qemu64', '-m', '3072', '-smp', '2', '-display', 'none', '-monitor', 'none',
-    '-serial', 'stdio', '-no-reboot',
+    '-serial', 'stdio', '-no-reboot', '-nic', 'none',
     '-kernel', '/b/xen',
     '-append', DEFAULT_XEN_CMDLINE,
     '-initrd', `/b/vmlinuz ${DEFAULT_DOM0_CMDLINE},/b/initrd.img`,

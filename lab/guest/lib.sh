@@ -8,7 +8,8 @@ mkdir -p "$OUT"
 mark() { echo "@@FASTIVC $*"; }
 
 # Powers the lab machine off (dom0 has no init system; Xen then shuts the machine down and QEMU exits).
-power_off() { sync; busybox poweroff -f; echo o > /proc/sysrq-trigger; sleep 10; }
+# The console is drained first: hvc output still in flight when the machine stops would be lost.
+power_off() { sync; sleep 3; busybox poweroff -f; echo o > /proc/sysrq-trigger; sleep 10; }
 
 # emit_result NAME true|false METRICS_JSON [REASON]
 emit_result() {

@@ -100,6 +100,8 @@ export function buildQemuArgs(opts: QemuCommandOptions): string[] {
     '-monitor', 'none',
     '-serial', 'stdio',
     '-no-reboot',
+    // The lab is a closed world: dom0's bridge connects the guests, and the machine gets no network card at all.
+    '-nic', 'none',
     '-kernel', opts.xen,
     '-append', xen,
     '-initrd', `${opts.kernel} ${escapeQemuCommas(dom0)},${opts.initrd}`,

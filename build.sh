@@ -160,24 +160,51 @@ lab_run() { # extra args go to `fastivc lab run`
         --report "$B/lab/report.json" --logs "$B/lab/logs" "$@"
 }
 
+# Test totals across the suites, for the closing "N passed, N failed" line CI reads.
+PASSED=0 FAILED=0
+tally() { PASSED=$((PASSED + $1)); FAILED=$((FAILED + $2)); }
+# suite NAME CMD...: runs a suite whose output ends with counts (ava's "N tests passed", or "N passed, M failed");
+# a suite that fails without saying how many counts as one failure.
+suite() {
+    local name=$1; shift
+    local out="$B/test-logs/$name.log" rc p f
+    mkdir -p "$B/test-logs"
+    "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
+    p=$(grep -Eo '([0-9]+) (tests? )?passed' "$out" | tail -1 | grep -Eo '^[0-9]+' || true)
+    f=$(grep -Eo '([0-9]+) (tests? )?failed' "$out" | tail -1 | grep -Eo '^[0-9]+' || true)
+    p=${p:-0}; f=${f:-0}
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    tally "$p" "$f"
+    return "$rc"
+}
+# The lab's scenarios, counted from its report.
+lab_tally() {
+    local r=$1
+    if [ -f "$r" ]; then
+        tally "$(jq '[.scenarios[] | select(.pass)] | length' "$r")" "$(jq '[.scenarios[] | select(.pass | not)] | length' "$r")"
+    else tally 0 1; fi
+}
+
 cmd_test() {
     build_all
-    log "host tests"
     local rc=0
-    (cd "$ROOT" && npx ava) || rc=1
+    log "host tests: ava"
+    suite ava bash -c "cd '$ROOT' && npx ava" || rc=1
     log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"
     export -f lab_run; export B
-    "$ROOT/test/lab/fault-domU-noboot.sh" || rc=1
+    suite lab-fault "$ROOT/test/lab/fault-domU-noboot.sh" || rc=1
     log "lab: end-to-end scenarios"
     lab_run || rc=1
+    lab_tally "$B/lab/report.json"
     [ $rc -eq 0 ] && log "all tests passed" || log "FAILED (see above; lab report: build/lab/report.json)"
+    echo "fastivc: $PASSED passed, $FAILED failed"
     return $rc
 }
 
 cmd_demo() {
     build_all
     log "demo: booting the lab (Xen, dom0, two PV domUs) and running the traffic scenarios"
-    lab_run --verbose-progress
+    lab_run
 }
 
 case "${1:-}" in

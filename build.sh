@@ -56,10 +56,8 @@ cmd_deps() {
     for p in "${APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
-    if [ ${#missing[@]} -gt 0 ] || [ -z "$(apt-cache showsrc "xen=$XEN_DEB_VERSION" 2>/dev/null | head -1)" ]; then
-        apt_update_once
-    fi
     if [ ${#missing[@]} -gt 0 ]; then
+        apt_update_once
         log "apt-get install ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     fi

@@ -5,6 +5,11 @@
 // The binary needs build/xen/src/xen/include/public/evtmgr.h (./build.sh xen with the DEM patch in the series).
 // Until it exists the tests that need the binary pass with a t.log note; FASTIVC_XEN_PUBLIC=<dir> builds against
 // another public header directory instead (into a temporary folder, never into build/bench).
+//
+// The last group runs the same program built with model.c, a small reference model of the header's semantics that
+// answers instead of Xen (host tests only), to check what the probe encodes and decodes, its query paging, and
+// that the selftest passes against a conforming DEM and catches a non-conforming one. The real DEM is exercised in
+// the lab guests.
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +24,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'dem-probe-test-'));
 const noDevice = path.join(tmp, 'no-such-device');
 
 let probe: string | undefined;
+let model: string | undefined;
 let skipNote = '';
 
 test.before(() => {
@@ -42,6 +48,14 @@ test.before(() => {
 	// Once the header is there the build must work: a failure fails every test, it is not a skip.
 	if (r.status !== 0) throw new Error(`make -C lab/dem-probe failed:\n${r.stdout}\n${r.stderr}`);
 	probe = path.join(out, 'dem-probe');
+	// The host-test build with the reference model of the header (model.c) in place of Xen; never in build/bench.
+	const modelOut = path.join(tmp, 'model-out');
+	const m = spawnSync('make', ['-C', srcDir, `OUT=${modelOut}`, `XEN_PUBLIC=${xenPublic}`, 'model'], {
+		encoding: 'utf8',
+		timeout: 180_000,
+	});
+	if (m.status !== 0) throw new Error(`make -C lab/dem-probe model failed:\n${m.stdout}\n${m.stderr}`);
+	model = path.join(modelOut, 'dem-probe-model');
 });
 
 test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
@@ -350,4 +364,237 @@ test('tunnel geometry: CHANNELS,SIZE,GREF[,GREF...] is encoded as given', (t) =>
 	for (const bad of ['', '4', '4,4096', '4,4096,', ',4096,8', '4,,8', 'a,4096,8', '4,4096,8,x', '4,4096,1,2,3,4,5,6,7,8,9', '4,4096,4294967296']) {
 		usageError(t, raise('10.0.0.1:1', '10.0.0.2:2', 'create', '--tunnel', bad, '--dry-run'));
 	}
+});
+
+// ---------------------------------------------------------------- against the reference model
+
+let stateSeq = 0;
+
+/** A model "host": a fresh state file; call(domid, args) runs the model build as that domain. */
+function modelHost(extra: Record<string, string> = {}) {
+	const state = path.join(tmp, `model-state-${stateSeq++}`);
+	const call = (domid: number, args: string[], env: Record<string, string> = {}): Result => {
+		const r = spawnSync(model!, args, {
+			encoding: 'utf8',
+			timeout: 20_000,
+			env: { ...process.env, DEM_MODEL_STATE: state, DEM_MODEL_DOMID: String(domid), ...extra, ...env },
+		});
+		if (r.error) throw r.error;
+		return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+	};
+	return { call };
+}
+
+/** dom0 registers 10.0.0.1 -> dom1, 10.0.0.2 -> dom2, 10.0.0.3 -> dom3. */
+function threeDomains(t: ExecutionContext, extra: Record<string, string> = {}) {
+	const h = modelHost(extra);
+	for (const d of [1, 2, 3]) {
+		const r = h.call(0, ['set', `10.0.0.${d}`, String(d)]);
+		t.is(r.code, 0, r.stderr);
+		t.deepEqual(json(t, r), { op: 'ip_set', ip: `10.0.0.${d}`, domid: d });
+	}
+	return h;
+}
+
+interface Check {
+	name: string;
+	pass: boolean;
+	expected: string;
+	got: string;
+}
+
+function checks(t: ExecutionContext, r: Result): { checks: Check[]; passed: number; failed: number; state_left?: string } {
+	const j = json(t, r) as unknown as { checks: Check[]; passed: number; failed: number; state_left?: string };
+	t.is(j.passed + j.failed, j.checks.length);
+	t.is(j.failed, j.checks.filter((c) => !c.pass).length);
+	return j;
+}
+
+const selftestArgs = ['selftest', '--self', '10.0.0.1', '--peer', '10.0.0.2', '--unowned', '10.0.0.3'];
+
+test('model: the selftest passes against a conforming DEM, unprivileged and privileged, and leaves no state', (t) => {
+	if (!needProbe(t)) return;
+	const h = threeDomains(t);
+	const before = json(t, h.call(0, ['query']));
+
+	const u = h.call(1, selftestArgs);
+	const uj = checks(t, u);
+	t.is(u.code, 0, JSON.stringify(uj.checks.filter((c) => !c.pass)));
+	t.is(uj.failed, 0);
+	t.true(uj.passed >= 60, `only ${uj.passed} checks`);
+	t.is(uj.state_left, undefined);
+	const names = uj.checks.map((c) => c.name);
+	for (const want of [
+		'unknown op 99 -> EOPNOTSUPP',
+		'info arg (void*)1 -> EFAULT',
+		'release arg on a PROT_NONE page -> EFAULT',
+		'raise events bit 6 -> EINVAL',
+		'raise CREATE nr_grefs 9 -> EINVAL',
+		'raise from --unowned (not the caller\'s) -> EACCES',
+		'raise to 192.0.2.250 (owned by nobody) -> ENOENT',
+		'raise to the caller\'s own --self -> ELOOP',
+		'get_events nr max_batch+1 -> E2BIG',
+		'release of a record that does not exist -> ENOENT',
+		'ip_set without privilege -> EPERM',
+		'query records without privilege -> EPERM',
+	]) {
+		t.true(names.includes(want), want);
+	}
+	t.like(uj.checks.find((c) => c.name === 'raise events 0 -> EINVAL'), { pass: true, expected: 'EINVAL', got: 'EINVAL' });
+
+	// dom0 owns no address: --self is set for the run and removed afterwards
+	const p = h.call(0, ['selftest', '--self', '10.0.0.100', '--peer', '10.0.0.2', '--unowned', '10.0.0.3', '--privileged']);
+	const pj = checks(t, p);
+	t.is(p.code, 0, JSON.stringify(pj.checks.filter((c) => !c.pass)));
+	const pnames = pj.checks.map((c) => c.name);
+	for (const want of [
+		'ip_set --self to this domain for the run -> ok',
+		'ip_del --self after the run -> ok',
+		'query what 7 -> EINVAL',
+		'query nr max_batch+1 -> E2BIG',
+		'ip_del --spare naming the previous owner -> ESRCH',
+		'ip_del of an absent address -> ENOENT',
+		'ip_set to non-existent domid 30000 -> ESRCH',
+		'query arg (void*)1 -> EFAULT',
+		'no state left behind: no record for the selftest connection',
+	]) {
+		t.true(pnames.includes(want), want);
+	}
+	t.false(pnames.includes('ip_set without privilege -> EPERM'));
+
+	const after = json(t, h.call(0, ['query']));
+	t.deepEqual(after.ip, before.ip);
+	t.deepEqual(after.records, []);
+	t.like(after.counters, { raises: 0, records: 0, pending: 0, ip_entries: 3 });
+});
+
+test('model: the selftest catches a DEM that accepts a non-zero pad, and says how to drop the record', (t) => {
+	if (!needProbe(t)) return;
+	const h = threeDomains(t, { DEM_MODEL_BUG: 'raise-pad' });
+	const r = h.call(1, selftestArgs);
+	t.is(r.code, 1);
+	const j = checks(t, r);
+	t.deepEqual(
+		j.checks.filter((c) => !c.pass).map((c) => [c.name, c.expected, c.got]),
+		[
+			['raise pad != 0 -> EINVAL', 'EINVAL', 'ok'],
+			['no state left behind: every negative raise failed', '0', '1'],
+		],
+	);
+	t.regex(j.state_left ?? '', /release --src 10\.0\.0\.2:2 --dst 10\.0\.0\.1:1/);
+	t.regex(r.stderr, /2 of \d+ checks failed/);
+	// the privileged run also finds the record in the table
+	const p = checks(t, h.call(0, ['selftest', '--self', '10.0.0.100', '--peer', '10.0.0.2', '--unowned', '10.0.0.3', '--privileged']));
+	t.true(p.checks.some((c) => c.name === 'no state left behind: no record for the selftest connection' && !c.pass));
+	// the peer can clean up as told
+	t.is(h.call(2, ['release', '--src', '10.0.0.2:2', '--dst', '10.0.0.1:1']).code, 0);
+
+	const l = checks(t, threeDomains(t, { DEM_MODEL_BUG: 'lookup-pad' }).call(1, selftestArgs));
+	t.deepEqual(
+		l.checks.filter((c) => !c.pass).map((c) => c.name),
+		['lookup ip_entry.pad != 0 -> EINVAL', 'lookup ip_entry.pad2 != 0 -> EINVAL'],
+	);
+});
+
+test('model: set, lookup, raise with a tunnel, fetch, query and release round trip', (t) => {
+	if (!needProbe(t)) return;
+	const h = threeDomains(t);
+	t.deepEqual(json(t, h.call(1, ['lookup', '10.0.0.2'])), { op: 'ip_lookup', ip: '10.0.0.2', domid: 2 });
+	t.deepEqual(json(t, h.call(1, ['lookup', '10.9.9.9'])), { op: 'ip_lookup', ip: '10.9.9.9', domid: null });
+
+	const r = h.call(1, raise('10.0.0.1:40000', '10.0.0.2:5201', 'create,send_data', '--tunnel', '4,8192,100,101'));
+	t.is(r.code, 0, r.stderr);
+	t.like(json(t, r), { succeeded: 1, failed: 0, errors: {}, repeat: 1 });
+	t.is(h.call(1, raise('10.0.0.1:40000', '10.0.0.2:5201', 'send_data', '--repeat', '3')).code, 0);
+	t.is(h.call(2, raise('10.0.0.2:5201', '10.0.0.1:40000', 'recv_get_data')).code, 0);
+
+	const q = json(t, h.call(0, ['query', 'records']));
+	t.is(q.records_total, 2);
+	t.like((q.records as unknown[])[0], {
+		src: '10.0.0.1:40000', dst: '10.0.0.2:5201', owner: 2, raiser: 1, pending: ['create', 'send_data'],
+		raised: { create: 1, send_data: 4, recv_get_data: 0 }, fetched: 0, nr_channels: 4, channel_size: 8192,
+	});
+	t.false('ip' in q);
+
+	const f = json(t, h.call(2, ['fetch']));
+	t.deepEqual(f, {
+		op: 'get_events', nr: 1, more: 0,
+		events: [{
+			src: '10.0.0.2:5201', dst: '10.0.0.1:40000', events: ['create', 'send_data'], peer: 1,
+			tunnel: { channels: 4, size: 8192, nr_grefs: 2, grefs: [100, 101], flags: 0 },
+		}],
+	});
+	t.deepEqual(json(t, h.call(2, ['fetch'])), { op: 'get_events', nr: 0, more: 0, events: [] });
+	t.deepEqual(json(t, h.call(1, ['fetch'])).events, [
+		{ src: '10.0.0.1:40000', dst: '10.0.0.2:5201', events: ['recv_get_data'], peer: 2 },
+	]);
+
+	t.is(h.call(2, ['release', '--src', '10.0.0.2:5201', '--dst', '10.0.0.1:40000']).code, 0);
+	const again = h.call(2, ['release', '--src', '10.0.0.2:5201', '--dst', '10.0.0.1:40000']);
+	t.is(again.code, 1);
+	t.like(json(t, again), { op: 'release', rc: -2, errno: 'ENOENT' });
+	t.is(json(t, h.call(0, ['query', 'records'])).records_total, 1);
+
+	t.deepEqual(json(t, h.call(0, ['del', '10.0.0.3', '3'])), { op: 'ip_del', ip: '10.0.0.3', domid: 3 });
+	t.like(json(t, h.call(0, ['del', '10.0.0.3'])), { errno: 'ENOENT', rc: -2 });
+});
+
+test('model: fetch --nr reports more, query pages through every entry', (t) => {
+	if (!needProbe(t)) return;
+	const h = threeDomains(t, { DEM_MODEL_BATCH: '2' });
+	for (const d of [4, 5, 6, 7]) t.is(h.call(0, ['set', `10.0.1.${d}`, '1']).code, 0);
+	for (const port of [1, 2, 3]) t.is(h.call(1, raise(`10.0.0.1:${port}`, '10.0.0.2:80', 'send_data')).code, 0);
+
+	const q = json(t, h.call(0, ['query']));
+	t.is(q.ip_total, 7);
+	t.deepEqual((q.ip as { ip: string }[]).map((e) => e.ip), [
+		'10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.1.4', '10.0.1.5', '10.0.1.6', '10.0.1.7',
+	]);
+	t.is(q.records_total, 3);
+	t.is((q.records as unknown[]).length, 3);
+
+	const a = json(t, h.call(2, ['fetch', '--nr', '1']));
+	t.like(a, { nr: 1, more: 1 });
+	t.is((a.events as { dst: string }[])[0]?.dst, '10.0.0.1:1');
+	const b = json(t, h.call(2, ['fetch']));
+	t.like(b, { nr: 2, more: 0 });
+	t.deepEqual((b.events as { dst: string }[]).map((e) => e.dst), ['10.0.0.1:2', '10.0.0.1:3']);
+
+	for (const [nr, errno] of [['0', 'EINVAL'], ['3', 'E2BIG']] as const) {
+		const r = h.call(2, ['fetch', '--nr', nr]);
+		t.is(r.code, 1);
+		t.like(json(t, r), { op: 'get_events', errno });
+	}
+});
+
+test('model: DEM errors come back as exit 1 with rc and errno', (t) => {
+	if (!needProbe(t)) return;
+	const h = threeDomains(t);
+	const cases: [number, string[], string][] = [
+		[1, ['set', '10.0.0.9', '1'], 'EPERM'],
+		[1, ['query'], 'EPERM'],
+		[0, ['set', '10.0.0.9', '30000'], 'ESRCH'],
+		[0, ['set', '0.0.0.0', '1'], 'EINVAL'],
+		[1, raise('10.0.0.3:1', '10.0.0.2:2', 'send_data'), 'EACCES'],
+		[1, raise('10.0.0.1:1', '10.0.0.1:2', 'send_data'), 'ELOOP'],
+		[1, raise('10.0.0.1:1', '10.0.0.2:2', '64'), 'EINVAL'],
+		[1, raise('10.0.0.1:1', '10.0.0.2:2', 'create', '--tunnel', '17,4096,1'), 'EINVAL'],
+		[1, raise('10.0.0.1:1', '10.0.0.2:2', 'send_data', '--tunnel', '4,4096,1'), 'EINVAL'],
+	];
+	for (const [dom, args, errno] of cases) {
+		const r = h.call(dom, args);
+		t.is(r.code, 1, args.join(' '));
+		const j = json(t, r);
+		t.is(j.errno, errno, args.join(' '));
+		t.is(typeof j.rc, 'number');
+		t.is(r.stderr.trim().split('\n').length, 1);
+	}
+	const rep = h.call(1, raise('10.0.0.1:1', '192.0.2.250:2', 'send_data', '--repeat', '5'));
+	t.is(rep.code, 1);
+	t.like(json(t, rep), { repeat: 5, succeeded: 0, failed: 5, errors: { ENOENT: 5 }, rc: -2, errno: 'ENOENT' });
+	const ok = h.call(1, raise('10.0.0.1:1', '10.0.0.2:2', 'send_data', '--repeat', '50'));
+	t.is(ok.code, 0);
+	t.like(json(t, ok), { repeat: 50, succeeded: 50, failed: 0, errors: {} });
+	t.is(json(t, h.call(0, ['info'])).domid, 0);
+	t.like(json(t, h.call(3, ['info'])), { abi_version: 1, virq: 14, domid: 3, hypercall: 43 });
 });

@@ -105,11 +105,21 @@ void *dem_noaccess_page(void)
 	return p;
 }
 
+#ifdef DEM_PROBE_MODEL
+/* Host-test build only (make model): model.c answers instead of Xen. Never in the guest binary. */
+int model_open(void);
+long model_op(unsigned int cmd, void *arg);
+#endif
+
 int dem_open(void)
 {
 	if (privcmd_fd >= 0)
 		return 0;
+#ifdef DEM_PROBE_MODEL
+	privcmd_fd = model_open();
+#else
 	privcmd_fd = open(dem_privcmd_path(), O_RDWR | O_CLOEXEC);
+#endif
 	if (privcmd_fd < 0)
 		return -errno;
 	if (!scratch)
@@ -138,6 +148,10 @@ long dem_op(unsigned int cmd, void *arg)
 
 	if (privcmd_fd < 0)
 		return -EBADF;
+#ifdef DEM_PROBE_MODEL
+	(void)h;
+	return model_op(cmd, arg);
+#endif
 	r = ioctl(privcmd_fd, IOCTL_PRIVCMD_HYPERCALL, &h);
 	return r < 0 ? -errno : r;
 }

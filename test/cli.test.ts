@@ -14,11 +14,15 @@ interface Run {
   stderr: string;
 }
 
-function runCli(args: string[], opts: { onSpawn?: (pid: number) => void; cwd?: string } = {}): Promise<Run> {
+function runCli(
+  args: string[],
+  opts: { onSpawn?: (pid: number) => void; cwd?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
       cwd: opts.cwd ?? root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FASTIVC_DEM_MOCK: '', FASTIVC_DEM_MOCK_STATE: '', ...opts.env },
     });
     let stdout = '';
     let stderr = '';
@@ -111,4 +115,41 @@ test('lab run: SIGINT stops QEMU, writes a failed report and exits 1', async (t)
   t.regex(report.scenarios.at(-1)?.reason ?? '', /^runner interrupted \(SIGINT\)/);
   const qemuPid = Number(await readFile(path.join(dir, 'pid'), 'utf8'));
   t.throws(() => process.kill(qemuPid, 0), { code: 'ESRCH' });
+});
+
+test('map: bad arguments are one error line and exit code 2, before any Xen access', async (t) => {
+  const r = await runCli(['map', 'set', '10.0.0.300', '1']);
+  t.is(r.code, 2);
+  t.is(r.stdout, '');
+  t.is(r.stderr, "error: command-argument value '10.0.0.300' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d.\n");
+  const d = await runCli(['map', 'del', '10.0.0.3', '40000']);
+  t.is(d.code, 2);
+  t.is(d.stderr, "error: command-argument value '40000' is invalid for argument 'domid'. expected a domain id, an integer 0..32751.\n");
+});
+
+test('map with FASTIVC_DEM_MOCK=1: set, list and del across runs through the state file', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'fastivc-cli-map-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const env = { FASTIVC_DEM_MOCK: '1', FASTIVC_DEM_MOCK_STATE: path.join(dir, 'dem.json') };
+  t.is((await runCli(['map', 'set', '10.0.0.2', '1'], { env })).code, 0);
+  t.is((await runCli(['map', 'set', '10.0.0.3', '2'], { env })).code, 0);
+  const list = await runCli(['map', 'list'], { env });
+  t.is(list.code, 0, list.stderr);
+  t.is(list.stdout, 'ADDRESS   DOMID\n10.0.0.2      1\n10.0.0.3      2\n');
+  t.is((await runCli(['map', 'del', '10.0.0.2'], { env })).code, 0);
+  const json = await runCli(['map', 'list', '--json'], { env });
+  t.deepEqual(JSON.parse(json.stdout), [{ addr: '10.0.0.3', domid: 2 }]);
+  const again = await runCli(['map', 'del', '10.0.0.2'], { env });
+  t.is(again.code, 1);
+  t.is(again.stderr, 'fastivc: ip_del: 10.0.0.2 is not in the table\n');
+});
+
+test('map: a refused hypercall is one "fastivc:" line, exit code 1, no stack trace', async (t) => {
+  const r = await runCli(['map', 'set', '10.0.0.2', '1'], { env: { FASTIVC_DEM_MOCK: 'unprivileged' } });
+  t.is(r.code, 1);
+  t.is(r.stdout, '');
+  t.is(r.stderr, 'fastivc: the DEM refused: this domain is not privileged (run in dom0)\n');
+  const n = await runCli(['dem', 'info'], { env: { FASTIVC_DEM_MOCK: 'nodem' } });
+  t.is(n.code, 1);
+  t.is(n.stderr, 'fastivc: the hypervisor has no Domain Event Manager (not a fastivc Xen, or booted with evtmgr=0)\n');
 });

@@ -13,52 +13,170 @@ import { fileURLToPath } from 'node:url';
 export const DEFAULT_PRIVCMD = '/dev/xen/privcmd';
 export const ADDON_ENV = 'FASTIVC_ADDON';
 
+/** The DEM's hypercall number (__HYPERVISOR_evtmgr_op). */
+export const DEM_HYPERCALL = 43;
+/** Highest id of an ordinary domain (DOMID_FIRST_RESERVED - 1 = 0x7FEF). */
+export const DOMID_MAX = 0x7fef;
+/** XEN_EVTMGR_DOMID_NONE (DOMID_INVALID): "no domain of this host owns that address". */
+export const DOMID_NONE = 0x7ff4;
+
+/** The six tunnel events of the thesis' Table 1, in bit order (XEN_EVTMGR_EVENT_*). */
+export const EVENT_NAMES = [
+  'CREATE_TUNNEL',
+  'SEND_CLOSE_TUNNEL',
+  'REJECT_TUNNEL',
+  'RECV_CLOSE_TUNNEL',
+  'SEND_DATA',
+  'RECV_GET_DATA',
+] as const;
+export type EventName = (typeof EVENT_NAMES)[number];
+
 export interface ProbeResult {
   device: string;
   ok: true;
 }
 
-/** The raw binding as exported by addon.cc. */
+/** XEN_EVTMGR_OP_info: what this DEM supports (limits are per domain). */
+export interface DemInfo {
+  abiVersion: number;
+  /** The VIRQ the DEM signals guests with (VIRQ_EVTMGR). */
+  virq: number;
+  maxIpPerDomain: number;
+  maxRecordsPerDomain: number;
+  maxPendingPerDomain: number;
+  /** Entries per get_events/query call; query() pages with it. */
+  maxBatch: number;
+  /** The caller's own domain id. */
+  domid: number;
+}
+
+/** One IP-table entry: `addr` (dotted IPv4) belongs to domain `domid`. */
+export interface IpEntry {
+  addr: string;
+  domid: number;
+}
+
+/** One event_info record in the hypervisor: a connection as seen by the domain that raises on it. */
+export interface DemRecord {
+  /** The raiser's end, "a.b.c.d:port". */
+  src: string;
+  /** The owner's end, "a.b.c.d:port". */
+  dst: string;
+  /** Destination domain, which owns the record and fetches its events. */
+  owner: number;
+  /** Domain that raises events on it. */
+  raiser: number;
+  /** Events raised and not yet fetched (event_flag is set iff this is non-empty). */
+  pending: EventName[];
+  /** Per event: how many raises set it. */
+  raised: Record<EventName, number>;
+  /** get_events calls that returned this record. */
+  fetched: number;
+  /** Last tunnel geometry seen (0 if none). */
+  nrChannels: number;
+  channelSize: number;
+}
+
+/**
+ * The DEM's global counters, returned with every query. The hypervisor keeps the first eight as u64; they are
+ * JS numbers here (exact up to 2^53 - 1, about 285 years at a million events a second), so callers can do rate
+ * arithmetic directly. The last three are current sizes.
+ */
+export interface DemCounters {
+  raises: number;
+  raisesDenied: number;
+  virqs: number;
+  fetches: number;
+  eventsDelivered: number;
+  recordsCreated: number;
+  recordsFreed: number;
+  lookups: number;
+  ipEntries: number;
+  records: number;
+  pending: number;
+}
+
+export type DemQueryWhat = 'ip' | 'records';
+export type DemEntry<W extends DemQueryWhat> = W extends 'ip' ? IpEntry : DemRecord;
+
+/** A complete query: every entry (paged through with max_batch), the DEM's total at the last call and its counters. */
+export interface DemQueryResult<W extends DemQueryWhat = DemQueryWhat> {
+  what: W;
+  total: number;
+  entries: DemEntry<W>[];
+  counters: DemCounters;
+}
+
+/** The raw binding as exported by addon.cc (and imitated by mock.ts). `device` defaults to /dev/xen/privcmd. */
 export interface FastivcBinding {
-  probe(path?: string): Promise<ProbeResult>;
+  probe(device?: string): Promise<ProbeResult>;
+  info(device?: string): Promise<DemInfo>;
+  ipSet(addr: string, domid: number, device?: string): Promise<void>;
+  /** domid undefined/null: remove whichever domain owns addr. */
+  ipDel(addr: string, domid?: number | null, device?: string): Promise<void>;
+  /** The owner of addr, or null when no domain of this host owns it. */
+  ipLookup(addr: string, device?: string): Promise<number | null>;
+  query<W extends DemQueryWhat>(what: W, device?: string): Promise<DemQueryResult<W>>;
+  /** The error table: the message and code the binding gives for (op, syscall, errno). */
+  describeError(
+    op: string,
+    syscall: string,
+    errno: number,
+    device: string,
+    addr?: string,
+    domid?: number,
+  ): { code: string; message: string };
   readonly defaultPrivcmdPath: string;
 }
 
-/** An operating-system error from the addon: `code` is the errno name (ENOENT, EACCES, ...), `errno` its number. */
+/**
+ * An operating-system or hypercall error from the addon: `code` is the errno name (ENOENT, EPERM, EOPNOTSUPP, ...),
+ * `errno` its number, `syscall` 'open' (the device) or 'ioctl' (the hypercall), `op` the DEM op ('info', 'ip_set',
+ * 'ip_del', 'ip_lookup', 'query') or 'probe', `path` the device.
+ */
 export class XenError extends Error {
   readonly code: string;
   readonly errno: number;
   readonly syscall: string | undefined;
   readonly path: string | undefined;
+  readonly op: string | undefined;
 
-  constructor(message: string, code: string, errno: number, syscall?: string, path?: string) {
+  constructor(message: string, code: string, errno: number, syscall?: string, path?: string, op?: string) {
     super(message);
     this.name = 'XenError';
     this.code = code;
     this.errno = errno;
     this.syscall = syscall;
     this.path = path;
+    this.op = op;
   }
 
   /** Wraps an error thrown or rejected by the addon; other values are returned unchanged. */
   static from(e: unknown): unknown {
     if (e instanceof XenError) return e;
     if (e instanceof Error) {
-      const x = e as Error & { code?: unknown; errno?: unknown; syscall?: unknown; path?: unknown };
+      const x = e as Error & { code?: unknown; errno?: unknown; syscall?: unknown; path?: unknown; op?: unknown };
       if (typeof x.code === 'string' && typeof x.errno === 'number') {
-        const err = new XenError(
-          e.message,
-          x.code,
-          x.errno,
-          typeof x.syscall === 'string' ? x.syscall : undefined,
-          typeof x.path === 'string' ? x.path : undefined,
-        );
+        const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+        const err = new XenError(e.message, x.code, x.errno, str(x.syscall), str(x.path), str(x.op));
         err.stack = e.stack;
         return err;
       }
     }
     return e;
   }
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** A strict dotted-quad IPv4 address (no leading zeros, nothing around it): the rule the addon applies. */
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+/** An ordinary domain id: an integer 0..DOMID_MAX. */
+export function isDomid(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= DOMID_MAX;
 }
 
 /** The compiled addon could not be found or loaded. */
@@ -105,6 +223,9 @@ export function loadBinding(file?: string): FastivcBinding {
   }
   const b = mod as Partial<FastivcBinding>;
   if (typeof b.probe !== 'function') throw new AddonLoadError(`${found} is not the fastivc addon (no probe())`);
+  if (typeof b.query !== 'function') {
+    throw new AddonLoadError(`${found} is an older fastivc addon without the DEM calls; run: npm run build:native`);
+  }
   const binding = b as FastivcBinding;
   if (file === undefined) cached = binding;
   return binding;
@@ -120,4 +241,58 @@ export async function probe(device?: string, binding: FastivcBinding = loadBindi
   } catch (e) {
     throw XenError.from(e);
   }
+}
+
+/**
+ * The Domain Event Manager as dom0 tools see it (the `fastivc map`/`dem` commands, ivctop). Implemented over the
+ * addon by openDem(), over the in-memory mock by openDem({binding: createMockDem()}).
+ *
+ * Argument errors throw synchronously (TypeError: wrong type; RangeError: not an IPv4 address, domid outside
+ * 0..DOMID_MAX), as does AddonLoadError when the addon is not built; everything the device or the hypervisor
+ * answers rejects with a XenError:
+ *   ENOENT (open)  no /dev/xen/privcmd: not dom0, or xen-privcmd not loaded
+ *   EACCES (open)  not root
+ *   EPERM          the DEM refused: the caller is not privileged (ip_set, ip_del, query are dom0-only)
+ *   EOPNOTSUPP / ENOSYS  the hypervisor has no DEM (not a fastivc Xen, or booted with evtmgr=0)
+ *   ENOTTY         the device is not a privcmd device
+ *   ESRCH, ENOSPC, ENOENT, EINVAL ...  op-specific (see evtmgr.h); the message says what it means
+ */
+export interface DemSource {
+  /** The privcmd device used. */
+  readonly device: string;
+  info(): Promise<DemInfo>;
+  /** Makes `domid` the owner of `addr` (replacing any previous owner). Privileged. */
+  ipSet(addr: string, domid: number): Promise<void>;
+  /** Removes `addr` from the table; with `domid`, only if that domain owns it (ESRCH otherwise). Privileged. */
+  ipDel(addr: string, domid?: number): Promise<void>;
+  /** The domain that owns `addr`, or null when none of this host does. Any domain. */
+  ipLookup(addr: string): Promise<number | null>;
+  /** Every IP entry or every event record, with the DEM's counters. Privileged. */
+  query<W extends DemQueryWhat>(what: W): Promise<DemQueryResult<W>>;
+}
+
+export interface OpenDemOptions {
+  /** The binding to use (default: the addon, loaded on first call). */
+  binding?: FastivcBinding;
+  /** The privcmd device (default /dev/xen/privcmd). */
+  device?: string;
+}
+
+/** A DemSource over the addon (default) or any binding with the same contract (mock.ts). */
+export function openDem(options: OpenDemOptions = {}): DemSource {
+  const device = options.device ?? DEFAULT_PRIVCMD;
+  const b = (): FastivcBinding => options.binding ?? loadBinding();
+  // Synchronous throws (bad arguments, missing addon) pass through; rejections become XenError.
+  const wrap = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      throw XenError.from(e);
+    });
+  return {
+    device,
+    info: () => wrap(b().info(device)),
+    ipSet: (addr, domid) => wrap(b().ipSet(addr, domid, device)),
+    ipDel: (addr, domid) => wrap(b().ipDel(addr, domid ?? null, device)),
+    ipLookup: (addr) => wrap(b().ipLookup(addr, device)),
+    query: (what) => wrap(b().query(what, device)),
+  };
 }

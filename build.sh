@@ -132,14 +132,16 @@ cmd_kmod() {
 cmd_bench() {
     make -s -C "$ROOT/lab/bench" OUT="$B/bench"
     make -s -C "$ROOT/lab/agent" OUT="$B/bench"
+    make -s -C "$ROOT/lab/dem-probe" OUT="$B/bench" XEN_PUBLIC="$B/xen/src/xen/include/public"
 }
 
 # ---- node addon and TypeScript ----
 cmd_native() {
-    local h; h=$(inputs_hash "$ROOT/native/src" "$ROOT/native/binding.gyp")
+    local h; h=$(inputs_hash "$ROOT/native/src" "$ROOT/native/binding.gyp" "$B/xen/src/xen/include/public/evtmgr.h")
     if stamp_fresh native "$h" && [ -f "$ROOT/native/build/Release/fastivc.node" ]; then return 0; fi
     log "native: node-gyp rebuild"
-    (cd "$ROOT" && npx node-gyp rebuild --directory native --nodedir=/usr --loglevel=error >/dev/null)
+    (cd "$ROOT" && FASTIVC_XEN_PUBLIC="$B/xen/src/xen/include/public" \
+        npx node-gyp rebuild --directory native --nodedir=/usr --loglevel=error >/dev/null)
     stamp_write native "$h"
 }
 cmd_ts() { log "ts: tsc"; (cd "$ROOT" && npx tsc -p tsconfig.json); }

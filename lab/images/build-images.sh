@@ -65,7 +65,7 @@ install_modules() {
 }
 
 DOM0_MODULES=(xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge virtio_pci virtio_blk)
-DOMU_MODULES=(xen-netfront)
+DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn)
 
 build_dom0() {
     local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images" "$ROOT/lab/guest/dom0/init")
@@ -124,19 +124,41 @@ EOF
 
 # The disk dom0 reads at boot: a tar of everything that changes often. The domU's initramfs is its cached base plus
 # a small overlay archive (Linux unpacks concatenated cpio archives in order).
+# Our Node tools for dom0 (fastivc, later ivctop): the machine's node binary (it needs only glibc and libstdc++,
+# which the Debian rootfs has), the compiled TypeScript, the production node_modules and the addon, laid out as in
+# the repository so module resolution works unchanged.
+stage_node_app() {
+    local dest=$1 m
+    mkdir -p "$dest/app/native/build/Release" "$dest/app/build" "$dest/bin"
+    install -m 0755 "$(command -v node)" "$dest/bin/node"
+    cp "$ROOT/package.json" "$dest/app/"
+    cp -r "$B/ts" "$dest/app/build/ts"
+    cp "$ROOT/native/build/Release/fastivc.node" "$dest/app/native/build/Release/"
+    (cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null) | while read -r m; do
+        # top-level packages only: a nested node_modules comes with the package that holds it
+        case ${m#"$ROOT"/} in node_modules/*/node_modules/*) continue ;; node_modules/*) ;; *) continue ;; esac
+        mkdir -p "$dest/app/$(dirname "${m#"$ROOT"/}")"
+        cp -r "$m" "$dest/app/${m#"$ROOT"/}"
+    done
+    printf '#!/bin/sh\nexec /lab/bin/node /lab/app/build/ts/tui/src/cli.js "$@"\n' > "$dest/bin/fastivc"
+    chmod +x "$dest/bin/fastivc"
+}
+
 build_input() {
     local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod/fastivc.ko" "$L/domU-base.cpio.gz" \
-        "$B/kernel/vmlinuz")
+        "$B/kernel/vmlinuz" "$B/ts" "$ROOT/native/build/Release/fastivc.node" "$ROOT/package-lock.json" \
+        "NODE=$(node --version)")
     if stamp_fresh input "$h" && [ -f "$L/input.img" ]; then return 0; fi
     log "lab: input disk"
     local s="$L/stage-input"
     rm -rf "$s"; mkdir -p "$s/domU-overlay/usr/local/bin" "$s/domU-overlay/lib/fastivc" "$s/lab"
     cp -r "$ROOT/lab/guest/." "$s/lab/"
     install -m 0755 "$ROOT/lab/guest/domU/init" "$s/domU-overlay/init"
-    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$s/domU-overlay/usr/local/bin/"
+    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$s/domU-overlay/usr/local/bin/"
     install -m 0644 "$B/kmod/fastivc.ko" "$s/domU-overlay/lib/fastivc/"
     mkdir -p "$s/lab/bin" "$s/lab/domU"
-    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$s/lab/bin/"
+    install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$s/lab/bin/"
+    stage_node_app "$s/lab"
     install -m 0644 "$B/kmod/fastivc.ko" "$s/lab/bin/"
     cp "$B/kernel/vmlinuz" "$s/lab/domU/vmlinuz"
     (cd "$s/domU-overlay" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$s/overlay.cpio.gz"

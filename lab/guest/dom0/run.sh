@@ -44,6 +44,7 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
       iperf3: $iperf3, openssh: $ssh, ivcbench: $ivcbench}')"
 
 . /lab/scenarios/baseline.sh
+. /lab/scenarios/dem.sh
 mark plan "${PLAN[@]}"
 
 # ---- domUs: create them all, then wait for each agent ----
@@ -95,5 +96,6 @@ need() {
     done
 }
 
-run_all_scenarios
+run_baseline_scenarios
+run_dem_scenarios
 finish

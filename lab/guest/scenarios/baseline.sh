@@ -109,7 +109,7 @@ scn_bulk_loopback()    { need domU1 || return 1; bulk "$D1" 127.0.0.1; }
 scn_rr_domU_domU()     { need domU1 domU2 || return 1; rr "$D1" "$D2" "$1"; }
 scn_rr_loopback()      { need domU1 || return 1; rr "$D1" 127.0.0.1 1; }
 
-run_all_scenarios() {
+run_baseline_scenarios() {
     run_scenario boot-xen-dom0-domUs scn_boot
     run_scenario kmod-load-domU scn_kmod_load
     run_scenario bulk-64KiB-domU-domU-tcp scn_bulk_domU_domU

@@ -510,7 +510,7 @@ test('model: set, lookup, raise with a tunnel, fetch, query and release round tr
 
 	const q = json(t, h.call(0, ['query', 'records']));
 	t.is(q.records_total, 2);
-	t.like((q.records as unknown[])[0], {
+	t.like((q.records as { owner: number }[]).find((r) => r.owner === 2), {
 		src: '10.0.0.1:40000', dst: '10.0.0.2:5201', owner: 2, raiser: 1, pending: ['create', 'send_data'],
 		raised: { create: 1, send_data: 4, recv_get_data: 0 }, fetched: 0, nr_channels: 4, channel_size: 8192,
 	});

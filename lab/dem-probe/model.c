@@ -154,6 +154,30 @@ static domid_t owner_of(const xen_evtmgr_addr_t *a)
 	return i < 0 ? XEN_EVTMGR_DOMID_NONE : st.ip[i].domid;
 }
 
+/* Table order of the header: by family, then address bytes. */
+static int addr_before(const xen_evtmgr_addr_t *a, const xen_evtmgr_addr_t *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family;
+	return memcmp(a->addr, b->addr, sizeof(a->addr)) < 0;
+}
+
+/* An address leaves its owner (ip_del, or ip_set to another domain): records that name it go, as the header says. */
+static void purge_addr(domid_t owner, const xen_evtmgr_addr_t *a)
+{
+	for (uint32_t i = 0; i < st.nr_rec;) {
+		const xen_evtmgr_record_t *r = &st.rec[i].r;
+
+		if ((r->raiser == owner && addr_equal(&r->conn.src, a)) || (r->owner == owner && addr_equal(&r->conn.dst, a))) {
+			memmove(&st.rec[i], &st.rec[i + 1], (st.nr_rec - i - 1) * sizeof(st.rec[0]));
+			st.nr_rec--;
+			st.c.records_freed++;
+		} else {
+			i++;
+		}
+	}
+}
+
 static unsigned count_ip(domid_t d)
 {
 	unsigned n = 0;
@@ -214,8 +238,15 @@ static long op_ip(unsigned int cmd, void *arg)
 			return 0;
 		if (count_ip(e.domid) >= M_MAX_IP_PER_DOMAIN || (i < 0 && st.nr_ip == M_MAX_IP))
 			return -ENOSPC;
-		if (i < 0)
-			i = (int)st.nr_ip++;
+		if (i >= 0) {
+			purge_addr(st.ip[i].domid, &e.addr);
+			st.ip[i].domid = e.domid;
+			return 0;
+		}
+		for (i = 0; (uint32_t)i < st.nr_ip && addr_before(&st.ip[i].addr, &e.addr); i++)
+			;
+		memmove(&st.ip[i + 1], &st.ip[i], (st.nr_ip - (uint32_t)i) * sizeof(st.ip[0]));
+		st.nr_ip++;
 		st.ip[i] = (xen_evtmgr_ip_entry_t){ .addr = e.addr, .domid = e.domid };
 		return 0;
 	default: /* ip_del */
@@ -223,6 +254,7 @@ static long op_ip(unsigned int cmd, void *arg)
 			return -ENOENT;
 		if (e.domid != XEN_EVTMGR_DOMID_NONE && e.domid != st.ip[i].domid)
 			return -ESRCH;
+		purge_addr(st.ip[i].domid, &e.addr);
 		memmove(&st.ip[i], &st.ip[i + 1], (st.nr_ip - (uint32_t)i - 1) * sizeof(st.ip[0]));
 		st.nr_ip--;
 		return 0;
@@ -371,6 +403,12 @@ static long op_query(void *arg)
 	if (q.nr > batch)
 		return -E2BIG;
 	total = q.what == XEN_EVTMGR_QUERY_ip ? st.nr_ip : st.nr_rec;
+	/* records grouped by owner (stable: creation order within an owner) */
+	uint32_t order[M_MAX_RECORDS], k = 0;
+	for (uint32_t d = 0; d < 65536 && k < st.nr_rec; d++)
+		for (uint32_t i = 0; i < st.nr_rec; i++)
+			if (st.rec[i].r.owner == d)
+				order[k++] = i;
 	for (uint32_t i = q.start; i < total && n < q.nr; i++, n++) {
 		int r;
 
@@ -378,8 +416,8 @@ static long op_query(void *arg)
 			r = copy_to((xen_evtmgr_ip_entry_t *)((xen_evtmgr_query_t *)arg + 1) + n, &st.ip[i],
 				    sizeof(st.ip[i]));
 		else
-			r = copy_to((xen_evtmgr_record_t *)((xen_evtmgr_query_t *)arg + 1) + n, &st.rec[i].r,
-				    sizeof(st.rec[i].r));
+			r = copy_to((xen_evtmgr_record_t *)((xen_evtmgr_query_t *)arg + 1) + n, &st.rec[order[i]].r,
+				    sizeof(st.rec[order[i]].r));
 		if (r)
 			return r;
 	}

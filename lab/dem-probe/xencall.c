@@ -51,10 +51,7 @@ SAME_ERRNO(EINVAL);
 SAME_ERRNO(ENOSPC);
 SAME_ERRNO(ENOSYS);
 SAME_ERRNO(EOPNOTSUPP);
-/*
- * ELOOP (the DEM's "raise to yourself") is not in Xen 4.17's list; the DEM patch has to add it as
- * XEN_ERRNO(ELOOP, 40), Linux's value, like every other entry there. Absence cannot be tested with an enum.
- */
+SAME_ERRNO(ELOOP); /* not in Xen 4.17's list: the DEM patch adds it (raise to the caller's own address) */
 
 static int privcmd_fd = -1;
 static unsigned char *scratch; /* one touched, locked page for small structures */

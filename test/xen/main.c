@@ -1,0 +1,1909 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Unit tests of the Domain Event Manager: the real xen/common/evtmgr.c (generated copy with emul.h first) driven
+ * through do_evtmgr_op() as guests would, over fake domains. After every hypercall the harness checks that no lock
+ * or RCU reference is left, that guest memory was read at most once, and the DEM's internal invariants.
+ *
+ * Output: one "ok - name" / "FAIL - name" line per test, then exactly "N passed, M failed"; exit 1 on any failure.
+ */
+#include "evtmgr.c"
+
+/* ---- test framework ---- */
+
+static unsigned int n_passed, n_failed, cur_fail;
+
+#define CHECK(c) do {                                                       \
+    if ( !(c) )                                                             \
+    {                                                                       \
+        printf("    %s:%d: CHECK(%s)\n", __FILE__, __LINE__, #c);           \
+        cur_fail++;                                                         \
+    }                                                                       \
+} while ( 0 )
+
+#define CHECK_EQ(a, b) do {                                                 \
+    long long a_ = (long long)(a), b_ = (long long)(b);                     \
+    if ( a_ != b_ )                                                         \
+    {                                                                       \
+        printf("    %s:%d: %s == %lld, expected %lld\n", __FILE__, __LINE__, \
+               #a, a_, b_);                                                 \
+        cur_fail++;                                                         \
+    }                                                                       \
+} while ( 0 )
+
+/* ---- invariants of the DEM state (reads its internals) ---- */
+
+static bool ed_listed(const struct evtmgr_domain *ed)
+{
+    const struct evtmgr_domain *e;
+
+    list_for_each_entry ( e, &evtmgr_domains, node )
+        if ( e == ed )
+            return true;
+    return false;
+}
+
+static unsigned int invariant_failures;
+#define INV(c) do {                                                         \
+    if ( !(c) )                                                             \
+    {                                                                       \
+        if ( invariant_failures++ < 10 )                                    \
+            printf("    invariant broken: %s (line %d)\n", #c, __LINE__);   \
+        cur_fail++;                                                         \
+    }                                                                       \
+} while ( 0 )
+
+static void check_invariants(void)
+{
+    const struct evtmgr_domain *ed;
+    unsigned int i, sum_records = 0, sum_raised = 0, sum_pending = 0, sum_ip = 0;
+
+    INV(!rw_is_locked(&evtmgr_L1_lock));
+    INV(!emul_spin_held);
+    INV(ip_nr <= ip_cap && ip_nr <= EVTMGR_MAX_IP_ENTRIES);
+    INV(ip_cap <= EVTMGR_MAX_IP_ENTRIES);
+
+    read_lock(&evtmgr_L1_lock);
+
+    for ( i = 0; i < ip_nr; i++ )
+    {
+        INV(addr_valid(&ip_table[i].addr));
+        INV(ip_table[i].owner && ed_listed(ip_table[i].owner));
+        if ( i )
+            INV(addr_cmp(&ip_table[i - 1].addr, &ip_table[i].addr) < 0);
+    }
+
+    list_for_each_entry ( ed, &evtmgr_domains, node )
+    {
+        const struct evtmgr_record *r;
+        unsigned int n = 0, np = 0, nr = 0, nip = 0, with_bits = 0;
+
+        INV(ed->d->evtmgr == ed);
+        INV(ed->d->exists);
+        for ( i = 0; i < ip_nr; i++ )
+            nip += ip_table[i].owner == ed;
+        INV(nip == ed->nr_ip);
+        INV(ed->nr_ip <= EVTMGR_MAX_IP_PER_DOMAIN);
+
+        list_for_each_entry ( r, &ed->records, owner_node )
+        {
+            n++;
+            INV(r->owner == ed);
+            INV(r->raiser != ed && ed_listed(r->raiser));
+            INV(record_find(ed, &r->conn) == r);
+            INV(!(r->pending & ~XEN_EVTMGR_EVENT_ALL));
+            INV(ip_owner(&r->conn.src) == r->raiser);
+            INV(ip_owner(&r->conn.dst) == r->owner);
+            with_bits += !!r->pending;
+        }
+        list_for_each_entry ( r, &ed->pending, pending_node )
+        {
+            np++;
+            INV(r->owner == ed);
+            INV(r->pending);
+            if ( np > EVTMGR_MAX_RECORDS_PER_DOMAIN )
+                break;
+        }
+        list_for_each_entry ( r, &ed->raised, raiser_node )
+        {
+            nr++;
+            INV(r->raiser == ed);
+            INV(ed_listed(r->owner));
+        }
+        INV(n == ed->nr_records);
+        INV(np == ed->nr_pending);
+        INV(with_bits == ed->nr_pending);
+        INV(nr == ed->nr_raised);
+        INV(ed->nr_records <= EVTMGR_MAX_RECORDS_PER_DOMAIN);
+        INV(ed->nr_raised <= EVTMGR_MAX_RECORDS_PER_DOMAIN);
+        INV(ed->nr_pending <= EVTMGR_MAX_PENDING_PER_DOMAIN);
+        sum_records += n;
+        sum_raised += nr;
+        sum_pending += np;
+        sum_ip += nip;
+    }
+
+    read_unlock(&evtmgr_L1_lock);
+
+    INV(sum_ip == ip_nr);
+    INV(sum_records == nr_records_total);
+    INV(sum_raised == nr_records_total);
+    INV(sum_pending == evtmgr_stats.pending);
+    INV(evtmgr_stats.records_created - evtmgr_stats.records_freed == nr_records_total);
+    for ( i = 0; i < EMUL_MAX_DOMAINS; i++ )
+        if ( !emul_domains[i].exists )
+            INV(!emul_domains[i].evtmgr);
+}
+
+/* ---- fake domains ---- */
+
+static struct domain *dom_create(domid_t id, bool priv)
+{
+    unsigned int i;
+
+    for ( i = 0; i < EMUL_MAX_DOMAINS; i++ )
+        if ( !emul_domains[i].exists )
+        {
+            struct domain *d = &emul_domains[i];
+
+            memset(d, 0, sizeof(*d));
+            d->domain_id = id;
+            d->is_privileged = priv;
+            d->exists = true;
+            if ( evtmgr_init(d) )
+            {
+                d->exists = false;
+                return NULL;
+            }
+            return d;
+        }
+    assert(!"too many fake domains");
+    return NULL;
+}
+
+/* domain_kill() then _domain_destroy(): evtmgr_destroy() twice. */
+static void dom_kill(struct domain *d)
+{
+    d->is_dying = 1;
+    evtmgr_destroy(d);
+    evtmgr_destroy(d);
+    d->exists = false;
+}
+
+static struct domain *dom_by_id(domid_t id)
+{
+    unsigned int i;
+
+    for ( i = 0; i < EMUL_MAX_DOMAINS; i++ )
+        if ( emul_domains[i].exists && emul_domains[i].domain_id == id )
+            return &emul_domains[i];
+    return NULL;
+}
+
+static void world_reset(void)
+{
+    unsigned int i;
+
+    for ( i = 0; i < EMUL_MAX_DOMAINS; i++ )
+        if ( emul_domains[i].exists )
+            dom_kill(&emul_domains[i]);
+    assert(!ip_nr && !nr_records_total && list_empty(&evtmgr_domains));
+    /* As after boot: no table array (the DEM never shrinks it, so tests of its growth need this). */
+    xfree(ip_table);
+    ip_table = NULL;
+    ip_cap = 0;
+    /* Nothing leaks. */
+    if ( emul_allocs_live != 0 )
+    {
+        printf("    leak: %ld live allocations\n", emul_allocs_live);
+        cur_fail++;
+    }
+    memset(&evtmgr_stats, 0, sizeof(evtmgr_stats));
+    opt_evtmgr = true;
+    emul_xsm = EMUL_XSM_DUMMY;
+    emul_bad_lo = emul_bad_hi = NULL;
+    emul_alloc_fail_after = -1;
+    emul_copy_to_fail_after = -1;
+    emul_copy_to_fail_nth = 0;
+    emul_virqs_total = 0;
+}
+
+/* ---- hypercall wrappers ---- */
+
+static long hc(struct domain *caller, unsigned int cmd, void *arg)
+{
+    long rc;
+
+    current->domain = caller;
+    emul_guest_reads = 0;
+    emul_ok_lo = emul_ok_hi = NULL;
+    rc = do_evtmgr_op(cmd, (XEN_GUEST_HANDLE_PARAM(void)){ arg });
+    CHECK(!rw_is_locked(&evtmgr_L1_lock));
+    CHECK_EQ(emul_spin_held, 0);
+    CHECK_EQ(emul_rcu_depth, 0);
+    CHECK(emul_guest_reads <= 1);        /* guest memory is read once, into a local */
+    check_invariants();
+    return rc;
+}
+
+static xen_evtmgr_addr_t A(const char *s)
+{
+    xen_evtmgr_addr_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.family = XEN_EVTMGR_AF_INET;
+    assert(inet_pton(AF_INET, s, a.addr) == 1);
+    return a;
+}
+
+static xen_evtmgr_conn_t C(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+    xen_evtmgr_conn_t c;
+
+    memset(&c, 0, sizeof(c));
+    c.src = A(src);
+    c.dst = A(dst);
+    c.src_port = sport;
+    c.dst_port = dport;
+    return c;
+}
+
+static xen_evtmgr_conn_t swapped(xen_evtmgr_conn_t c)
+{
+    xen_evtmgr_conn_t s;
+
+    memset(&s, 0, sizeof(s));
+    s.src = c.dst;
+    s.dst = c.src;
+    s.src_port = c.dst_port;
+    s.dst_port = c.src_port;
+    return s;
+}
+
+static xen_evtmgr_tunnel_t T(uint32_t nch, uint32_t size, uint32_t ngrefs)
+{
+    xen_evtmgr_tunnel_t t;
+    uint32_t i;
+
+    memset(&t, 0, sizeof(t));
+    t.nr_channels = nch;
+    t.channel_size = size;
+    t.nr_grefs = ngrefs;
+    for ( i = 0; i < ngrefs && i < XEN_EVTMGR_MAX_GREFS; i++ )
+        t.gref[i] = 100 + i;
+    return t;
+}
+
+static long ip_op(struct domain *caller, unsigned int cmd, const char *ip, domid_t id)
+{
+    xen_evtmgr_ip_entry_t e;
+
+    memset(&e, 0, sizeof(e));
+    e.addr = A(ip);
+    e.domid = id;
+    return hc(caller, cmd, &e);
+}
+#define ip_set(c, ip, id) ip_op(c, XEN_EVTMGR_OP_ip_set, ip, id)
+#define ip_del(c, ip, id) ip_op(c, XEN_EVTMGR_OP_ip_del, ip, id)
+
+static domid_t lookup(struct domain *caller, const char *ip)
+{
+    xen_evtmgr_ip_entry_t e;
+    long rc;
+
+    memset(&e, 0, sizeof(e));
+    e.addr = A(ip);
+    e.domid = 0x1234;                    /* an OUT field: whatever the guest left there */
+    rc = hc(caller, XEN_EVTMGR_OP_ip_lookup, &e);
+    CHECK_EQ(rc, 0);
+    return rc ? 0xffff : e.domid;
+}
+
+static long raise_t(struct domain *caller, xen_evtmgr_conn_t c, uint32_t events, const xen_evtmgr_tunnel_t *t)
+{
+    xen_evtmgr_raise_t r;
+
+    memset(&r, 0, sizeof(r));
+    r.conn = c;
+    r.events = events;
+    if ( t )
+        r.tunnel = *t;
+    return hc(caller, XEN_EVTMGR_OP_raise, &r);
+}
+
+static long raise_c(struct domain *caller, xen_evtmgr_conn_t c, uint32_t events)
+{
+    xen_evtmgr_tunnel_t t = T(4, 4096, 4);
+
+    return raise_t(caller, c, events, (events & XEN_EVTMGR_EVENT_CREATE_TUNNEL) ? &t : NULL);
+}
+
+static long raise_ev(struct domain *caller, const char *src, uint16_t sport, const char *dst, uint16_t dport,
+                     uint32_t events)
+{
+    return raise_c(caller, C(src, sport, dst, dport), events);
+}
+
+/* get_events into a buffer with room for `room` entries; nr asks for nr. */
+struct fetch {
+    long rc;
+    unsigned int n, more;
+    xen_evtmgr_event_t ev[EVTMGR_MAX_BATCH + 8];
+};
+
+static struct fetch fetch_n(struct domain *caller, unsigned int nr)
+{
+    struct fetch f;
+    size_t sz = sizeof(xen_evtmgr_get_events_t) + (EVTMGR_MAX_BATCH + 8) * sizeof(xen_evtmgr_event_t);
+    xen_evtmgr_get_events_t *g = malloc(sz);
+
+    assert(g);
+    memset(g, 0xee, sz);
+    g->nr = nr;
+    g->more = 0xdead;
+    memset(&f, 0, sizeof(f));
+    f.rc = hc(caller, XEN_EVTMGR_OP_get_events, g);
+    if ( !f.rc )
+    {
+        f.n = g->nr;
+        f.more = g->more;
+        CHECK(f.n <= nr);
+        memcpy(f.ev, g->ev, f.n * sizeof(xen_evtmgr_event_t));
+    }
+    free(g);
+    return f;
+}
+#define fetch(c) fetch_n(c, EVTMGR_MAX_BATCH)
+
+static long release_c(struct domain *caller, xen_evtmgr_conn_t c)
+{
+    return hc(caller, XEN_EVTMGR_OP_release, &c);
+}
+
+struct query {
+    long rc;
+    xen_evtmgr_query_t q;
+    union {
+        xen_evtmgr_ip_entry_t ip[EVTMGR_MAX_BATCH];
+        xen_evtmgr_record_t rec[EVTMGR_MAX_BATCH];
+    } u;
+};
+
+static struct query query(struct domain *caller, uint32_t what, uint32_t start, uint32_t nr)
+{
+    struct query r;
+    size_t sz = sizeof(xen_evtmgr_query_t) + EVTMGR_MAX_BATCH * sizeof(xen_evtmgr_record_t);
+    xen_evtmgr_query_t *q = malloc(sz);
+
+    assert(q);
+    memset(q, 0xee, sz);
+    memset(q, 0, sizeof(*q));
+    q->what = what;
+    q->start = start;
+    q->nr = nr;
+    memset(&r, 0, sizeof(r));
+    r.rc = hc(caller, XEN_EVTMGR_OP_query, q);
+    r.q = *q;
+    if ( !r.rc )
+        memcpy(&r.u, q + 1, min(nr, EVTMGR_MAX_BATCH) *
+               (what == XEN_EVTMGR_QUERY_ip ? sizeof(xen_evtmgr_ip_entry_t) : sizeof(xen_evtmgr_record_t)));
+    free(q);
+    return r;
+}
+
+static xen_evtmgr_counters_t counters(void)
+{
+    struct domain *d0 = dom_by_id(0);
+    struct query r;
+
+    assert(d0 && d0->is_privileged);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 0, 0);
+    CHECK_EQ(r.rc, 0);
+    return r.q.counters;
+}
+
+static unsigned int owner_pending(const struct domain *d)
+{
+    return d->evtmgr ? d->evtmgr->nr_pending : 0;
+}
+
+static bool conn_eq(const xen_evtmgr_conn_t *a, const xen_evtmgr_conn_t *b)
+{
+    return !memcmp(a, b, sizeof(*a));
+}
+
+/* The standard world: dom0 (control) and domUs 1, 2, 3 owning 10.0.0.{1,2,3}; dom0 owns 10.0.0.100. */
+static struct domain *d0, *d1, *d2, *d3;
+
+static void std_world(void)
+{
+    d0 = dom_create(0, true);
+    d1 = dom_create(1, false);
+    d2 = dom_create(2, false);
+    d3 = dom_create(3, false);
+    CHECK_EQ(ip_set(d0, "10.0.0.1", 1), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 2), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.3", 3), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.100", 0), 0);
+}
+
+#define EV_CREATE XEN_EVTMGR_EVENT_CREATE_TUNNEL
+#define EV_SCLOSE XEN_EVTMGR_EVENT_SEND_CLOSE_TUNNEL
+#define EV_REJECT XEN_EVTMGR_EVENT_REJECT_TUNNEL
+#define EV_RCLOSE XEN_EVTMGR_EVENT_RECV_CLOSE_TUNNEL
+#define EV_DATA   XEN_EVTMGR_EVENT_SEND_DATA
+#define EV_GET    XEN_EVTMGR_EVENT_RECV_GET_DATA
+
+/* ======================================================================== */
+/* boot, info, dispatcher                                                   */
+/* ======================================================================== */
+
+static void test_boot_message(void)
+{
+    evtmgr_boot_init();
+    CHECK(!strcmp(emul_last_log, "evtmgr: Domain Event Manager enabled (ABI 1, VIRQ 14)\n"));
+    opt_evtmgr = false;
+    evtmgr_boot_init();
+    CHECK(!strcmp(emul_last_log, "evtmgr: Domain Event Manager disabled (ABI 1, VIRQ 14)\n"));
+    opt_evtmgr = true;
+    evtmgr_boot_init();
+}
+
+static void test_info(void)
+{
+    xen_evtmgr_info_t info;
+
+    std_world();
+    memset(&info, 0xff, sizeof(info));
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_info, &info), 0);
+    CHECK_EQ(info.abi_version, XEN_EVTMGR_ABI_VERSION);
+    CHECK_EQ(info.virq, VIRQ_EVTMGR);
+    CHECK_EQ(info.virq, 14);
+    CHECK_EQ(info.max_ip_per_domain, 16);
+    CHECK_EQ(info.max_records_per_domain, 1024);
+    CHECK_EQ(info.max_pending_per_domain, 512);
+    CHECK_EQ(info.max_batch, 64);
+    CHECK_EQ(info.domid, 2);
+    CHECK_EQ(info.pad, 0);
+    CHECK_EQ(info.pad2, 0);
+    CHECK_EQ(__HYPERVISOR_evtmgr_op, 43);
+}
+
+static void test_unknown_op(void)
+{
+    char buf[256] = { 0 };
+
+    std_world();
+    CHECK_EQ(hc(d1, 8, buf), -EOPNOTSUPP);
+    CHECK_EQ(hc(d0, 100, buf), -EOPNOTSUPP);
+    CHECK_EQ(hc(d0, ~0U, NULL), -EOPNOTSUPP);
+}
+
+static void test_disabled(void)
+{
+    char buf[1024] = { 0 };
+    unsigned int cmd;
+    struct domain *d;
+
+    opt_evtmgr = false;
+    d = dom_create(5, true);
+    CHECK(d && !d->evtmgr);              /* no state allocated */
+    CHECK_EQ(emul_allocs_live, 0);
+    for ( cmd = 0; cmd <= 8; cmd++ )
+        CHECK_EQ(hc(d, cmd, buf), -EOPNOTSUPP);
+    dom_kill(d);
+    opt_evtmgr = true;
+}
+
+/* ======================================================================== */
+/* IP table                                                                 */
+/* ======================================================================== */
+
+static void test_table_set_lookup(void)
+{
+    struct query r;
+
+    std_world();
+    CHECK_EQ(lookup(d1, "10.0.0.1"), 1);
+    CHECK_EQ(lookup(d1, "10.0.0.2"), 2);
+    CHECK_EQ(lookup(d3, "10.0.0.3"), 3);
+    CHECK_EQ(lookup(d3, "10.0.0.100"), 0);
+    CHECK_EQ(lookup(d2, "192.168.1.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(counters().lookups, 5);
+
+    /* table order: sorted by address bytes */
+    CHECK_EQ(ip_set(d0, "9.255.255.255", 3), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.50", 2), 0);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 0, 64);
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.nr, 6);
+    CHECK_EQ(r.q.total, 6);
+    CHECK_EQ(r.q.counters.ip_entries, 6);
+    {
+        static const char *order[] = { "9.255.255.255", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.50",
+                                       "10.0.0.100" };
+        static const domid_t owners[] = { 3, 1, 2, 3, 2, 0 };
+        unsigned int i;
+
+        for ( i = 0; i < 6; i++ )
+        {
+            xen_evtmgr_addr_t a = A(order[i]);
+
+            CHECK(!memcmp(&r.u.ip[i].addr, &a, sizeof(a)));
+            CHECK_EQ(r.u.ip[i].domid, owners[i]);
+            CHECK_EQ(r.u.ip[i].pad, 0);
+            CHECK_EQ(r.u.ip[i].pad2, 0);
+        }
+    }
+    /* pagination */
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 4, 64);
+    CHECK_EQ(r.q.nr, 2);
+    CHECK_EQ(r.u.ip[0].domid, 2);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 6, 64);
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.nr, 0);
+    CHECK_EQ(r.q.total, 6);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 0xffffffffU, 3);
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.nr, 0);
+}
+
+static void test_table_replace(void)
+{
+    std_world();
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 2), 0);          /* same owner: nothing changes */
+    CHECK_EQ(d2->evtmgr->nr_ip, 1);
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 3), 0);          /* replace */
+    CHECK_EQ(lookup(d1, "10.0.0.2"), 3);
+    CHECK_EQ(d2->evtmgr->nr_ip, 0);
+    CHECK_EQ(d3->evtmgr->nr_ip, 2);
+    CHECK_EQ(counters().ip_entries, 4);
+}
+
+static void test_table_del(void)
+{
+    std_world();
+    CHECK_EQ(ip_del(d0, "10.0.0.9", XEN_EVTMGR_DOMID_NONE), -ENOENT);
+    CHECK_EQ(ip_del(d0, "10.0.0.1", 2), -ESRCH);    /* owned by another domain than the one named */
+    CHECK_EQ(lookup(d0, "10.0.0.1"), 1);
+    CHECK_EQ(ip_del(d0, "10.0.0.1", 1), 0);
+    CHECK_EQ(lookup(d0, "10.0.0.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(ip_del(d0, "10.0.0.2", XEN_EVTMGR_DOMID_NONE), 0);
+    CHECK_EQ(lookup(d0, "10.0.0.2"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(ip_del(d0, "10.0.0.2", XEN_EVTMGR_DOMID_NONE), -ENOENT);
+    CHECK_EQ(counters().ip_entries, 2);
+    CHECK_EQ(d1->evtmgr->nr_ip, 0);
+}
+
+static void test_table_purge_on_death(void)
+{
+    std_world();
+    CHECK_EQ(ip_set(d0, "10.0.1.1", 2), 0);
+    CHECK_EQ(ip_set(d0, "10.0.1.2", 2), 0);
+    dom_kill(d2);
+    CHECK_EQ(lookup(d1, "10.0.0.2"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d1, "10.0.1.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d1, "10.0.1.2"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d1, "10.0.0.3"), 3);
+    CHECK_EQ(counters().ip_entries, 3);
+}
+
+static void test_table_validation(void)
+{
+    static const unsigned int cmds[] = { XEN_EVTMGR_OP_ip_set, XEN_EVTMGR_OP_ip_del, XEN_EVTMGR_OP_ip_lookup };
+    unsigned int i;
+
+    std_world();
+    for ( i = 0; i < ARRAY_SIZE(cmds); i++ )
+    {
+        xen_evtmgr_ip_entry_t e, good;
+
+        memset(&good, 0, sizeof(good));
+        good.addr = A("10.0.0.1");
+        good.domid = cmds[i] == XEN_EVTMGR_OP_ip_del ? XEN_EVTMGR_DOMID_NONE : 1;
+
+        e = good; e.addr.family = XEN_EVTMGR_AF_INET6;       /* IPv6 not accepted yet */
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.addr.family = 0;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.addr.family = 2;                         /* AF_INET of the guest's libc is not ours */
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.addr.pad[1] = 1;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.addr.addr[4] = 1;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.addr.addr[15] = 1;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; memset(e.addr.addr, 0, sizeof(e.addr.addr));
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.pad = 1;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+        e = good; e.pad2 = 0x80000000U;
+        CHECK_EQ(hc(d0, cmds[i], &e), -EINVAL);
+    }
+    CHECK_EQ(counters().ip_entries, 4);
+    CHECK_EQ(lookup(d0, "10.0.0.1"), 1);
+}
+
+static void test_table_set_errors(void)
+{
+    std_world();
+    CHECK_EQ(ip_set(d0, "10.0.5.1", 7), -ESRCH);                 /* no such domain */
+    CHECK_EQ(ip_set(d0, "10.0.5.1", DOMID_SELF), -ESRCH);
+    CHECK_EQ(ip_set(d0, "10.0.5.1", XEN_EVTMGR_DOMID_NONE), -ESRCH);
+    d3->is_dying = 1;                                            /* dying, not yet torn down */
+    CHECK_EQ(ip_set(d0, "10.0.5.1", 3), -ESRCH);
+    CHECK_EQ(lookup(d0, "10.0.5.1"), XEN_EVTMGR_DOMID_NONE);
+    d3->is_dying = 0;
+    CHECK_EQ(ip_set(d0, "10.0.5.1", 3), 0);
+}
+
+static void test_privileged_ops(void)
+{
+    struct query r;
+    xen_evtmgr_ip_entry_t e;
+
+    std_world();
+    CHECK_EQ(ip_set(d1, "10.0.0.9", 1), -EPERM);
+    CHECK_EQ(ip_set(d1, "10.0.0.2", 1), -EPERM);                 /* no stealing */
+    CHECK_EQ(ip_del(d2, "10.0.0.2", 2), -EPERM);
+    r = query(d3, XEN_EVTMGR_QUERY_ip, 0, 4);
+    CHECK_EQ(r.rc, -EPERM);
+    r = query(d3, XEN_EVTMGR_QUERY_records, 0, 4);
+    CHECK_EQ(r.rc, -EPERM);
+    CHECK_EQ(lookup(d0, "10.0.0.2"), 2);
+    CHECK_EQ(lookup(d1, "10.0.0.2"), 2);                         /* lookup: any domain */
+
+    /* the privilege check comes before the guest memory is read */
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_ip_set, NULL), -EPERM);
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_query, NULL), -EPERM);
+
+    /* XSM may refuse the control domain too */
+    emul_xsm = EMUL_XSM_DENY;
+    CHECK_EQ(ip_set(d0, "10.0.0.9", 1), -EPERM);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 0, 4);
+    CHECK_EQ(r.rc, -EPERM);
+    memset(&e, 0, sizeof(e));
+    e.addr = A("10.0.0.1");
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_ip_lookup, &e), 0);
+    emul_xsm = EMUL_XSM_DUMMY;
+    CHECK_EQ(counters().ip_entries, 4);
+}
+
+static void test_ip_limits(void)
+{
+    char ip[32];
+    unsigned int i;
+
+    std_world();
+    for ( i = 1; i < EVTMGR_MAX_IP_PER_DOMAIN; i++ )            /* d1 owns 10.0.0.1 already */
+    {
+        snprintf(ip, sizeof(ip), "10.1.0.%u", i);
+        CHECK_EQ(ip_set(d0, ip, 1), 0);
+    }
+    CHECK_EQ(d1->evtmgr->nr_ip, EVTMGR_MAX_IP_PER_DOMAIN);
+    CHECK_EQ(ip_set(d0, "10.1.1.1", 1), -ENOSPC);
+    CHECK_EQ(lookup(d0, "10.1.1.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 1), -ENOSPC);                /* replacing into a full domain */
+    CHECK_EQ(lookup(d0, "10.0.0.2"), 2);
+    CHECK_EQ(ip_set(d0, "10.1.0.1", 1), 0);                      /* already its own: fine */
+    CHECK_EQ(ip_del(d0, "10.1.0.1", 1), 0);
+    CHECK_EQ(ip_set(d0, "10.1.1.1", 1), 0);
+}
+
+static void test_ip_global_limit(void)
+{
+    unsigned int n = 0, i, j;
+    struct domain *d;
+    char ip[32];
+
+    /* 256 domains with 16 addresses each: 10.1.(n / 256).(n % 256) belongs to domain n / 16 + 1 */
+    d0 = dom_create(0, true);
+    for ( i = 1; n < EVTMGR_MAX_IP_ENTRIES; i++ )
+    {
+        d = dom_create(i, false);
+        assert(d);
+        for ( j = 0; j < EVTMGR_MAX_IP_PER_DOMAIN && n < EVTMGR_MAX_IP_ENTRIES; j++, n++ )
+        {
+            snprintf(ip, sizeof(ip), "10.1.%u.%u", n / 256, n % 256);
+            CHECK_EQ(ip_set(d0, ip, i), 0);
+        }
+    }
+    CHECK_EQ(ip_nr, EVTMGR_MAX_IP_ENTRIES);
+    CHECK_EQ(ip_cap, EVTMGR_MAX_IP_ENTRIES);
+    CHECK_EQ(ip_set(d0, "11.0.0.1", 0), -ENOSPC);                /* d0 owns none but the table is full */
+    CHECK_EQ(lookup(d0, "11.0.0.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(ip_set(d0, "10.1.0.0", 0), 0);                      /* replacing needs no new entry */
+    CHECK_EQ(lookup(d0, "10.1.0.0"), 0);
+    CHECK_EQ(ip_del(d0, "10.1.0.1", XEN_EVTMGR_DOMID_NONE), 0);
+    CHECK_EQ(ip_set(d0, "11.0.0.1", 0), 0);
+    CHECK_EQ(lookup(d0, "10.1.12.131"), (12 * 256 + 131) / 16 + 1);
+    CHECK_EQ(lookup(d0, "10.1.15.255"), 256);
+}
+
+static void test_ip_alloc_failure(void)
+{
+    char ip[32];
+    unsigned int i;
+    xen_evtmgr_counters_t c0;
+
+    std_world();
+    CHECK_EQ(ip_cap, EVTMGR_IP_TABLE_STEP);
+    /* fill the array to its capacity (4 domains x 16), then make its growth fail */
+    for ( i = 0; i < 4 * (EVTMGR_MAX_IP_PER_DOMAIN - 1); i++ )
+    {
+        snprintf(ip, sizeof(ip), "10.2.%u.1", i);
+        CHECK_EQ(ip_set(d0, ip, i % 4), 0);
+    }
+    CHECK_EQ(ip_nr, ip_cap);
+    dom_create(4, false);
+    c0 = counters();
+    emul_alloc_fail_after = 0;
+    CHECK_EQ(ip_set(d0, "10.3.0.1", 4), -ENOMEM);
+    emul_alloc_fail_after = -1;
+    CHECK_EQ(lookup(d0, "10.3.0.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(counters().ip_entries, c0.ip_entries);
+    CHECK_EQ(lookup(d0, "10.2.7.1"), 3);                         /* the table is intact */
+    CHECK_EQ(ip_set(d0, "10.3.0.1", 4), 0);
+    CHECK_EQ(ip_cap, 2 * EVTMGR_IP_TABLE_STEP);
+    CHECK_EQ(lookup(d0, "10.3.0.1"), 4);
+    CHECK_EQ(lookup(d0, "10.2.7.1"), 3);
+}
+
+/* ======================================================================== */
+/* raise, get_events: batching and event_hint                               */
+/* ======================================================================== */
+
+static void test_burst_one_socket(void)
+{
+    xen_evtmgr_conn_t c = C("10.0.0.1", 40000, "10.0.0.2", 5201);
+    xen_evtmgr_tunnel_t t = T(4, 4096, 4);
+    struct fetch f;
+    struct query r;
+    unsigned int i;
+
+    std_world();
+    CHECK_EQ(raise_t(d1, c, EV_CREATE, &t), 0);
+    for ( i = 0; i < 10; i++ )
+        CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);                        /* one interrupt for the burst */
+    CHECK_EQ(d1->virqs, 0);
+    CHECK_EQ(owner_pending(d2), 1);
+
+    f = fetch(d2);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.n, 1);
+    CHECK_EQ(f.more, 0);
+    CHECK_EQ(f.ev[0].events, EV_CREATE | EV_DATA);
+    CHECK_EQ(f.ev[0].peer, 1);
+    CHECK_EQ(f.ev[0].pad, 0);
+    {
+        xen_evtmgr_conn_t want = swapped(c);               /* named from the destination's side */
+
+        CHECK(conn_eq(&f.ev[0].conn, &want));
+        CHECK_EQ(f.ev[0].conn.src_port, 5201);
+        CHECK_EQ(f.ev[0].conn.dst_port, 40000);
+    }
+    CHECK(!memcmp(&f.ev[0].tunnel, &t, sizeof(t)));
+    CHECK_EQ(owner_pending(d2), 0);
+
+    f = fetch(d2);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.n, 0);
+    CHECK_EQ(f.more, 0);
+
+    r = query(d0, XEN_EVTMGR_QUERY_records, 0, 8);
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.total, 1);
+    CHECK_EQ(r.q.nr, 1);
+    CHECK(conn_eq(&r.u.rec[0].conn, &c));
+    CHECK_EQ(r.u.rec[0].owner, 2);
+    CHECK_EQ(r.u.rec[0].raiser, 1);
+    CHECK_EQ(r.u.rec[0].pending, 0);
+    CHECK_EQ(r.u.rec[0].raised[0], 1);
+    CHECK_EQ(r.u.rec[0].raised[4], 10);
+    CHECK_EQ(r.u.rec[0].raised[1], 0);
+    CHECK_EQ(r.u.rec[0].fetched, 1);
+    CHECK_EQ(r.u.rec[0].nr_channels, 4);
+    CHECK_EQ(r.u.rec[0].channel_size, 4096);
+    CHECK_EQ(r.q.counters.raises, 11);
+    CHECK_EQ(r.q.counters.virqs, 1);
+    CHECK_EQ(r.q.counters.fetches, 2);
+    CHECK_EQ(r.q.counters.events_delivered, 1);
+    CHECK_EQ(r.q.counters.records_created, 1);
+    CHECK_EQ(r.q.counters.records, 1);
+    CHECK_EQ(r.q.counters.pending, 0);
+    CHECK_EQ(r.q.counters.pad, 0);
+}
+
+static void test_several_sockets(void)
+{
+    struct fetch f;
+    unsigned int i;
+
+    std_world();
+    for ( i = 0; i < 5; i++ )
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1000 + i, "10.0.0.2", 80, EV_DATA), 0);
+    for ( i = 0; i < 3; i++ )
+        CHECK_EQ(raise_ev(d3, "10.0.0.3", 2000 + i, "10.0.0.2", 22, i ? EV_GET : EV_CREATE), 0);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 3000, "10.0.0.2", 22, EV_RCLOSE), 0);
+    CHECK_EQ(d2->virqs, 1);
+    CHECK_EQ(owner_pending(d2), 9);
+
+    f = fetch(d2);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.n, 9);
+    CHECK_EQ(f.more, 0);
+    for ( i = 0; i < 5; i++ )
+    {
+        CHECK_EQ(f.ev[i].peer, 1);
+        CHECK_EQ(f.ev[i].events, EV_DATA);
+        CHECK_EQ(f.ev[i].conn.dst_port, 1000 + i);        /* raise order */
+        CHECK_EQ(f.ev[i].conn.src_port, 80);
+    }
+    for ( i = 0; i < 3; i++ )
+    {
+        CHECK_EQ(f.ev[5 + i].peer, 3);
+        CHECK_EQ(f.ev[5 + i].events, i ? EV_GET : EV_CREATE);
+        if ( i )
+            CHECK(!memcmp(&f.ev[5 + i].tunnel, &(xen_evtmgr_tunnel_t){ 0 }, sizeof(xen_evtmgr_tunnel_t)));
+        else
+            CHECK_EQ(f.ev[5].tunnel.nr_channels, 4);
+    }
+    CHECK_EQ(f.ev[8].peer, 0);
+    CHECK_EQ(f.ev[8].events, EV_RCLOSE);
+    CHECK_EQ(counters().events_delivered, 9);
+    CHECK_EQ(counters().pending, 0);
+}
+
+static void test_partial_fetch(void)
+{
+    struct fetch f;
+    unsigned int i;
+
+    std_world();
+    for ( i = 0; i < 10; i++ )
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1000 + i, "10.0.0.2", 80, EV_DATA), 0);
+    f = fetch_n(d2, 4);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.n, 4);
+    CHECK_EQ(f.more, 1);
+    CHECK_EQ(f.ev[3].conn.dst_port, 1003);
+    /* still undelivered records: no new interrupt, the guest keeps fetching */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1000, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);
+    f = fetch_n(d2, 4);
+    CHECK_EQ(f.n, 4);
+    CHECK_EQ(f.more, 1);
+    CHECK_EQ(f.ev[0].conn.dst_port, 1004);
+    f = fetch_n(d2, 4);
+    CHECK_EQ(f.n, 3);
+    CHECK_EQ(f.more, 0);
+    CHECK_EQ(f.ev[2].conn.dst_port, 1000);             /* re-raised after its fetch: now last */
+    f = fetch_n(d2, 1);
+    CHECK_EQ(f.n, 0);
+    CHECK_EQ(f.more, 0);
+    /* nr exactly the pending count: more == 0 */
+    for ( i = 0; i < 3; i++ )
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1000 + i, "10.0.0.2", 80, EV_DATA), 0);
+    f = fetch_n(d2, 3);
+    CHECK_EQ(f.n, 3);
+    CHECK_EQ(f.more, 0);
+}
+
+static void test_resignal_after_drain(void)
+{
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);
+    CHECK_EQ(fetch(d2).n, 1);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 2);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 2, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 2);
+    CHECK_EQ(fetch(d2).n, 2);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 2, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 3);
+    /* each destination has its own count */
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 2, "10.0.0.1", 1, EV_GET), 0);
+    CHECK_EQ(d1->virqs, 1);
+    CHECK_EQ(counters().virqs, 4);
+}
+
+static void test_event_hint_order(void)
+{
+    struct fetch f;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 9, EV_DATA), 0);   /* A */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 9, EV_DATA), 0);   /* B */
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 3, "10.0.0.2", 9, EV_DATA), 0);   /* C */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 9, EV_GET), 0);    /* A again: keeps its place */
+    f = fetch_n(d2, 1);
+    CHECK_EQ(f.n, 1);
+    CHECK_EQ(f.more, 1);
+    CHECK_EQ(f.ev[0].conn.dst_port, 1);
+    CHECK_EQ(f.ev[0].events, EV_DATA | EV_GET);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 9, EV_SCLOSE), 0); /* A: now after C */
+    f = fetch(d2);
+    CHECK_EQ(f.n, 3);
+    CHECK_EQ(f.ev[0].conn.dst_port, 2);
+    CHECK_EQ(f.ev[1].conn.dst_port, 3);
+    CHECK_EQ(f.ev[2].conn.dst_port, 1);
+    CHECK_EQ(f.ev[2].events, EV_SCLOSE);              /* only the bits raised since the last fetch */
+    /* the hint is the head of the pending list: idle records are never looked at */
+    CHECK(list_empty(&d2->evtmgr->pending));
+    CHECK_EQ(d2->evtmgr->nr_records, 3);
+}
+
+static void test_bits_and_tunnel(void)
+{
+    xen_evtmgr_conn_t c = C("10.0.0.1", 7, "10.0.0.3", 8);
+    xen_evtmgr_tunnel_t t1 = T(2, 8192, 1), t2 = T(16, 256 << 10, 8);
+    struct fetch f;
+
+    std_world();
+    CHECK_EQ(raise_t(d1, c, EV_CREATE | EV_DATA, &t1), 0);
+    CHECK_EQ(raise_t(d1, c, EV_CREATE, &t2), 0);          /* newer information replaces the older */
+    CHECK_EQ(raise_c(d1, c, EV_SCLOSE), 0);
+    f = fetch(d3);
+    CHECK_EQ(f.n, 1);
+    CHECK_EQ(f.ev[0].events, EV_CREATE | EV_DATA | EV_SCLOSE);
+    CHECK(!memcmp(&f.ev[0].tunnel, &t2, sizeof(t2)));
+    CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
+    f = fetch(d3);
+    CHECK_EQ(f.ev[0].events, EV_DATA);
+    CHECK(!memcmp(&f.ev[0].tunnel, &(xen_evtmgr_tunnel_t){ 0 }, sizeof(t2)));   /* no CREATE: zero */
+    CHECK_EQ(raise_c(d1, c, XEN_EVTMGR_EVENT_ALL & ~EV_CREATE), 0);
+    f = fetch(d3);
+    CHECK_EQ(f.ev[0].events, XEN_EVTMGR_EVENT_ALL & ~EV_CREATE);
+}
+
+/* ======================================================================== */
+/* raise errors                                                             */
+/* ======================================================================== */
+
+static void test_raise_access(void)
+{
+    xen_evtmgr_counters_t c;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.3", 1, "10.0.0.2", 2, EV_DATA), -EACCES);   /* src is d3's */
+    CHECK_EQ(raise_ev(d1, "10.9.9.9", 1, "10.0.0.2", 2, EV_DATA), -EACCES);   /* src is nobody's */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.9.9.9", 2, EV_DATA), -ENOENT);   /* not co-resident */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.1", 2, EV_DATA), -ELOOP);    /* itself */
+    CHECK_EQ(ip_set(d0, "10.0.0.11", 1), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.11", 2, EV_DATA), -ELOOP);   /* another of its addresses */
+    d3->is_dying = 1;                                                         /* killed, not yet torn down */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 2, EV_DATA), -ESRCH);
+    d3->is_dying = 0;
+
+    emul_xsm = EMUL_XSM_SILO;                                                 /* domU <-> domU refused */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), -EPERM);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.100", 2, EV_DATA), 0);       /* with dom0: fine */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.1", 1, EV_DATA), 0);
+    emul_xsm = EMUL_XSM_DENY;
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.1", 1, EV_DATA), -EPERM);
+    emul_xsm = EMUL_XSM_DUMMY;
+
+    c = counters();
+    CHECK_EQ(c.raises, 2);
+    CHECK_EQ(c.raises_denied, 8);
+    CHECK_EQ(c.records, 2);
+    CHECK_EQ(owner_pending(d2), 0);
+    CHECK_EQ(owner_pending(d3), 0);
+    CHECK_EQ(d2->virqs + d3->virqs, 0);
+}
+
+static void test_raise_validation(void)
+{
+    xen_evtmgr_raise_t good, r;
+    unsigned int i, lines0 = emul_log_lines, debug0 = emul_log_debug;
+    static const struct { uint32_t nch, size, ngrefs; bool ok; } geo[] = {
+        { 1, 4096, 1, true }, { 16, 256 << 10, 8, true }, { 4, 65536, 3, true },
+        { 0, 4096, 1, false }, { 17, 4096, 1, false }, { 4, 0, 1, false }, { 4, 4095, 1, false },
+        { 4, 4097, 1, false }, { 4, 6144, 1, false }, { 4, (256 << 10) + 4096, 1, false },
+        { 4, 512 << 10, 1, false }, { 4, 4096, 0, false }, { 4, 4096, 9, false },
+        { 0xffffffffU, 0xffffffffU, 0xffffffffU, false },
+    };
+
+    std_world();
+    memset(&good, 0, sizeof(good));
+    good.conn = C("10.0.0.1", 1, "10.0.0.2", 2);
+    good.events = EV_DATA;
+
+    r = good; r.events = 0;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.events = 1U << 6;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.events = EV_DATA | 0x80000000U;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.pad = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.conn.pad = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.conn.src.family = XEN_EVTMGR_AF_INET6;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.conn.dst.pad[0] = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.conn.dst.addr[10] = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; memset(r.conn.src.addr, 0, 4);
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    /* without CREATE_TUNNEL the tunnel must be all zero */
+    r = good; r.tunnel.nr_channels = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.tunnel.gref[7] = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    /* with it: the geometry */
+    for ( i = 0; i < ARRAY_SIZE(geo); i++ )
+    {
+        r = good;
+        r.conn.src_port = 100 + i;
+        r.events = EV_CREATE;
+        r.tunnel = T(geo[i].nch, geo[i].size, geo[i].ngrefs);
+        CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), geo[i].ok ? 0 : -EINVAL);
+    }
+    r = good; r.events = EV_CREATE; r.tunnel = T(4, 4096, 2); r.tunnel.flags = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.events = EV_CREATE; r.tunnel = T(4, 4096, 2); r.tunnel.gref[2] = 5;   /* past nr_grefs */
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), -EINVAL);
+    r = good; r.events = EV_CREATE; r.tunnel = T(4, 4096, 8); r.tunnel.gref[7] = 5;   /* last one used: ok */
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_raise, &r), 0);
+
+    CHECK_EQ(counters().records, 4);
+    /* malformed requests are logged at guest debug level only (rate-limited, off by default) */
+    CHECK(emul_log_debug - debug0 >= 20);
+    CHECK_EQ(emul_log_lines - lines0, emul_log_debug - debug0);
+}
+
+/* ======================================================================== */
+/* limits                                                                   */
+/* ======================================================================== */
+
+static void test_records_limit(void)
+{
+    unsigned int i;
+
+    std_world();
+    for ( i = 0; i < EVTMGR_MAX_RECORDS_PER_DOMAIN; i++ )
+    {
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
+        if ( owner_pending(d2) == EVTMGR_MAX_BATCH )
+            CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+    }
+    CHECK_EQ(d2->evtmgr->nr_records, EVTMGR_MAX_RECORDS_PER_DOMAIN);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), -ENOSPC);   /* owner full */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_GET), 0);          /* existing record: fine */
+    CHECK_EQ(release_c(d2, C("10.0.0.2", 80, "10.0.0.1", 7)), 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(counters().records, EVTMGR_MAX_RECORDS_PER_DOMAIN);
+
+    /* d1 created 1023 records in d2: one more elsewhere, then it is at its own limit */
+    CHECK_EQ(d1->evtmgr->nr_raised, EVTMGR_MAX_RECORDS_PER_DOMAIN - 1);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.3", 80, EV_DATA), -ENOSPC);   /* raiser full */
+    CHECK_EQ(d3->evtmgr->nr_records, 1);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.3", 80, EV_DATA), 0);       /* others still can */
+}
+
+static void test_pending_limit(void)
+{
+    unsigned int i;
+    xen_evtmgr_counters_t c;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), 0);      /* X: created, fetched */
+    CHECK_EQ(fetch(d2).n, 1);
+    for ( i = 0; i < EVTMGR_MAX_PENDING_PER_DOMAIN; i++ )
+        CHECK_EQ(raise_ev(i % 2 ? d1 : d3, i % 2 ? "10.0.0.1" : "10.0.0.3", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(owner_pending(d2), EVTMGR_MAX_PENDING_PER_DOMAIN);
+    c = counters();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 20000, "10.0.0.2", 80, EV_DATA), -EBUSY); /* new record refused */
+    CHECK_EQ(counters().records, c.records);                                    /* ... and not created */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), -EBUSY);  /* idle record refused */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_GET), 0);           /* pending one: fine */
+    CHECK_EQ(d2->virqs, 2);
+    CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 20000, "10.0.0.2", 80, EV_DATA), 0);
+    /* a full destination does not block the others */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 80, EV_DATA), 0);
+    /* drain the 450 pending records: 8 calls, the last with more == 0 */
+    for ( i = 0; i < 8; i++ )
+    {
+        struct fetch f = fetch(d2);
+
+        CHECK_EQ(f.rc, 0);
+        if ( i < 7 )
+            CHECK_EQ(f.more, 1);
+        else
+        {
+            CHECK_EQ(f.n, 2);            /* 512 - 64 + 2 = 450 = 7 * 64 + 2 */
+            CHECK_EQ(f.more, 0);
+        }
+    }
+    CHECK_EQ(owner_pending(d2), 0);
+}
+
+static void test_batch_limits(void)
+{
+    struct fetch f;
+    struct query r;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    f = fetch_n(d2, 0);
+    CHECK_EQ(f.rc, -EINVAL);
+    f = fetch_n(d2, EVTMGR_MAX_BATCH + 1);
+    CHECK_EQ(f.rc, -E2BIG);
+    f = fetch_n(d2, 0xffffffffU);
+    CHECK_EQ(f.rc, -E2BIG);
+    CHECK_EQ(owner_pending(d2), 1);
+    f = fetch_n(d2, EVTMGR_MAX_BATCH);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.n, 1);
+
+    r = query(d0, XEN_EVTMGR_QUERY_records, 0, EVTMGR_MAX_BATCH + 1);
+    CHECK_EQ(r.rc, -E2BIG);
+    r = query(d0, 2, 0, 1);
+    CHECK_EQ(r.rc, -EINVAL);
+    r = query(d0, 0xffffffffU, 0, 1);
+    CHECK_EQ(r.rc, -EINVAL);
+    r = query(d0, XEN_EVTMGR_QUERY_records, 0, 0);             /* totals and counters only */
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.nr, 0);
+    CHECK_EQ(r.q.total, 1);
+    CHECK_EQ(r.q.counters.records, 1);
+}
+
+/* ======================================================================== */
+/* faults and allocation failures                                           */
+/* ======================================================================== */
+
+static void bad_range(const void *p, size_t len)
+{
+    emul_bad_lo = p;
+    emul_bad_hi = (const char *)p + len;
+}
+
+static void test_efault_in(void)
+{
+    char buf[2048];
+    unsigned int cmd;
+    xen_evtmgr_counters_t c0, c1;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    c0 = counters();
+    memset(buf, 0, sizeof(buf));
+    buf[0] = 1;                          /* get_events: nr = 1 */
+    bad_range(buf, sizeof(buf));
+    for ( cmd = 0; cmd <= XEN_EVTMGR_OP_query; cmd++ )
+    {
+        CHECK_EQ(hc(d0, cmd, buf), -EFAULT);
+        CHECK_EQ(hc(d2, cmd, buf + 8), cmd == XEN_EVTMGR_OP_ip_set || cmd == XEN_EVTMGR_OP_ip_del ||
+                                       cmd == XEN_EVTMGR_OP_query ? -EPERM : -EFAULT);
+    }
+    /* a structure that only straddles the bad range */
+    bad_range(buf + 20, 1);
+    for ( cmd = 0; cmd <= XEN_EVTMGR_OP_query; cmd++ )
+        CHECK_EQ(hc(d0, cmd, buf), -EFAULT);
+    emul_bad_lo = emul_bad_hi = NULL;
+    c1 = counters();
+    CHECK_EQ(c1.records, c0.records);
+    CHECK_EQ(c1.pending, 1);
+    CHECK_EQ(c1.ip_entries, c0.ip_entries);
+    CHECK_EQ(owner_pending(d2), 1);
+    CHECK_EQ(fetch(d2).n, 1);
+}
+
+static void test_efault_get_events(void)
+{
+    size_t sz = sizeof(xen_evtmgr_get_events_t) + 8 * sizeof(xen_evtmgr_event_t);
+    xen_evtmgr_get_events_t *g = calloc(1, sz);
+    unsigned int i;
+    struct fetch f;
+
+    std_world();
+    for ( i = 0; i < 5; i++ )
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 10 + i, "10.0.0.2", 2, EV_DATA), 0);
+
+    /* the array is not writable: refused before anything is touched */
+    g->nr = 8;
+    bad_range(&g->ev[6], 1);
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    CHECK_EQ(owner_pending(d2), 5);
+    emul_bad_lo = emul_bad_hi = NULL;
+
+    /* a fault after two entries were copied: nothing is lost */
+    emul_copy_to_fail_after = 2;
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    emul_copy_to_fail_after = -1;
+    CHECK_EQ(owner_pending(d2), 5);
+
+    /* only the third entry's copy faults, the others succeed: still an error, nothing lost */
+    g->nr = 8;
+    emul_copy_to_fail_nth = 3;
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    emul_copy_to_fail_nth = 0;
+    CHECK_EQ(owner_pending(d2), 5);
+
+    /* every entry copied, the header write-back faults: nothing is lost either */
+    g->nr = 8;
+    emul_copy_to_fail_after = 5;
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    emul_copy_to_fail_after = -1;
+    CHECK_EQ(owner_pending(d2), 5);
+
+    f = fetch(d2);
+    CHECK_EQ(f.n, 5);
+    for ( i = 0; i < 5; i++ )
+        CHECK_EQ(f.ev[i].conn.dst_port, 10 + i);
+    CHECK_EQ(counters().events_delivered, 5);
+    free(g);
+}
+
+static void test_efault_out(void)
+{
+    xen_evtmgr_ip_entry_t e;
+    xen_evtmgr_info_t info;
+    size_t sz = sizeof(xen_evtmgr_query_t) + 8 * sizeof(xen_evtmgr_record_t);
+    xen_evtmgr_query_t *q = calloc(1, sz);
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    emul_copy_to_fail_after = 0;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_info, &info), -EFAULT);
+    memset(&e, 0, sizeof(e));
+    e.addr = A("10.0.0.2");
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_ip_lookup, &e), -EFAULT);
+    q->what = XEN_EVTMGR_QUERY_records;
+    q->nr = 8;
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), -EFAULT);          /* entry copy faults */
+    emul_copy_to_fail_after = 1;
+    q->nr = 8;
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), -EFAULT);          /* header write-back faults */
+    emul_copy_to_fail_after = -1;
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 2, EV_DATA), 0);
+    q->nr = 8;
+    emul_copy_to_fail_nth = 1;                                  /* only the first entry's copy faults */
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), -EFAULT);
+    emul_copy_to_fail_nth = 0;
+    q->what = XEN_EVTMGR_QUERY_ip;
+    q->nr = 8;
+    emul_copy_to_fail_nth = 2;
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), -EFAULT);
+    emul_copy_to_fail_nth = 0;
+    q->what = XEN_EVTMGR_QUERY_records;
+    emul_copy_to_fail_after = -1;
+    q->nr = 8;
+    bad_range((char *)(q + 1) + 2 * sizeof(xen_evtmgr_record_t), 1);   /* entries array not writable */
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), -EFAULT);
+    q->what = XEN_EVTMGR_QUERY_ip;
+    q->nr = 1;
+    CHECK_EQ(hc(d0, XEN_EVTMGR_OP_query, q), 0);                /* room for one: not touched */
+    emul_bad_lo = emul_bad_hi = NULL;
+    CHECK_EQ(owner_pending(d2), 2);
+    free(q);
+}
+
+static void test_alloc_failure(void)
+{
+    xen_evtmgr_counters_t c0, c1;
+    struct domain *d;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), 0);
+    c0 = counters();
+    emul_alloc_fail_after = 0;
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 2, EV_DATA), -ENOMEM);   /* needs a new record */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_GET), 0);          /* existing: no allocation */
+    emul_alloc_fail_after = -1;
+    c1 = counters();
+    CHECK_EQ(c1.records, c0.records);
+    CHECK_EQ(c1.records_created, c0.records_created);
+    CHECK_EQ(c1.raises_denied, c0.raises_denied + 1);
+    CHECK_EQ(d2->virqs, 1);
+
+    /* domain creation: the DEM's allocation fails, the domain is not created, nothing is left */
+    emul_alloc_fail_after = 0;
+    d = dom_create(7, false);
+    emul_alloc_fail_after = -1;
+    CHECK(!d);
+    CHECK(!dom_by_id(7));
+    CHECK_EQ(ip_set(d0, "10.0.0.7", 7), -ESRCH);
+}
+
+/* ======================================================================== */
+/* release, teardown, soft reset, address changes                           */
+/* ======================================================================== */
+
+static void test_release(void)
+{
+    xen_evtmgr_conn_t c = C("10.0.0.1", 1234, "10.0.0.2", 80);
+    xen_evtmgr_counters_t k;
+
+    std_world();
+    CHECK_EQ(raise_c(d1, c, EV_CREATE), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1235, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(owner_pending(d2), 2);
+    CHECK_EQ(release_c(d1, c), -ENOENT);                 /* the raiser does not own it */
+    CHECK_EQ(release_c(d2, c), -ENOENT);                 /* the owner names its own end as src */
+    CHECK_EQ(release_c(d2, swapped(c)), 0);
+    CHECK_EQ(owner_pending(d2), 1);
+    CHECK_EQ(release_c(d2, swapped(c)), -ENOENT);
+    k = counters();
+    CHECK_EQ(k.records, 1);
+    CHECK_EQ(k.records_freed, 1);
+    CHECK_EQ(k.pending, 1);
+    {
+        xen_evtmgr_conn_t bad = swapped(c);
+
+        bad.pad = 3;
+        CHECK_EQ(release_c(d2, bad), -EINVAL);
+        bad = swapped(c);
+        bad.dst.family = 0;
+        CHECK_EQ(release_c(d2, bad), -EINVAL);
+    }
+    /* a new raise creates it again and signals only if nothing else is pending */
+    CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);
+    CHECK_EQ(fetch(d2).n, 2);
+}
+
+static void test_teardown_both_directions(void)
+{
+    struct query r;
+    unsigned int i;
+    struct fetch f;
+
+    std_world();
+    /* d1 <-> d2, d2 <-> d3, d1 <-> d3, some pending, some fetched */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_CREATE), 0);
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 80, "10.0.0.1", 1, EV_GET), 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 2, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 80, "10.0.0.3", 2, EV_GET), 0);
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 81, "10.0.0.3", 3, EV_GET), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 4, "10.0.0.3", 5, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 5, "10.0.0.1", 4, EV_GET), 0);
+    CHECK_EQ(fetch_n(d3, 1).n, 1);                     /* d3: one of three fetched */
+    CHECK_EQ(owner_pending(d1), 2);
+    CHECK_EQ(owner_pending(d2), 2);
+    CHECK_EQ(owner_pending(d3), 2);
+    CHECK_EQ(counters().records, 7);
+
+    dom_kill(d2);                                      /* domain_kill + _domain_destroy */
+
+    CHECK_EQ(owner_pending(d1), 1);                    /* only d3's record left */
+    CHECK_EQ(owner_pending(d3), 1);
+    CHECK_EQ(d1->evtmgr->nr_records, 1);
+    CHECK_EQ(d1->evtmgr->nr_raised, 1);
+    CHECK_EQ(d3->evtmgr->nr_records, 1);
+    CHECK_EQ(d3->evtmgr->nr_raised, 1);
+    r = query(d0, XEN_EVTMGR_QUERY_records, 0, 64);
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(r.q.total, 2);
+    CHECK_EQ(r.q.counters.records, 2);
+    CHECK_EQ(r.q.counters.pending, 2);
+    CHECK_EQ(r.q.counters.records_freed, 5);
+    for ( i = 0; i < r.q.nr; i++ )
+        CHECK(r.u.rec[i].owner != 2 && r.u.rec[i].raiser != 2);
+    r = query(d0, XEN_EVTMGR_QUERY_ip, 0, 64);
+    for ( i = 0; i < r.q.nr; i++ )
+        CHECK(r.u.ip[i].domid != 2);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), -ENOENT);
+    f = fetch(d1);
+    CHECK_EQ(f.n, 1);
+    CHECK_EQ(f.ev[0].peer, 3);
+    f = fetch(d3);
+    CHECK_EQ(f.n, 1);
+    CHECK_EQ(f.ev[0].peer, 1);
+
+    /* a new domain with the same id starts clean */
+    d2 = dom_create(2, false);
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 2), 0);
+    CHECK_EQ(fetch(d2).n, 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);
+}
+
+static void test_teardown_destination_signalled(void)
+{
+    std_world();
+    /* records pending in d2 created by d1: d1 dies, d2's count drops to 0, the next raise signals again */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 1);
+    dom_kill(d1);
+    CHECK_EQ(owner_pending(d2), 0);
+    CHECK_EQ(fetch(d2).n, 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(d2->virqs, 2);
+}
+
+static void test_ip_change_purges_records(void)
+{
+    std_world();
+    CHECK_EQ(ip_set(d0, "10.0.1.2", 2), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);   /* d2 owns, via 10.0.0.2 */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.1.2", 80, EV_DATA), 0);   /* d2 owns, via 10.0.1.2 */
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 80, "10.0.0.1", 1, EV_GET), 0);    /* d2 raised from 10.0.0.2 */
+    CHECK_EQ(raise_ev(d2, "10.0.1.2", 80, "10.0.0.1", 1, EV_GET), 0);    /* d2 raised from 10.0.1.2 */
+    CHECK_EQ(counters().records, 4);
+
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 3), 0);            /* 10.0.0.2 moves to d3 */
+    CHECK_EQ(counters().records, 2);
+    CHECK_EQ(owner_pending(d2), 1);
+    CHECK_EQ(owner_pending(d1), 1);
+    CHECK_EQ(d3->evtmgr->nr_records, 0);               /* d3 does not inherit d2's sockets */
+
+    CHECK_EQ(ip_del(d0, "10.0.0.1", 1), 0);            /* d1 loses its address */
+    CHECK_EQ(counters().records, 0);
+    CHECK_EQ(owner_pending(d1), 0);
+    CHECK_EQ(owner_pending(d2), 0);
+    CHECK_EQ(counters().pending, 0);
+}
+
+static void test_soft_reset(void)
+{
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 80, "10.0.0.1", 1, EV_GET), 0);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.1", 80, EV_GET), 0);
+    evtmgr_soft_reset(d1);
+    check_invariants();
+    CHECK_EQ(counters().records, 0);
+    CHECK_EQ(owner_pending(d1), 0);
+    CHECK_EQ(owner_pending(d2), 0);
+    CHECK_EQ(lookup(d2, "10.0.0.1"), 1);               /* its addresses stay */
+    CHECK_EQ(raise_ev(d2, "10.0.0.2", 80, "10.0.0.1", 1, EV_GET), 0);
+    CHECK_EQ(d1->virqs, 2);
+}
+
+static void test_dying_caller_state(void)
+{
+    /* A domain whose DEM state is gone (torn down) gets -EOPNOTSUPP, never a crash. */
+    xen_evtmgr_info_t info;
+
+    std_world();
+    d3->is_dying = 1;
+    evtmgr_destroy(d3);
+    CHECK_EQ(hc(d3, XEN_EVTMGR_OP_info, &info), -EOPNOTSUPP);
+    d3->exists = false;
+}
+
+/* ======================================================================== */
+/* randomized: a model of the DEM checked after every op                    */
+/* ======================================================================== */
+
+#define R_DOMS   4
+#define R_ADDRS  10
+#define R_MODEL  4096
+
+struct mrec {
+    bool used;
+    int owner, raiser;
+    xen_evtmgr_conn_t conn;              /* raiser's view */
+    uint32_t bits;
+    unsigned long seq;                   /* when it last became pending */
+    xen_evtmgr_tunnel_t tunnel;
+};
+
+static struct {
+    int ip[R_ADDRS];                     /* owner id or -1 */
+    struct mrec rec[R_MODEL];
+    unsigned long seq;
+    unsigned int virqs[R_DOMS];
+} M;
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11) % n;
+}
+
+static const char *r_addr(unsigned int i)
+{
+    static char s[R_ADDRS][24];
+
+    snprintf(s[i], sizeof(s[i]), "10.7.0.%u", i + 1);
+    return s[i];
+}
+
+static struct domain *r_dom(int id)
+{
+    return dom_by_id(id);
+}
+
+static int m_owner_of(const xen_evtmgr_addr_t *a)
+{
+    unsigned int i;
+
+    for ( i = 0; i < R_ADDRS; i++ )
+    {
+        xen_evtmgr_addr_t b = A(r_addr(i));
+
+        if ( !memcmp(&b, a, sizeof(b)) )
+            return M.ip[i];
+    }
+    return -1;
+}
+
+static unsigned int m_count(int owner, int raiser, bool pending)
+{
+    unsigned int i, n = 0;
+
+    for ( i = 0; i < R_MODEL; i++ )
+        if ( M.rec[i].used && (owner < 0 || M.rec[i].owner == owner) &&
+             (raiser < 0 || M.rec[i].raiser == raiser) && (!pending || M.rec[i].bits) )
+            n++;
+    return n;
+}
+
+static struct mrec *m_find(int owner, const xen_evtmgr_conn_t *c)
+{
+    unsigned int i;
+
+    for ( i = 0; i < R_MODEL; i++ )
+        if ( M.rec[i].used && M.rec[i].owner == owner && conn_eq(&M.rec[i].conn, c) )
+            return &M.rec[i];
+    return NULL;
+}
+
+/* Records live while the raiser owns conn.src and the owner owns conn.dst. */
+static void m_purge(void)
+{
+    unsigned int i;
+
+    for ( i = 0; i < R_MODEL; i++ )
+        if ( M.rec[i].used && (m_owner_of(&M.rec[i].conn.src) != M.rec[i].raiser ||
+                               m_owner_of(&M.rec[i].conn.dst) != M.rec[i].owner) )
+            M.rec[i].used = false;
+}
+
+static void m_drop_domain(int id)
+{
+    unsigned int i;
+
+    for ( i = 0; i < R_MODEL; i++ )
+        if ( M.rec[i].used && (M.rec[i].owner == id || M.rec[i].raiser == id) )
+            M.rec[i].used = false;
+}
+
+static void r_raise(void)
+{
+    int caller = rnd(R_DOMS), owner, i;
+    unsigned int s = rnd(R_ADDRS), t = rnd(R_ADDRS);
+    uint32_t events = 1U << rnd(6) | (rnd(3) ? 0 : 1U << rnd(6));
+    xen_evtmgr_conn_t c;
+    xen_evtmgr_tunnel_t tun;
+    struct mrec *m;
+    long want, rc;
+    bool signal = false, inject = !rnd(25), invalid = !rnd(30);
+
+    /* mostly from an address the caller owns */
+    if ( rnd(5) )
+        for ( i = 0; i < R_ADDRS; i++ )
+            if ( M.ip[(s + i) % R_ADDRS] == caller )
+            {
+                s = (s + i) % R_ADDRS;
+                break;
+            }
+    /* mostly towards an address another domain owns */
+    if ( rnd(5) )
+        for ( i = 0; i < R_ADDRS; i++ )
+            if ( M.ip[(t + i) % R_ADDRS] >= 0 && M.ip[(t + i) % R_ADDRS] != caller )
+            {
+                t = (t + i) % R_ADDRS;
+                break;
+            }
+    c = C(r_addr(s), 1 + rnd(4), r_addr(t), 1 + rnd(3));
+    tun = T(1 + rnd(16), 4096 * (1 + rnd(64)), 1 + rnd(8));
+    if ( invalid )
+        events |= 1U << 6;
+
+    owner = M.ip[t];
+    m = owner >= 0 ? m_find(owner, &c) : NULL;
+    if ( invalid )
+        want = -EINVAL;
+    else if ( M.ip[s] != caller )
+        want = -EACCES;
+    else if ( owner < 0 )
+        want = -ENOENT;
+    else if ( owner == caller )
+        want = -ELOOP;
+    else if ( !m && (m_count(owner, -1, false) >= EVTMGR_MAX_RECORDS_PER_DOMAIN ||
+                     m_count(-1, caller, false) >= EVTMGR_MAX_RECORDS_PER_DOMAIN) )
+        want = -ENOSPC;
+    else if ( !m && inject )
+        want = -ENOMEM;
+    else if ( (!m || !m->bits) && m_count(owner, -1, true) >= EVTMGR_MAX_PENDING_PER_DOMAIN )
+        want = -EBUSY;
+    else
+        want = 0;
+
+    if ( inject )
+        emul_alloc_fail_after = 0;
+    rc = raise_t(r_dom(caller), c, events, (events & EV_CREATE) ? &tun : NULL);
+    emul_alloc_fail_after = -1;
+    CHECK_EQ(rc, want);
+    if ( rc || want )
+        return;
+
+    if ( !m )
+    {
+        for ( i = 0; i < R_MODEL && M.rec[i].used; i++ )
+            ;
+        assert(i < R_MODEL);
+        m = &M.rec[i];
+        memset(m, 0, sizeof(*m));
+        m->used = true;
+        m->owner = owner;
+        m->raiser = caller;
+        m->conn = c;
+    }
+    if ( !m->bits )
+    {
+        signal = !m_count(owner, -1, true);
+        m->seq = ++M.seq;
+    }
+    m->bits |= events;
+    if ( events & EV_CREATE )
+        m->tunnel = tun;
+    if ( signal )
+        M.virqs[owner]++;
+}
+
+static void r_fetch(void)
+{
+    int caller = rnd(R_DOMS);
+    unsigned int nr = 1 + rnd(8), i, j, pending = m_count(caller, -1, true);
+    long fault = rnd(30) ? -1 : (long)rnd(3);
+    struct fetch f;
+
+    /* A fault after `fault` copies: a fetch makes n entry copies then 2 header copies. */
+    emul_copy_to_fail_after = fault;
+    f = fetch_n(r_dom(caller), nr);
+    emul_copy_to_fail_after = -1;
+    if ( fault >= 0 && min(nr, pending) + 2 > (unsigned long)fault )
+    {
+        CHECK_EQ(f.rc, -EFAULT);
+        return;                          /* nothing consumed: the model stays */
+    }
+    CHECK_EQ(f.rc, 0);
+    if ( f.rc )
+        return;
+    CHECK_EQ(f.n, min(nr, pending));
+    CHECK_EQ(f.more, pending > nr);
+    for ( i = 0; i < f.n; i++ )
+    {
+        struct mrec *best = NULL;
+        xen_evtmgr_conn_t want;
+
+        for ( j = 0; j < R_MODEL; j++ )
+            if ( M.rec[j].used && M.rec[j].owner == caller && M.rec[j].bits &&
+                 (!best || M.rec[j].seq < best->seq) )
+                best = &M.rec[j];
+        assert(best);
+        want = swapped(best->conn);
+        CHECK(conn_eq(&f.ev[i].conn, &want));
+        CHECK_EQ(f.ev[i].events, best->bits);
+        CHECK_EQ(f.ev[i].peer, best->raiser);
+        if ( best->bits & EV_CREATE )
+            CHECK(!memcmp(&f.ev[i].tunnel, &best->tunnel, sizeof(best->tunnel)));
+        best->bits = 0;
+    }
+}
+
+static void r_release(void)
+{
+    int caller = rnd(R_DOMS);
+    unsigned int i, start = rnd(R_MODEL);
+    struct mrec *m = NULL;
+    xen_evtmgr_conn_t c;
+
+    for ( i = 0; i < R_MODEL; i++ )
+    {
+        struct mrec *x = &M.rec[(start + i) % R_MODEL];
+
+        if ( x->used && x->owner == caller )
+        {
+            m = x;
+            break;
+        }
+    }
+    if ( !m || !rnd(4) )
+    {
+        /* a connection named by the caller, which may or may not have a record */
+        xen_evtmgr_conn_t key;
+
+        c = C(r_addr(rnd(R_ADDRS)), 1 + rnd(3), r_addr(rnd(R_ADDRS)), 1 + rnd(4));
+        key = swapped(c);
+        m = m_find(caller, &key);
+        CHECK_EQ(release_c(r_dom(caller), c), m ? 0 : -ENOENT);
+        if ( m )
+            m->used = false;
+        return;
+    }
+    CHECK_EQ(release_c(r_dom(caller), swapped(m->conn)), 0);
+    m->used = false;
+}
+
+static void r_table(void)
+{
+    unsigned int a = rnd(R_ADDRS);
+    int target = rnd(R_DOMS);
+
+    switch ( rnd(4) )
+    {
+    case 0:
+        CHECK_EQ(ip_del(r_dom(0), r_addr(a), XEN_EVTMGR_DOMID_NONE), M.ip[a] < 0 ? -ENOENT : 0);
+        M.ip[a] = -1;
+        break;
+    case 1:
+        CHECK_EQ(ip_set(r_dom(1 + rnd(R_DOMS - 1)), r_addr(a), target), -EPERM);
+        break;
+    default:
+        CHECK_EQ(ip_set(r_dom(0), r_addr(a), target), 0);
+        M.ip[a] = target;
+        break;
+    }
+    m_purge();
+}
+
+static void r_kill(void)
+{
+    int id = 1 + rnd(R_DOMS - 1);
+    unsigned int i;
+    struct domain *d = r_dom(id);
+
+    dom_kill(d);
+    check_invariants();
+    for ( i = 0; i < R_ADDRS; i++ )
+        if ( M.ip[i] == id )
+            M.ip[i] = -1;
+    m_drop_domain(id);
+    d = dom_create(id, false);
+    assert(d);
+    M.virqs[id] = 0;
+}
+
+static void r_soft_reset(void)
+{
+    int id = rnd(R_DOMS);
+
+    evtmgr_soft_reset(r_dom(id));
+    check_invariants();
+    m_drop_domain(id);
+}
+
+static void r_check(void)
+{
+    unsigned int i;
+    xen_evtmgr_counters_t k;
+
+    for ( i = 0; i < R_DOMS; i++ )
+    {
+        CHECK_EQ(r_dom(i)->virqs, M.virqs[i]);
+        CHECK_EQ(owner_pending(r_dom(i)), m_count(i, -1, true));
+        CHECK_EQ(r_dom(i)->evtmgr->nr_records, m_count(i, -1, false));
+        CHECK_EQ(r_dom(i)->evtmgr->nr_raised, m_count(-1, i, false));
+    }
+    if ( !rnd(50) )
+    {
+        k = counters();
+        CHECK_EQ(k.records, m_count(-1, -1, false));
+        CHECK_EQ(k.pending, m_count(-1, -1, true));
+        for ( i = 0; i < R_ADDRS; i++ )
+            CHECK_EQ(lookup(r_dom(rnd(R_DOMS)), r_addr(i)), M.ip[i] < 0 ? (int)XEN_EVTMGR_DOMID_NONE : M.ip[i]);
+    }
+}
+
+static void test_randomized(void)
+{
+    unsigned int op, i, ops = 10000;
+
+    memset(&M, 0, sizeof(M));
+    dom_create(0, true);
+    for ( i = 1; i < R_DOMS; i++ )
+        dom_create(i, false);
+    for ( i = 0; i < R_ADDRS; i++ )
+    {
+        M.ip[i] = i % R_DOMS;
+        CHECK_EQ(ip_set(r_dom(0), r_addr(i), M.ip[i]), 0);
+    }
+    for ( op = 0; op < ops && !cur_fail; op++ )
+    {
+        unsigned int k = rnd(100);
+
+        if ( k < 55 )
+            r_raise();
+        else if ( k < 80 )
+            r_fetch();
+        else if ( k < 88 )
+            r_release();
+        else if ( k < 96 )
+            r_table();
+        else if ( k < 98 )
+            r_kill();
+        else
+            r_soft_reset();
+        r_check();
+        if ( cur_fail )
+            printf("    (randomized: failed at op %u)\n", op);
+    }
+    printf("    randomized: %u ops, %llu raises (%llu refused), %llu records delivered, %llu created, %u VIRQs\n",
+           op, (unsigned long long)evtmgr_stats.raises, (unsigned long long)evtmgr_stats.raises_denied,
+           (unsigned long long)evtmgr_stats.events_delivered, (unsigned long long)evtmgr_stats.records_created,
+           emul_virqs_total);
+    CHECK(evtmgr_stats.raises > 1000);
+    CHECK(evtmgr_stats.events_delivered > 500);
+}
+
+/* ======================================================================== */
+
+#define RUN(name) do {                                                      \
+    cur_fail = 0;                                                           \
+    test_ ## name();                                                        \
+    check_invariants();                                                     \
+    world_reset();                                                          \
+    if ( cur_fail )                                                         \
+    {                                                                       \
+        n_failed++;                                                         \
+        printf("FAIL - %s\n", #name);                                      \
+    }                                                                       \
+    else                                                                    \
+    {                                                                       \
+        n_passed++;                                                         \
+        printf("ok - %s\n", #name);                                        \
+    }                                                                       \
+} while ( 0 )
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    RUN(boot_message);
+    RUN(info);
+    RUN(unknown_op);
+    RUN(disabled);
+    RUN(table_set_lookup);
+    RUN(table_replace);
+    RUN(table_del);
+    RUN(table_purge_on_death);
+    RUN(table_validation);
+    RUN(table_set_errors);
+    RUN(privileged_ops);
+    RUN(ip_limits);
+    RUN(ip_global_limit);
+    RUN(ip_alloc_failure);
+    RUN(burst_one_socket);
+    RUN(several_sockets);
+    RUN(partial_fetch);
+    RUN(resignal_after_drain);
+    RUN(event_hint_order);
+    RUN(bits_and_tunnel);
+    RUN(raise_access);
+    RUN(raise_validation);
+    RUN(records_limit);
+    RUN(pending_limit);
+    RUN(batch_limits);
+    RUN(efault_in);
+    RUN(efault_get_events);
+    RUN(efault_out);
+    RUN(alloc_failure);
+    RUN(release);
+    RUN(teardown_both_directions);
+    RUN(teardown_destination_signalled);
+    RUN(ip_change_purges_records);
+    RUN(soft_reset);
+    RUN(dying_caller_state);
+    RUN(randomized);
+
+    printf("%u passed, %u failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}

@@ -49,7 +49,8 @@ typedef uint16_t domid_t;
 #include "list.h"                 /* generated: the real xen/include/xen/list.h without its #includes */
 
 /* ---- logging ---- */
-#define XENLOG_G_DEBUG "<G><7>"
+#define XENLOG_GUEST "<G>"
+#define XENLOG_DEBUG "<3>"
 static unsigned int emul_log_lines, emul_log_debug;
 static char emul_last_log[256];
 static void __attribute__((format(printf, 2, 3))) emul_log(const char *lvl, const char *fmt, ...)
@@ -60,11 +61,11 @@ static void __attribute__((format(printf, 2, 3))) emul_log(const char *lvl, cons
     vsnprintf(emul_last_log, sizeof(emul_last_log), fmt, ap);
     va_end(ap);
     emul_log_lines++;
-    if ( !strcmp(lvl, XENLOG_G_DEBUG) )
+    if ( !strcmp(lvl, XENLOG_GUEST XENLOG_DEBUG) )   /* guest debug level: filtered and rate-limited */
         emul_log_debug++;
 }
 #define printk(fmt, args...) emul_log("", fmt, ## args)
-#define gprintk(lvl, fmt, args...) emul_log(lvl, fmt, ## args)
+#define gprintk(lvl, fmt, args...) emul_log(XENLOG_GUEST lvl, fmt, ## args)   /* as Xen's */
 
 /* ---- domains, current, RCU ---- */
 struct evtmgr_domain;

@@ -188,6 +188,8 @@ lab_tally() {
 cmd_test() {
     build_all
     local rc=0
+    log "host tests: the DEM unit harness (the real common/evtmgr.c with shims)"
+    suite xen-harness "$ROOT/test/xen/run.sh" || rc=1
     log "host tests: ava"
     suite ava bash -c "cd '$ROOT' && npx ava" || rc=1
     log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"

@@ -9,6 +9,7 @@
 #   ./build.sh ts       the TypeScript -> build/ts/
 #   ./build.sh bench    the guest programs (ivcbench, lab-agent) -> build/bench/
 #   ./build.sh lab      the lab images -> build/lab/
+#   ./build.sh lab-run  build, then boot the lab once and run its scenarios (options go to `fastivc lab run`)
 #   ./build.sh demo     build everything, boot the lab, show the traffic
 #   ./build.sh test     build everything, host tests, then the lab end-to-end scenarios
 set -euo pipefail
@@ -113,19 +114,23 @@ cmd_xen() {
     stamp_write xen "$h"
 }
 
-# ---- guest kernel module ----
-cmd_kmod() {
-    local kdir="/usr/src/linux-headers-$KERNEL_ABI"
+# ---- guest kernel modules: fastivc.ko, and the lab's dem_hcall.ko (DEM hypercalls for dem-probe in a domU) ----
+build_module() { # SOURCE_DIR NAME
+    local kdir="/usr/src/linux-headers-$KERNEL_ABI" src=$1 name=$2
     [ -d "$kdir" ] || die "no headers for $KERNEL_ABI in $kdir (run ./build.sh deps)"
-    local h; h=$(inputs_hash "$ROOT/guest-kmod" "KERNEL_ABI=$KERNEL_ABI")
-    if stamp_fresh kmod "$h" && [ -f "$B/kmod/fastivc.ko" ]; then return 0; fi
-    log "kmod: build against $KERNEL_ABI"
+    local h; h=$(inputs_hash "$src" "KERNEL_ABI=$KERNEL_ABI")
+    if stamp_fresh "kmod-$name" "$h" && [ -f "$B/kmod/$name.ko" ]; then return 0; fi
+    log "kmod: $name.ko against $KERNEL_ABI"
     # Kbuild writes next to the sources, so build a copy under build/.
-    rm -rf "$B/kmod"; mkdir -p "$B/kmod"; cp -r "$ROOT/guest-kmod" "$B/kmod/src"
-    make -s -C "$kdir" M="$B/kmod/src" modules > "$B/kmod/build.log" 2>&1 \
-        || { cat "$B/kmod/build.log" >&2; die "kmod build failed"; }
-    cp "$B/kmod/src/fastivc.ko" "$B/kmod/"
-    stamp_write kmod "$h"
+    rm -rf "$B/kmod/$name"; mkdir -p "$B/kmod"; cp -r "$src" "$B/kmod/$name"
+    make -s -C "$kdir" M="$B/kmod/$name" modules > "$B/kmod/$name.log" 2>&1 \
+        || { cat "$B/kmod/$name.log" >&2; die "$name.ko build failed"; }
+    cp "$B/kmod/$name/$name.ko" "$B/kmod/"
+    stamp_write "kmod-$name" "$h"
+}
+cmd_kmod() {
+    build_module "$ROOT/guest-kmod" fastivc
+    build_module "$ROOT/lab/dem-probe/kmod" dem_hcall
 }
 
 # ---- guest programs ----
@@ -209,8 +214,12 @@ cmd_demo() {
     lab_run
 }
 
+# Builds what is needed and boots the lab once; extra arguments go to `fastivc lab run` (e.g. --fault domU2-noboot).
+cmd_lab_run() { build_all; lab_run "$@"; }
+
 case "${1:-}" in
     deps|xen|kmod|native|ts|bench|lab|test|demo) step=$1; shift; "cmd_$step" "$@" ;;
+    lab-run) shift; cmd_lab_run "$@" ;;
     all) build_all ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -145,7 +145,7 @@ stage_node_app() {
 }
 
 build_input() {
-    local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod/fastivc.ko" "$L/domU-base.cpio.gz" \
+    local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod" "$L/domU-base.cpio.gz" \
         "$B/kernel/vmlinuz" "$B/ts" "$ROOT/native/build/Release/fastivc.node" "$ROOT/package-lock.json" \
         "NODE=$(node --version)")
     if stamp_fresh input "$h" && [ -f "$L/input.img" ]; then return 0; fi
@@ -155,7 +155,7 @@ build_input() {
     cp -r "$ROOT/lab/guest/." "$s/lab/"
     install -m 0755 "$ROOT/lab/guest/domU/init" "$s/domU-overlay/init"
     install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$s/domU-overlay/usr/local/bin/"
-    install -m 0644 "$B/kmod/fastivc.ko" "$s/domU-overlay/lib/fastivc/"
+    install -m 0644 "$B/kmod/fastivc.ko" "$B/kmod/dem_hcall.ko" "$s/domU-overlay/lib/fastivc/"
     mkdir -p "$s/lab/bin" "$s/lab/domU"
     install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$s/lab/bin/"
     stage_node_app "$s/lab"

@@ -3,6 +3,8 @@
 # the error cases with their exact errno, events between two domUs (one VIRQ per burst, one fetch returns all),
 # a domain that dies with state in the DEM, and a clean `xl dmesg`.
 
+# In the domUs dem-probe issues DEM hypercalls through the lab's dem_hcall.ko (privcmd refuses them in a domU).
+DOMU_PROBE="DEM_PROBE_PRIVCMD=/dev/fastivc-dem-hcall dem-probe"
 DEM_SPARE_IP=192.0.2.13      # the address given to a short-lived paused domain
 DEM_NOBODY_IP=192.0.2.250    # an address no domain owns
 
@@ -55,7 +57,7 @@ scn_dem_conformance_dom0() {
 
 scn_dem_conformance_domU() {
     need domU1 domU2 || return 1
-    agent "$D1" dem-probe selftest --domid "$(xl domid domU1)" --self "$D1" --peer "$D2" --unowned "$D2" \
+    agent "$D1" $DOMU_PROBE selftest --domid "$(xl domid domU1)" --self "$D1" --peer "$D2" --unowned "$D2" \
         > "$OUT/st1.raw"
     local rc=$?
     grep '^{' "$OUT/st1.raw" | tail -1 > "$OUT/st1.json"
@@ -67,20 +69,20 @@ scn_dem_conformance_domU() {
 # once. One interrupt for the whole burst; one fetch returns every bit.
 watch_burst() {
     local tag=$1 n=$2; shift 2
-    ( agent "$D2" dem-probe watch --seconds 8 > "$OUT/watch-$tag.raw" 2>&1 ) &
+    ( agent "$D2" $DOMU_PROBE watch --seconds 8 > "$OUT/watch-$tag.raw" 2>&1 ) &
     local wpid=$! i=0
     while ! grep -q '"ready":true' "$OUT/watch-$tag.raw" 2>/dev/null; do
         i=$((i + 1))
         [ $i -lt 75 ] || { kill $wpid 2>/dev/null; cat "$OUT/watch-$tag.raw"; fail "watch in domU2 never became ready: $(head -c 200 "$OUT/watch-$tag.raw")"; return 1; }
         sleep 0.2
     done
-    agent "$D1" dem-probe raise --src "$D1:40001" --dst "$D2:40002" --events send_data --repeat "$n" \
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events send_data --repeat "$n" \
         > "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise from domU1 failed"; return 1; }
-    agent "$D1" dem-probe raise --src "$D1:40001" --dst "$D2:40002" --events create --tunnel 4,4096,77 \
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events create --tunnel 4,4096,77 \
         >> "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise create from domU1 failed"; return 1; }
     wait $wpid
     grep '"op":"watch"' "$OUT/watch-$tag.raw" | tail -1 > "$OUT/watch-$tag.json"
-    agent "$D2" dem-probe fetch > "$OUT/fetch-$tag.json"
+    agent "$D2" $DOMU_PROBE fetch > "$OUT/fetch-$tag.json"
     cat "$OUT/raise-$tag.json" "$OUT/watch-$tag.json" "$OUT/fetch-$tag.json"
 }
 
@@ -104,7 +106,7 @@ scn_dem_events() {
             and .tunnel.grefs[0] == 77)' "$f" >/dev/null \
             || { fail "one fetch did not return exactly the raised bits and tunnel: $(cat "$f")"; return 1; }
     done
-    agent "$D2" dem-probe release --src "$D2:40002" --dst "$D1:40001" || { fail "release failed"; return 1; }
+    agent "$D2" $DOMU_PROBE release --src "$D2:40002" --dst "$D1:40001" || { fail "release failed"; return 1; }
 }
 
 scn_dem_dead_domain() {
@@ -115,7 +117,7 @@ scn_dem_dead_domain() {
     xl create -p /tmp/domU3.cfg > "$OUT/xl-create-domU3.log" 2>&1 || { cat "$OUT/xl-create-domU3.log"; fail "xl create -p failed"; return 1; }
     id=$(xl domid domU3)
     fastivc map set "$DEM_SPARE_IP" "$id" || { xl destroy domU3; fail "map set for domU3 failed"; return 1; }
-    agent "$D1" dem-probe raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events create,send_data \
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events create,send_data \
         --tunnel 2,8192,5 --repeat 3 || { xl destroy domU3; fail "raise towards the live domU3 failed"; return 1; }
     dem-probe query > "$OUT/q-before.json"
     jq -e --argjson id "$id" '[.records[] | select(.owner == $id)] | length == 1' "$OUT/q-before.json" >/dev/null \
@@ -128,7 +130,7 @@ scn_dem_dead_domain() {
         >/dev/null || { fail "records of the dead domain $id remain"; return 1; }
     jq -e --arg ip "$DEM_SPARE_IP" '[.[] | select(.addr == $ip)] | length == 0' "$OUT/map-after.json" >/dev/null \
         || { fail "the dead domain's address is still in the table"; return 1; }
-    agent "$D1" dem-probe raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.json"
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.json"
     rc=$?; cat "$OUT/r-dead.json"
     metrics "$(jq -c --argjson id "$id" '{dead_domid: $id, errno_after_death: .errno,
         records_after: (.records_total // null)}' "$OUT/r-dead.json")"

@@ -94,6 +94,10 @@ void jb_print(struct jb *j); /* prints the buffer and a newline on stdout, frees
 int dem_open(void);
 const char *dem_privcmd_path(void);
 void dem_open_error(char *buf, size_t n, int r); /* the message for dem_open's failure r */
+/* 1 if this looks like a domU whose privcmd blocks all hypercalls (xen-privcmd without unrestricted=1). */
+int dem_privcmd_blocked(void);
+#define PRIVCMD_BLOCKED_HINT                                                                                         \
+	"Linux's privcmd blocks hypercalls in this domU: load it with 'modprobe xen-privcmd unrestricted=1'"
 /* One DEM hypercall with arg passed as is: the return value (>= 0) or -errno. */
 long dem_op(unsigned int cmd, void *arg);
 /* Copies len bytes of obj into touched, locked memory, calls, copies the result back. */

@@ -35,7 +35,10 @@ static const char *hint(long rc)
 	switch (-rc) {
 	case ENOSYS: return "hypercall not implemented: this Xen has no DEM (patch not applied?)";
 	case EOPNOTSUPP: return "DEM disabled (evtmgr=0 on Xen's command line) or unknown op";
-	case EPERM: return "not permitted: privileged op (needs the control domain) or refused by XSM";
+	case EPERM:
+		if (dem_privcmd_blocked())
+			return PRIVCMD_BLOCKED_HINT;
+		return "not permitted: privileged op (needs the control domain) or refused by XSM";
 	case EACCES: return "the source address is not owned by this domain";
 	case ENOENT: return "no such entry, or the address is not owned by a domain of this host";
 	case ELOOP: return "the destination address is this domain's own";

@@ -31,6 +31,7 @@ struct st {
 	unsigned char *buf; /* touched, room for max_batch + 1 entries of any kind */
 	unsigned leaks;     /* negative raises that succeeded */
 	int self_added;     /* --privileged: --self was unowned, the run made it ours and removes it at the end */
+	const char *error;  /* why the run stopped early, if it did */
 };
 
 static void rc_text(char *buf, size_t n, long rc)
@@ -547,8 +548,14 @@ static void finish(struct st *s)
 				 "'dem-probe release --src %s --dst %s' in the peer domain\"",
 			  s->leaks, src, dst);
 	}
+	if (s->error) {
+		jb_printf(&s->j, ",\"error\":");
+		jb_str(&s->j, s->error);
+	}
 	jb_printf(&s->j, "}");
 	jb_print(&s->j);
+	if (s->error)
+		fprintf(stderr, "dem-probe: selftest: %s\n", s->error);
 	if (s->failed)
 		fprintf(stderr, "dem-probe: selftest: %u of %u checks failed\n", s->failed, s->passed + s->failed);
 }
@@ -612,7 +619,10 @@ int cmd_selftest(int argc, char **argv)
 	jb_printf(&s->j, "{\"checks\":[");
 	rc = dem_op_obj(XEN_EVTMGR_OP_info, &s->info, sizeof(s->info));
 	if (!expect(s, "info -> ok", rc, 0) || s->info.max_batch == 0) {
-		finish(s); /* nothing else can be sized or judged without info */
+		/* nothing else can be sized or judged without info */
+		if (rc == -EPERM && dem_privcmd_blocked())
+			s->error = PRIVCMD_BLOCKED_HINT;
+		finish(s);
 		return 1;
 	}
 	{

@@ -37,6 +37,7 @@ struct ioctl_evtchn_bind_virq {
  * printed with Linux's names. That is right only because Xen's values equal Linux's for every error the DEM
  * returns; check it against Xen's own list.
  */
+#include "version.h" /* Xen's public/version.h: XENVER_version */
 #include "errno.h" /* Xen's public/errno.h (quoted include path), not libc's: enum xen_errno { XEN_EPERM = 1, ... } */
 #define SAME_ERRNO(e) _Static_assert(XEN_##e == e, "Xen and Linux differ on " #e)
 SAME_ERRNO(EPERM);
@@ -122,6 +123,26 @@ int dem_open(void)
 	if (!scratch)
 		scratch = dem_alloc(scratch_len);
 	return 0;
+}
+
+/*
+ * Linux's privcmd (Debian's 6.1 included) refuses every hypercall with EPERM in a domain that is neither dom0 nor
+ * a device-model stub domain ("xen_privcmd: No target domain found, blocking all hypercalls"), unless the module
+ * is loaded with unrestricted=1 (a parameter sysfs does not show). So an EPERM in a domU may come from the kernel,
+ * not from the DEM: tell them apart with xen_version(XENVER_version), which Xen allows every domain.
+ */
+int dem_privcmd_blocked(void)
+{
+	struct privcmd_hypercall h = { .op = __HYPERVISOR_xen_version, .arg = { XENVER_version, 0 } };
+
+	if (privcmd_fd < 0)
+		return 0;
+#ifdef DEM_PROBE_MODEL
+	(void)h;
+	return 0;
+#else
+	return ioctl(privcmd_fd, IOCTL_PRIVCMD_HYPERCALL, &h) < 0 && errno == EPERM;
+#endif
 }
 
 void dem_open_error(char *buf, size_t n, int r)

@@ -7,7 +7,11 @@ export LAB=/lab OUT=/tmp/lab-out
 . /lab/topology.sh
 
 FAULT=
-for a in $(cat /proc/cmdline); do case $a in fastivc.fault=*) FAULT=${a#*=} ;; esac; done
+ONLY=       # fastivc.only=REGEX: run only the scenarios whose names match (the boot scenario always runs)
+for a in $(cat /proc/cmdline); do
+    case $a in fastivc.fault=*) FAULT=${a#*=} ;; fastivc.only=*) ONLY=${a#*=} ;; esac
+done
+export ONLY
 
 finish() {
     mark phase shutdown
@@ -45,6 +49,9 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
 
 . /lab/scenarios/baseline.sh
 . /lab/scenarios/dem.sh
+if [ -n "$ONLY" ]; then
+    kept=(); for n in "${PLAN[@]}"; do scenario_selected "$n" && kept+=("$n"); done; PLAN=("${kept[@]}")
+fi
 mark plan "${PLAN[@]}"
 
 # ---- domUs: create them all, then wait for each agent ----

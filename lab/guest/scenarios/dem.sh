@@ -76,11 +76,18 @@ watch_burst() {
         [ $i -lt 75 ] || { kill $wpid 2>/dev/null; cat "$OUT/watch-$tag.raw"; fail "watch in domU2 never became ready: $(head -c 200 "$OUT/watch-$tag.raw")"; return 1; }
         sleep 0.2
     done
+    agent "$D2" "grep -i evtchn /proc/interrupts" > "$OUT/irq-before-$tag.txt"
     agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events send_data --repeat "$n" \
         > "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise from domU1 failed"; return 1; }
     agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events create --tunnel 4,4096,77 \
         >> "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise create from domU1 failed"; return 1; }
+    sleep 1
+    echo "--- diagnostics: domU2 interrupts, dem-probe fds, Xen's event channels of domU2"
+    agent "$D2" "cat /proc/interrupts | tail -8; for p in \$(pidof dem-probe); do ls -l /proc/\$p/fd; done"
+    xl debug-keys e; xl dmesg | grep -A12 "Event channel information for domain $(xl domid domU2)" | tail -14
     wait $wpid
+    agent "$D2" "grep -i evtchn /proc/interrupts" > "$OUT/irq-after-$tag.txt"
+    echo "domU2 event-channel interrupts before and after the burst:"; cat "$OUT/irq-before-$tag.txt" "$OUT/irq-after-$tag.txt"
     grep '"op":"watch"' "$OUT/watch-$tag.raw" | tail -1 > "$OUT/watch-$tag.json"
     agent "$D2" $DOMU_PROBE fetch > "$OUT/fetch-$tag.json"
     cat "$OUT/raise-$tag.json" "$OUT/watch-$tag.json" "$OUT/fetch-$tag.json"
@@ -130,10 +137,11 @@ scn_dem_dead_domain() {
         >/dev/null || { fail "records of the dead domain $id remain"; return 1; }
     jq -e --arg ip "$DEM_SPARE_IP" '[.[] | select(.addr == $ip)] | length == 0' "$OUT/map-after.json" >/dev/null \
         || { fail "the dead domain's address is still in the table"; return 1; }
-    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.json"
-    rc=$?; cat "$OUT/r-dead.json"
-    metrics "$(jq -c --argjson id "$id" '{dead_domid: $id, errno_after_death: .errno,
-        records_after: (.records_total // null)}' "$OUT/r-dead.json")"
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.raw"
+    rc=$?; cat "$OUT/r-dead.raw"
+    grep '^{' "$OUT/r-dead.raw" | tail -1 > "$OUT/r-dead.json"   # the agent merges dem-probe's stderr line in
+    metrics "$(jq -c --argjson id "$id" '{dead_domid: $id, errno_after_death: (.errno // "none")}' \
+        "$OUT/r-dead.json")"
     [ $rc -ne 0 ] && jq -e '.errno == "ENOENT"' "$OUT/r-dead.json" >/dev/null \
         || { fail "a raise towards the dead domain's address did not fail with ENOENT"; return 1; }
 }

@@ -200,3 +200,29 @@ test('usage errors exit 2', async (t) => {
 		t.not(r.stderr, '');
 	}
 });
+
+test('output reaches the caller while the command still runs (a script can wait for a ready line)', async (t) => {
+	const port = await startAgent(t);
+	const child = spawn(agent, ['run', '--host', '127.0.0.1', '--port', String(port), '--', 'echo ready >&2; sleep 3; echo done'], {
+		stdio: ['ignore', 'pipe', 'ignore'],
+	});
+	t.teardown(() => {
+		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+	});
+	const start = performance.now();
+	let out = '';
+	const firstAt = await new Promise<number>((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`no output after 10 s: ${JSON.stringify(out)}`)), 10_000);
+		child.stdout.setEncoding('utf8').on('data', (d: string) => {
+			out += d;
+			if (out.includes('ready')) {
+				clearTimeout(timer);
+				resolve(performance.now() - start);
+			}
+		});
+	});
+	t.true(firstAt < 2500, `the ready line took ${Math.round(firstAt)} ms, the command takes 3000`);
+	await new Promise((resolve) => child.on('close', resolve));
+	t.is(out, 'ready\ndone\n');
+	t.is(child.exitCode, 0);
+});

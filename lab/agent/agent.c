@@ -498,6 +498,34 @@ static int connect_retry(const struct sockaddr_storage *ss, socklen_t len,
 }
 
 /*
+ * Length of the longest tail of buf[0..len) that could still become the
+ * trailer "\n@@EXIT <digits>\n": it starts with '\n', follows TRAILER as far
+ * as it goes, then digits, then at most a final '\n'. At most HOLD bytes.
+ */
+static size_t trailer_tail(const char *buf, size_t len)
+{
+	size_t tl = strlen(TRAILER), i = len > HOLD ? len - HOLD : 0;
+
+	for (; i < len; i++) {
+		size_t k;
+
+		if (buf[i] != '\n')
+			continue;
+		for (k = 0; i + k < len && k < tl && buf[i + k] == TRAILER[k]; k++)
+			;
+		if (i + k == len)
+			return len - i;         /* a prefix of TRAILER */
+		if (k < tl)
+			continue;
+		for (k = i + tl; k < len && buf[k] >= '0' && buf[k] <= '9'; k++)
+			;
+		if (k == len || (k == len - 1 && buf[k] == '\n' && k > i + tl))
+			return len - i;
+	}
+	return 0;
+}
+
+/*
  * Runs cmd on the agent (the socket is non-blocking); output goes to out_fd
  * (or nowhere if -1).  Returns the remote status, -X_TIMEOUT when the
  * deadline passes, -X_CONN when the connection fails or drops without a
@@ -548,12 +576,17 @@ static int remote_run(int fd, const char *cmd, double deadline, int out_fd)
 		if (n <= 0)
 			break;
 		plen += (size_t)n;
-		/* Output all but the last HOLD bytes: they may be the trailer. */
-		if (plen > HOLD) {
-			if (out_ok && write_full(out_fd, pend, plen - HOLD) < 0)
-				out_ok = 0;
-			memmove(pend, pend + plen - HOLD, HOLD);
-			plen = HOLD;
+		/* Output everything but a tail that may be (the start of) the
+		 * trailer, so output reaches the caller as it is produced. */
+		{
+			size_t keep = trailer_tail(pend, plen);
+
+			if (plen > keep) {
+				if (out_ok && write_full(out_fd, pend, plen - keep) < 0)
+					out_ok = 0;
+				memmove(pend, pend + plen - keep, keep);
+				plen = keep;
+			}
 		}
 	}
 	free(line);

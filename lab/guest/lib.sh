@@ -9,7 +9,7 @@ mark() { echo "@@FASTIVC $*"; }
 
 # Powers the lab machine off (dom0 has no init system; Xen then shuts the machine down and QEMU exits).
 # The console is drained first: hvc output still in flight when the machine stops would be lost.
-power_off() { sync; sleep 3; busybox poweroff -f; echo o > /proc/sysrq-trigger; sleep 10; }
+power_off() { sync; sleep 5; busybox poweroff -f; echo o > /proc/sysrq-trigger; sleep 10; }
 
 # emit_result NAME true|false METRICS_JSON [REASON]
 emit_result() {

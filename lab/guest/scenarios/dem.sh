@@ -21,7 +21,8 @@ dem_fill_table() {
 }
 
 scn_dem_map() {
-    dem_fill_table || { fail "fastivc map set failed"; return 1; }
+    cat "$OUT/map-fill.log"
+    [ "$DEM_FILL_RC" = 0 ] || { fail "fastivc map set failed at bring-up (exit $DEM_FILL_RC)"; return 1; }
     fastivc map list
     fastivc map list --json > "$OUT/map.json" || { fail "fastivc map list failed"; return 1; }
     cat "$OUT/map.json"
@@ -81,13 +82,10 @@ watch_burst() {
         > "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise from domU1 failed"; return 1; }
     agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events create --tunnel 4,4096,77 \
         >> "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise create from domU1 failed"; return 1; }
-    sleep 1
-    echo "--- diagnostics: domU2 interrupts, dem-probe fds, Xen's event channels of domU2"
-    agent "$D2" "cat /proc/interrupts | tail -8; for p in \$(pidof dem-probe); do ls -l /proc/\$p/fd; done"
-    xl debug-keys e; xl dmesg | grep -A12 "Event channel information for domain $(xl domid domU2)" | tail -14
     wait $wpid
     agent "$D2" "grep -i evtchn /proc/interrupts" > "$OUT/irq-after-$tag.txt"
-    echo "domU2 event-channel interrupts before and after the burst:"; cat "$OUT/irq-before-$tag.txt" "$OUT/irq-after-$tag.txt"
+    echo "domU2's event-channel interrupts, before and after the burst:"
+    cat "$OUT/irq-before-$tag.txt" "$OUT/irq-after-$tag.txt"
     grep '"op":"watch"' "$OUT/watch-$tag.raw" | tail -1 > "$OUT/watch-$tag.json"
     agent "$D2" $DOMU_PROBE fetch > "$OUT/fetch-$tag.json"
     cat "$OUT/raise-$tag.json" "$OUT/watch-$tag.json" "$OUT/fetch-$tag.json"

@@ -82,8 +82,9 @@ watch_burst() {
         > "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise from domU1 failed"; return 1; }
     agent "$D1" $DOMU_PROBE raise --src "$D1:40001" --dst "$D2:40002" --events create --tunnel 4,4096,77 \
         >> "$OUT/raise-$tag.json" || { cat "$OUT/raise-$tag.json"; fail "raise create from domU1 failed"; return 1; }
+    sleep 1
+    agent "$D2" "grep -i evtchn /proc/interrupts" > "$OUT/irq-after-$tag.txt"   # while the watch still runs
     wait $wpid
-    agent "$D2" "grep -i evtchn /proc/interrupts" > "$OUT/irq-after-$tag.txt"
     echo "domU2's event-channel interrupts, before and after the burst:"
     cat "$OUT/irq-before-$tag.txt" "$OUT/irq-after-$tag.txt"
     grep '"op":"watch"' "$OUT/watch-$tag.raw" | tail -1 > "$OUT/watch-$tag.json"

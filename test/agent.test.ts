@@ -1,110 +1,40 @@
 // Host tests for lab/agent (lab-agent): real processes on 127.0.0.1.
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+	binDir,
+	buildWithMake,
+	freePort,
+	killAtTeardown,
+	type Result,
+	startListener,
+	startProcess,
+	waitFor,
+} from './helpers/proc.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const binDir = path.resolve(root, process.env.FASTIVC_BENCH_DIR ?? 'build/bench');
 const agent = path.join(binDir, 'lab-agent');
 
-test.before(() => {
-	// An explicit FASTIVC_BENCH_DIR is used as is; otherwise make keeps build/bench current.
-	if (process.env.FASTIVC_BENCH_DIR && existsSync(agent)) return;
-	const r = spawnSync('make', ['-C', path.join(root, 'lab/agent'), `OUT=${binDir}`], {
-		encoding: 'utf8',
-		timeout: 180_000,
-	});
-	if (r.status !== 0) throw new Error(`make -C lab/agent failed:\n${r.stdout}\n${r.stderr}`);
-});
+test.before(() => buildWithMake('lab/agent', agent));
 
-interface Result {
-	code: number | null;
-	signal: NodeJS.Signals | null;
-	stdout: string;
-	stderr: string;
-	ms: number;
-}
-
-/** Runs lab-agent to completion, killed (by pid) after limitMs or at teardown. */
+/** Runs lab-agent to completion (stdout as latin1), killed (by pid) after limitMs or at teardown. */
 function run(t: ExecutionContext, args: string[], limitMs = 30_000): Promise<Result> {
-	const start = performance.now();
-	const child = spawn(agent, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-	t.teardown(() => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	});
-	const out: Buffer[] = [];
-	let stderr = '';
-	child.stdout.on('data', (d: Buffer) => out.push(d));
-	child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(() => {
-			child.kill('SIGKILL');
-			reject(new Error(`lab-agent ${args.join(' ')} still running after ${limitMs} ms`));
-		}, limitMs);
-		child.on('error', (e) => {
-			clearTimeout(timer);
-			reject(e);
-		});
-		child.on('close', (code, signal) => {
-			clearTimeout(timer);
-			resolve({ code, signal, stdout: Buffer.concat(out).toString('latin1'), stderr, ms: performance.now() - start });
-		});
-	});
+	return startProcess(t, agent, args, limitMs, 'latin1').done;
 }
 
 /** Starts `lab-agent serve` on a free loopback port (--port 0, reported on stderr). */
-function startAgent(t: ExecutionContext): Promise<number> {
-	const child = spawn(agent, ['serve', '--bind', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-	t.teardown(() => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	});
-	let stderr = '';
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(() => reject(new Error(`agent did not start: ${stderr}`)), 10_000);
-		child.on('error', reject);
-		child.on('exit', (code) => reject(new Error(`agent exited (${code}): ${stderr}`)));
-		child.stderr.setEncoding('utf8').on('data', (d: string) => {
-			stderr += d;
-			const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-			if (m) {
-				clearTimeout(timer);
-				resolve(Number(m[1]));
-			}
-		});
-	});
+async function startAgent(t: ExecutionContext): Promise<number> {
+	return (await startListener(t, agent, ['serve', '--bind', '127.0.0.1', '--port', '0'], 'agent')).port;
 }
 
 const remote = (port: number, ...rest: string[]) => ['run', '--host', '127.0.0.1', '--port', String(port), ...rest];
-
-async function freePort(): Promise<number> {
-	const srv = net.createServer();
-	await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-	const addr = srv.address();
-	await new Promise<void>((resolve) => srv.close(() => resolve()));
-	if (addr === null || typeof addr === 'string') throw new Error('no port');
-	return addr.port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True if a process whose command line matches `pattern` exists (pgrep -f). */
 function running(pattern: string): boolean {
 	const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8', timeout: 5000 });
 	if (r.status !== 0 && r.status !== 1) throw new Error(`pgrep failed: ${r.stderr}`);
 	return r.status === 0;
-}
-
-/** Polls until cond() holds or ms elapse; returns the last value. */
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-	const deadline = Date.now() + ms;
-	for (;;) {
-		if (cond()) return true;
-		if (Date.now() > deadline) return false;
-		await sleep(50);
-	}
 }
 
 test('run returns the output and the remote exit status', async (t) => {
@@ -203,12 +133,12 @@ test('usage errors exit 2', async (t) => {
 
 test('output reaches the caller while the command still runs (a script can wait for a ready line)', async (t) => {
 	const port = await startAgent(t);
-	const child = spawn(agent, ['run', '--host', '127.0.0.1', '--port', String(port), '--', 'echo ready >&2; sleep 3; echo done'], {
-		stdio: ['ignore', 'pipe', 'ignore'],
-	});
-	t.teardown(() => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	});
+	const child = killAtTeardown(
+		t,
+		spawn(agent, ['run', '--host', '127.0.0.1', '--port', String(port), '--', 'echo ready >&2; sleep 3; echo done'], {
+			stdio: ['ignore', 'pipe', 'ignore'],
+		}),
+	);
 	const start = performance.now();
 	let out = '';
 	const firstAt = await new Promise<number>((resolve, reject) => {

@@ -1,33 +1,23 @@
 // Host tests for lab/bench (ivcbench): real processes on 127.0.0.1.
 import test, { type ExecutionContext } from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+	binDir,
+	buildWithMake,
+	freePort,
+	type Listener,
+	type Result,
+	sleep,
+	startListener,
+	startProcess,
+	within,
+} from './helpers/proc.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const binDir = path.resolve(root, process.env.FASTIVC_BENCH_DIR ?? 'build/bench');
 const bench = path.join(binDir, 'ivcbench');
 const MiB = 1024 * 1024;
 
-test.before(() => {
-	// An explicit FASTIVC_BENCH_DIR is used as is; otherwise make keeps build/bench current.
-	if (process.env.FASTIVC_BENCH_DIR && existsSync(bench)) return;
-	const r = spawnSync('make', ['-C', path.join(root, 'lab/bench'), `OUT=${binDir}`], {
-		encoding: 'utf8',
-		timeout: 180_000,
-	});
-	if (r.status !== 0) throw new Error(`make -C lab/bench failed:\n${r.stdout}\n${r.stderr}`);
-});
-
-interface Result {
-	code: number | null;
-	signal: NodeJS.Signals | null;
-	stdout: string;
-	stderr: string;
-	ms: number;
-}
+test.before(() => buildWithMake('lab/bench', bench));
 
 /** Runs ivcbench to completion, killed (by pid) after limitMs or at teardown. */
 function run(t: ExecutionContext, args: string[], limitMs = 60_000): Promise<Result> {
@@ -35,61 +25,12 @@ function run(t: ExecutionContext, args: string[], limitMs = 60_000): Promise<Res
 }
 
 function start(t: ExecutionContext, args: string[], limitMs: number): { pid: number; done: Promise<Result> } {
-	const begin = performance.now();
-	const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-	t.teardown(() => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	});
-	let stdout = '';
-	let stderr = '';
-	child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-	child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-	const done = new Promise<Result>((resolve, reject) => {
-		const timer = setTimeout(() => {
-			child.kill('SIGKILL');
-			reject(new Error(`ivcbench ${args.join(' ')} still running after ${limitMs} ms`));
-		}, limitMs);
-		child.on('error', (e) => {
-			clearTimeout(timer);
-			reject(e);
-		});
-		child.on('close', (code, signal) => {
-			clearTimeout(timer);
-			resolve({ code, signal, stdout, stderr, ms: performance.now() - begin });
-		});
-	});
-	return { pid: child.pid ?? -1, done };
-}
-
-interface Server {
-	port: number;
-	pid: number;
-	exited: Promise<number | null>;
+	return startProcess(t, bench, args, limitMs);
 }
 
 /** Starts `ivcbench server` on a free loopback port (--port 0, reported on stderr). */
-function startServer(t: ExecutionContext, extra: string[] = []): Promise<Server> {
-	const child = spawn(bench, ['server', '--bind', '127.0.0.1', '--port', '0', '--timeout', '30', ...extra], {
-		stdio: ['ignore', 'ignore', 'pipe'],
-	});
-	t.teardown(() => {
-		if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-	});
-	const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-	let stderr = '';
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
-		child.on('error', reject);
-		child.on('exit', (code) => reject(new Error(`server exited (${code}): ${stderr}`)));
-		child.stderr.setEncoding('utf8').on('data', (d: string) => {
-			stderr += d;
-			const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-			if (m && child.pid !== undefined) {
-				clearTimeout(timer);
-				resolve({ port: Number(m[1]), pid: child.pid, exited });
-			}
-		});
-	});
+function startServer(t: ExecutionContext, extra: string[] = []): Promise<Listener> {
+	return startListener(t, bench, ['server', '--bind', '127.0.0.1', '--port', '0', '--timeout', '30', ...extra], 'server');
 }
 
 function json(t: ExecutionContext, r: Result): Record<string, unknown> {
@@ -100,25 +41,6 @@ function json(t: ExecutionContext, r: Result): Record<string, unknown> {
 
 function stream(port: number, ...args: string[]): string[] {
 	return ['stream', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', '--timeout', '30', ...args];
-}
-
-async function freePort(): Promise<number> {
-	const srv = net.createServer();
-	await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-	const addr = srv.address();
-	await new Promise<void>((resolve) => srv.close(() => resolve()));
-	if (addr === null || typeof addr === 'string') throw new Error('no port');
-	return addr.port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-	let timer: NodeJS.Timeout | undefined;
-	const limit = new Promise<never>((_, reject) => {
-		timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
-	});
-	return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
 function assertStreamOk(t: ExecutionContext, r: Result, bytes: number, msgSize: number, direction: string) {

@@ -18,15 +18,12 @@
  * line gets status 126.  `serve` reports "listening on ADDR:PORT" on stderr
  * (--port 0 picks a free port).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +31,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../common/netutil.h"
 
 #define DEFAULT_PORT 7070
 #define CMD_MAX (64 * 1024)   /* command line limit, newline excluded */
@@ -53,100 +52,12 @@ static const char usage_text[] =
 	"run exits with the remote status, 124 on timeout, 125 if it cannot connect\n"
 	"or the connection drops; wait exits 0 once an agent runs 'true', else 124.\n";
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void msleep(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-	const char *b = buf;
-
-	while (n) {
-		ssize_t r = write(fd, b, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int sock_write_full(int fd, const void *buf, size_t n)
-{
-	const char *b = buf;
-
-	while (n) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* Numeric address, "localhost", or a name from /etc/hosts (static binary). */
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
-		   socklen_t *len)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	char line[512], addr[256];
-	FILE *f;
-
-	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	f = fopen("/etc/hosts", "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *save = NULL, *tok, *hash = strchr(line, '#');
-
-		if (hash)
-			*hash = 0;
-		tok = strtok_r(line, " \t\r\n", &save);
-		if (!tok || strlen(tok) >= sizeof(addr))
-			continue;
-		strcpy(addr, tok);
-		while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
-			if (strcmp(tok, host) == 0 && strcmp(addr, host) != 0) {
-				fclose(f);
-				return resolve(addr, port, ss, len);
-			}
-		}
-	}
-	if (f)
-		fclose(f);
-	return -1;
 }
 
 /* ------------------------------------------------------------------ serve */
@@ -243,7 +154,7 @@ static void serve_conn(int fd)
 		static const char msg[] = "lab-agent: command line longer than 64 KiB\n"
 					  TRAILER "126\n";
 
-		sock_write_full(fd, msg, sizeof(msg) - 1);
+		netutil_send_full(fd, msg, sizeof(msg) - 1);
 		close_gracefully(fd);
 		_exit(0);
 	}
@@ -265,7 +176,7 @@ static void serve_conn(int fd)
 	if (pid < 0) {
 		snprintf(trailer, sizeof(trailer), "lab-agent: fork: %s\n" TRAILER "126\n",
 			 strerror(errno));
-		sock_write_full(fd, trailer, strlen(trailer));
+		netutil_send_full(fd, trailer, strlen(trailer));
 		close_gracefully(fd);
 		_exit(0);
 	}
@@ -305,7 +216,7 @@ static void serve_conn(int fd)
 			ssize_t r = read(out[0], buf, sizeof(buf));
 
 			if (r > 0) {
-				if (sock_write_full(fd, buf, (size_t)r) < 0) {
+				if (netutil_send_full(fd, buf, (size_t)r) < 0) {
 					client_gone = 1;
 					break;
 				}
@@ -335,7 +246,7 @@ static void serve_conn(int fd)
 				ssize_t r = read(out[0], buf, sizeof(buf));
 
 				if (r > 0) {
-					if (sock_write_full(fd, buf, (size_t)r) < 0) {
+					if (netutil_send_full(fd, buf, (size_t)r) < 0) {
 						client_gone = 1;
 						break;
 					}
@@ -355,43 +266,33 @@ static void serve_conn(int fd)
 		_exit(0);
 	}
 	snprintf(trailer, sizeof(trailer), TRAILER "%d\n", status);
-	sock_write_full(fd, trailer, strlen(trailer));
+	netutil_send_full(fd, trailer, strlen(trailer));
 	close_gracefully(fd);
 	_exit(0);
 }
 
 static int listen_on(const char *bind_addr, unsigned port)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss, bound;
 	socklen_t len;
-	int fd, one = 1;
+	const char *failed;
+	int fd;
 	char a[INET6_ADDRSTRLEN] = "";
 
-	if (resolve(bind_addr, port, &ss, &len) < 0) {
+	if (netutil_resolve(bind_addr, port, &ss, &len, NULL, 0) < 0) {
 		fprintf(stderr, "lab-agent: cannot resolve bind address '%s'\n", bind_addr);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = netutil_listen(&ss, len, &bound, &failed);
 	if (fd < 0) {
-		perror("lab-agent: socket");
+		if (!strcmp(failed, "socket"))
+			perror("lab-agent: socket");
+		else
+			fprintf(stderr, "lab-agent: bind/listen %s:%u: %s\n", bind_addr, port,
+				strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
-		fprintf(stderr, "lab-agent: bind/listen %s:%u: %s\n", bind_addr, port,
-			strerror(errno));
-		close(fd);
-		return -1;
-	}
-	len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	if (ss.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
-		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
-		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+	netutil_addr_str(&bound, a, sizeof(a), &port);
 	fprintf(stderr, "lab-agent: listening on %s:%u\n", a, port);
 	return fd;
 }
@@ -432,70 +333,6 @@ static int cmd_serve(const char *bind_addr, unsigned port)
 }
 
 /* ------------------------------------------------------------- run, wait */
-
-/* One connect attempt bounded by `wait` seconds; -1 with errno on failure. */
-static int connect_once(const struct sockaddr_storage *ss, socklen_t len, double wait)
-{
-	struct sockaddr_storage a;
-	socklen_t alen = sizeof(a);
-	struct pollfd p;
-	int fd, err = 0, r;
-	socklen_t elen = sizeof(err);
-
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
-		if (errno != EINPROGRESS)
-			goto fail;
-		p.fd = fd;
-		p.events = POLLOUT;
-		do
-			r = poll(&p, 1, wait > 0 ? (int)(wait * 1000) + 1 : 1);
-		while (r < 0 && errno == EINTR);
-		if (r <= 0) {
-			if (r == 0)
-				errno = ETIMEDOUT;
-			goto fail;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-			goto fail;
-		if (err) {
-			errno = err;
-			goto fail;
-		}
-	}
-	/* A closed loopback port can yield a TCP self-connect: "refused". */
-	if (getsockname(fd, (struct sockaddr *)&a, &alen) == 0 && alen == len &&
-	    memcmp(&a, ss, len) == 0) {
-		errno = ECONNREFUSED;
-		goto fail;
-	}
-	return fd;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
-}
-
-/* Retries every 200 ms until the deadline. */
-static int connect_retry(const struct sockaddr_storage *ss, socklen_t len,
-			 double deadline, int *last_errno)
-{
-	for (;;) {
-		int fd = connect_once(ss, len, deadline - now_s());
-		double left;
-
-		if (fd >= 0)
-			return fd;
-		*last_errno = errno;
-		left = deadline - now_s();
-		if (left <= 0)
-			return -1;
-		msleep(left < 0.2 ? (int)(left * 1000) + 1 : 200);
-	}
-}
 
 /*
  * Length of the longest tail of buf[0..len) that could still become the
@@ -544,7 +381,7 @@ static int remote_run(int fd, const char *cmd, double deadline, int out_fd)
 	line[clen++] = '\n';
 	for (;;) {
 		struct pollfd p = { fd, POLLIN | (sent < clen ? POLLOUT : 0), 0 };
-		double left = deadline - now_s();
+		double left = deadline - netutil_now_s();
 		int r;
 		ssize_t n;
 
@@ -582,7 +419,7 @@ static int remote_run(int fd, const char *cmd, double deadline, int out_fd)
 			size_t keep = trailer_tail(pend, plen);
 
 			if (plen > keep) {
-				if (out_ok && write_full(out_fd, pend, plen - keep) < 0)
+				if (out_ok && netutil_write_full(out_fd, pend, plen - keep) < 0)
 					out_ok = 0;
 				memmove(pend, pend + plen - keep, keep);
 				plen = keep;
@@ -610,12 +447,12 @@ static int remote_run(int fd, const char *cmd, double deadline, int out_fd)
 			if (k != plen - 1)
 				break;
 			if (out_ok && i)
-				write_full(out_fd, pend, i);
+				netutil_write_full(out_fd, pend, i);
 			return (int)(st > 255 ? 255 : st);
 		}
 	}
 	if (out_ok && plen)
-		write_full(out_fd, pend, plen);
+		netutil_write_full(out_fd, pend, plen);
 	return -X_CONN;
 }
 
@@ -657,20 +494,20 @@ static int cmd_run(const struct cli *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	double start = now_s();
+	double start = netutil_now_s();
 	int fd, st, e = 0;
 
-	if (resolve(c->host, c->port, &ss, &len) < 0) {
+	if (netutil_resolve(c->host, c->port, &ss, &len, NULL, 0) < 0) {
 		fprintf(stderr, "lab-agent: cannot resolve host '%s'\n", c->host);
 		return X_CONN;
 	}
-	fd = connect_retry(&ss, len, start + c->connect_timeout, &e);
+	fd = netutil_connect_retry(&ss, len, start + c->connect_timeout, 200, 0, &e);
 	if (fd < 0) {
 		fprintf(stderr, "lab-agent: connect to %s:%u: %s (gave up after %.1f s)\n",
-			c->host, c->port, strerror(e), now_s() - start);
+			c->host, c->port, strerror(e), netutil_now_s() - start);
 		return X_CONN;
 	}
-	st = remote_run(fd, c->cmd, now_s() + c->timeout, STDOUT_FILENO);
+	st = remote_run(fd, c->cmd, netutil_now_s() + c->timeout, STDOUT_FILENO);
 	close(fd);
 	if (st == -X_TIMEOUT) {
 		fprintf(stderr, "lab-agent: timed out after %g s: %s\n", c->timeout, c->cmd);
@@ -688,28 +525,28 @@ static int cmd_wait(const struct cli *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	double deadline = now_s() + c->timeout;
+	double deadline = netutil_now_s() + c->timeout;
 
-	if (resolve(c->host, c->port, &ss, &len) < 0) {
+	if (netutil_resolve(c->host, c->port, &ss, &len, NULL, 0) < 0) {
 		fprintf(stderr, "lab-agent: cannot resolve host '%s'\n", c->host);
 		return X_CONN;
 	}
 	for (;;) {
-		double left = deadline - now_s();
+		double left = deadline - netutil_now_s();
 		int fd, st = -1;
 
 		if (left <= 0)
 			break;
-		fd = connect_once(&ss, len, left < 2 ? left : 2);
+		fd = netutil_connect_once(&ss, len, left < 2 ? left : 2, 0);
 		if (fd >= 0) {
-			double d = now_s() + 5;
+			double d = netutil_now_s() + 5;
 
 			st = remote_run(fd, "true", d < deadline ? d : deadline, -1);
 			close(fd);
 			if (st == 0)
 				return 0;
 		}
-		left = deadline - now_s();
+		left = deadline - netutil_now_s();
 		if (left <= 0)
 			break;
 		msleep(left < 0.2 ? (int)(left * 1000) + 1 : 200);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../common/netutil.h"
+
 #define IVCB_VERSION "1.0.0"
 #define IVCB_PROTOCOL 1
 
@@ -93,7 +95,6 @@ void set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Like set_err, appends ": <strerror(errno)>" (or a timeout note). */
 void set_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern double io_timeout_s; /* used in timeout messages */
-double now_s(void);
 uint64_t now_ns(void);
 int net_connect(const char *host, unsigned port, double connect_timeout,
 		double io_timeout, int nodelay);
@@ -102,7 +103,6 @@ int net_set_timeouts(int fd, double seconds);
 int net_set_nodelay(int fd);
 /* Returns bytes read (< n only at EOF) or -1. */
 ssize_t read_full(int fd, void *buf, size_t n);
-int write_full(int fd, const void *buf, size_t n);
 void peer_name(int fd, char *out, size_t len);
 
 /* ---- json (main.c) ---- */

@@ -4,13 +4,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -48,14 +45,6 @@ void set_err_sys(const char *fmt, ...)
 	errno = e;
 }
 
-double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -64,54 +53,16 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * Numeric IPv4/IPv6 addresses, "localhost", or a name from /etc/hosts.
- * (getaddrinfo would need glibc's shared NSS modules in a static binary.)
- */
+/* netutil_resolve, with ivcbench's error message. */
 static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
 		   socklen_t *len)
 {
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	char line[512], addr[256];
-	FILE *f;
+	char name[sizeof(ivcb_err)];
 
-	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
+	if (netutil_resolve(host, port, ss, len, name, sizeof(name)) == 0)
 		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	f = fopen("/etc/hosts", "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *save = NULL, *tok, *hash = strchr(line, '#');
-
-		if (hash)
-			*hash = 0;
-		tok = strtok_r(line, " \t\r\n", &save);
-		if (!tok || strlen(tok) >= sizeof(addr))
-			continue;
-		strcpy(addr, tok);
-		while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
-			if (strcmp(tok, host) == 0 && strcmp(addr, host) != 0) {
-				fclose(f);
-				return resolve(addr, port, ss, len);
-			}
-		}
-	}
-	if (f)
-		fclose(f);
 	set_err("cannot resolve host '%s' (numeric address or /etc/hosts name expected)",
-		host);
+		name);
 	return -1;
 }
 
@@ -140,98 +91,26 @@ int net_set_nodelay(int fd)
 	return 0;
 }
 
-/*
- * Connecting to a closed loopback port in the ephemeral range can end in a
- * TCP simultaneous open with ourselves; treat that as "refused".
- */
-static int self_connected(int fd)
-{
-	struct sockaddr_storage a, b;
-	socklen_t la = sizeof(a), lb = sizeof(b);
-
-	if (getsockname(fd, (struct sockaddr *)&a, &la) < 0 ||
-	    getpeername(fd, (struct sockaddr *)&b, &lb) < 0)
-		return 0;
-	return la == lb && memcmp(&a, &b, la) == 0;
-}
-
-/* One non-blocking connect attempt bounded by `wait` seconds. */
-static int connect_once(const struct sockaddr_storage *ss, socklen_t len,
-			double wait)
-{
-	int fd, err = 0, ms;
-	socklen_t elen = sizeof(err);
-	struct pollfd pfd;
-
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (const struct sockaddr *)ss, len) == 0)
-		goto ok;
-	if (errno != EINPROGRESS)
-		goto fail;
-	pfd.fd = fd;
-	pfd.events = POLLOUT;
-	ms = wait > 0 ? (int)(wait * 1000) + 1 : 1;
-	for (;;) {
-		int r = poll(&pfd, 1, ms);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			goto fail;
-		}
-		break;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-		goto fail;
-	if (err) {
-		errno = err;
-		goto fail;
-	}
-ok:
-	if (self_connected(fd)) {
-		errno = ECONNREFUSED;
-		goto fail;
-	}
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
-		goto fail;
-	return fd;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
-}
-
 int net_connect(const char *host, unsigned port, double connect_timeout,
 		double io_timeout, int nodelay)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	double start = now_s(), deadline = start + connect_timeout;
-	int fd;
+	double start = netutil_now_s();
+	int fd, e = 0;
 
 	io_timeout_s = io_timeout;
 	if (resolve(host, port, &ss, &len) < 0)
 		return -1;
-	for (;;) {
-		double left = deadline - now_s();
-
-		fd = connect_once(&ss, len, left);
-		if (fd >= 0)
-			break;
-		left = deadline - now_s();
-		if (left <= 0) {
-			set_err_sys("connect to %s:%u (gave up after %.1f s)",
-				    host, port, now_s() - start);
-			return -1;
-		}
-		/* retry every 100 ms while the server starts */
-		usleep(left < 0.1 ? (useconds_t)(left * 1e6) + 1 : 100000);
+	/* retry every 100 ms while the server starts */
+	fd = netutil_connect_retry(&ss, len, start + connect_timeout, 100,
+				   NETUTIL_CONNECT_BLOCKING | NETUTIL_SELF_CONNECT_BY_PEERNAME,
+				   &e);
+	if (fd < 0) {
+		errno = e;
+		set_err_sys("connect to %s:%u (gave up after %.1f s)", host, port,
+			    netutil_now_s() - start);
+		return -1;
 	}
 	if (net_set_timeouts(fd, io_timeout) < 0 ||
 	    (nodelay && net_set_nodelay(fd) < 0)) {
@@ -243,35 +122,23 @@ int net_connect(const char *host, unsigned port, double connect_timeout,
 
 int net_listen(const char *bind_addr, unsigned port, unsigned *actual_port)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss, bound;
 	socklen_t len;
-	int fd, one = 1;
+	const char *failed;
+	char a[INET6_ADDRSTRLEN];
+	int fd;
 
 	if (resolve(bind_addr, port, &ss, &len) < 0)
 		return -1;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = netutil_listen(&ss, len, &bound, &failed);
 	if (fd < 0) {
-		set_err_sys("socket");
+		if (!strcmp(failed, "bind"))
+			set_err_sys("bind %s:%u", bind_addr, port);
+		else
+			set_err_sys("%s", failed);
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		set_err_sys("bind %s:%u", bind_addr, port);
-		close(fd);
-		return -1;
-	}
-	if (listen(fd, 64) < 0) {
-		set_err_sys("listen");
-		close(fd);
-		return -1;
-	}
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		*actual_port = ntohs(ss.ss_family == AF_INET6 ?
-					     ((struct sockaddr_in6 *)&ss)->sin6_port :
-					     ((struct sockaddr_in *)&ss)->sin_port);
-	else
-		*actual_port = port;
+	netutil_addr_str(&bound, a, sizeof(a), actual_port);
 	return fd;
 }
 
@@ -293,23 +160,6 @@ ssize_t read_full(int fd, void *buf, size_t n)
 	return (ssize_t)got;
 }
 
-int write_full(int fd, const void *buf, size_t n)
-{
-	const uint8_t *b = buf;
-
-	while (n) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 void peer_name(int fd, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -317,19 +167,8 @@ void peer_name(int fd, char *out, size_t len)
 	char a[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-			port = ntohs(s6->sin6_port);
-		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-			port = ntohs(s4->sin_port);
-		}
-	}
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		netutil_addr_str(&ss, a, sizeof(a), &port);
 	snprintf(out, len, "%s:%u", a, port);
 }
 

@@ -64,7 +64,7 @@ static int one_rr(int fd, const struct pattern *p, uint64_t off, uint32_t size,
 {
 	ssize_t n;
 
-	if (write_full(fd, pattern_at(p, off), size) < 0) {
+	if (netutil_send_full(fd, pattern_at(p, off), size) < 0) {
 		set_err_sys("send request");
 		return -1;
 	}
@@ -109,7 +109,7 @@ int rr_serve(int fd, const struct pattern *p, uint32_t msg_size,
 		}
 		if (pattern_check(p, off, buf, msg_size) != NO_MISMATCH)
 			*verified = 0;
-		if (write_full(fd, buf, msg_size) < 0) {
+		if (netutil_send_full(fd, buf, msg_size) < 0) {
 			set_err_sys("send response");
 			free(buf);
 			return -1;
@@ -155,7 +155,7 @@ int cmd_rr(const struct opts *o)
 	h.total = o->count ? o->count + o->warmup : 0;
 	h.seed = o->seed;
 	hdr_encode(&h, hb);
-	if (write_full(fd, hb, HDR_LEN) < 0) {
+	if (netutil_send_full(fd, hb, HDR_LEN) < 0) {
 		set_err_sys("send request header");
 		goto fail;
 	}

@@ -50,7 +50,7 @@ static int handle_conn(int fd, const struct opts *o)
 	}
 	st = hdr_check(&h);
 	ack_encode((uint16_t)st, ab);
-	if (write_full(fd, ab, ACK_LEN) < 0) {
+	if (netutil_send_full(fd, ab, ACK_LEN) < 0) {
 		set_err_sys("send ack");
 		goto done;
 	}
@@ -79,7 +79,7 @@ static int handle_conn(int fd, const struct opts *o)
 		rep.checksum = r.checksum;
 		rep.mismatch = r.mismatch;
 		report_encode(&rep, rb);
-		if (write_full(fd, rb, REPORT_LEN) < 0) {
+		if (netutil_send_full(fd, rb, REPORT_LEN) < 0) {
 			set_err_sys("send report");
 			goto done;
 		}

@@ -54,7 +54,7 @@ int stream_send(int fd, const struct pattern *p, uint64_t total,
 						scratch);
 
 		csum_update(&cs, b, len);
-		if (write_full(fd, b, len) < 0) {
+		if (netutil_send_full(fd, b, len) < 0) {
 			set_err_sys("send at offset %llu", (unsigned long long)off);
 			free(scratch);
 			return -1;
@@ -187,7 +187,7 @@ int cmd_stream(const struct opts *o)
 		h.corrupt_at = o->corrupt_at;
 	}
 	hdr_encode(&h, hb);
-	if (write_full(fd, hb, HDR_LEN) < 0) {
+	if (netutil_send_full(fd, hb, HDR_LEN) < 0) {
 		set_err_sys("send request header");
 		goto out;
 	}
@@ -204,7 +204,7 @@ int cmd_stream(const struct opts *o)
 		set_err("server rejected the request (status %d)", st);
 		goto out;
 	}
-	t0 = now_s();
+	t0 = netutil_now_s();
 	if (o->direction == DIR_SEND) {
 		if (stream_send(fd, &pat, o->bytes, o->msg_size, o->corrupt,
 				o->corrupt_at, &cs_sent) < 0)
@@ -222,7 +222,7 @@ int cmd_stream(const struct opts *o)
 			set_err("connection closed before the receiver's report");
 			goto out;
 		}
-		t1 = now_s();
+		t1 = netutil_now_s();
 		rc = finish(o, rep.bytes, t1 - t0, cs_sent, rep.checksum,
 			    rep.mismatch);
 	} else {
@@ -230,7 +230,7 @@ int cmd_stream(const struct opts *o)
 
 		if (stream_recv(fd, &pat, o->msg_size, &r) < 0)
 			goto out;
-		t1 = now_s();
+		t1 = netutil_now_s();
 		if (r.bytes < o->bytes && r.mismatch == NO_MISMATCH) {
 			set_err("connection closed after %llu of %llu bytes",
 				(unsigned long long)r.bytes,
@@ -245,7 +245,7 @@ int cmd_stream(const struct opts *o)
 		rep.checksum = r.checksum;
 		report_encode(&rep, rb);
 		/* Best effort: lets the server know the outcome. */
-		(void)write_full(fd, rb, REPORT_LEN);
+		(void)netutil_send_full(fd, rb, REPORT_LEN);
 		/* What the server sent, by construction (it uses the same code). */
 		cs_sent = stream_expected_checksum(&pat, o->bytes, o->corrupt,
 						   o->corrupt_at);

@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # Lab self-test: boot the lab with domU2's init missing (fault injection through dom0's command line). The run must
 # end by itself within its timeouts, fail every scenario that needs domU2 with the reason in the report and domU2's
-# console log kept, and still pass the scenarios that need only domU1. Called by build.sh, which exports lab_run.
+# console log kept, and still pass the scenarios that need only domU1. The same boot uses Xen's XSM SILO policy, so
+# the DEM's SILO hook is checked for real (scenario dem-silo). Called by build.sh, which exports lab_run.
 set -uo pipefail
 B=${B:?}
 out="$B/lab/fault"
 rm -rf "$out"; mkdir -p "$out"
 t0=$SECONDS
-lab_run --fault domU2-noboot --report "$out/report.json" --logs "$out/logs" --timeout-total 900 >"$out/runner.out" 2>&1
+lab_run --fault domU2-noboot --xen-cmdline-extra xsm=silo --report "$out/report.json" --logs "$out/logs" --timeout-total 900 >"$out/runner.out" 2>&1
 rc=$?
 secs=$((SECONDS - t0))
 r="$out/report.json"
-fails=0
+fails=0 oks=0
+ok() { echo "  ok   $1"; oks=$((oks + 1)); }
+bad() { echo "  FAIL $1"; fails=$((fails + 1)); }
 check() { # check DESCRIPTION JQ_EXPR
-    if jq -e "$2" "$r" >/dev/null 2>&1; then echo "  ok   $1"; else echo "  FAIL $1"; fails=$((fails + 1)); fi
+    if jq -e "$2" "$r" >/dev/null 2>&1; then ok "$1"; else bad "$1"; fi
 }
 echo "fault run: runner exit $rc after ${secs}s"
-[ $rc -ne 0 ] && echo "  ok   runner exits non-zero" || { echo "  FAIL runner exited 0"; fails=$((fails + 1)); }
-[ -f "$r" ] || { echo "  FAIL no report written"; exit 1; }
+if [ $rc -ne 0 ]; then ok "runner exits non-zero"; else bad "runner exited 0"; fi
+[ -f "$r" ] || { bad "no report written"; echo "fault self-test: $oks passed, $fails failed"; exit 1; }
 check "report fails overall" '.pass == false'
 check "boot scenario fails naming domU2" '.scenarios[] | select(.name == "boot-xen-dom0-domUs") | .pass == false and (.reason | test("domU2"))'
 check "domU-domU bulk fails because domU2 is not up" '.scenarios[] | select(.name == "bulk-64KiB-domU-domU-tcp") | .pass == false and (.reason | test("domU2 (died|did not come up)"))'
 check "domU1-only scenario still passes" '.scenarios[] | select(.name == "bulk-64KiB-domU-loopback-tcp") | .pass == true'
-check "every planned scenario is reported" '[.scenarios[].name] | length >= 11'
-if grep -Eq 'Kernel panic|fault-injected-missing-init' "$out/logs/console-domU2.log" 2>/dev/null; then echo "  ok   domU2 console log kept"
-else echo "  FAIL domU2's console log missing"; fails=$((fails + 1)); fi
-[ $fails -eq 0 ] && echo "fault self-test: 1 passed, 0 failed" || echo "fault self-test: 0 passed, 1 failed ($fails checks)"
+check "every planned scenario is reported" '[.scenarios[].name] | length >= 17'
+check "under xsm=silo a domU's event towards another domU is refused, towards dom0 allowed" '.scenarios[] | select(.name == "dem-silo") | .pass == true'
+check "the DEM purges a dying domain under SILO as well" '.scenarios[] | select(.name == "dem-dead-domain") | .pass == true'
+if grep -Eq 'Kernel panic|fault-injected-missing-init' "$out/logs/console-domU2.log" 2>/dev/null; then ok "domU2 console log kept"
+else bad "domU2's console log missing"; fi
+echo "fault self-test: $oks passed, $fails failed"
 [ $fails -eq 0 ]

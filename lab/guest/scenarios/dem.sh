@@ -9,6 +9,9 @@ DEM_SPARE_IP=192.0.2.13      # the address given to a short-lived paused domain
 DEM_NOBODY_IP=192.0.2.250    # an address no domain owns
 
 PLAN+=(dem-map-dom0 dem-conformance-dom0 dem-conformance-domU dem-events-domU-domU dem-dead-domain dem-xen-log)
+# Booted with xsm=silo (the lab's fault self-test does), the SILO hook is checked too.
+XEN_CMDLINE=$(xl info | sed -n 's/^xen_commandline *: //p')
+case " $XEN_CMDLINE " in *" xsm=silo "*) DEM_SILO=1; PLAN+=(dem-silo) ;; *) DEM_SILO= ;; esac
 
 # The lab's toolstack step: every running domain's address into the DEM's table, through our CLI.
 dem_fill_table() {
@@ -117,14 +120,17 @@ scn_dem_events() {
 
 scn_dem_dead_domain() {
     need domU1 || return 1
-    local id rc
+    local id rc src=$D1 raise
+    # The raiser is domU1; under SILO (no events between two domUs) it is dom0.
+    if [ -n "$DEM_SILO" ]; then src=$DOM0_IP; raise() { dem-probe raise "$@"; }
+    else raise() { agent "$D1" $DOMU_PROBE raise "$@"; }; fi
     # A paused domain: it exists and owns an address, but never runs.
     sed -e 's/^name = .*/name = "domU3"/' -e "s/^vif = .*/vif = []/" /tmp/domU1.cfg > /tmp/domU3.cfg
     xl create -p /tmp/domU3.cfg > "$OUT/xl-create-domU3.log" 2>&1 || { cat "$OUT/xl-create-domU3.log"; fail "xl create -p failed"; return 1; }
     id=$(xl domid domU3)
     fastivc map set "$DEM_SPARE_IP" "$id" || { xl destroy domU3; fail "map set for domU3 failed"; return 1; }
-    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events create,send_data \
-        --tunnel 2,8192,5 --repeat 3 || { xl destroy domU3; fail "raise towards the live domU3 failed"; return 1; }
+    raise --src "$src:40011" --dst "$DEM_SPARE_IP:40012" --events create,send_data --tunnel 2,8192,5 --repeat 3 \
+        || { xl destroy domU3; fail "raise towards the live domU3 failed"; return 1; }
     dem-probe query > "$OUT/q-before.json"
     jq -e --argjson id "$id" '[.records[] | select(.owner == $id)] | length == 1' "$OUT/q-before.json" >/dev/null \
         || { xl destroy domU3; fail "no record owned by domU3 after the raise"; return 1; }
@@ -136,11 +142,11 @@ scn_dem_dead_domain() {
         >/dev/null || { fail "records of the dead domain $id remain"; return 1; }
     jq -e --arg ip "$DEM_SPARE_IP" '[.[] | select(.addr == $ip)] | length == 0' "$OUT/map-after.json" >/dev/null \
         || { fail "the dead domain's address is still in the table"; return 1; }
-    agent "$D1" $DOMU_PROBE raise --src "$D1:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.raw"
+    raise --src "$src:40011" --dst "$DEM_SPARE_IP:40012" --events send_data > "$OUT/r-dead.raw"
     rc=$?; cat "$OUT/r-dead.raw"
     grep '^{' "$OUT/r-dead.raw" | tail -1 > "$OUT/r-dead.json"   # the agent merges dem-probe's stderr line in
-    metrics "$(jq -c --argjson id "$id" '{dead_domid: $id, errno_after_death: (.errno // "none")}' \
-        "$OUT/r-dead.json")"
+    metrics "$(jq -c --argjson id "$id" --arg src "$src" '{dead_domid: $id, raiser: $src,
+        errno_after_death: (.errno // "none")}' "$OUT/r-dead.json")"
     [ $rc -ne 0 ] && jq -e '.errno == "ENOENT"' "$OUT/r-dead.json" >/dev/null \
         || { fail "a raise towards the dead domain's address did not fail with ENOENT"; return 1; }
 }
@@ -156,11 +162,35 @@ scn_dem_xen_log() {
     [ "$crash" -eq 0 ] || { fail "xl dmesg shows a hypervisor crash or assertion"; return 1; }
 }
 
+# Under XSM SILO a domU may raise events towards dom0 but not towards another domU (argo's rule).
+scn_dem_silo() {
+    need domU1 || return 1
+    local id rc1 rc2
+    sed -e 's/^name = .*/name = "domU-silo"/' -e "s/^vif = .*/vif = []/" /tmp/domU1.cfg > /tmp/domU-silo.cfg
+    xl create -p /tmp/domU-silo.cfg > "$OUT/xl-create-silo.log" 2>&1 || { cat "$OUT/xl-create-silo.log"; fail "xl create -p failed"; return 1; }
+    id=$(xl domid domU-silo)
+    fastivc map set 192.0.2.14 "$id" || { xl destroy domU-silo; fail "map set failed"; return 1; }
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40021" --dst "192.0.2.14:40022" --events send_data > "$OUT/silo-u.raw"
+    rc1=$?; cat "$OUT/silo-u.raw"
+    agent "$D1" $DOMU_PROBE raise --src "$D1:40021" --dst "$DOM0_IP:40023" --events send_data > "$OUT/silo-0.raw"
+    rc2=$?; cat "$OUT/silo-0.raw"
+    dem-probe fetch > /dev/null        # dom0 takes the event it was sent, leaving nothing pending
+    dem-probe release --src "$DOM0_IP:40023" --dst "$D1:40021" > /dev/null
+    xl destroy domU-silo
+    local e1 e2
+    e1=$(grep '^{' "$OUT/silo-u.raw" | tail -1 | jq -r '.errno // "ok"')
+    e2=$(grep '^{' "$OUT/silo-0.raw" | tail -1 | jq -r '.errno // "ok"')
+    metrics "$(jq -cn --arg a "$e1" --arg b "$e2" '{domU_to_domU: $a, domU_to_dom0: $b}')"
+    [ $rc1 -ne 0 ] && [ "$e1" = EPERM ] || { fail "SILO let domU1 raise an event towards another domU ($e1)"; return 1; }
+    [ $rc2 -eq 0 ] || { fail "SILO refused domU1's event towards dom0 ($e2)"; return 1; }
+}
+
 run_dem_scenarios() {
     run_scenario dem-map-dom0 scn_dem_map
     run_scenario dem-conformance-dom0 scn_dem_conformance_dom0
     run_scenario dem-conformance-domU scn_dem_conformance_domU
     run_scenario dem-events-domU-domU scn_dem_events
     run_scenario dem-dead-domain scn_dem_dead_domain
+    [ -n "$DEM_SILO" ] && run_scenario dem-silo scn_dem_silo
     run_scenario dem-xen-log scn_dem_xen_log
 }

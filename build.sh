@@ -24,7 +24,7 @@ JOBS=$(nproc)
 . "$ROOT/scripts/build-lib.sh"
 
 # ---- deps ----
-APT_PACKAGES=(flex bison gcc make python3 qemu-system-x86 debootstrap cpio dpkg-dev xz-utils kmod busybox-static jq
+APT_PACKAGES=(flex bison gcc g++ make python3 openssh-client qemu-system-x86 debootstrap cpio dpkg-dev xz-utils kmod busybox-static jq
               "linux-headers-$KERNEL_ABI")
 
 # A deb-src entry derived from the machine's own Debian sources (same URIs), for `apt-get source xen`.

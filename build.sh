@@ -4,10 +4,10 @@
 #
 #   ./build.sh deps     Debian and npm packages (apt-get update first), the lab kernel and headers
 #   ./build.sh xen      Xen 4.17 from Debian's source package + xen-patches/series -> build/xen/{xen,xen.gz}
-#   ./build.sh kmod     guest-kmod/ against the lab kernel's headers -> build/kmod/fastivc.ko
+#   ./build.sh kmod     guest-kmod/ (and the lab's dem_hcall) against the lab kernel's headers -> build/kmod/*.ko
 #   ./build.sh native   the node-addon-api addon -> native/build/Release/fastivc.node
 #   ./build.sh ts       the TypeScript -> build/ts/
-#   ./build.sh bench    the guest programs (ivcbench, lab-agent) -> build/bench/
+#   ./build.sh bench    the guest programs (ivcbench, lab-agent, dem-probe) -> build/bench/
 #   ./build.sh lab      the lab images -> build/lab/
 #   ./build.sh lab-run  build, then boot the lab once and run its scenarios (options go to `fastivc lab run`)
 #   ./build.sh demo     build everything, boot the lab, show the traffic

@@ -124,6 +124,10 @@ typedef struct {
 } spinlock_t;
 
 static int emul_spin_held;        /* spinlocks held now: the DEM never holds two L2 */
+static unsigned long emul_write_locks;    /* write_lock() calls, to see which paths take L1 for write */
+/* Called once by the next write_lock() before it takes the lock, with no DEM lock held: what another vCPU may do
+ * between a raise's pass under L1 read and its pass under L1 write. */
+static void (*emul_before_write_lock)(void);
 
 static void read_lock(rwlock_t *l)
 {
@@ -139,6 +143,15 @@ static void read_unlock(rwlock_t *l)
 }
 static void write_lock(rwlock_t *l)
 {
+    void (*hook)(void) = emul_before_write_lock;
+
+    if ( hook )
+    {
+        emul_before_write_lock = NULL;
+        assert(!l->writer && !l->readers && !emul_spin_held);
+        hook();
+    }
+    emul_write_locks++;
     assert(!l->writer && !l->readers);
     l->writer = true;
 }
@@ -176,12 +189,14 @@ static void spin_unlock(spinlock_t *l)
 /* ---- memory ---- */
 static long emul_alloc_fail_after = -1;   /* >= 0: that many allocations succeed, then they fail */
 static unsigned long emul_alloc_failures;
+static unsigned long emul_alloc_calls;    /* every allocation attempt, failed or not */
 static long emul_allocs_live;
 
 static void *emul_alloc(size_t n, bool zero)
 {
     void *p;
 
+    emul_alloc_calls++;
     if ( emul_alloc_fail_after == 0 )
     {
         emul_alloc_failures++;

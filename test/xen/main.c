@@ -43,6 +43,7 @@ static bool ed_listed(const struct evtmgr_domain *ed)
 }
 
 static unsigned int invariant_failures;
+static unsigned int inv_every = 1, inv_tick;  /* hc(): full invariant check after every n-th hypercall */
 #define INV(c) do {                                                         \
     if ( !(c) )                                                             \
     {                                                                       \
@@ -75,7 +76,8 @@ static void check_invariants(void)
     list_for_each_entry ( ed, &evtmgr_domains, node )
     {
         const struct evtmgr_record *r;
-        unsigned int n = 0, np = 0, nr = 0, nip = 0, with_bits = 0;
+        const struct evtmgr_peer *p, *q;
+        unsigned int n = 0, np = 0, nr = 0, nip = 0, with_bits = 0, peer_sum = 0;
 
         INV(ed->d->evtmgr == ed);
         INV(ed->d->exists);
@@ -109,6 +111,27 @@ static void check_invariants(void)
             INV(r->raiser == ed);
             INV(ed_listed(r->owner));
         }
+        /* Pair counts: one evtmgr_peer per raiser with records here, in its bucket, counting exactly its records. */
+        for ( i = 0; i < EVTMGR_PEER_BUCKETS; i++ )
+            list_for_each_entry ( p, &ed->peers[i], node )
+            {
+                unsigned int cnt = 0, same = 0;
+
+                INV(peer_hash(p->raiser) == i);
+                INV(p->raiser != ed && ed_listed(p->raiser));
+                INV(p->nr_records >= 1 && p->nr_records <= EVTMGR_MAX_RECORDS_PER_PEER);
+                INV(peer_find(ed, p->raiser) == p);
+                list_for_each_entry ( q, &ed->peers[i], node )
+                    same += q->raiser == p->raiser;
+                INV(same == 1);
+                list_for_each_entry ( r, &ed->records, owner_node )
+                    cnt += r->peer == p;
+                INV(cnt == p->nr_records);
+                peer_sum += p->nr_records;
+            }
+        list_for_each_entry ( r, &ed->records, owner_node )
+            INV(r->peer && r->peer->raiser == r->raiser && peer_find(ed, r->raiser) == r->peer);
+        INV(peer_sum == ed->nr_records);
         INV(n == ed->nr_records);
         INV(np == ed->nr_pending);
         INV(with_bits == ed->nr_pending);
@@ -205,6 +228,8 @@ static void world_reset(void)
     emul_copy_to_fail_after = -1;
     emul_copy_to_fail_nth = 0;
     emul_virqs_total = 0;
+    emul_before_write_lock = NULL;
+    inv_every = 1;
 }
 
 /* ---- hypercall wrappers ---- */
@@ -221,7 +246,8 @@ static long hc(struct domain *caller, unsigned int cmd, void *arg)
     CHECK_EQ(emul_spin_held, 0);
     CHECK_EQ(emul_rcu_depth, 0);
     CHECK(emul_guest_reads <= 1);        /* guest memory is read once, into a local */
-    check_invariants();
+    if ( inv_every <= 1 || !(++inv_tick % inv_every) )
+        check_invariants();
     return rc;
 }
 
@@ -1061,31 +1087,61 @@ static void test_raise_validation(void)
 /* limits                                                                   */
 /* ======================================================================== */
 
-static void test_records_limit(void)
+/* n new records from `from` (src address sip) towards dip, ports base.., fetching as the destination goes. */
+static void fill(struct domain *from, const char *sip, const char *dip, struct domain *to, unsigned int base,
+                 unsigned int n)
 {
     unsigned int i;
 
-    std_world();
-    for ( i = 0; i < EVTMGR_MAX_RECORDS_PER_DOMAIN; i++ )
+    for ( i = 0; i < n; i++ )
     {
-        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
-        if ( owner_pending(d2) == EVTMGR_MAX_BATCH )
-            CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+        CHECK_EQ(raise_ev(from, sip, base + i, dip, 80, EV_DATA), 0);
+        if ( owner_pending(to) == EVTMGR_MAX_BATCH )
+            CHECK_EQ(fetch(to).n, EVTMGR_MAX_BATCH);
     }
+}
+
+/* The world of std_world plus d4 (10.0.0.4) and d5 (10.0.0.5): six domains, so one has five peers. */
+static struct domain *d4, *d5;
+
+static void big_world(void)
+{
+    std_world();
+    d4 = dom_create(4, false);
+    d5 = dom_create(5, false);
+    CHECK_EQ(ip_set(d0, "10.0.0.4", 4), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.5", 5), 0);
+}
+
+static void test_records_limit(void)
+{
+    const unsigned int share = EVTMGR_MAX_RECORDS_PER_PEER;
+
+    /* an owner is full at 1024 records: four raisers with their whole share each */
+    big_world();
+    CHECK_EQ(EVTMGR_MAX_RECORDS_PER_DOMAIN / share, 4);
+    fill(d1, "10.0.0.1", "10.0.0.2", d2, 1, share);
+    fill(d3, "10.0.0.3", "10.0.0.2", d2, 1, share);
+    fill(d4, "10.0.0.4", "10.0.0.2", d2, 1, share);
+    fill(d0, "10.0.0.100", "10.0.0.2", d2, 1, share);
     CHECK_EQ(d2->evtmgr->nr_records, EVTMGR_MAX_RECORDS_PER_DOMAIN);
-    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), -ENOSPC);   /* owner full */
+    CHECK_EQ(raise_ev(d5, "10.0.0.5", 1, "10.0.0.2", 80, EV_DATA), -ENOSPC);   /* owner full */
     CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
     CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_GET), 0);          /* existing record: fine */
     CHECK_EQ(release_c(d2, C("10.0.0.2", 80, "10.0.0.1", 7)), 0);
-    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d5, "10.0.0.5", 1, "10.0.0.2", 80, EV_DATA), 0);
     CHECK_EQ(counters().records, EVTMGR_MAX_RECORDS_PER_DOMAIN);
 
-    /* d1 created 1023 records in d2: one more elsewhere, then it is at its own limit */
+    /* d1 has 255 records in d2: its share in three more owners, one in d5, then it is at its own limit */
+    CHECK_EQ(d1->evtmgr->nr_raised, share - 1);
+    fill(d1, "10.0.0.1", "10.0.0.3", d3, 1, share);
+    fill(d1, "10.0.0.1", "10.0.0.4", d4, 1, share);
+    fill(d1, "10.0.0.1", "10.0.0.100", d0, 1, share);
     CHECK_EQ(d1->evtmgr->nr_raised, EVTMGR_MAX_RECORDS_PER_DOMAIN - 1);
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 80, EV_DATA), 0);
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.3", 80, EV_DATA), -ENOSPC);   /* raiser full */
-    CHECK_EQ(d3->evtmgr->nr_records, 1);
-    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.3", 80, EV_DATA), 0);       /* others still can */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.5", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.5", 80, EV_DATA), -ENOSPC);   /* raiser full */
+    CHECK_EQ(d5->evtmgr->nr_records, 1);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.5", 80, EV_DATA), 0);       /* others still can */
 }
 
 static void test_pending_limit(void)
@@ -1093,21 +1149,22 @@ static void test_pending_limit(void)
     unsigned int i;
     xen_evtmgr_counters_t c;
 
+    /* d1 and d3 fill the pending list with their whole share each (256 + 256); X and the new records are d0's */
     std_world();
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), 0);      /* X: created, fetched */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 9999, "10.0.0.2", 80, EV_DATA), 0);    /* X: created, fetched */
     CHECK_EQ(fetch(d2).n, 1);
     for ( i = 0; i < EVTMGR_MAX_PENDING_PER_DOMAIN; i++ )
         CHECK_EQ(raise_ev(i % 2 ? d1 : d3, i % 2 ? "10.0.0.1" : "10.0.0.3", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
     CHECK_EQ(owner_pending(d2), EVTMGR_MAX_PENDING_PER_DOMAIN);
     c = counters();
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 20000, "10.0.0.2", 80, EV_DATA), -EBUSY); /* new record refused */
-    CHECK_EQ(counters().records, c.records);                                    /* ... and not created */
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), -EBUSY);  /* idle record refused */
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_GET), 0);           /* pending one: fine */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 20000, "10.0.0.2", 80, EV_DATA), -EBUSY); /* new record refused */
+    CHECK_EQ(counters().records, c.records);                                      /* ... and not created */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 9999, "10.0.0.2", 80, EV_DATA), -EBUSY);  /* idle record refused */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_GET), 0);             /* pending one: fine */
     CHECK_EQ(d2->virqs, 2);
     CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9999, "10.0.0.2", 80, EV_DATA), 0);
-    CHECK_EQ(raise_ev(d1, "10.0.0.1", 20000, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 9999, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 20000, "10.0.0.2", 80, EV_DATA), 0);
     /* a full destination does not block the others */
     CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 80, EV_DATA), 0);
     /* drain the 450 pending records: 8 calls, the last with more == 0 */
@@ -1125,6 +1182,409 @@ static void test_pending_limit(void)
         }
     }
     CHECK_EQ(owner_pending(d2), 0);
+}
+
+static void bad_range(const void *p, size_t len);
+
+/* Records `raiser` has in `owner` by the DEM's pair count (0 when the pair has none). */
+static unsigned int pair_count(const struct domain *owner, const struct domain *raiser)
+{
+    const struct evtmgr_peer *p;
+
+    read_lock(&evtmgr_L1_lock);
+    p = peer_find(owner->evtmgr, raiser->evtmgr);
+    read_unlock(&evtmgr_L1_lock);
+    return p ? p->nr_records : 0;
+}
+
+static void test_peer_limit(void)
+{
+    unsigned int i, ok = 0, nospc = 0;
+
+    /* the review's case: d1 tries to take every record d2 can own */
+    std_world();
+    for ( i = 0; i < EVTMGR_MAX_RECORDS_PER_DOMAIN; i++ )
+    {
+        long rc = raise_ev(d1, "10.0.0.1", 1 + i, "10.0.0.2", 80, EV_DATA);
+
+        ok += rc == 0;
+        nospc += rc == -ENOSPC;
+        if ( owner_pending(d2) == EVTMGR_MAX_BATCH )
+            CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+    }
+    CHECK_EQ(EVTMGR_MAX_RECORDS_PER_PEER, 256);
+    CHECK_EQ(ok, EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(nospc, EVTMGR_MAX_RECORDS_PER_DOMAIN - EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(d2->evtmgr->nr_records, EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(d1->evtmgr->nr_raised, EVTMGR_MAX_RECORDS_PER_PEER);
+
+    /* every other domain still reaches d2 */
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(pair_count(d2, d3), 1);
+    /* the full pair's existing records still take events, and d1 still reaches other domains */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_GET), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.3", 80, EV_DATA), 0);
+    /* the share is per domain, not per address: other addresses of either domain do not widen it */
+    CHECK_EQ(ip_set(d0, "10.0.0.11", 1), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.12", 2), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.11", 1, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.12", 80, EV_DATA), -ENOSPC);
+    /* the count drops with a release: one more may be created, then the limit holds again */
+    CHECK_EQ(release_c(d2, C("10.0.0.2", 80, "10.0.0.1", 7)), 0);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER - 1);
+    CHECK_EQ(raise_ev(d1, "10.0.0.11", 1, "10.0.0.12", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER);
+}
+
+static void test_peer_pending_share(void)
+{
+    unsigned int i;
+
+    /* one raiser alone cannot fill an owner's pending list: its share of records is under the pending limit */
+    std_world();
+    for ( i = 0; i < EVTMGR_MAX_RECORDS_PER_PEER; i++ )
+        CHECK_EQ(raise_ev(d1, "10.0.0.1", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(owner_pending(d2), EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK(owner_pending(d2) < EVTMGR_MAX_PENDING_PER_DOMAIN);
+    for ( i = 0; i < EVTMGR_MAX_PENDING_PER_DOMAIN - EVTMGR_MAX_RECORDS_PER_PEER; i++ )
+        CHECK_EQ(raise_ev(d3, "10.0.0.3", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(owner_pending(d2), EVTMGR_MAX_PENDING_PER_DOMAIN);
+    /* two raisers together can (a documented limitation): the next new record waits for d2 to fetch */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 1, "10.0.0.2", 80, EV_DATA), -EBUSY);
+    CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 1, "10.0.0.2", 80, EV_DATA), 0);
+}
+
+static void test_peer_counts_drop(void)
+{
+    std_world();
+    /* address deleted: the records that named it go, and the pair's count with its last record */
+    fill(d1, "10.0.0.1", "10.0.0.2", d2, 1, EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(ip_del(d0, "10.0.0.1", 1), 0);
+    CHECK_EQ(pair_count(d2, d1), 0);
+    CHECK_EQ(ip_set(d0, "10.0.0.1", 1), 0);
+    fill(d1, "10.0.0.1", "10.0.0.2", d2, 1, EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+
+    /* address moved to another domain: the owner end changes, the pair d2 <- d1 is gone */
+    CHECK_EQ(ip_set(d0, "10.0.1.2", 2), 0);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.1.2", 80, EV_DATA), -ENOSPC);  /* same pair, other address */
+    CHECK_EQ(ip_set(d0, "10.0.0.2", 3), 0);
+    CHECK_EQ(pair_count(d2, d1), 0);
+    CHECK_EQ(pair_count(d3, d1), 0);                                        /* d3 inherits nothing */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.1.2", 80, EV_DATA), 0);
+    CHECK_EQ(pair_count(d2, d1), 1);
+
+    /* soft reset of the owner, then of the raiser */
+    fill(d1, "10.0.0.1", "10.0.1.2", d2, 2, EVTMGR_MAX_RECORDS_PER_PEER - 1);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER);
+    evtmgr_soft_reset(d2);
+    check_invariants();
+    CHECK_EQ(pair_count(d2, d1), 0);
+    fill(d1, "10.0.0.1", "10.0.1.2", d2, 1, EVTMGR_MAX_RECORDS_PER_PEER);
+    evtmgr_soft_reset(d1);
+    check_invariants();
+    CHECK_EQ(pair_count(d2, d1), 0);
+    fill(d1, "10.0.0.1", "10.0.1.2", d2, 1, EVTMGR_MAX_RECORDS_PER_PEER);
+
+    /* the raiser dies: the owner keeps no count for it, and a new domain with its id starts from zero */
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.1.2", 80, EV_DATA), 0);
+    dom_kill(d1);
+    CHECK_EQ(d2->evtmgr->nr_records, 1);
+    CHECK_EQ(pair_count(d2, d3), 1);
+    d1 = dom_create(1, false);
+    CHECK_EQ(ip_set(d0, "10.0.0.1", 1), 0);
+    CHECK_EQ(pair_count(d2, d1), 0);
+    fill(d1, "10.0.0.1", "10.0.1.2", d2, 1, EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 5000, "10.0.1.2", 80, EV_DATA), -ENOSPC);
+
+    /* the owner dies: every count it held goes with it (world_reset checks that nothing leaks) */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);       /* d1 -> d3 */
+    dom_kill(d2);
+    CHECK_EQ(d1->evtmgr->nr_raised, 1);
+    CHECK_EQ(pair_count(d3, d1), 1);
+}
+
+static void test_refusal_before_alloc(void)
+{
+    unsigned long w0, a0;
+    unsigned int i;
+
+    std_world();
+    /* d2's pending list full (d1 and d3 with their whole share each) */
+    for ( i = 0; i < EVTMGR_MAX_PENDING_PER_DOMAIN; i++ )
+        CHECK_EQ(raise_ev(i % 2 ? d1 : d3, i % 2 ? "10.0.0.1" : "10.0.0.3", 1 + i, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(owner_pending(d2), EVTMGR_MAX_PENDING_PER_DOMAIN);
+
+    /* a new connection towards the full destination: refused under L1 read, no allocation, no L1 write */
+    w0 = emul_write_locks;
+    a0 = emul_alloc_calls;
+    for ( i = 0; i < 100; i++ )
+        CHECK_EQ(raise_ev(d0, "10.0.0.100", 1 + i, "10.0.0.2", 80, EV_DATA), -EBUSY);
+    CHECK_EQ(emul_write_locks - w0, 0);
+    CHECK_EQ(emul_alloc_calls - a0, 0);
+    /* so even with no memory left it is -EBUSY, not -ENOMEM */
+    emul_alloc_fail_after = 0;
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 1, "10.0.0.2", 80, EV_DATA), -EBUSY);
+    emul_alloc_fail_after = -1;
+
+    /* the pair limit, too: d1 has its whole share in d2 */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 9000, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(emul_write_locks - w0, 0);
+    CHECK_EQ(emul_alloc_calls - a0, 0);
+
+    /* once there is room: one allocation for the record, one for the new pair's count, one L1 write */
+    CHECK_EQ(fetch(d2).n, EVTMGR_MAX_BATCH);
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(emul_write_locks - w0, 1);
+    CHECK_EQ(emul_alloc_calls - a0, 2);
+    /* the pair has its count now: a second connection allocates only its record */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(emul_write_locks - w0, 2);
+    CHECK_EQ(emul_alloc_calls - a0, 3);
+    /* an existing record takes neither */
+    CHECK_EQ(raise_ev(d0, "10.0.0.100", 2, "10.0.0.2", 80, EV_GET), 0);
+    CHECK_EQ(emul_write_locks - w0, 2);
+    CHECK_EQ(emul_alloc_calls - a0, 3);
+}
+
+static void test_peer_alloc_failure(void)
+{
+    xen_evtmgr_counters_t c0;
+    long live;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    c0 = counters();
+    live = emul_allocs_live;
+    /* a new pair: the record is allocated, its count is not */
+    emul_alloc_fail_after = 1;
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), -ENOMEM);
+    emul_alloc_fail_after = -1;
+    CHECK_EQ(emul_allocs_live, live);                  /* the spare record was freed */
+    CHECK_EQ(counters().records, c0.records);
+    CHECK_EQ(pair_count(d2, d3), 0);
+    CHECK_EQ(d2->virqs, 1);
+    /* an existing pair needs only the record */
+    emul_alloc_fail_after = 1;
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_DATA), 0);
+    emul_alloc_fail_after = -1;
+    CHECK_EQ(pair_count(d2, d1), 2);
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(pair_count(d2, d3), 1);
+}
+
+/* A hypercall made by "another vCPU" from emul_before_write_lock: between a raise's two passes. */
+static long nested_hc(struct domain *caller, unsigned int cmd, void *arg)
+{
+    struct domain *saved = current->domain;
+    unsigned int reads = emul_guest_reads;
+    const char *lo = emul_ok_lo, *hi = emul_ok_hi;
+    long rc;
+
+    current->domain = caller;
+    rc = do_evtmgr_op(cmd, (XEN_GUEST_HANDLE_PARAM(void)){ arg });
+    current->domain = saved;
+    emul_guest_reads = reads;
+    emul_ok_lo = lo;
+    emul_ok_hi = hi;
+    return rc;
+}
+
+static long race_rc;
+static void race_release_d1_first(void)       /* d2 releases d1's only record: the pair's count goes */
+{
+    xen_evtmgr_conn_t c = C("10.0.0.2", 80, "10.0.0.1", 1);
+
+    race_rc = nested_hc(d2, XEN_EVTMGR_OP_release, &c);
+}
+static void race_raise_d1_same(void)          /* d1 creates the very record being created */
+{
+    xen_evtmgr_raise_t r = { .conn = C("10.0.0.1", 2, "10.0.0.2", 80), .events = EV_GET };
+
+    race_rc = nested_hc(d1, XEN_EVTMGR_OP_raise, &r);
+}
+static void race_raise_d3_other(void)         /* d3 creates another record: the pair's count appears */
+{
+    xen_evtmgr_raise_t r = { .conn = C("10.0.0.3", 9, "10.0.0.2", 80), .events = EV_DATA };
+
+    race_rc = nested_hc(d3, XEN_EVTMGR_OP_raise, &r);
+}
+static void race_raise_d1_last(void)          /* d1 takes the last record of its share */
+{
+    xen_evtmgr_raise_t r = { .conn = C("10.0.0.1", 7777, "10.0.0.2", 80), .events = EV_DATA };
+
+    race_rc = nested_hc(d1, XEN_EVTMGR_OP_raise, &r);
+}
+
+static void test_raise_races(void)
+{
+    unsigned long w0, a0, created;
+    long live;
+
+    std_world();
+    /* the pair's count seen under L1 read is freed before L1 write: a second pass with a new count */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(fetch(d2).n, 1);
+    w0 = emul_write_locks;
+    a0 = emul_alloc_calls;
+    emul_before_write_lock = race_release_d1_first;
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(race_rc, 0);
+    CHECK_EQ(emul_write_locks - w0, 3);                /* the release, then two passes */
+    CHECK_EQ(emul_alloc_calls - a0, 2);                /* the record, then the count */
+    CHECK_EQ(pair_count(d2, d1), 1);
+    CHECK_EQ(d2->evtmgr->nr_records, 1);
+    CHECK_EQ(owner_pending(d2), 1);
+    CHECK_EQ(d2->virqs, 2);
+
+    /* the record itself is created in between: the spare is freed, the events merge */
+    live = emul_allocs_live;
+    created = evtmgr_stats.records_created;
+    CHECK_EQ(release_c(d2, C("10.0.0.2", 80, "10.0.0.1", 2)), 0);
+    emul_before_write_lock = race_raise_d1_same;
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 2, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(race_rc, 0);
+    CHECK_EQ(evtmgr_stats.records_created, created + 1);
+    CHECK_EQ(emul_allocs_live, live);                  /* one record and one count, as before the release */
+    CHECK_EQ(d2->evtmgr->nr_records, 1);
+    {
+        struct fetch f = fetch(d2);
+
+        CHECK_EQ(f.n, 1);
+        CHECK_EQ(f.ev[0].events, EV_DATA | EV_GET);
+    }
+
+    /* the pair had no count under L1 read and has one under L1 write: the spare count is freed */
+    live = emul_allocs_live;
+    emul_before_write_lock = race_raise_d3_other;
+    CHECK_EQ(raise_ev(d3, "10.0.0.3", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(race_rc, 0);
+    CHECK_EQ(pair_count(d2, d3), 2);
+    CHECK_EQ(emul_allocs_live, live + 3);              /* two records and one count */
+
+    /* the pair reaches its limit in between: refused under L1 write, nothing left behind */
+    fill(d1, "10.0.0.1", "10.0.0.2", d2, 100, EVTMGR_MAX_RECORDS_PER_PEER - 2);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER - 1);
+    live = emul_allocs_live;
+    emul_before_write_lock = race_raise_d1_last;
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 8888, "10.0.0.2", 80, EV_DATA), -ENOSPC);
+    CHECK_EQ(race_rc, 0);
+    CHECK_EQ(pair_count(d2, d1), EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_EQ(emul_allocs_live, live + 1);              /* only the nested raise's record */
+    CHECK(!emul_before_write_lock);
+}
+
+static void test_fetches_counted(void)
+{
+    xen_evtmgr_get_events_t *g = calloc(1, sizeof(*g) + sizeof(xen_evtmgr_event_t));
+    xen_evtmgr_counters_t k;
+
+    std_world();
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 80, EV_DATA), 0);
+    CHECK_EQ(fetch_n(d2, 0).rc, -EINVAL);
+    CHECK_EQ(fetch_n(d2, EVTMGR_MAX_BATCH + 1).rc, -E2BIG);
+    bad_range(g, sizeof(*g));                          /* the header cannot be read */
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    g->nr = 1;
+    bad_range(&g->ev[0], 1);                           /* the array cannot be written */
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    emul_bad_lo = emul_bad_hi = NULL;
+    emul_copy_to_fail_after = 0;                       /* a fault while copying the batch */
+    CHECK_EQ(hc(d2, XEN_EVTMGR_OP_get_events, g), -EFAULT);
+    emul_copy_to_fail_after = -1;
+    CHECK_EQ(fetch(d2).n, 1);
+    k = counters();
+    CHECK_EQ(k.fetches, 6);                            /* every get_events call, as the header says */
+    CHECK_EQ(k.events_delivered, 1);
+    free(g);
+}
+
+/* ---- the documents say what the code does ---- */
+
+static char *slurp(const char *rel)
+{
+    const char *root = getenv("XEN_SRC");
+    char path[4096];
+    FILE *f;
+    char *buf;
+    long n;
+
+    if ( !root || !*root )
+        root = EVTMGR_XEN_SRC;
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    f = fopen(path, "rb");
+    if ( !f )
+    {
+        printf("    cannot read %s\n", path);
+        cur_fail++;
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = calloc(1, n + 1);
+    assert(buf);
+    CHECK_EQ(fread(buf, 1, n, f), n);
+    fclose(f);
+    return buf;
+}
+
+#define CHECK_HAS(text, s) do {                                             \
+    if ( (text) && !strstr((text), (s)) )                                   \
+    {                                                                       \
+        printf("    %s:%d: %s lacks \"%s\"\n", __FILE__, __LINE__, #text, (s)); \
+        cur_fail++;                                                         \
+    }                                                                       \
+} while ( 0 )
+
+static void test_docs(void)
+{
+    static const struct { const char *name; unsigned int value; } limits[] = {
+        { "EVTMGR_MAX_IP_PER_DOMAIN", EVTMGR_MAX_IP_PER_DOMAIN },
+        { "EVTMGR_MAX_IP_ENTRIES", EVTMGR_MAX_IP_ENTRIES },
+        { "EVTMGR_MAX_RECORDS_PER_DOMAIN", EVTMGR_MAX_RECORDS_PER_DOMAIN },
+        { "EVTMGR_MAX_RECORDS_PER_PEER", EVTMGR_MAX_RECORDS_PER_PEER },
+        { "EVTMGR_MAX_PENDING_PER_DOMAIN", EVTMGR_MAX_PENDING_PER_DOMAIN },
+        { "EVTMGR_MAX_BATCH", EVTMGR_MAX_BATCH },
+    };
+    char *doc = slurp("docs/designs/evtmgr.pandoc"), *hdr = slurp("xen/include/public/evtmgr.h");
+    char *src = slurp("xen/common/evtmgr.c");
+    char want[128];
+    unsigned int i;
+
+    /* the limits table of the design has one row per limit, with the value of the code */
+    for ( i = 0; doc && i < ARRAY_SIZE(limits); i++ )
+    {
+        snprintf(want, sizeof(want), "| `%s` | %u |", limits[i].name, limits[i].value);
+        CHECK_HAS(doc, want);
+    }
+    /* the IP table's heap (Xen is 64-bit: 32-byte entries), in the code's comment and the design */
+    CHECK_EQ(sizeof(struct evtmgr_ip), 32);
+    snprintf(want, sizeof(want), "%zu KiB", sizeof(struct evtmgr_ip) * EVTMGR_MAX_IP_ENTRIES / 1024);
+    CHECK_HAS(src, want);
+    CHECK_HAS(doc, want);
+    /* the public header: raise's -ENOSPC names the per-peer share; what a VIRQ_EVTMGR binder must do; counters */
+    snprintf(want, sizeof(want), "the caller has %u records in the owner of conn.dst", EVTMGR_MAX_RECORDS_PER_PEER);
+    CHECK_HAS(hdr, want);
+    CHECK_HAS(hdr, "must call get_events once after binding");
+    CHECK_HAS(hdr, "no further VIRQ comes while those records stay pending");
+    CHECK_HAS(hdr, "fetch on a slow timer as a safety net");
+    CHECK_HAS(hdr, "VIRQ_EVTMGR signals attempted");
+    CHECK_HAS(hdr, "get_events calls, refused ones (-EINVAL, -E2BIG, -EFAULT) included");
+    /* the design's known limitations */
+    CHECK_HAS(doc, "# Known Limitations");
+    CHECK_HAS(doc, "CONFIG_MEM_PAGING");
+    CHECK_HAS(doc, "bounce buffer");
+    CHECK_HAS(doc, "under FLASK, `xsm_fixup_ops()` gives");
+    CHECK_HAS(doc, "`ip_lookup` is not mediated");
+    free(doc);
+    free(hdr);
+    free(src);
 }
 
 static void test_batch_limits(void)
@@ -1478,9 +1938,33 @@ static void test_dying_caller_state(void)
 /* randomized: a model of the DEM checked after every op                    */
 /* ======================================================================== */
 
-#define R_DOMS   4
-#define R_ADDRS  10
-#define R_MODEL  4096
+/*
+ * Two runs of the same model: `randomized` (4 domains, few connections, every op kind often) and
+ * `randomized_limits` (6 domains, many connections, mostly raises, rare fetches) which drives owners, raisers,
+ * pairs and pending lists to their limits and requires each limit to have refused raises. Every raise's expected
+ * result, including which limit refuses it, comes from the model.
+ */
+
+#define R_MAX_DOMS  6
+#define R_MAX_ADDRS 12
+#define R_MODEL     8192                 /* >= R_MAX_DOMS * EVTMGR_MAX_RECORDS_PER_DOMAIN */
+
+struct rcfg {
+    unsigned int doms, addrs;            /* domains 0..doms-1 (0 is the control domain), addresses 10.7.0.1.. */
+    unsigned int sports, dports;         /* port ranges of raised connections */
+    unsigned int batch;                  /* fetches ask for 1..batch entries */
+    unsigned int ops, scale;             /* ops; an op kind is chosen by rnd(scale) against the thresholds: */
+    unsigned int raise, fetch, release, table, kill;   /* below raise: raise, below fetch: fetch, ...; else reset */
+    unsigned int inv_every;              /* full invariant check after every n-th hypercall */
+    bool readdress;                      /* a killed domain's successor gets its addresses back */
+    /* Skew for reaching the limits: domain 1 makes a third more of the raises (a raiser's limit), a third of the
+     * raises go to domain 2, which fetches (an owner's limit), and a sixth to the last domain, which never
+     * fetches (the pending limit). */
+    bool skew;
+    uint64_t seed;
+};
+
+static const struct rcfg *R;
 
 struct mrec {
     bool used;
@@ -1491,14 +1975,21 @@ struct mrec {
     xen_evtmgr_tunnel_t tunnel;
 };
 
+/* Refusals by the limit the model expects, so that a run can require each limit to have been reached. */
+enum { L_OWNER, L_RAISER, L_PEER, L_PENDING, L_NR };
+static const char *const limit_name[L_NR] = { "owner", "raiser", "peer", "pending" };
+
 static struct {
-    int ip[R_ADDRS];                     /* owner id or -1 */
+    int ip[R_MAX_ADDRS];                 /* owner id or -1 */
     struct mrec rec[R_MODEL];
     unsigned long seq;
-    unsigned int virqs[R_DOMS];
+    unsigned int virqs[R_MAX_DOMS];
+    unsigned long refused[L_NR];
 } M;
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+static xen_evtmgr_addr_t r_addrs[R_MAX_ADDRS];
+
+static uint64_t rng_state;
 static uint32_t rnd(uint32_t n)
 {
     rng_state ^= rng_state << 13;
@@ -1509,7 +2000,7 @@ static uint32_t rnd(uint32_t n)
 
 static const char *r_addr(unsigned int i)
 {
-    static char s[R_ADDRS][24];
+    static char s[R_MAX_ADDRS][24];
 
     snprintf(s[i], sizeof(s[i]), "10.7.0.%u", i + 1);
     return s[i];
@@ -1524,25 +2015,40 @@ static int m_owner_of(const xen_evtmgr_addr_t *a)
 {
     unsigned int i;
 
-    for ( i = 0; i < R_ADDRS; i++ )
-    {
-        xen_evtmgr_addr_t b = A(r_addr(i));
-
-        if ( !memcmp(&b, a, sizeof(b)) )
+    for ( i = 0; i < R->addrs; i++ )
+        if ( !memcmp(&r_addrs[i], a, sizeof(*a)) )
             return M.ip[i];
-    }
     return -1;
 }
 
-static unsigned int m_count(int owner, int raiser, bool pending)
-{
-    unsigned int i, n = 0;
+/* Everything counted in one pass: records and pending records per (owner, raiser). */
+struct mcounts {
+    unsigned int rec[R_MAX_DOMS][R_MAX_DOMS], pend[R_MAX_DOMS][R_MAX_DOMS];
+    unsigned int owned[R_MAX_DOMS], raised[R_MAX_DOMS], pending[R_MAX_DOMS], total, total_pending;
+};
 
+static void m_counts(struct mcounts *c)
+{
+    unsigned int i;
+
+    memset(c, 0, sizeof(*c));
     for ( i = 0; i < R_MODEL; i++ )
-        if ( M.rec[i].used && (owner < 0 || M.rec[i].owner == owner) &&
-             (raiser < 0 || M.rec[i].raiser == raiser) && (!pending || M.rec[i].bits) )
-            n++;
-    return n;
+    {
+        const struct mrec *m = &M.rec[i];
+
+        if ( !m->used )
+            continue;
+        c->rec[m->owner][m->raiser]++;
+        c->owned[m->owner]++;
+        c->raised[m->raiser]++;
+        c->total++;
+        if ( m->bits )
+        {
+            c->pend[m->owner][m->raiser]++;
+            c->pending[m->owner]++;
+            c->total_pending++;
+        }
+    }
 }
 
 static struct mrec *m_find(int owner, const xen_evtmgr_conn_t *c)
@@ -1577,38 +2083,55 @@ static void m_drop_domain(int id)
 
 static void r_raise(void)
 {
-    int caller = rnd(R_DOMS), owner, i;
-    unsigned int s = rnd(R_ADDRS), t = rnd(R_ADDRS);
+    int caller = rnd(R->doms), owner, i;
+    unsigned int s = rnd(R->addrs), t = rnd(R->addrs);
     uint32_t events = 1U << rnd(6) | (rnd(3) ? 0 : 1U << rnd(6));
     xen_evtmgr_conn_t c;
     xen_evtmgr_tunnel_t tun;
     struct mrec *m;
+    struct mcounts k;
     long want, rc;
-    bool signal = false, inject = !rnd(25), invalid = !rnd(30);
+    bool signal = false, inject = !rnd(25), invalid = !rnd(30), skewed = false;
 
+    if ( R->skew && !rnd(3) )
+        caller = 1;
     /* mostly from an address the caller owns */
     if ( rnd(5) )
-        for ( i = 0; i < R_ADDRS; i++ )
-            if ( M.ip[(s + i) % R_ADDRS] == caller )
+        for ( i = 0; i < (int)R->addrs; i++ )
+            if ( M.ip[(s + i) % R->addrs] == caller )
             {
-                s = (s + i) % R_ADDRS;
+                s = (s + i) % R->addrs;
                 break;
             }
-    /* mostly towards an address another domain owns */
-    if ( rnd(5) )
-        for ( i = 0; i < R_ADDRS; i++ )
-            if ( M.ip[(t + i) % R_ADDRS] >= 0 && M.ip[(t + i) % R_ADDRS] != caller )
+    /* mostly towards an address another domain owns (with skew, often the server's or the lazy domain's) */
+    if ( R->skew )
+    {
+        unsigned int pick = rnd(6);
+        int want_owner = pick < 2 ? 2 : pick == 2 ? (int)R->doms - 1 : -1;
+
+        for ( i = 0; want_owner >= 0 && want_owner != caller && i < (int)R->addrs; i++ )
+            if ( M.ip[(t + i) % R->addrs] == want_owner )
             {
-                t = (t + i) % R_ADDRS;
+                t = (t + i) % R->addrs;
+                skewed = true;
                 break;
             }
-    c = C(r_addr(s), 1 + rnd(4), r_addr(t), 1 + rnd(3));
+    }
+    if ( !skewed && rnd(5) )
+        for ( i = 0; i < (int)R->addrs; i++ )
+            if ( M.ip[(t + i) % R->addrs] >= 0 && M.ip[(t + i) % R->addrs] != caller )
+            {
+                t = (t + i) % R->addrs;
+                break;
+            }
+    c = C(r_addr(s), 1 + rnd(R->sports), r_addr(t), 1 + rnd(R->dports));
     tun = T(1 + rnd(16), 4096 * (1 + rnd(64)), 1 + rnd(8));
     if ( invalid )
         events |= 1U << 6;
 
     owner = M.ip[t];
     m = owner >= 0 ? m_find(owner, &c) : NULL;
+    m_counts(&k);
     if ( invalid )
         want = -EINVAL;
     else if ( M.ip[s] != caller )
@@ -1617,13 +2140,21 @@ static void r_raise(void)
         want = -ENOENT;
     else if ( owner == caller )
         want = -ELOOP;
-    else if ( !m && (m_count(owner, -1, false) >= EVTMGR_MAX_RECORDS_PER_DOMAIN ||
-                     m_count(-1, caller, false) >= EVTMGR_MAX_RECORDS_PER_DOMAIN) )
+    else if ( !m && (k.owned[owner] >= EVTMGR_MAX_RECORDS_PER_DOMAIN ||
+                     k.raised[caller] >= EVTMGR_MAX_RECORDS_PER_DOMAIN ||
+                     k.rec[owner][caller] >= EVTMGR_MAX_RECORDS_PER_PEER) )
+    {
         want = -ENOSPC;
+        M.refused[k.owned[owner] >= EVTMGR_MAX_RECORDS_PER_DOMAIN ? L_OWNER :
+                  k.raised[caller] >= EVTMGR_MAX_RECORDS_PER_DOMAIN ? L_RAISER : L_PEER]++;
+    }
+    else if ( (!m || !m->bits) && k.pending[owner] >= EVTMGR_MAX_PENDING_PER_DOMAIN )
+    {
+        want = -EBUSY;                   /* before any allocation: an injected failure does not matter */
+        M.refused[L_PENDING]++;
+    }
     else if ( !m && inject )
         want = -ENOMEM;
-    else if ( (!m || !m->bits) && m_count(owner, -1, true) >= EVTMGR_MAX_PENDING_PER_DOMAIN )
-        want = -EBUSY;
     else
         want = 0;
 
@@ -1649,7 +2180,7 @@ static void r_raise(void)
     }
     if ( !m->bits )
     {
-        signal = !m_count(owner, -1, true);
+        signal = !k.pending[owner];
         m->seq = ++M.seq;
     }
     m->bits |= events;
@@ -1661,11 +2192,17 @@ static void r_raise(void)
 
 static void r_fetch(void)
 {
-    int caller = rnd(R_DOMS);
-    unsigned int nr = 1 + rnd(8), i, j, pending = m_count(caller, -1, true);
+    int caller = rnd(R->doms);
+    unsigned int nr = 1 + rnd(R->batch), i, j;
     long fault = rnd(30) ? -1 : (long)rnd(3);
+    struct mcounts k;
+    unsigned int pending;
     struct fetch f;
 
+    if ( R->skew && caller == (int)R->doms - 1 )
+        caller = rnd(R->doms - 1);
+    m_counts(&k);
+    pending = k.pending[caller];
     /* A fault after `fault` copies: a fetch makes n entry copies then 2 header copies. */
     emul_copy_to_fail_after = fault;
     f = fetch_n(r_dom(caller), nr);
@@ -1702,7 +2239,7 @@ static void r_fetch(void)
 
 static void r_release(void)
 {
-    int caller = rnd(R_DOMS);
+    int caller = rnd(R->doms);
     unsigned int i, start = rnd(R_MODEL);
     struct mrec *m = NULL;
     xen_evtmgr_conn_t c;
@@ -1722,7 +2259,7 @@ static void r_release(void)
         /* a connection named by the caller, which may or may not have a record */
         xen_evtmgr_conn_t key;
 
-        c = C(r_addr(rnd(R_ADDRS)), 1 + rnd(3), r_addr(rnd(R_ADDRS)), 1 + rnd(4));
+        c = C(r_addr(rnd(R->addrs)), 1 + rnd(R->dports), r_addr(rnd(R->addrs)), 1 + rnd(R->sports));
         key = swapped(c);
         m = m_find(caller, &key);
         CHECK_EQ(release_c(r_dom(caller), c), m ? 0 : -ENOENT);
@@ -1736,8 +2273,8 @@ static void r_release(void)
 
 static void r_table(void)
 {
-    unsigned int a = rnd(R_ADDRS);
-    int target = rnd(R_DOMS);
+    unsigned int a = rnd(R->addrs);
+    int target = rnd(R->doms);
 
     switch ( rnd(4) )
     {
@@ -1746,7 +2283,7 @@ static void r_table(void)
         M.ip[a] = -1;
         break;
     case 1:
-        CHECK_EQ(ip_set(r_dom(1 + rnd(R_DOMS - 1)), r_addr(a), target), -EPERM);
+        CHECK_EQ(ip_set(r_dom(1 + rnd(R->doms - 1)), r_addr(a), target), -EPERM);
         break;
     default:
         CHECK_EQ(ip_set(r_dom(0), r_addr(a), target), 0);
@@ -1758,24 +2295,30 @@ static void r_table(void)
 
 static void r_kill(void)
 {
-    int id = 1 + rnd(R_DOMS - 1);
+    int id = 1 + rnd(R->doms - 1);
     unsigned int i;
     struct domain *d = r_dom(id);
 
     dom_kill(d);
     check_invariants();
-    for ( i = 0; i < R_ADDRS; i++ )
+    for ( i = 0; i < R->addrs; i++ )
         if ( M.ip[i] == id )
             M.ip[i] = -1;
     m_drop_domain(id);
     d = dom_create(id, false);
     assert(d);
     M.virqs[id] = 0;
+    for ( i = 0; R->readdress && i < R->addrs; i++ )
+        if ( M.ip[i] < 0 && i % R->doms == (unsigned int)id )
+        {
+            CHECK_EQ(ip_set(r_dom(0), r_addr(i), id), 0);
+            M.ip[i] = id;
+        }
 }
 
 static void r_soft_reset(void)
 {
-    int id = rnd(R_DOMS);
+    int id = rnd(R->doms);
 
     evtmgr_soft_reset(r_dom(id));
     check_invariants();
@@ -1784,65 +2327,110 @@ static void r_soft_reset(void)
 
 static void r_check(void)
 {
-    unsigned int i;
-    xen_evtmgr_counters_t k;
+    unsigned int i, j;
+    struct mcounts k;
+    xen_evtmgr_counters_t c;
 
-    for ( i = 0; i < R_DOMS; i++ )
+    m_counts(&k);
+    for ( i = 0; i < R->doms; i++ )
     {
         CHECK_EQ(r_dom(i)->virqs, M.virqs[i]);
-        CHECK_EQ(owner_pending(r_dom(i)), m_count(i, -1, true));
-        CHECK_EQ(r_dom(i)->evtmgr->nr_records, m_count(i, -1, false));
-        CHECK_EQ(r_dom(i)->evtmgr->nr_raised, m_count(-1, i, false));
+        CHECK_EQ(owner_pending(r_dom(i)), k.pending[i]);
+        CHECK_EQ(r_dom(i)->evtmgr->nr_records, k.owned[i]);
+        CHECK_EQ(r_dom(i)->evtmgr->nr_raised, k.raised[i]);
+        for ( j = 0; j < R->doms; j++ )
+            if ( i != j )
+                CHECK_EQ(pair_count(r_dom(i), r_dom(j)), k.rec[i][j]);
     }
     if ( !rnd(50) )
     {
-        k = counters();
-        CHECK_EQ(k.records, m_count(-1, -1, false));
-        CHECK_EQ(k.pending, m_count(-1, -1, true));
-        for ( i = 0; i < R_ADDRS; i++ )
-            CHECK_EQ(lookup(r_dom(rnd(R_DOMS)), r_addr(i)), M.ip[i] < 0 ? (int)XEN_EVTMGR_DOMID_NONE : M.ip[i]);
+        c = counters();
+        CHECK_EQ(c.records, k.total);
+        CHECK_EQ(c.pending, k.total_pending);
+        for ( i = 0; i < R->addrs; i++ )
+            CHECK_EQ(lookup(r_dom(rnd(R->doms)), r_addr(i)), M.ip[i] < 0 ? (int)XEN_EVTMGR_DOMID_NONE : M.ip[i]);
     }
 }
 
-static void test_randomized(void)
+static unsigned int r_run(const struct rcfg *cfg, const char *name)
 {
-    unsigned int op, i, ops = 10000;
+    unsigned int op, i;
 
+    R = cfg;
+    assert(R->doms <= R_MAX_DOMS && R->addrs <= R_MAX_ADDRS);
     memset(&M, 0, sizeof(M));
+    rng_state = R->seed;
+    inv_every = R->inv_every;
+    for ( i = 0; i < R->addrs; i++ )
+        r_addrs[i] = A(r_addr(i));
     dom_create(0, true);
-    for ( i = 1; i < R_DOMS; i++ )
+    for ( i = 1; i < R->doms; i++ )
         dom_create(i, false);
-    for ( i = 0; i < R_ADDRS; i++ )
+    for ( i = 0; i < R->addrs; i++ )
     {
-        M.ip[i] = i % R_DOMS;
+        M.ip[i] = i % R->doms;
         CHECK_EQ(ip_set(r_dom(0), r_addr(i), M.ip[i]), 0);
     }
-    for ( op = 0; op < ops && !cur_fail; op++ )
+    for ( op = 0; op < R->ops && !cur_fail; op++ )
     {
-        unsigned int k = rnd(100);
+        unsigned int k = rnd(R->scale);
 
-        if ( k < 55 )
+        if ( k < R->raise )
             r_raise();
-        else if ( k < 80 )
+        else if ( k < R->fetch )
             r_fetch();
-        else if ( k < 88 )
+        else if ( k < R->release )
             r_release();
-        else if ( k < 96 )
+        else if ( k < R->table )
             r_table();
-        else if ( k < 98 )
+        else if ( k < R->kill )
             r_kill();
         else
             r_soft_reset();
         r_check();
         if ( cur_fail )
-            printf("    (randomized: failed at op %u)\n", op);
+            printf("    (%s: failed at op %u)\n", name, op);
     }
-    printf("    randomized: %u ops, %llu raises (%llu refused), %llu records delivered, %llu created, %u VIRQs\n",
-           op, (unsigned long long)evtmgr_stats.raises, (unsigned long long)evtmgr_stats.raises_denied,
+    inv_every = 1;
+    check_invariants();
+    printf("    %s: %u ops, %llu raises (%llu refused; limits: %lu owner, %lu raiser, %lu peer, %lu pending), "
+           "%llu records delivered, %llu created, %u VIRQs\n",
+           name, op, (unsigned long long)evtmgr_stats.raises, (unsigned long long)evtmgr_stats.raises_denied,
+           M.refused[L_OWNER], M.refused[L_RAISER], M.refused[L_PEER], M.refused[L_PENDING],
            (unsigned long long)evtmgr_stats.events_delivered, (unsigned long long)evtmgr_stats.records_created,
            emul_virqs_total);
+    return op;
+}
+
+static void test_randomized(void)
+{
+    static const struct rcfg cfg = {
+        .doms = 4, .addrs = 10, .sports = 4, .dports = 3, .batch = 8, .ops = 10000, .scale = 100,
+        .raise = 55, .fetch = 80, .release = 88, .table = 96, .kill = 98, .inv_every = 1,
+        .seed = 0x2545f4914f6cdd1dULL,
+    };
+
+    r_run(&cfg, "randomized");
     CHECK(evtmgr_stats.raises > 1000);
     CHECK(evtmgr_stats.events_delivered > 500);
+}
+
+static void test_randomized_limits(void)
+{
+    static const struct rcfg cfg = {
+        .doms = 6, .addrs = 12, .sports = 64, .dports = 8, .batch = 64, .ops = 40000, .scale = 10000,
+        .raise = 9400, .fetch = 9700, .release = 9996, .table = 9996, .kill = 9998, .inv_every = 100,
+        .readdress = true, .skew = true, .seed = 0x9e3779b97f4a7c15ULL,
+    };
+    unsigned int l;
+
+    r_run(&cfg, "randomized_limits");
+    for ( l = 0; l < L_NR; l++ )
+        if ( M.refused[l] < 10 )
+        {
+            printf("    the %s limit refused only %lu raises\n", limit_name[l], M.refused[l]);
+            cur_fail++;
+        }
 }
 
 /* ======================================================================== */
@@ -1891,6 +2479,14 @@ int main(void)
     RUN(raise_validation);
     RUN(records_limit);
     RUN(pending_limit);
+    RUN(peer_limit);
+    RUN(peer_pending_share);
+    RUN(peer_counts_drop);
+    RUN(refusal_before_alloc);
+    RUN(peer_alloc_failure);
+    RUN(raise_races);
+    RUN(fetches_counted);
+    RUN(docs);
     RUN(batch_limits);
     RUN(efault_in);
     RUN(efault_get_events);
@@ -1903,6 +2499,7 @@ int main(void)
     RUN(soft_reset);
     RUN(dying_caller_state);
     RUN(randomized);
+    RUN(randomized_limits);
 
     printf("%u passed, %u failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;

@@ -18,4 +18,4 @@ if [ -z "$SANITIZE" ]; then
     fi
 fi
 make -s -C "$ROOT/test/xen" XEN_SRC="$XEN_SRC" OUT="$OUT" SANITIZE="$SANITIZE" all
-exec "$OUT/test_evtmgr" "$@"
+XEN_SRC="$XEN_SRC" exec "$OUT/test_evtmgr" "$@"

@@ -37,8 +37,6 @@ agent() {
 # run_scenario NAME FUNCTION [ARGS...]
 # FUNCTION writes its metrics (a JSON object) to $OUT/NAME.json and returns 0 for pass; on failure it writes the
 # reason to $OUT/NAME.reason. Its output goes to $OUT/NAME.log, which is shipped to the host.
-SCENARIOS_RUN=0
-SCENARIOS_FAILED=0
 scenario_selected() { [ -z "${ONLY:-}" ] || [ "$1" = boot-xen-dom0-domUs ] || [[ $1 =~ $ONLY ]]; }
 
 run_scenario() {
@@ -54,8 +52,7 @@ run_scenario() {
     if [ $rc -ne 0 ] && [ -z "$reason" ]; then reason="exit status $rc; see log"; fi
     emit_log "$name" "$log"
     if [ $rc -eq 0 ]; then emit_result "$name" true "$metrics"
-    else emit_result "$name" false "$metrics" "$reason"; SCENARIOS_FAILED=$((SCENARIOS_FAILED + 1)); fi
-    SCENARIOS_RUN=$((SCENARIOS_RUN + 1))
+    else emit_result "$name" false "$metrics" "$reason"; fi
 }
 
 # Inside a scenario function: fail REASON; metrics JSON

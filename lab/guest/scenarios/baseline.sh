@@ -35,15 +35,15 @@ bench_rr_result() {
 }
 
 scn_boot() {
-    local d ok=0 m
+    local d why= m
     m=$(jq -cn --argjson dom0 "$DOM0_UP_S" '{dom0_up_s: $dom0}')
     for d in $DOMU_NAMES; do
         if [ -n "${DOMU_UP[$d]:-}" ]; then
             m=$(echo "$m" | jq -c --arg k "${d}_boot_s" --argjson v "${DOMU_BOOT_S[$d]}" '. + {($k): $v}')
-        else ok=1; echo "${DOMU_WHY[$d]}"; fi
+        else why+="${DOMU_WHY[$d]}; "; fi
     done
     metrics "$m"
-    [ $ok -eq 0 ] || { fail "$(for d in $DOMU_NAMES; do [ -n "${DOMU_UP[$d]:-}" ] || printf '%s; ' "${DOMU_WHY[$d]}"; done)"; return 1; }
+    [ -z "$why" ] || { fail "$why"; return 1; }
 }
 
 scn_kmod_load() {

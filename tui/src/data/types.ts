@@ -1,0 +1,92 @@
+/**
+ * The data ivctop and `fastivc status` show, as one typed snapshot per sample: the Domain Event Manager's view
+ * (records, counters, IP table) and each domain's module statistics (guest-kmod/README.md, "Statistics").
+ *
+ * Every part fails on its own: a missing module, a missing toolstack or a hypervisor without the DEM leaves that part
+ * empty with a message in `errors` (or `dem.error`), never an exception.
+ */
+import type { DemCounters, DemInfo, DemRecord, IpEntry } from '../../../native/lib/index.js';
+
+/** Statistics format version this code reads (the `format` key of /proc/fastivc/stats). */
+export const STATS_FORMAT = 1;
+
+/** Direction states of a socket context (`tx=`, `rx=`). */
+export type DirState = 'tcp' | 'creating' | 'open' | 'reverted' | 'closing' | 'closed' | 'broken';
+/** Socket context modes (`mode=`). */
+export type SockMode = 'native' | 'tunnel' | 'broken' | 'closed';
+
+/** One line of /proc/fastivc/sockets (or one xenstore sock/<id> node), parsed. Unknown keys are ignored. */
+export interface SockLine {
+  id: number;
+  /** "a.b.c.d:port" */
+  local: string;
+  remote: string;
+  /** The peer's domain id, or null for `-`. */
+  peer: number | null;
+  /** Kept as text: a newer module may report values this code does not know. */
+  mode: SockMode | string;
+  /** Fallback reason, or null for `-`. */
+  reason: string | null;
+  tx: DirState | string;
+  txChannels: number;
+  txChannelSize: number;
+  txBytes: number;
+  txInFlight: number;
+  txStalls: number;
+  rx: DirState | string;
+  rxChannels: number;
+  rxChannelSize: number;
+  rxBytes: number;
+  eventsRaised: number;
+  eventsReceived: number;
+  violations: number;
+}
+
+/** Where a domain's report came from: this domain's /proc, or a domain's mirror in xenstore (written by the guest). */
+export type ReportSource = 'proc' | 'xenstore';
+
+export interface DomainReport {
+  domid: number;
+  source: ReportSource;
+  /** /proc/fastivc/stats as key -> value (numbers where the value is a number); empty when the domain wrote none. */
+  stats: Record<string, number | string>;
+  sockets: SockLine[];
+}
+
+/** The DEM part of a snapshot (dom0 only: query is privileged). */
+export interface DemPart {
+  info?: DemInfo;
+  counters: DemCounters;
+  /** Every event_info record; pending events per owner domain are computed from them. */
+  records: DemRecord[];
+  ipTable: IpEntry[];
+}
+
+export interface DemError {
+  error: string;
+}
+
+export interface Snapshot {
+  /** Milliseconds since the epoch when the sample was taken. */
+  time: number;
+  dem: DemPart | DemError;
+  domains: DomainReport[];
+  /** One line per part that could not be read (module not loaded, no toolstack, a bad line...). */
+  errors: string[];
+}
+
+export function isDemError(d: DemPart | DemError): d is DemError {
+  return typeof (d as DemError).error === 'string';
+}
+
+/**
+ * Where snapshots come from: the live system (dom0) or a recording. next() never rejects for a failing part; it may
+ * reject only for a programming error, which callers show as a message.
+ */
+export interface DataSource {
+  readonly kind: 'live' | 'replay';
+  /** One line for the header: "live", "replay file.jsonl 3/40", "replay ... (ended)". */
+  describe(): string;
+  next(): Promise<Snapshot>;
+  close(): void;
+}

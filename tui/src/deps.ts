@@ -12,6 +12,7 @@
  */
 import { openDem, type DemSource } from '../../native/lib/index.js';
 import { createMockDem, type MockDemOptions } from '../../native/lib/mock.js';
+import type { CommandRunner, FileReader, LineWatcher } from './data/system.js';
 
 export interface CliDeps {
   /** The DEM the map/dem commands use; called when a command runs (not when arguments are parsed). */
@@ -19,6 +20,14 @@ export interface CliDeps {
   /** Standard output and error (commander's own messages go to err too). */
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Runs xenstore-ls/xenstore-list (status, sync); default: the real commands. */
+  exec?: CommandRunner;
+  /** Follows `xenstore-watch` (sync's loop); null: poll only; default: the real command. */
+  watch?: LineWatcher | null;
+  /** Reads /proc/fastivc/* (status); default: the file system. */
+  readFile?: FileReader;
+  /** Stops the long-running commands (sync's loop); default: SIGINT or SIGTERM. */
+  signal?: AbortSignal;
 }
 
 export const MOCK_ENV = 'FASTIVC_DEM_MOCK';

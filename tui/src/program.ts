@@ -1,11 +1,13 @@
 /**
- * The `fastivc` command tree. One module per command group under commands/; later groups (status, sync, bench)
- * register themselves here the same way.
+ * The `fastivc` command tree. One module per command group under commands/; later groups (bench) register
+ * themselves here the same way.
  */
 import { Command, CommanderError } from 'commander';
 import { registerDemCommands } from './commands/dem.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerMapCommands } from './commands/map.js';
+import { registerStatusCommand } from './commands/status.js';
+import { registerSyncCommand } from './commands/sync.js';
 import { registerVersionCommand } from './commands/version.js';
 import { defaultDeps, type CliDeps } from './deps.js';
 import { packageInfo } from './pkg.js';
@@ -25,6 +27,8 @@ export function buildProgram(deps: CliDeps = defaultDeps()): Command {
   registerLabCommands(program);
   registerMapCommands(program, deps);
   registerDemCommands(program, deps);
+  registerStatusCommand(program, deps);
+  registerSyncCommand(program, deps);
   registerVersionCommand(program);
   return program;
 }

@@ -10,7 +10,7 @@ export function fmtBytes(n: number): string {
     v /= 1024;
     u += 1;
   }
-  const s = u === 0 || v >= 10 ? Math.round(v).toString() : v.toFixed(1).replace(/\.0$/, "");
+  const s = u === 0 || v >= 10 ? Math.round(v).toString() : v.toFixed(1).replace(/\.0$/, '');
   return `${s}${UNITS[u]}`;
 }
 

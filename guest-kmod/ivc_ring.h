@@ -198,7 +198,7 @@ struct ivc_tx {
 	uint32_t nr_channels, channel_size, nr_receivers;
 	uint32_t seq;        /* generation of the last channel published */
 	uint32_t idx;        /* channel to fill next */
-	uint32_t want;       /* our tx_want counter */
+	uint32_t want;       /* the tx_want value we last wrote */
 	uint32_t kicked;     /* the receiver's rx_want value we last raised EVENT_SEND_DATA for */
 };
 
@@ -262,8 +262,16 @@ static inline int ivc_tx_need_kick(struct ivc_tx *tx, struct ivc_ctrl *c)
 /* About to wait for a free channel: ask for EVENT_RECV_GET_DATA. The caller checks ivc_tx_free() again after. */
 static inline void ivc_tx_want(struct ivc_tx *tx, struct ivc_ctrl *c)
 {
-	IVC_WRITE(&c->tx_want, ++tx->want);
+	/* incremented from the shared value: poll() bumps it too, without the socket lock */
+	tx->want = IVC_READ(&c->tx_want) + 1u;
+	IVC_WRITE(&c->tx_want, tx->want);
 	IVC_MB();
+}
+
+/* Gives up the channel ivc_tx_begin() started (nothing could be copied): back to the previous round's gen_num. */
+static inline void ivc_tx_abort(const struct ivc_tx *tx, struct ivc_ctrl *c)
+{
+	IVC_WRITE(&c->chan[tx->idx].gen_num, tx->seq + 1u - tx->nr_channels);
 }
 
 /* Channels published and not yet freed by the receivers (what a sender may still have in flight). */
@@ -286,7 +294,7 @@ struct ivc_rx {
 	uint32_t off;        /* bytes of the current channel already consumed */
 	uint32_t size;       /* checked size of the current channel, valid while have != 0 */
 	uint32_t have;       /* the current channel was found ready and checked */
-	uint32_t want;       /* our rx_want counter */
+	uint32_t want;       /* the rx_want value we last wrote */
 	uint32_t kicked;     /* the sender's tx_want value we last raised EVENT_RECV_GET_DATA for */
 };
 
@@ -409,8 +417,27 @@ static inline int ivc_rx_need_kick(struct ivc_rx *rx, struct ivc_ctrl *c)
 /* About to wait for data: ask for EVENT_SEND_DATA. The caller checks ivc_rx_peek() again after. */
 static inline void ivc_rx_want(struct ivc_rx *rx, struct ivc_ctrl *c)
 {
-	IVC_WRITE(&c->rx_want, ++rx->want);
+	/* incremented from the shared value: poll() bumps it too, without the socket lock */
+	rx->want = IVC_READ(&c->rx_want) + 1u;
+	IVC_WRITE(&c->rx_want, rx->want);
 	IVC_MB();
+}
+
+/*
+ * Lock-free readiness for poll and wake-up conditions: 1 if the current channel has news for the owner (published,
+ * or a value the owner must look at under the lock), 0 if not. Changes nothing.
+ */
+static inline int ivc_rx_news(const struct ivc_rx *rx, const struct ivc_ctrl *c)
+{
+	uint32_t gen, pr;
+
+	if (IVC_READ(&rx->have))
+		return 1;
+	gen = IVC_READ(&c->chan[rx->idx].gen_num);
+	pr = IVC_READ(&c->chan[rx->idx].pend_read);
+	if (gen == rx->wait_gen - rx->nr_channels)
+		return 0;
+	return gen != rx->wait_gen || pr != 0;
 }
 
 #endif /* FASTIVC_IVC_RING_H */

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * fastivc.h: what the parts of fastivc.ko share.
+ *
+ *   monitor.c  Protocol Monitor: the initial operation set on tcp_prot, the per-socket decision, proto swap
+ *   tunnel.c   Tunnel Manager: sender pages and grants, receiver mapping, release
+ *   sock.c     the tunnelled socket's operations (send, receive, poll, close) on top of ivc_ring.h
+ *   sem.c      Socket Event Manager: VIRQ_EVTMGR, batched get_events, dispatch to sockets
+ *   dem.c      the DEM hypercalls (xen-patches/ public/evtmgr.h)
+ *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
+ *
+ * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
+ * The SEM runs in one work item and takes at most one socket lock at a time. Tunnel pages are touched only by the
+ * socket's owner (under lock_sock) or, for the shared header, read lock-free by poll and wake-up conditions.
+ */
+#ifndef FASTIVC_H
+#define FASTIVC_H
+
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+#include <net/sock.h>
+#include <xen/interface/grant_table.h>
+#include "ivc_ring.h"
+#include "evtmgr_abi.h"
+
+#define FASTIVC_VERSION "0.2.0"
+
+/* Why a socket (or one direction of it) is on TCP. Order = the order of the fallback_* lines in /proc/fastivc/stats. */
+enum fastivc_reason {
+	FIVC_R_NONE = 0,
+	FIVC_R_NOT_CORESIDENT,
+	FIVC_R_SAME_DOMAIN,
+	FIVC_R_LOOPBACK,
+	FIVC_R_NOT_IPV4,
+	FIVC_R_EXCLUDED_PORT,
+	FIVC_R_NOT_ESTABLISHED,
+	FIVC_R_OTHER_ULP,
+	FIVC_R_KERNEL_SOCKET,
+	FIVC_R_DISABLED,
+	FIVC_R_DEM_ERROR,
+	FIVC_R_NO_MEMORY,
+	FIVC_R_GRANT_FAILED,
+	FIVC_R_RAISE_FAILED,
+	FIVC_R_PEER_REJECTED,
+	FIVC_R_MAP_FAILED,
+	FIVC_R_PEER_TIMEOUT,
+	FIVC_R_OOB,
+	FIVC_R_VIOLATION,
+	FIVC_R_COUNT
+};
+extern const char *const fastivc_reason_names[FIVC_R_COUNT];
+
+enum fastivc_mode { FIVC_MODE_NATIVE, FIVC_MODE_TUNNEL, FIVC_MODE_BROKEN, FIVC_MODE_CLOSED };
+
+/* State of one direction. */
+enum fastivc_dir {
+	FIVC_DIR_TCP,      /* no tunnel (yet, or for good: see reason) */
+	FIVC_DIR_CREATING, /* sender: EVENT_CREATE_TUNNEL raised, waiting for the receiver to map it */
+	FIVC_DIR_OPEN,
+	FIVC_DIR_REVERTED, /* back on TCP after every channel was read (MSG_OOB) */
+	FIVC_DIR_CLOSING,
+	FIVC_DIR_CLOSED,
+	FIVC_DIR_BROKEN,
+};
+
+/* One direction's tunnel: the pages, and (on the receiver) their grant mappings. */
+struct ivc_tunnel {
+	bool sender;
+	domid_t peer;
+	u32 nr_channels, channel_size;
+	u32 nr_data_pages, nr_dir_pages;
+	struct ivc_ctrl *ctrl;      /* the control page, mapped */
+	struct page *ctrl_page;
+	struct page **dir_pages;    /* sender only */
+	struct page **data;         /* nr_data_pages */
+	grant_ref_t *refs;          /* sender: ctrl, dirs, data; */
+	grant_handle_t *handles;    /* receiver: ctrl, data */
+	struct page **map_pages;    /* receiver: pages backing ctrl + data mappings (gnttab_alloc_pages) */
+	u32 nr_maps;
+	struct rcu_work release_work;
+	union {
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+	};
+};
+
+/* Per-socket context, in icsk_ulp_data; created by the Protocol Monitor (or the SEM for an accepted socket). */
+struct fastivc_sock {
+	struct list_head node;          /* fastivc_socks, under fastivc_socks_lock */
+	struct sock *sk;
+	u64 id;
+	struct proto *sk_proto;         /* the proto the socket had (tcp_prot) */
+	const struct proto_ops *sk_ops; /* the socket's original ops (inet_stream_ops) */
+	__be32 laddr, raddr;
+	u16 lport, rport;               /* host order */
+	domid_t peer;                   /* DOMID_INVALID when not co-resident */
+	enum fastivc_mode mode;
+	enum fastivc_reason reason;     /* of the mode, or of the last direction that fell back */
+	enum fastivc_dir tx_state, rx_state;
+	struct ivc_tunnel *tx, *rx;
+	unsigned long tx_created;       /* jiffies of EVENT_CREATE_TUNNEL */
+	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
+	bool rx_peer_closed;            /* EVENT_SEND_CLOSE_TUNNEL */
+	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
+	bool rx_switched;
+	/* statistics, read without the lock by stats.c */
+	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations;
+	u32 tx_channels, tx_channel_size, rx_channels, rx_channel_size;
+	struct rcu_head rcu;
+};
+
+/* the socket's context, or NULL if the Protocol Monitor has not decided it (monitor.c) */
+struct fastivc_sock *fastivc_ctx_of(const struct sock *sk);
+#define fastivc_ctx(sk) fastivc_ctx_of(sk)
+
+/* module parameters (fastivc_main.c) */
+extern unsigned int fastivc_channels, fastivc_channel_size;
+extern bool fastivc_enable;
+bool fastivc_port_excluded(u16 port);
+extern domid_t fastivc_domid;
+extern struct workqueue_struct *fastivc_wq;
+
+/* global counters (stats.c) */
+struct fastivc_counters {
+	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
+	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
+	atomic64_t violations, pages_deferred;
+	atomic64_t fallback[FIVC_R_COUNT];
+};
+extern struct fastivc_counters fastivc_stats;
+void fastivc_count_fallback(enum fastivc_reason r);
+
+/* dem.c */
+int dem_info(struct xen_evtmgr_info *info);
+int dem_lookup(__be32 addr, domid_t *domid);
+int dem_raise(struct fastivc_sock *ctx, u32 events, const struct xen_evtmgr_tunnel *tunnel);
+int dem_raise_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport, u32 events);
+int dem_get_events(struct xen_evtmgr_get_events *ge, u32 room);
+int dem_release(struct fastivc_sock *ctx);
+
+/* monitor.c */
+extern struct list_head fastivc_socks;
+extern spinlock_t fastivc_socks_lock;
+int fastivc_monitor_init(void);
+void fastivc_monitor_exit(void);
+struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem);
+void fastivc_fallback(struct fastivc_sock *ctx, enum fastivc_reason r);
+
+/* tunnel.c */
+struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
+					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why);
+struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why);
+void ivc_tunnel_release(struct ivc_tunnel *t);
+int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
+int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
+
+/* sock.c */
+extern struct proto fastivc_tunnel_prot;
+extern struct proto_ops fastivc_tunnel_ops;
+void fastivc_sock_build(const struct proto *base, const struct proto_ops *base_ops);
+void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
+void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
+void fastivc_break(struct fastivc_sock *ctx, int code);
+void fastivc_wake(struct sock *sk, __poll_t mask);
+void fastivc_sock_tick(struct fastivc_sock *ctx);
+
+/* sem.c */
+int fastivc_sem_init(void);
+void fastivc_sem_exit(void);
+
+/* stats.c */
+int fastivc_stats_init(void);
+void fastivc_stats_exit(void);
+void fastivc_stats_mirror(void);
+
+#endif /* FASTIVC_H */

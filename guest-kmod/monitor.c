@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * monitor.c: the Protocol Monitor (thesis 3.2.1, 3.4.2, 3.4.3).
+ *
+ * The thesis points new TCP sockets at an "initial operation set" that decides, on the first send or receive,
+ * whether the peer is co-resident. Without patching the kernel we get the same effect by replacing sendmsg, recvmsg
+ * and sendpage in tcp_prot (exported and writable) while the module is loaded: every IPv4 TCP socket, including
+ * those created before the module was loaded and accepted ones, passes through them until it is decided. The
+ * decision gives the socket a per-socket context (in icsk_ulp_data, with our tcp_ulp_ops so the kernel's
+ * tcp_cleanup_ulp() frees it and drops its module reference) and its own operations:
+ *   native  a copy of tcp_prot with TCP's own functions: the socket never comes back here (reason counted);
+ *   tunnel  sock.c's operations, when the DEM says the peer address belongs to another domain of this host.
+ * Sockets that cannot be decided yet (not established, kernel sockets, another ULP such as kTLS, IPv6) go straight
+ * to TCP's functions each time.
+ *
+ * Unloading: each decided socket holds a module reference, so rmmod is refused while any is open (like kTLS).
+ * On exit the hooks are removed first; a call that entered a hook just before is waited for (an in-flight counter
+ * and RCU-tasks grace periods) before the module's text goes away.
+ * Known limit: a module that copies tcp_prot while fastivc is loaded (tls.ko builds its protos from it) keeps
+ * pointers to our hooks; unload fastivc only after such modules, or not at all.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+#include <net/tcp.h>
+#include <net/inet_common.h>
+#include "fastivc.h"
+
+LIST_HEAD(fastivc_socks);
+DEFINE_SPINLOCK(fastivc_socks_lock);
+static atomic64_t next_id = ATOMIC64_INIT(0);
+
+static struct proto fastivc_native_prot; /* tcp_prot with TCP's own send/receive */
+static int (*tcp_sendmsg_fn)(struct sock *sk, struct msghdr *msg, size_t size);
+static int (*tcp_recvmsg_fn)(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len);
+static int (*tcp_sendpage_fn)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
+static void (*tcp_close_fn)(struct sock *sk, long timeout);
+
+static atomic_t monitor_inflight = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(monitor_idle);
+
+static void fastivc_ulp_release(struct sock *sk);
+static struct tcp_ulp_ops fastivc_ulp_ops = {
+	.name = "fastivc",
+	.owner = THIS_MODULE,
+	.release = fastivc_ulp_release,
+};
+
+struct fastivc_sock *fastivc_ctx_of(const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = inet_csk(sk);
+
+	if (READ_ONCE(icsk->icsk_ulp_ops) != &fastivc_ulp_ops)
+		return NULL;
+	return (__force struct fastivc_sock *)icsk->icsk_ulp_data;
+}
+
+static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+	int rc;
+
+	if (!READ_ONCE(fastivc_enable))
+		return FIVC_R_DISABLED;
+	if (sk->sk_kern_sock)
+		return FIVC_R_KERNEL_SOCKET;
+	if (fastivc_port_excluded(ntohs(inet->inet_sport)) || fastivc_port_excluded(ntohs(inet->inet_dport)))
+		return FIVC_R_EXCLUDED_PORT;
+	if (ipv4_is_loopback(inet->inet_daddr))
+		return FIVC_R_LOOPBACK;
+	rc = dem_lookup(inet->inet_daddr, peer);
+	if (rc) {
+		pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
+		return FIVC_R_DEM_ERROR;
+	}
+	if (*peer == EVTMGR_DOMID_NONE)
+		return FIVC_R_NOT_CORESIDENT;
+	if (*peer == fastivc_domid)
+		return FIVC_R_SAME_DOMAIN;
+	return FIVC_R_NONE;
+}
+
+/*
+ * Decides the socket and gives it a context, or returns NULL if it cannot be decided now. Socket lock held.
+ * Called by the hooks on the first send/receive, and by the SEM for an EVENT_CREATE_TUNNEL on a socket that has
+ * not sent or received yet (an accepted connection whose peer writes first).
+ */
+struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
+{
+	struct inet_connection_sock *icsk = inet_csk(sk);
+	struct inet_sock *inet = inet_sk(sk);
+	domid_t peer = EVTMGR_DOMID_NONE;
+	struct fastivc_sock *ctx;
+	enum fastivc_reason why;
+
+	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops)
+		return fastivc_ctx_of(sk);
+	if (icsk->icsk_ulp_ops || sk->sk_family != AF_INET || sk->sk_prot != &tcp_prot)
+		return NULL;
+	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+		return NULL;
+	why = classify(sk, &peer);
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx) {
+		fastivc_count_fallback(FIVC_R_NO_MEMORY);
+		return NULL;
+	}
+	INIT_LIST_HEAD(&ctx->node);
+	ctx->sk = sk;
+	ctx->id = atomic64_inc_return(&next_id);
+	ctx->laddr = inet->inet_saddr;
+	ctx->raddr = inet->inet_daddr;
+	ctx->lport = ntohs(inet->inet_sport);
+	ctx->rport = ntohs(inet->inet_dport);
+	ctx->peer = why == FIVC_R_NONE ? peer : EVTMGR_DOMID_NONE;
+	ctx->mode = why == FIVC_R_NONE ? FIVC_MODE_TUNNEL : FIVC_MODE_NATIVE;
+	ctx->reason = why;
+	ctx->tx_state = FIVC_DIR_TCP;
+	ctx->rx_state = FIVC_DIR_TCP;
+	if (why != FIVC_R_NONE)
+		fastivc_count_fallback(why);
+
+	__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
+	rcu_assign_pointer(icsk->icsk_ulp_data, (void __rcu *)ctx);
+	WRITE_ONCE(icsk->icsk_ulp_ops, &fastivc_ulp_ops);
+	spin_lock_bh(&fastivc_socks_lock);
+	list_add_tail(&ctx->node, &fastivc_socks);
+	spin_unlock_bh(&fastivc_socks_lock);
+
+	write_lock_bh(&sk->sk_callback_lock);
+	WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel_prot : &fastivc_native_prot);
+	write_unlock_bh(&sk->sk_callback_lock);
+	return ctx;
+}
+
+/* tcp_cleanup_ulp(), when the socket is destroyed (maybe in softirq): free what is left. */
+static void fastivc_ulp_release(struct sock *sk)
+{
+	struct fastivc_sock *ctx = (__force struct fastivc_sock *)inet_csk(sk)->icsk_ulp_data;
+
+	if (!ctx)
+		return;
+	if (ctx->tx || ctx->rx) { /* destroyed without close(), e.g. never accepted */
+		if (ctx->tx_state == FIVC_DIR_OPEN)
+			atomic64_dec(&fastivc_stats.tunnels_open);
+		if (ctx->rx_state == FIVC_DIR_OPEN)
+			atomic64_dec(&fastivc_stats.tunnels_open);
+		ivc_tunnel_release(ctx->tx);
+		ivc_tunnel_release(ctx->rx);
+	}
+	spin_lock_bh(&fastivc_socks_lock);
+	list_del(&ctx->node);
+	spin_unlock_bh(&fastivc_socks_lock);
+	rcu_assign_pointer(inet_csk(sk)->icsk_ulp_data, NULL);
+	kfree_rcu(ctx, rcu);
+}
+
+/* ---- the initial operation set ---- */
+
+static bool decide(struct sock *sk)
+{
+	bool attached;
+
+	lock_sock(sk);
+	attached = fastivc_attach(sk, false) != NULL;
+	release_sock(sk);
+	return attached;
+}
+
+static void monitor_exit_call(void)
+{
+	if (atomic_dec_and_test(&monitor_inflight))
+		wake_up(&monitor_idle);
+}
+
+static int monitor_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
+{
+	int rc;
+
+	atomic_inc(&monitor_inflight);
+	if (decide(sk))
+		rc = READ_ONCE(sk->sk_prot)->sendmsg(sk, msg, size);
+	else
+		rc = tcp_sendmsg_fn(sk, msg, size);
+	monitor_exit_call();
+	return rc;
+}
+
+static int monitor_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
+{
+	int rc;
+
+	atomic_inc(&monitor_inflight);
+	if (decide(sk))
+		rc = READ_ONCE(sk->sk_prot)->recvmsg(sk, msg, len, flags, addr_len);
+	else
+		rc = tcp_recvmsg_fn(sk, msg, len, flags, addr_len);
+	monitor_exit_call();
+	return rc;
+}
+
+static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)
+{
+	int rc;
+
+	atomic_inc(&monitor_inflight);
+	if (decide(sk))
+		rc = READ_ONCE(sk->sk_prot)->sendpage(sk, page, offset, size, flags);
+	else
+		rc = tcp_sendpage_fn(sk, page, offset, size, flags);
+	monitor_exit_call();
+	return rc;
+}
+
+/* close of a native socket: back to tcp_prot (kernel memory) before TCP's close, as kTLS does. */
+static void native_close(struct sock *sk, long timeout)
+{
+	__module_get(THIS_MODULE);
+	WRITE_ONCE(sk->sk_prot, &tcp_prot);
+	tcp_close_fn(sk, timeout);
+	module_put(THIS_MODULE);
+}
+
+int fastivc_monitor_init(void)
+{
+	tcp_sendmsg_fn = tcp_prot.sendmsg;
+	tcp_recvmsg_fn = tcp_prot.recvmsg;
+	tcp_sendpage_fn = tcp_prot.sendpage;
+	tcp_close_fn = tcp_prot.close;
+	fastivc_native_prot = tcp_prot;
+	fastivc_native_prot.close = native_close;
+	fastivc_sock_build(&fastivc_native_prot, &inet_stream_ops);
+
+	WRITE_ONCE(tcp_prot.sendpage, monitor_sendpage);
+	WRITE_ONCE(tcp_prot.recvmsg, monitor_recvmsg);
+	WRITE_ONCE(tcp_prot.sendmsg, monitor_sendmsg);
+	return 0;
+}
+
+void fastivc_monitor_exit(void)
+{
+	WRITE_ONCE(tcp_prot.sendmsg, tcp_sendmsg_fn);
+	WRITE_ONCE(tcp_prot.recvmsg, tcp_recvmsg_fn);
+	WRITE_ONCE(tcp_prot.sendpage, tcp_sendpage_fn);
+	/* a task preempted between a hook's entry and its counter increment */
+	synchronize_rcu_tasks();
+	wait_event(monitor_idle, atomic_read(&monitor_inflight) == 0);
+	/* and one between the decrement and its return */
+	synchronize_rcu_tasks();
+}

@@ -1,0 +1,789 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * sock.c: the tunnelled socket's operations, kTLS-style copies of tcp_prot and inet_stream_ops with send, receive,
+ * poll, ioctl and close replaced. A socket gets them when the Protocol Monitor finds its peer co-resident.
+ *
+ * Each direction moves to its tunnel independently and without losing or reordering a byte:
+ *   sender    creates the tunnel on its first send and keeps sending on TCP until the receiver has mapped it
+ *             (ctrl->rx_state == IVC_RX_MAPPED). It then writes switch_seq = the TCP sequence number of its next
+ *             byte and sets IVC_TX_SWITCHED; everything after goes into channels.
+ *   receiver  reads TCP until its copied_seq reaches switch_seq, then reads channels. So data the sender queued on
+ *             TCP before the switch (or before the module was loaded) is read first.
+ *   MSG_OOB   the tunnel has no urgent data: before the switch the direction stays on TCP for good (reason `oob`);
+ *             after it the sender waits until every channel was read, sets IVC_TX_REVERTED and continues on TCP;
+ *             the receiver, finding the tunnel empty and REVERTED, goes back to TCP for good.
+ * The TCP connection stays up underneath (thesis 3.3): FIN, RST, keepalive and errors come from it. EOF is TCP's
+ * FIN once the tunnel is empty.
+ *
+ * A value from the peer that breaks the protocol resets this connection (tcp_disconnect: the application gets
+ * ECONNRESET, the peer an RST), counts a violation, and releases the tunnels. Nothing else is affected.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/uio.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/sockios.h>
+#include <asm/ioctls.h>
+#include <net/tcp.h>
+#include <net/inet_common.h>
+#include "fastivc.h"
+
+struct proto fastivc_tunnel_prot;
+struct proto_ops fastivc_tunnel_ops;
+static const struct proto *base_prot;
+static const struct proto_ops *base_ops;
+
+/* How long a sender keeps waiting for the receiver to map a tunnel before giving up on it (stays on TCP). */
+#define FASTIVC_CREATE_TIMEOUT (5 * HZ)
+
+void fastivc_wake(struct sock *sk, __poll_t mask)
+{
+	struct socket_wq *wq;
+
+	rcu_read_lock();
+	wq = rcu_dereference(sk->sk_wq);
+	if (skwq_has_sleeper(wq))
+		wake_up_interruptible_poll(&wq->wait, mask);
+	rcu_read_unlock();
+	if (mask & EPOLLIN)
+		sk_wake_async(sk, SOCK_WAKE_WAITD, POLL_IN);
+	if (mask & EPOLLOUT)
+		sk_wake_async(sk, SOCK_WAKE_SPACE, POLL_OUT);
+}
+
+static void swap_ops(struct sock *sk)
+{
+	struct socket *sock = sk->sk_socket;
+
+	if (sock && READ_ONCE(sock->ops) == base_ops)
+		WRITE_ONCE(sock->ops, &fastivc_tunnel_ops);
+}
+
+static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
+{
+	enum fastivc_dir old = tx ? ctx->tx_state : ctx->rx_state;
+
+	if (old == FIVC_DIR_OPEN && st != FIVC_DIR_OPEN)
+		atomic64_dec(&fastivc_stats.tunnels_open);
+	if (old != FIVC_DIR_OPEN && st == FIVC_DIR_OPEN)
+		atomic64_inc(&fastivc_stats.tunnels_open);
+	if (tx)
+		WRITE_ONCE(ctx->tx_state, st);
+	else
+		WRITE_ONCE(ctx->rx_state, st);
+}
+
+/* The sender's direction stays on TCP for good. */
+static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
+{
+	if (ctx->tx) {
+		u32 f = READ_ONCE(ctx->tx->ctrl->tx_flags);
+
+		WRITE_ONCE(ctx->tx->ctrl->tx_flags, f | IVC_TX_CLOSED);
+		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
+		ivc_tunnel_release(ctx->tx);
+		ctx->tx = NULL;
+	}
+	set_dir(ctx, true, FIVC_DIR_TCP);
+	WRITE_ONCE(ctx->reason, why);
+	fastivc_count_fallback(why);
+}
+
+static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
+{
+	if (!ctx->rx)
+		return;
+	WRITE_ONCE(ctx->rx->ctrl->rx_state, IVC_RX_CLOSED);
+	if (tell_peer)
+		dem_raise(ctx, EVTMGR_EVENT_RECV_CLOSE_TUNNEL, NULL);
+	ivc_tunnel_release(ctx->rx);
+	WRITE_ONCE(ctx->rx, NULL);
+	set_dir(ctx, false, st);
+}
+
+static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
+{
+	if (!ctx->tx)
+		return;
+	WRITE_ONCE(ctx->tx->ctrl->tx_flags, READ_ONCE(ctx->tx->ctrl->tx_flags) | IVC_TX_CLOSED);
+	if (tell_peer)
+		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
+	ivc_tunnel_release(ctx->tx);
+	WRITE_ONCE(ctx->tx, NULL);
+	set_dir(ctx, true, st);
+}
+
+/* The peer broke the protocol (code: an IVC_E_* or a local reason): reset this connection only. Lock held. */
+void fastivc_break(struct fastivc_sock *ctx, int code)
+{
+	struct sock *sk = ctx->sk;
+
+	if (ctx->mode == FIVC_MODE_BROKEN)
+		return;
+	pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u (domain %u) broke the tunnel protocol (code %d): connection reset\n",
+			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ctx->peer, code);
+	WRITE_ONCE(ctx->mode, FIVC_MODE_BROKEN);
+	WRITE_ONCE(ctx->reason, FIVC_R_VIOLATION);
+	WRITE_ONCE(ctx->violations, ctx->violations + 1);
+	atomic64_inc(&fastivc_stats.violations);
+	fastivc_count_fallback(FIVC_R_VIOLATION);
+	tx_release(ctx, FIVC_DIR_BROKEN, true);
+	rx_release(ctx, FIVC_DIR_BROKEN, true);
+	if ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2)) {
+		tcp_disconnect(sk, 0); /* RST to the peer, ECONNRESET here */
+		WRITE_ONCE(sk->sk_err, ECONNRESET);
+		sk_error_report(sk);
+	}
+}
+
+/* ---- sender ---- */
+
+/* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
+static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct xen_evtmgr_tunnel info;
+	enum fastivc_reason why;
+	struct ivc_tunnel *t;
+	int rc;
+
+	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && !ctx->tx_created) {
+		ctx->tx_created = jiffies | 1;
+		t = ivc_tunnel_create_tx(ctx->peer, READ_ONCE(fastivc_channels), READ_ONCE(fastivc_channel_size), &info,
+					 &why);
+		if (!t) {
+			tx_fallback(ctx, why);
+			return;
+		}
+		rc = dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
+		if (rc) {
+			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP\n",
+					    ctx->peer, rc);
+			ivc_tunnel_release(t);
+			tx_fallback(ctx, FIVC_R_RAISE_FAILED);
+			return;
+		}
+		ctx->tx = t;
+		ctx->tx_channels = t->nr_channels;
+		ctx->tx_channel_size = t->channel_size;
+		set_dir(ctx, true, FIVC_DIR_CREATING);
+		atomic64_inc(&fastivc_stats.tunnels_created);
+	}
+	if (ctx->tx_state == FIVC_DIR_CREATING) {
+		struct ivc_ctrl *c = ctx->tx->ctrl;
+
+		if (READ_ONCE(c->rx_state) == IVC_RX_MAPPED) {
+			WRITE_ONCE(c->switch_seq, tcp_sk(sk)->write_seq);
+			virt_wmb(); /* switch_seq before the flag */
+			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
+			set_dir(ctx, true, FIVC_DIR_OPEN);
+		} else if (time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
+			tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+		}
+	}
+}
+
+static int tx_error(struct sock *sk, struct fastivc_sock *ctx)
+{
+	if (sk->sk_err)
+		return sock_error(sk);
+	if ((sk->sk_shutdown & SEND_SHUTDOWN) || READ_ONCE(ctx->tx_peer_closed))
+		return -EPIPE;
+	if (ctx->tx_state != FIVC_DIR_OPEN)
+		return -ECONNRESET;
+	return 0;
+}
+
+/* drain: wait until every channel was read (MSG_OOB), not just one */
+static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
+{
+	struct ivc_tunnel *t;
+	bool ready;
+
+	if (READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) || READ_ONCE(ctx->tx_peer_closed) ||
+	    READ_ONCE(ctx->tx_state) != FIVC_DIR_OPEN)
+		return true;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->tx);
+	ready = !t || (drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_free(&t->tx, t->ctrl) != 0);
+	rcu_read_unlock();
+	return ready;
+}
+
+static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool drain)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	int rc;
+
+	add_wait_queue(sk_sleep(sk), &wait);
+	rc = sk_wait_event(sk, timeo, tx_wake_cond(sk, ctx, drain), &wait);
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return rc < 0 ? rc : 0;
+}
+
+static void kick(struct fastivc_sock *ctx, u32 ev)
+{
+	int rc = dem_raise(ctx, ev, NULL);
+
+	/* -EBUSY: the peer does not fetch its events; it will see the channel state when it does */
+	if (rc && rc != -EBUSY)
+		fastivc_break(ctx, rc);
+}
+
+/* Sends msg through the open tunnel. Lock held. Returns bytes sent or -errno. */
+static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg)
+{
+	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+	size_t copied = 0;
+	int err = 0, r;
+
+	while (msg_data_left(msg)) {
+		struct ivc_tunnel *t;
+		u32 chan, n, c;
+
+		err = tx_error(sk, ctx);
+		if (err)
+			break;
+		t = ctx->tx;
+		r = ivc_tx_free(&t->tx, t->ctrl);
+		if (r == 0) {
+			ivc_tx_want(&t->tx, t->ctrl);
+			r = ivc_tx_free(&t->tx, t->ctrl);
+		}
+		if (r < 0) {
+			fastivc_break(ctx, r);
+			err = -ECONNRESET;
+			break;
+		}
+		if (r == 0) {
+			WRITE_ONCE(ctx->tx_stalls, ctx->tx_stalls + 1);
+			err = -EAGAIN;
+			if (!timeo)
+				break;
+			err = sock_intr_errno(timeo);
+			if (signal_pending(current))
+				break;
+			err = tx_wait(sk, ctx, &timeo, false);
+			if (err)
+				break;
+			continue;
+		}
+		chan = ivc_tx_begin(&t->tx, t->ctrl);
+		n = min_t(size_t, msg_data_left(msg), t->channel_size);
+		c = ivc_copy_to_chan(t, chan, 0, &msg->msg_iter, n);
+		if (!c) {
+			ivc_tx_abort(&t->tx, t->ctrl);
+			err = -EFAULT;
+			break;
+		}
+		ivc_tx_publish(&t->tx, t->ctrl, c);
+		copied += c;
+		WRITE_ONCE(ctx->tx_bytes, ctx->tx_bytes + c);
+		atomic64_add(c, &fastivc_stats.bytes_tx);
+		if (ivc_tx_need_kick(&t->tx, t->ctrl))
+			kick(ctx, EVTMGR_EVENT_SEND_DATA);
+		if (c < n) {
+			err = -EFAULT;
+			break;
+		}
+	}
+	if (copied)
+		return copied;
+	if (err == -EPIPE)
+		return sk_stream_error(sk, msg->msg_flags, err);
+	return err;
+}
+
+/* MSG_OOB on a tunnelled direction: drain the channels, then continue on TCP (see the top of this file). */
+static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
+{
+	long timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
+	struct ivc_tunnel *t;
+	int err;
+
+	for (;;) {
+		err = tx_error(sk, ctx);
+		if (err)
+			return err;
+		t = ctx->tx;
+		if (ivc_tx_in_flight(&t->tx, t->ctrl) == 0)
+			break;
+		ivc_tx_want(&t->tx, t->ctrl);
+		if (ivc_tx_in_flight(&t->tx, t->ctrl) == 0)
+			break;
+		if (!timeo)
+			return -EAGAIN;
+		if (signal_pending(current))
+			return sock_intr_errno(timeo);
+		err = tx_wait(sk, ctx, &timeo, true);
+		if (err)
+			return err;
+	}
+	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_REVERTED);
+	kick(ctx, EVTMGR_EVENT_SEND_DATA); /* a receiver waiting for data must see the flag */
+	set_dir(ctx, true, FIVC_DIR_REVERTED);
+	WRITE_ONCE(ctx->reason, FIVC_R_OOB);
+	fastivc_count_fallback(FIVC_R_OOB);
+	return 0;
+}
+
+/* MSG_OOB on a socket with a tunnel: 0 to go on with TCP's sendmsg/sendpage, or -errno. Lock held. */
+static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
+{
+	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return 0;
+	if (ctx->tx_state == FIVC_DIR_OPEN)
+		return tx_revert(sk, ctx, flags);
+	if (ctx->tx_state == FIVC_DIR_CREATING) {
+		tx_fallback(ctx, FIVC_R_OOB);
+	} else if (!ctx->tx_created) {
+		ctx->tx_created = 1; /* never create one now */
+		WRITE_ONCE(ctx->reason, FIVC_R_OOB);
+		fastivc_count_fallback(FIVC_R_OOB);
+	}
+	return 0;
+}
+
+static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	int rc;
+
+	swap_ops(sk);
+	lock_sock(sk);
+	if (unlikely(msg->msg_flags & MSG_OOB)) {
+		rc = tx_oob(sk, ctx, msg->msg_flags);
+		if (rc) {
+			release_sock(sk);
+			return rc == -EPIPE ? sk_stream_error(sk, msg->msg_flags, rc) : rc;
+		}
+	}
+	tx_prepare(sk, ctx);
+	if (ctx->tx_state != FIVC_DIR_OPEN) {
+		release_sock(sk);
+		return base_prot->sendmsg(sk, msg, size);
+	}
+	rc = tx_tunnel(sk, ctx, msg);
+	release_sock(sk);
+	return rc;
+}
+
+static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	struct bio_vec bvec = { .bv_page = page, .bv_offset = offset, .bv_len = size };
+	struct msghdr msg = { .msg_flags = flags };
+	int rc;
+
+	lock_sock(sk);
+	if (unlikely(flags & MSG_OOB)) {
+		rc = tx_oob(sk, ctx, flags);
+		if (rc) {
+			release_sock(sk);
+			return rc;
+		}
+	}
+	tx_prepare(sk, ctx);
+	if (ctx->tx_state != FIVC_DIR_OPEN) {
+		release_sock(sk);
+		return base_prot->sendpage(sk, page, offset, size, flags);
+	}
+	iov_iter_bvec(&msg.msg_iter, WRITE, &bvec, 1, size);
+	rc = tx_tunnel(sk, ctx, &msg);
+	release_sock(sk);
+	return rc;
+}
+
+/* ---- receiver ---- */
+
+enum rx_phase { PH_TCP, PH_TCP_UNTIL, PH_TUNNEL, PH_BROKEN };
+
+static bool tcp_has_data(struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+
+	return READ_ONCE(tp->rcv_nxt) != READ_ONCE(tp->copied_seq);
+}
+
+/* Where the next byte comes from. Lock held. */
+static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->rx;
+
+	if (!t || ctx->rx_state != FIVC_DIR_OPEN)
+		return PH_TCP;
+	if (!ctx->rx_switched) {
+		u32 f = READ_ONCE(t->ctrl->tx_flags), seq;
+
+		if (!(f & IVC_TX_SWITCHED))
+			return PH_TCP;
+		virt_rmb(); /* the flag before switch_seq */
+		seq = READ_ONCE(t->ctrl->switch_seq);
+		/* the switch cannot be behind what we already read from TCP */
+		if (before(seq, tcp_sk(sk)->copied_seq)) {
+			fastivc_break(ctx, -IVC_E_LAYOUT);
+			return PH_BROKEN;
+		}
+		ctx->rx_switch_seq = seq;
+		ctx->rx_switched = true;
+	}
+	if (tcp_sk(sk)->copied_seq != ctx->rx_switch_seq)
+		return PH_TCP_UNTIL;
+	return PH_TUNNEL;
+}
+
+/* Lock-free: is there anything for a sleeping reader to look at? */
+static bool rx_wake_cond(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t;
+	bool news = false;
+
+	if (tcp_has_data(sk) || READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+		return true;
+	rcu_read_lock(); /* tunnels are freed after a grace period (ivc_tunnel_release) */
+	t = READ_ONCE(ctx->rx);
+	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
+		if (!READ_ONCE(ctx->rx_switched))
+			news = READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED;
+		else
+			news = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
+	}
+	rcu_read_unlock();
+	return news;
+}
+
+static void rx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+	add_wait_queue(sk_sleep(sk), &wait);
+	sk_wait_event(sk, timeo, rx_wake_cond(sk, ctx), &wait);
+	remove_wait_queue(sk_sleep(sk), &wait);
+}
+
+/* Reads from the tunnel into msg. Lock held. Returns bytes read (0: nothing ready) or -errno. */
+static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg, size_t len, int flags)
+{
+	struct ivc_tunnel *t = ctx->rx;
+	bool peek = flags & MSG_PEEK, freed = false;
+	u32 ahead = 0, avail, chan, off, n, c;
+	size_t copied = 0;
+	int r, err = 0;
+
+	while (copied < len) {
+		r = ivc_rx_peek(&t->rx, t->ctrl, ahead, &avail);
+		if (r < 0) {
+			fastivc_break(ctx, r);
+			return copied ? copied : -ECONNRESET;
+		}
+		if (r == 0)
+			break;
+		chan = ivc_rx_chan(&t->rx, ahead, &off);
+		n = min_t(size_t, avail, len - copied);
+		c = ivc_copy_from_chan(t, chan, off, &msg->msg_iter, n);
+		if (!c) {
+			err = -EFAULT;
+			break;
+		}
+		copied += c;
+		if (peek) {
+			ahead++;
+		} else {
+			if (ivc_rx_consume(&t->rx, t->ctrl, c))
+				freed = true;
+			WRITE_ONCE(ctx->rx_bytes, ctx->rx_bytes + c);
+			atomic64_add(c, &fastivc_stats.bytes_rx);
+		}
+		if (c < n) {
+			err = -EFAULT;
+			break;
+		}
+	}
+	if (freed && ivc_rx_need_kick(&t->rx, t->ctrl))
+		kick(ctx, EVTMGR_EVENT_RECV_GET_DATA);
+	return copied ? copied : err;
+}
+
+static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	size_t copied = 0, target;
+	long timeo;
+	int err = 0, r;
+
+	if (unlikely(flags & (MSG_OOB | MSG_ERRQUEUE)))
+		return base_prot->recvmsg(sk, msg, len, flags, addr_len);
+	swap_ops(sk);
+	lock_sock(sk);
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
+	for (;;) {
+		enum rx_phase ph = ctx->mode == FIVC_MODE_TUNNEL ? rx_phase(sk, ctx) : PH_TCP;
+
+		if (ph == PH_BROKEN) {
+			err = -ECONNRESET;
+			break;
+		}
+		if (ph != PH_TUNNEL) {
+			if (tcp_has_data(sk) || sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) ||
+			    sk->sk_state == TCP_CLOSE || ctx->mode != FIVC_MODE_TUNNEL) {
+				size_t want = len - copied;
+
+				if (ph == PH_TCP_UNTIL)
+					want = min_t(size_t, want, ctx->rx_switch_seq - tcp_sk(sk)->copied_seq);
+				release_sock(sk);
+				r = base_prot->recvmsg(sk, msg, want,
+						       ctx->mode == FIVC_MODE_TUNNEL ? (flags | MSG_DONTWAIT) & ~MSG_WAITALL :
+						       flags, addr_len);
+				lock_sock(sk);
+				if (r > 0) {
+					copied += r;
+					if ((flags & MSG_PEEK) || copied >= target || ctx->mode != FIVC_MODE_TUNNEL)
+						break;
+					continue;
+				}
+				if (r == 0) {
+					/* FIN: unless the tunnel carries the rest, this is the end */
+					if (ctx->mode == FIVC_MODE_TUNNEL && rx_phase(sk, ctx) == PH_TUNNEL)
+						continue;
+					break;
+				}
+				if (r != -EAGAIN || ctx->mode != FIVC_MODE_TUNNEL) {
+					if (!copied)
+						err = r;
+					break;
+				}
+			}
+		} else {
+			r = rx_tunnel(sk, ctx, msg, len - copied, flags);
+			if (r < 0) {
+				if (!copied)
+					err = r;
+				break;
+			}
+			if (r > 0) {
+				copied += r;
+				if ((flags & MSG_PEEK) || copied >= target)
+					break;
+				continue;
+			}
+			/* the tunnel is empty */
+			if (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_REVERTED) {
+				set_dir(ctx, false, FIVC_DIR_REVERTED);
+				continue;
+			}
+			if (sk->sk_err) {
+				if (!copied)
+					err = sock_error(sk);
+				break;
+			}
+			if (sk->sk_shutdown & RCV_SHUTDOWN)
+				break; /* the peer's FIN, after all its tunnel data */
+		}
+		/* nothing to read now */
+		if (copied >= target || (copied && (flags & MSG_PEEK)))
+			break;
+		if (!timeo) {
+			if (!copied)
+				err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			if (!copied)
+				err = sock_intr_errno(timeo);
+			break;
+		}
+		if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+			ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
+		if (rx_wake_cond(sk, ctx))
+			continue;
+		rx_wait(sk, ctx, &timeo);
+	}
+	release_sock(sk);
+	return err ? err : copied;
+}
+
+/* Lock-free, from tcp_poll(): tunnel data makes the socket readable. */
+static bool fastivc_sock_is_readable(struct sock *sk)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	struct ivc_tunnel *t;
+
+	bool ready = false;
+
+	if (!ctx)
+		return false;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->rx);
+	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN && READ_ONCE(ctx->rx_switched)) {
+		ready = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
+		if (!ready) {
+			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
+			ready = ivc_rx_news(&t->rx, t->ctrl);
+		}
+	}
+	rcu_read_unlock();
+	return ready;
+}
+
+static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait)
+{
+	struct sock *sk = sock->sk;
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	__poll_t mask = tcp_poll(file, sock, wait);
+	struct ivc_tunnel *t;
+
+	if (!ctx)
+		return mask;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->tx);
+	if (t && READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN && !(mask & (EPOLLERR | EPOLLHUP))) {
+		int free = ivc_tx_free(&t->tx, t->ctrl);
+
+		if (free == 0) {
+			ivc_tx_want(&t->tx, t->ctrl);
+			free = ivc_tx_free(&t->tx, t->ctrl);
+		}
+		if (free)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+		else
+			mask &= ~(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND);
+	}
+	rcu_read_unlock();
+	if (fastivc_sock_is_readable(sk))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+static int fastivc_ioctl(struct sock *sk, int cmd, unsigned long arg)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	int answ = 0;
+	s64 ready;
+
+	if (cmd != SIOCINQ)
+		return base_prot->ioctl(sk, cmd, arg);
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		release_sock(sk);
+		return -EINVAL;
+	}
+	answ = tcp_inq(sk);
+	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && rx_phase(sk, ctx) == PH_TUNNEL) {
+		ready = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl);
+		if (ready > 0)
+			answ += ready;
+	}
+	release_sock(sk);
+	return put_user(answ, (int __user *)arg);
+}
+
+/* close: release both tunnels (the receiver can still drain what was sent), then TCP's close. */
+static void fastivc_close(struct sock *sk, long timeout)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	bool unread = false;
+
+	__module_get(THIS_MODULE);
+	lock_sock(sk);
+	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && ctx->rx_switched)
+		unread = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) != 0;
+	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
+	rx_release(ctx, FIVC_DIR_CLOSED, true);
+	if (ctx->mode == FIVC_MODE_TUNNEL) {
+		dem_release(ctx);
+		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
+	}
+	if (unread) {
+		/* data the application never read: the peer sees a reset, as with TCP */
+		sock_set_flag(sk, SOCK_LINGER);
+		WRITE_ONCE(sk->sk_lingertime, 0);
+	}
+	WRITE_ONCE(sk->sk_prot, &tcp_prot);
+	release_sock(sk);
+	base_prot->close(sk, timeout);
+	module_put(THIS_MODULE);
+}
+
+/* ---- events from the SEM (lock held) ---- */
+
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+{
+	struct ivc_tunnel *t;
+	int why;
+
+	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer) {
+		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		return;
+	}
+	t = ivc_tunnel_map_rx(ev->peer, &ev->tunnel, &why);
+	if (!t) {
+		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
+				    ev->peer, why);
+		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		WRITE_ONCE(ctx->reason, FIVC_R_MAP_FAILED);
+		fastivc_count_fallback(FIVC_R_MAP_FAILED);
+		return;
+	}
+	ctx->rx_channels = t->nr_channels;
+	ctx->rx_channel_size = t->channel_size;
+	WRITE_ONCE(ctx->rx, t);
+	set_dir(ctx, false, FIVC_DIR_OPEN);
+	atomic64_inc(&fastivc_stats.tunnels_mapped);
+	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_MAPPED);
+	/* the accept: RECV_GET_DATA with nothing read yet tells the sender it may switch */
+	dem_raise(ctx, EVTMGR_EVENT_RECV_GET_DATA, NULL);
+	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a blocked reader re-arms rx_want for the new tunnel */
+}
+
+void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
+{
+	if (events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) {
+		WRITE_ONCE(ctx->rx_peer_closed, true);
+		/* a tunnel the sender never switched to carries nothing: unmap it now */
+		if (ctx->rx && !ctx->rx_switched && !(READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_SWITCHED))
+			rx_release(ctx, FIVC_DIR_CLOSED, true);
+	}
+	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM);
+}
+
+void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
+{
+	if (events & EVTMGR_EVENT_REJECT_TUNNEL) {
+		if (ctx->tx_state == FIVC_DIR_CREATING) {
+			tx_release(ctx, FIVC_DIR_TCP, false);
+			WRITE_ONCE(ctx->reason, FIVC_R_PEER_REJECTED);
+			fastivc_count_fallback(FIVC_R_PEER_REJECTED);
+		} else if (ctx->tx_state == FIVC_DIR_OPEN) {
+			fastivc_break(ctx, -IVC_E_LAYOUT); /* rejecting a tunnel it accepted */
+		}
+	}
+	if (events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL)
+		WRITE_ONCE(ctx->tx_peer_closed, true);
+	fastivc_wake(ctx->sk, EPOLLOUT | EPOLLWRNORM);
+}
+
+/* Once a second, from the SEM (lock held): a sender still waiting for its receiver gives up after a while. */
+void fastivc_sock_tick(struct fastivc_sock *ctx)
+{
+	if (ctx->tx_state == FIVC_DIR_CREATING && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT) &&
+	    READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_MAPPED)
+		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+}
+
+void fastivc_sock_build(const struct proto *base, const struct proto_ops *ops)
+{
+	base_prot = base;
+	base_ops = ops;
+	fastivc_tunnel_prot = *base;
+	fastivc_tunnel_prot.sendmsg = fastivc_sendmsg;
+	fastivc_tunnel_prot.recvmsg = fastivc_recvmsg;
+	fastivc_tunnel_prot.sendpage = fastivc_sendpage;
+	fastivc_tunnel_prot.close = fastivc_close;
+	fastivc_tunnel_prot.ioctl = fastivc_ioctl;
+	fastivc_tunnel_prot.sock_is_readable = fastivc_sock_is_readable;
+	fastivc_tunnel_ops = *ops;
+	fastivc_tunnel_ops.poll = fastivc_poll;
+}

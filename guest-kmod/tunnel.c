@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * tunnel.c: the Tunnel Manager (thesis 3.4.4). The sender allocates a tunnel's pages zeroed and dedicated (no other
+ * data ever shares them), grants them to the receiver's domain (control page read-write, directory and data pages
+ * read-only) and describes them in EVENT_CREATE_TUNNEL; the receiver maps them or rejects the tunnel.
+ *
+ * Release never frees a page the peer may still map: the sender ends each grant, and where the receiver still maps
+ * the page Linux's grant table keeps it (deferred free) until the mapping is gone; the page is never reused before.
+ * Those pages are counted in pages_deferred. The receiver unmaps in process context (the release work).
+ */
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/uio.h>
+#include <xen/grant_table.h>
+#include <xen/page.h>
+#include "fastivc.h"
+
+static void tunnel_free_tx(struct ivc_tunnel *t)
+{
+	u32 i, n = 1 + t->nr_dir_pages + t->nr_data_pages;
+
+	for (i = 0; i < n; i++) {
+		struct page *pg = i == 0 ? t->ctrl_page : i <= t->nr_dir_pages ? t->dir_pages[i - 1] :
+				  t->data[i - 1 - t->nr_dir_pages];
+
+		if (!pg)
+			continue;
+		if (t->refs[i] == 0) { /* never granted: ours alone */
+			__free_page(pg);
+			continue;
+		}
+		if (gnttab_try_end_foreign_access(t->refs[i])) {
+			__free_page(pg);
+		} else {
+			/* the receiver still maps it: Linux frees it once the mapping is gone */
+			gnttab_end_foreign_access(t->refs[i], pg);
+			atomic64_inc(&fastivc_stats.pages_deferred);
+		}
+	}
+	kvfree(t->refs);
+	kvfree(t->data);
+	kfree(t->dir_pages);
+}
+
+static void unmap_pages(domid_t peer, struct page **pages, grant_handle_t *handles, u32 n)
+{
+	struct gnttab_unmap_grant_ref *ops;
+	struct page **mapped;
+	u32 i, k = 0;
+
+	if (!n)
+		return;
+	ops = kvcalloc(n, sizeof(*ops), GFP_KERNEL | __GFP_NOFAIL);
+	mapped = kvcalloc(n, sizeof(*mapped), GFP_KERNEL | __GFP_NOFAIL);
+	for (i = 0; i < n; i++) {
+		if (handles[i] == INVALID_GRANT_HANDLE)
+			continue;
+		gnttab_set_unmap_op(&ops[k], (unsigned long)pfn_to_kaddr(page_to_pfn(pages[i])), GNTMAP_host_map,
+				    handles[i]);
+		mapped[k++] = pages[i];
+		handles[i] = INVALID_GRANT_HANDLE;
+	}
+	if (k && gnttab_unmap_refs(ops, NULL, mapped, k))
+		pr_warn_ratelimited("fastivc: unmapping %u pages of domain %u failed\n", k, peer);
+	kvfree(ops);
+	kvfree(mapped);
+}
+
+static void tunnel_free_rx(struct ivc_tunnel *t)
+{
+	if (t->map_pages) {
+		unmap_pages(t->peer, t->map_pages, t->handles, t->nr_maps);
+		gnttab_free_pages(t->nr_maps, t->map_pages);
+	}
+	kvfree(t->map_pages);
+	kvfree(t->handles);
+}
+
+static void tunnel_release_work(struct work_struct *w)
+{
+	struct ivc_tunnel *t = container_of(to_rcu_work(w), struct ivc_tunnel, release_work);
+
+	if (t->sender)
+		tunnel_free_tx(t);
+	else
+		tunnel_free_rx(t);
+	kfree(t);
+}
+
+/*
+ * Frees the tunnel, after an RCU grace period (poll and wake-up conditions read tunnels without the socket lock,
+ * under rcu_read_lock) and in process context (unmapping), on fastivc_wq. The caller no longer touches it.
+ */
+void ivc_tunnel_release(struct ivc_tunnel *t)
+{
+	if (!t)
+		return;
+	INIT_RCU_WORK(&t->release_work, tunnel_release_work);
+	queue_rcu_work(fastivc_wq, &t->release_work);
+}
+
+static struct page *zeroed_page(void)
+{
+	return alloc_page(GFP_KERNEL | __GFP_ZERO);
+}
+
+struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
+					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why)
+{
+	struct ivc_tunnel *t;
+	u32 i, n;
+	int ref;
+
+	*why = FIVC_R_NO_MEMORY;
+	if (!ivc_geometry_ok(nr_channels, channel_size))
+		return NULL;
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t)
+		return NULL;
+	t->sender = true;
+	t->peer = peer;
+	t->nr_channels = nr_channels;
+	t->channel_size = channel_size;
+	t->nr_data_pages = ivc_data_pages(nr_channels, channel_size);
+	t->nr_dir_pages = ivc_dir_pages(t->nr_data_pages);
+	n = 1 + t->nr_dir_pages + t->nr_data_pages;
+	t->refs = kvcalloc(n, sizeof(*t->refs), GFP_KERNEL);
+	t->data = kvcalloc(t->nr_data_pages, sizeof(*t->data), GFP_KERNEL);
+	t->dir_pages = kcalloc(t->nr_dir_pages, sizeof(*t->dir_pages), GFP_KERNEL);
+	if (!t->refs || !t->data || !t->dir_pages)
+		goto fail;
+	t->ctrl_page = zeroed_page();
+	if (!t->ctrl_page)
+		goto fail;
+	t->ctrl = page_address(t->ctrl_page);
+	for (i = 0; i < t->nr_dir_pages; i++)
+		if (!(t->dir_pages[i] = zeroed_page()))
+			goto fail;
+	for (i = 0; i < t->nr_data_pages; i++)
+		if (!(t->data[i] = zeroed_page()))
+			goto fail;
+	ivc_ctrl_init(t->ctrl, nr_channels, channel_size, 1);
+
+	/* grants: the control page read-write (pend_read, rx_state, rx_want), everything else read-only */
+	*why = FIVC_R_GRANT_FAILED;
+	for (i = 0; i < n; i++) {
+		struct page *pg = i == 0 ? t->ctrl_page : i <= t->nr_dir_pages ? t->dir_pages[i - 1] :
+				  t->data[i - 1 - t->nr_dir_pages];
+
+		ref = gnttab_grant_foreign_access(peer, xen_page_to_gfn(pg), i != 0);
+		if (ref < 0)
+			goto fail;
+		t->refs[i] = ref;
+		if (i > t->nr_dir_pages) {
+			u32 d = i - 1 - t->nr_dir_pages;
+			u32 *dir = page_address(t->dir_pages[d / IVC_DIR_ENTRIES]);
+
+			dir[d % IVC_DIR_ENTRIES] = ref;
+		}
+	}
+	memset(info, 0, sizeof(*info));
+	info->nr_channels = nr_channels;
+	info->channel_size = channel_size;
+	info->nr_grefs = 1 + t->nr_dir_pages;
+	for (i = 0; i < info->nr_grefs; i++)
+		info->gref[i] = t->refs[i];
+	ivc_tx_init(&t->tx, nr_channels, channel_size, 1);
+	*why = FIVC_R_NONE;
+	return t;
+fail:
+	if (t->refs)
+		tunnel_free_tx(t);
+	else {
+		kvfree(t->data);
+		kfree(t->dir_pages);
+	}
+	kfree(t);
+	return NULL;
+}
+
+/* Maps n grant references of `peer` into freshly allocated pages; on any failure unmaps what was mapped. */
+static int map_pages(domid_t peer, const grant_ref_t *refs, u32 n, bool readonly, struct page **pages,
+		     grant_handle_t *handles)
+{
+	struct gnttab_map_grant_ref *ops;
+	u32 i;
+	int rc, bad = 0;
+
+	ops = kvcalloc(n, sizeof(*ops), GFP_KERNEL);
+	if (!ops)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		gnttab_set_map_op(&ops[i], (unsigned long)pfn_to_kaddr(page_to_pfn(pages[i])),
+				  GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), refs[i], peer);
+		handles[i] = INVALID_GRANT_HANDLE;
+	}
+	rc = gnttab_map_refs(ops, NULL, pages, n);
+	for (i = 0; i < n; i++) {
+		if (ops[i].status == GNTST_okay)
+			handles[i] = ops[i].handle;
+		else
+			bad++;
+	}
+	kvfree(ops);
+	if (rc || bad) {
+		unmap_pages(peer, pages, handles, n);
+		return rc ? rc : -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * Receiver: maps the tunnel described by EVENT_CREATE_TUNNEL. Every value the sender wrote is read once and checked
+ * against the geometry the DEM validated. Returns NULL and *why = -errno (or -IVC_E_LAYOUT - 1000) on failure.
+ */
+struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why)
+{
+	u32 nch = info->nr_channels, csize = info->channel_size, ndata, ndir, i, nrecv;
+	struct page **dir_pages = NULL;
+	grant_handle_t *dir_handles = NULL;
+	grant_ref_t *refs = NULL;
+	struct ivc_tunnel *t;
+	int rc;
+
+	*why = -EINVAL;
+	if (!ivc_geometry_ok(nch, csize))
+		return NULL;
+	ndata = ivc_data_pages(nch, csize);
+	ndir = ivc_dir_pages(ndata);
+	if (info->nr_grefs != 1 + ndir || info->nr_grefs > EVTMGR_MAX_GREFS)
+		return NULL;
+	*why = -ENOMEM;
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t)
+		return NULL;
+	t->peer = peer;
+	t->nr_channels = nch;
+	t->channel_size = csize;
+	t->nr_data_pages = ndata;
+	t->nr_maps = 1 + ndata;
+	t->map_pages = kvcalloc(t->nr_maps, sizeof(*t->map_pages), GFP_KERNEL);
+	t->handles = kvcalloc(t->nr_maps, sizeof(*t->handles), GFP_KERNEL);
+	refs = kvcalloc(t->nr_maps, sizeof(*refs), GFP_KERNEL);
+	dir_pages = kcalloc(ndir, sizeof(*dir_pages), GFP_KERNEL);
+	dir_handles = kcalloc(ndir, sizeof(*dir_handles), GFP_KERNEL);
+	if (!t->map_pages || !t->handles || !refs || !dir_pages || !dir_handles)
+		goto fail_free;
+	for (i = 0; i < t->nr_maps; i++)
+		t->handles[i] = INVALID_GRANT_HANDLE;
+	if (gnttab_alloc_pages(t->nr_maps, t->map_pages))
+		goto fail_free;
+	if (gnttab_alloc_pages(ndir, dir_pages))
+		goto fail_pages;
+
+	/* 1. the control page (read-write) and the directory (read-only) */
+	refs[0] = info->gref[0];
+	rc = map_pages(peer, refs, 1, false, t->map_pages, t->handles);
+	if (rc) {
+		*why = rc;
+		goto fail_dirs;
+	}
+	t->ctrl = page_address(t->map_pages[0]);
+	rc = ivc_ctrl_check(t->ctrl, nch, csize, &nrecv);
+	if (rc || nrecv != 1) {
+		*why = -EPROTO;
+		goto fail_dirs;
+	}
+	rc = map_pages(peer, &info->gref[1], ndir, true, dir_pages, dir_handles);
+	if (rc) {
+		*why = rc;
+		goto fail_dirs;
+	}
+	for (i = 0; i < ndata; i++) {
+		const u32 *dir = page_address(dir_pages[i / IVC_DIR_ENTRIES]);
+
+		refs[1 + i] = READ_ONCE(dir[i % IVC_DIR_ENTRIES]);
+	}
+	unmap_pages(peer, dir_pages, dir_handles, ndir);
+
+	/* 2. the data pages (read-only) */
+	rc = map_pages(peer, refs + 1, ndata, true, t->map_pages + 1, t->handles + 1);
+	if (rc) {
+		*why = rc;
+		goto fail_dirs;
+	}
+	gnttab_free_pages(ndir, dir_pages);
+	kfree(dir_pages);
+	kfree(dir_handles);
+	kvfree(refs);
+	t->data = t->map_pages + 1;
+	ivc_rx_init(&t->rx, nch, csize, 1);
+	*why = 0;
+	return t;
+
+fail_dirs:
+	unmap_pages(peer, t->map_pages, t->handles, t->nr_maps);
+	gnttab_free_pages(ndir, dir_pages);
+fail_pages:
+	gnttab_free_pages(t->nr_maps, t->map_pages);
+fail_free:
+	kvfree(t->map_pages);
+	kvfree(t->handles);
+	kvfree(refs);
+	kfree(dir_pages);
+	kfree(dir_handles);
+	kfree(t);
+	return NULL;
+}
+
+/* Copies len bytes from `from` into channel chan at off. Returns bytes copied (short on a fault). */
+int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len)
+{
+	u32 done = 0, pg, pgoff, n;
+	size_t c;
+
+	while (done < len) {
+		n = ivc_chan_chunk(t->channel_size, chan, off + done, len - done, &pg, &pgoff);
+		c = copy_from_iter(page_address(t->data[pg]) + pgoff, n, from);
+		done += c;
+		if (c < n)
+			break;
+	}
+	return done;
+}
+
+/* Copies len bytes of channel chan from off to `to`. Returns bytes copied (short on a fault). */
+int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len)
+{
+	u32 done = 0, pg, pgoff, n;
+	size_t c;
+
+	while (done < len) {
+		n = ivc_chan_chunk(t->channel_size, chan, off + done, len - done, &pg, &pgoff);
+		c = copy_to_iter(page_address(t->data[pg]) + pgoff, n, to);
+		done += c;
+		if (c < n)
+			break;
+	}
+	return done;
+}

@@ -195,6 +195,8 @@ cmd_test() {
     local rc=0
     log "host tests: the DEM unit harness (the real common/evtmgr.c with shims)"
     suite xen-harness "$ROOT/test/xen/run.sh" || rc=1
+    log "host tests: the tunnel protocol (guest-kmod/ivc_ring.h)"
+    suite kmod-ring make -s -C "$ROOT/guest-kmod/tests" run OUT="$B/kmod-tests" || rc=1
     log "host tests: ava"
     suite ava bash -c "cd '$ROOT' && npx ava" || rc=1
     log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"

@@ -1,0 +1,1688 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * Host unit tests of ../ivc_ring.h, the tunnel's layout and channel protocol (gen_num / size / pend_read /
+ * wait_gen, event suppression through rx_want / tx_want).
+ *
+ * The shared memory is simulated by a calloc'd struct ivc_ctrl and one buffer of exactly nr_channels * channel_size
+ * bytes holding the data pages in order; every copy goes through ivc_chan_chunk() (page index, offset in page) so
+ * the page math is what places the bytes, and AddressSanitizer catches any access past the data pages.
+ *
+ * Output: one line per test ("ok N - name" / "not ok N - name: detail"), then "ring: P passed, F failed".
+ * Exit status is non-zero when a test failed.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../ivc_ring.h"
+
+/* ---- minimal harness: CHECK* record the first failure of the current test and return from the function ---- */
+
+static int t_failed;
+static char t_detail[512];
+
+static void t_fail(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void t_fail(int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t_failed++)
+		return;
+	n = snprintf(t_detail, sizeof(t_detail), "line %d: ", line);
+	va_start(ap, fmt);
+	vsnprintf(t_detail + n, sizeof(t_detail) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+#define CHECK(cond, ...)                                       \
+	do {                                                   \
+		if (!(cond)) {                                 \
+			t_fail(__LINE__, __VA_ARGS__);         \
+			return;                                \
+		}                                              \
+	} while (0)
+#define CHECK_EQ(a, b)                                                                                   \
+	do {                                                                                             \
+		long long _a = (long long)(a), _b = (long long)(b);                                      \
+		if (_a != _b) {                                                                          \
+			t_fail(__LINE__, "%s == %lld, expected %s == %lld", #a, _a, #b, _b);             \
+			return;                                                                          \
+		}                                                                                        \
+	} while (0)
+/* after calling a helper that may have failed */
+#define CHECK_OK()              \
+	do {                    \
+		if (t_failed)   \
+			return; \
+	} while (0)
+
+/* ---- deterministic random numbers (xorshift64*) ---- */
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545F4914F6CDD1Dull;
+}
+
+/* uniform-ish in [lo, hi] */
+static uint32_t rng_range(struct rng *r, uint32_t lo, uint32_t hi)
+{
+	return lo + (uint32_t)(rng_next(r) % ((uint64_t)hi - lo + 1));
+}
+
+/* byte i of the test stream: a multiplicative hash, so a skipped, repeated or misplaced chunk never matches */
+static uint8_t pat(uint64_t i)
+{
+	return (uint8_t)((i * 0x9E3779B97F4A7C15ull) >> 56);
+}
+
+static void pat_fill(uint8_t *b, uint64_t from, uint32_t len)
+{
+	for (uint32_t k = 0; k < len; k++)
+		b[k] = pat(from + k);
+}
+
+/* index of the first byte of b that is not the stream at `from`, or -1 */
+static long pat_mismatch(const uint8_t *b, uint64_t from, uint32_t len)
+{
+	for (uint32_t k = 0; k < len; k++)
+		if (b[k] != pat(from + k))
+			return (long)k;
+	return -1;
+}
+
+/* ---- the simulated tunnel ---- */
+
+struct sim {
+	struct ivc_ctrl *c;
+	uint8_t *data; /* nr_data_pages pages, exactly */
+	uint32_t n, cs, pages;
+};
+
+/* the allocations of live sims, freed by the runner after a test that returned early on a failure */
+static struct {
+	void *c, *data;
+} live[16];
+
+static void sim_new(struct sim *s, uint32_t n, uint32_t cs, uint32_t receivers)
+{
+	unsigned i;
+
+	for (i = 0; i < 16 && live[i].c; i++)
+		;
+	if (i == 16) {
+		fprintf(stderr, "ring_test: too many live sims\n");
+		exit(2);
+	}
+	s->n = n;
+	s->cs = cs;
+	s->pages = ivc_data_pages(n, cs);
+	s->c = calloc(1, sizeof(*s->c));
+	s->data = malloc((size_t)s->pages * IVC_PAGE_SIZE);
+	if (!s->c || !s->data) {
+		perror("ring_test: calloc");
+		exit(2);
+	}
+	live[i].c = s->c;
+	live[i].data = s->data;
+	memset(s->data, 0xA5, (size_t)s->pages * IVC_PAGE_SIZE);
+	ivc_ctrl_init(s->c, n, cs, receivers);
+}
+
+static void sim_free(struct sim *s)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (live[i].c == s->c)
+			live[i].c = live[i].data = NULL;
+	free(s->c);
+	free(s->data);
+	s->c = NULL;
+	s->data = NULL;
+}
+
+/* copies len bytes to / from byte `off` of channel `chan`, page by page as the kernel does */
+static void chan_copy(struct sim *s, uint32_t chan, uint32_t off, uint8_t *buf, uint32_t len, int to_chan)
+{
+	uint32_t page, po, k;
+
+	CHECK(chan < s->n && off <= s->cs && len <= s->cs - off, "copy out of the channel: chan %u off %u len %u",
+	      chan, off, len);
+	while (len) {
+		k = ivc_chan_chunk(s->cs, chan, off, len, &page, &po);
+		CHECK(k >= 1 && k <= len && po + k <= IVC_PAGE_SIZE && page < s->pages,
+		      "chunk chan %u off %u len %u -> page %u off %u k %u", chan, off, len, page, po, k);
+		if (to_chan)
+			memcpy(s->data + (size_t)page * IVC_PAGE_SIZE + po, buf, k);
+		else
+			memcpy(buf, s->data + (size_t)page * IVC_PAGE_SIZE + po, k);
+		buf += k;
+		off += k;
+		len -= k;
+	}
+}
+
+/* sender: fills the next channel with `len` bytes of the stream at *pos and publishes it; expects it free */
+static void send_chan(struct sim *s, struct ivc_tx *tx, uint64_t *pos, uint32_t len)
+{
+	uint8_t *buf = malloc(len);
+	uint32_t chan;
+	int r = ivc_tx_free(tx, s->c);
+
+	if (!buf)
+		exit(2);
+	if (r != 1) {
+		free(buf);
+		CHECK(0, "ivc_tx_free() = %d before publishing gen %u, expected 1", r, tx->seq + 1);
+	}
+	pat_fill(buf, *pos, len);
+	chan = ivc_tx_begin(tx, s->c);
+	if (chan != tx->idx || IVC_READ(&s->c->chan[chan].gen_num) != tx->seq + 1) {
+		free(buf);
+		CHECK(0, "ivc_tx_begin: chan %u (idx %u) gen %u (seq %u)", chan, tx->idx, s->c->chan[chan].gen_num,
+		      tx->seq);
+	}
+	chan_copy(s, chan, 0, buf, len, 1);
+	free(buf);
+	CHECK_OK();
+	ivc_tx_publish(tx, s->c, len);
+	*pos += len;
+}
+
+/*
+ * receiver: reads up to `max` bytes of the current channel and checks them against the stream at *pos.
+ * Returns (through *got) the bytes read, 0 if nothing is ready; *ret is the peek result or consume's "freed".
+ */
+static void recv_some(struct sim *s, struct ivc_rx *rx, uint64_t *pos, uint32_t max, uint32_t *got, int *freed)
+{
+	uint8_t buf[4096];
+	uint32_t size, off, chan, n;
+	int r;
+	long bad;
+
+	*got = 0;
+	*freed = 0;
+	r = ivc_rx_peek(rx, s->c, 0, &size);
+	CHECK(r >= 0, "ivc_rx_peek() = %d at wait_gen %u", r, rx->wait_gen);
+	if (r == 0)
+		return;
+	CHECK(size >= 1 && size <= s->cs, "peek size %u", size);
+	n = size < max ? size : max;
+	chan = ivc_rx_chan(rx, 0, &off);
+	CHECK(off + n <= s->cs, "read past the channel");
+	for (uint32_t done = 0; done < n;) {
+		uint32_t k = n - done < sizeof(buf) ? n - done : (uint32_t)sizeof(buf);
+
+		chan_copy(s, chan, off + done, buf, k, 0);
+		CHECK_OK();
+		bad = pat_mismatch(buf, *pos + done, k);
+		CHECK(bad < 0, "byte %" PRIu64 " of the stream: got 0x%02x expected 0x%02x (chan %u off %u)",
+		      *pos + done + (uint64_t)bad, buf[bad], pat(*pos + done + (uint64_t)bad), chan, off + done);
+		done += k;
+	}
+	*freed = ivc_rx_consume(rx, s->c, n);
+	*pos += n;
+	*got = n;
+}
+
+/* reads the whole current channel in pieces of `step` bytes; expects it to hold exactly `expect` bytes */
+static void recv_chan(struct sim *s, struct ivc_rx *rx, uint64_t *pos, uint32_t expect, uint32_t step,
+		      int *freed_out)
+{
+	uint32_t left = expect, got, size;
+	int freed = 0, r;
+
+	r = ivc_rx_peek(rx, s->c, 0, &size);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(size, expect);
+	while (left) {
+		uint32_t gen = rx->wait_gen;
+
+		recv_some(s, rx, pos, step, &got, &freed);
+		CHECK_OK();
+		CHECK(got == (step < left ? step : left), "read %u of %u left (step %u)", got, left, step);
+		left -= got;
+		if (left) {
+			CHECK_EQ(freed, 0);
+			CHECK_EQ(rx->wait_gen, gen);
+			r = ivc_rx_peek(rx, s->c, 0, &size);
+			CHECK_EQ(r, 1);
+			CHECK_EQ(size, left);
+		} else {
+			CHECK_EQ(rx->wait_gen, gen + 1);
+		}
+	}
+	if (freed_out)
+		*freed_out = freed;
+}
+
+/* ---- geometry ---- */
+
+static void test_geometry_ok(void)
+{
+	for (uint32_t n = 0; n <= 17; n++)
+		for (uint32_t cs = 0; cs <= (256u << 10) + 8192; cs += 2048) {
+			int want = n >= 1 && n <= 16 && cs >= 4096 && cs <= (256u << 10) && cs % 4096 == 0;
+			CHECK(ivc_geometry_ok(n, cs) == want, "ivc_geometry_ok(%u, %u) = %d", n, cs,
+			      ivc_geometry_ok(n, cs));
+		}
+	CHECK_EQ(ivc_geometry_ok(1, 4096), 1);
+	CHECK_EQ(ivc_geometry_ok(16, 256u << 10), 1);
+	CHECK_EQ(ivc_geometry_ok(0, 4096), 0);
+	CHECK_EQ(ivc_geometry_ok(17, 4096), 0);
+	CHECK_EQ(ivc_geometry_ok(1, 0), 0);
+	CHECK_EQ(ivc_geometry_ok(1, 4095), 0);
+	CHECK_EQ(ivc_geometry_ok(1, 4097), 0);
+	CHECK_EQ(ivc_geometry_ok(4, 6144), 0);
+	CHECK_EQ(ivc_geometry_ok(4, 8191), 0);
+	CHECK_EQ(ivc_geometry_ok(1, (256u << 10) + 4096), 0);
+	CHECK_EQ(ivc_geometry_ok(1, (256u << 10) - 1), 0);
+	CHECK_EQ(ivc_geometry_ok(UINT32_MAX, 4096), 0);
+	CHECK_EQ(ivc_geometry_ok(1, UINT32_MAX), 0);
+	CHECK_EQ(ivc_geometry_ok(1, 0x100000000ull - 4096), 0);
+}
+
+static void test_data_dir_pages(void)
+{
+	CHECK_EQ(IVC_DIR_ENTRIES, 1024);
+	CHECK_EQ(IVC_MAX_DATA_PAGES, 1024);
+	CHECK_EQ(IVC_MAX_DIR_PAGES, 1);
+	CHECK_EQ(ivc_data_pages(1, 4096), 1);
+	CHECK_EQ(ivc_data_pages(4, 4096), 4);
+	CHECK_EQ(ivc_data_pages(3, 65536), 48);
+	CHECK_EQ(ivc_data_pages(16, 256u << 10), 1024);
+	CHECK_EQ(ivc_data_pages(16, 4096), 16);
+	CHECK_EQ(ivc_data_pages(0, 4096), 0);
+	CHECK_EQ(ivc_data_pages(5, 12288), 15);
+	for (uint32_t n = 1; n <= 16; n++)
+		for (uint32_t cs = 4096; cs <= (256u << 10); cs += 4096)
+			CHECK(ivc_data_pages(n, cs) == n * cs / 4096, "ivc_data_pages(%u, %u)", n, cs);
+	CHECK_EQ(ivc_dir_pages(0), 0);
+	CHECK_EQ(ivc_dir_pages(1), 1);
+	CHECK_EQ(ivc_dir_pages(1023), 1);
+	CHECK_EQ(ivc_dir_pages(1024), 1);
+	CHECK_EQ(ivc_dir_pages(1025), 2);
+	CHECK_EQ(ivc_dir_pages(2048), 2);
+	CHECK_EQ(ivc_dir_pages(2049), 3);
+	CHECK_EQ(ivc_dir_pages(ivc_data_pages(16, 256u << 10)), IVC_MAX_DIR_PAGES);
+}
+
+static void test_chan_chunk(void)
+{
+	uint32_t page = 99, po = 99;
+
+	/* exact values */
+	CHECK_EQ(ivc_chan_chunk(4096, 0, 0, 4096, &page, &po), 4096);
+	CHECK_EQ(page, 0);
+	CHECK_EQ(po, 0);
+	CHECK_EQ(ivc_chan_chunk(4096, 3, 0, 5000, &page, &po), 4096);
+	CHECK_EQ(page, 3);
+	CHECK_EQ(po, 0);
+	CHECK_EQ(ivc_chan_chunk(4096, 3, 100, 10, &page, &po), 10);
+	CHECK_EQ(page, 3);
+	CHECK_EQ(po, 100);
+	CHECK_EQ(ivc_chan_chunk(8192, 1, 4095, 10, &page, &po), 1);
+	CHECK_EQ(page, 2);
+	CHECK_EQ(po, 4095);
+	CHECK_EQ(ivc_chan_chunk(8192, 1, 4096, 10, &page, &po), 10);
+	CHECK_EQ(page, 3);
+	CHECK_EQ(po, 0);
+	CHECK_EQ(ivc_chan_chunk(12288, 2, 5000, 8000, &page, &po), 4096 - 904);
+	CHECK_EQ(page, 7);
+	CHECK_EQ(po, 904);
+	CHECK_EQ(ivc_chan_chunk(65536, 2, 65535, 1, &page, &po), 1);
+	CHECK_EQ(page, 47);
+	CHECK_EQ(po, 4095);
+	CHECK_EQ(ivc_chan_chunk(256u << 10, 15, (256u << 10) - 1, 1, &page, &po), 1);
+	CHECK_EQ(page, 1023);
+	CHECK_EQ(po, 4095);
+	CHECK_EQ(ivc_chan_chunk(256u << 10, 15, (256u << 10) - 4096, 4096, &page, &po), 4096);
+	CHECK_EQ(page, 1023);
+	CHECK_EQ(po, 0);
+	CHECK_EQ(ivc_chan_chunk(4096, 0, 7, 0, &page, &po), 0);
+
+	/*
+	 * Every channel of several geometries written through random chunk boundaries lands at
+	 * chan * channel_size + off of the page-ordered buffer, and reads back the same.
+	 */
+	static const uint32_t sizes[] = { 4096, 8192, 12288, 65536, 256u << 10 };
+	static const uint32_t counts[] = { 1, 3, 16 };
+	struct rng r = { 0x1234567u };
+
+	for (unsigned si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+		for (unsigned ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+			struct sim s;
+			uint8_t *buf;
+			uint32_t cs = sizes[si], n = counts[ci];
+
+			sim_new(&s, n, cs, 1);
+			buf = malloc(cs);
+			for (uint32_t c = 0; c < n && !t_failed; c++) {
+				uint32_t off = 0;
+
+				pat_fill(buf, (uint64_t)c * 1000003u, cs);
+				while (off < cs && !t_failed) {
+					uint32_t len = rng_range(&r, 1, cs - off < 9000 ? cs - off : 9000);
+
+					chan_copy(&s, c, off, buf + off, len, 1);
+					off += len;
+				}
+			}
+			for (uint32_t c = 0; c < n && !t_failed; c++) {
+				long bad = pat_mismatch(s.data + (size_t)c * cs, (uint64_t)c * 1000003u, cs);
+
+				if (bad >= 0)
+					t_fail(__LINE__, "cs %u chan %u: byte %ld misplaced", cs, c, bad);
+				memset(buf, 0, cs);
+				chan_copy(&s, c, 0, buf, cs, 0);
+				if (!t_failed && pat_mismatch(buf, (uint64_t)c * 1000003u, cs) >= 0)
+					t_fail(__LINE__, "cs %u chan %u: read back differs", cs, c);
+			}
+			free(buf);
+			sim_free(&s);
+			CHECK_OK();
+		}
+}
+
+/* ---- control page ---- */
+
+static void test_ctrl_init_check(void)
+{
+	struct sim s;
+	uint32_t r = 0;
+
+	for (uint32_t n = 1; n <= 16; n++) {
+		sim_new(&s, n, 8192, 2);
+		CHECK_EQ(s.c->magic, IVC_MAGIC);
+		CHECK_EQ(s.c->version, IVC_LAYOUT_VERSION);
+		CHECK_EQ(s.c->nr_channels, n);
+		CHECK_EQ(s.c->channel_size, 8192);
+		CHECK_EQ(s.c->nr_data_pages, 2 * n);
+		CHECK_EQ(s.c->nr_receivers, 2);
+		CHECK_EQ(s.c->tx_flags, 0);
+		CHECK_EQ(s.c->tx_want, 0);
+		CHECK_EQ(s.c->rx_want, 0);
+		CHECK_EQ(s.c->rx_state, 0);
+		for (uint32_t c = 0; c < n; c++) {
+			CHECK_EQ(s.c->chan[c].gen_num, (uint32_t)(c + 1 - n));
+			CHECK_EQ(s.c->chan[c].size, 0);
+			CHECK_EQ(s.c->chan[c].pend_read, 0);
+		}
+		for (uint32_t c = n; c < IVC_MAX_CHANNELS; c++)
+			CHECK_EQ(s.c->chan[c].gen_num, 0);
+		r = 0;
+		CHECK_EQ(ivc_ctrl_check(s.c, n, 8192, &r), 0);
+		CHECK_EQ(r, 2);
+		sim_free(&s);
+	}
+	sim_new(&s, 16, 256u << 10, IVC_MAX_RECEIVERS);
+	CHECK_EQ(ivc_ctrl_check(s.c, 16, 256u << 10, &r), 0);
+	CHECK_EQ(r, IVC_MAX_RECEIVERS);
+	sim_free(&s);
+	CHECK_EQ(offsetof(struct ivc_ctrl, rx_state), 64);
+	CHECK_EQ(offsetof(struct ivc_ctrl, chan), 128);
+}
+
+static void test_ctrl_check_bad(void)
+{
+	struct ivc_ctrl good, c;
+	uint32_t r;
+
+	memset(&good, 0, sizeof(good));
+	ivc_ctrl_init(&good, 4, 8192, 1);
+#define BAD(field, value, n, cs)                                                                        \
+	do {                                                                                            \
+		c = good;                                                                               \
+		c.field = (value);                                                                      \
+		r = 77;                                                                                 \
+		CHECK(ivc_ctrl_check(&c, n, cs, &r) == -IVC_E_LAYOUT, "%s = %u accepted", #field,       \
+		      (unsigned)(value));                                                               \
+		CHECK(r == 77, "nr_receivers written on failure");                                      \
+	} while (0)
+	c = good;
+	CHECK_EQ(ivc_ctrl_check(&c, 4, 8192, &r), 0);
+	BAD(magic, IVC_MAGIC + 1, 4, 8192);
+	BAD(magic, 0, 4, 8192);
+	BAD(version, 0, 4, 8192);
+	BAD(version, 2, 4, 8192);
+	BAD(nr_channels, 3, 4, 8192);
+	BAD(nr_channels, 5, 4, 8192);
+	BAD(nr_channels, 0, 4, 8192);
+	BAD(nr_channels, 17, 4, 8192);
+	BAD(channel_size, 4096, 4, 8192);
+	BAD(channel_size, 8193, 4, 8192);
+	BAD(channel_size, 0, 4, 8192);
+	BAD(nr_data_pages, 7, 4, 8192);
+	BAD(nr_data_pages, 9, 4, 8192);
+	BAD(nr_data_pages, 0, 4, 8192);
+	BAD(nr_data_pages, UINT32_MAX, 4, 8192);
+	BAD(nr_receivers, 0, 4, 8192);
+	BAD(nr_receivers, IVC_MAX_RECEIVERS + 1, 4, 8192);
+	BAD(nr_receivers, UINT32_MAX, 4, 8192);
+	/* consistent among themselves but not the geometry the DEM carried */
+	c = good;
+	r = 77;
+	CHECK_EQ(ivc_ctrl_check(&c, 2, 8192, &r), -IVC_E_LAYOUT);
+	CHECK_EQ(ivc_ctrl_check(&c, 4, 4096, &r), -IVC_E_LAYOUT);
+	CHECK_EQ(r, 77);
+	/* a page that agrees with an impossible geometry is still refused */
+	memset(&c, 0, sizeof(c));
+	ivc_ctrl_init(&c, 4, 6144, 1);
+	CHECK_EQ(ivc_ctrl_check(&c, 4, 6144, &r), -IVC_E_LAYOUT);
+	memset(&c, 0, sizeof(c));
+	c.magic = IVC_MAGIC;
+	c.version = IVC_LAYOUT_VERSION;
+	c.nr_channels = 17;
+	c.channel_size = 4096;
+	c.nr_data_pages = 17;
+	c.nr_receivers = 1;
+	CHECK_EQ(ivc_ctrl_check(&c, 17, 4096, &r), -IVC_E_LAYOUT);
+	CHECK_EQ(r, 77);
+	/* boundaries that are fine */
+	c = good;
+	c.nr_receivers = IVC_MAX_RECEIVERS;
+	CHECK_EQ(ivc_ctrl_check(&c, 4, 8192, &r), 0);
+	CHECK_EQ(r, IVC_MAX_RECEIVERS);
+#undef BAD
+}
+
+/* ---- one sender, one receiver ---- */
+
+static void test_full_and_partial(void)
+{
+	static const uint32_t steps[] = { 1, 7, 4095, 4096, 4097, 65536 };
+	static const uint32_t sizes[] = { 4096, 8192, 65536 };
+
+	for (unsigned zi = 0; zi < 3; zi++) {
+		uint32_t cs = sizes[zi];
+		struct sim s;
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+		uint64_t spos = 0, rpos = 0;
+		int freed;
+
+		sim_new(&s, 4, cs, 1);
+		ivc_tx_init(&tx, 4, cs, 1);
+		ivc_rx_init(&rx, 4, cs, 1);
+		for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+			uint32_t step = steps[k];
+			uint32_t lens[3] = { cs, 1 + (step * 31u) % cs, cs - 1 };
+
+			/* cs 4096 with step 1: 3 channels of up to 4 KiB read byte by byte is fine */
+			for (int j = 0; j < 3; j++) {
+				send_chan(&s, &tx, &spos, lens[j]);
+				CHECK_OK();
+			}
+			for (int j = 0; j < 3; j++) {
+				recv_chan(&s, &rx, &rpos, lens[j], step, &freed);
+				CHECK_OK();
+				CHECK_EQ(freed, 1);
+			}
+			CHECK_EQ(rpos, spos);
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 0);
+		}
+		sim_free(&s);
+	}
+}
+
+static void test_ready_and_peek(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos = 0, rpos = 0;
+	uint32_t size, off, got;
+	int freed;
+
+	sim_new(&s, 4, 8192, 1);
+	ivc_tx_init(&tx, 4, 8192, 1);
+	ivc_rx_init(&rx, 4, 8192, 1);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 0);
+	for (uint32_t a = 0; a < 6; a++)
+		CHECK_EQ(ivc_rx_peek(&rx, s.c, a, &size), 0);
+
+	/* a channel being filled (gen_num written, pend_read still 0) is not ready */
+	CHECK_EQ(ivc_tx_free(&tx, s.c), 1);
+	CHECK_EQ(ivc_tx_begin(&tx, s.c), 0);
+	CHECK_EQ(s.c->chan[0].gen_num, 1);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 0);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 0);
+	/* ... and begin is idempotent until publish */
+	CHECK_EQ(ivc_tx_begin(&tx, s.c), 0);
+	CHECK_EQ(tx.seq, 0);
+
+	send_chan(&s, &tx, &spos, 100);
+	CHECK_OK();
+	CHECK_EQ(tx.seq, 1);
+	CHECK_EQ(s.c->chan[0].pend_read, 1);
+	CHECK_EQ(s.c->chan[0].size, 100);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 100);
+	send_chan(&s, &tx, &spos, 8192);
+	CHECK_OK();
+	send_chan(&s, &tx, &spos, 3);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 100 + 8192 + 3);
+	CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 3);
+
+	/* peek ahead does not consume and does not make the channel current */
+	size = 0;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 2, &size), 1);
+	CHECK_EQ(size, 3);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), 1);
+	CHECK_EQ(size, 8192);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 3, &size), 0);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 4, &size), 0);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 100, &size), 0);
+	CHECK_EQ(rx.off, 0);
+	CHECK_EQ(rx.wait_gen, 1);
+	CHECK_EQ(rx.idx, 0);
+	CHECK_EQ(s.c->chan[1].pend_read, 1);
+	CHECK_EQ(ivc_rx_chan(&rx, 2, &off), 2);
+	CHECK_EQ(off, 0);
+
+	/* partial read of the current channel: ready counts what is left */
+	recv_some(&s, &rx, &rpos, 40, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 40);
+	CHECK_EQ(freed, 0);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 60 + 8192 + 3);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 1);
+	CHECK_EQ(size, 60);
+	CHECK_EQ(ivc_rx_chan(&rx, 0, &off), 0);
+	CHECK_EQ(off, 40);
+	CHECK_EQ(ivc_rx_chan(&rx, 1, &off), 1);
+	CHECK_EQ(off, 0);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), 1);
+	CHECK_EQ(size, 8192);
+	CHECK_EQ(s.c->chan[0].pend_read, 1);
+	CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 3);
+
+	recv_some(&s, &rx, &rpos, 1000, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 60);
+	CHECK_EQ(freed, 1);
+	CHECK_EQ(s.c->chan[0].pend_read, 0);
+	CHECK_EQ(rx.wait_gen, 2);
+	CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 2);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 8192 + 3);
+	/* the consumed channel, ahead 3 now, holds the previous round: not ready, not a violation */
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 3, &size), 0);
+	recv_chan(&s, &rx, &rpos, 8192, 4095, &freed);
+	CHECK_OK();
+	recv_chan(&s, &rx, &rpos, 3, 1, &freed);
+	CHECK_OK();
+	CHECK_EQ(freed, 1);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 0);
+	CHECK_EQ(rpos, spos);
+	sim_free(&s);
+}
+
+/* lengths of the channels in test_tx_busy: never 1, so a 1-byte read leaves the channel held */
+static uint32_t busy_len(uint32_t i, uint32_t round)
+{
+	return 2 + (i * 977u + round * 13u) % 4095u;
+}
+
+static void test_tx_busy(void)
+{
+	for (uint32_t n = 1; n <= 16; n += (n < 4 ? 1 : 12)) {
+		struct sim s;
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+		uint64_t spos = 0, rpos = 0;
+		uint32_t got;
+		int freed;
+
+		sim_new(&s, n, 4096, 1);
+		ivc_tx_init(&tx, n, 4096, 1);
+		ivc_rx_init(&rx, n, 4096, 1);
+		for (uint32_t round = 0; round < 3; round++) {
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 0);
+			for (uint32_t i = 0; i < n; i++) {
+				CHECK_EQ(ivc_tx_in_flight(&tx, s.c), i);
+				CHECK_EQ(ivc_tx_free(&tx, s.c), 1);
+				send_chan(&s, &tx, &spos, busy_len(i, round));
+				CHECK_OK();
+			}
+			/* all channels full */
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), n);
+			CHECK_EQ(tx.idx, 0);
+			CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+			/* a partial read does not free the channel the sender waits for */
+			recv_some(&s, &rx, &rpos, 1, &got, &freed);
+			CHECK_OK();
+			CHECK_EQ(got, 1);
+			CHECK_EQ(freed, 0);
+			CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), n);
+			recv_some(&s, &rx, &rpos, 1u << 20, &got, &freed);
+			CHECK_OK();
+			CHECK_EQ(got, busy_len(0, round) - 1);
+			CHECK_EQ(freed, 1);
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), n - 1);
+			CHECK_EQ(ivc_tx_free(&tx, s.c), 1);
+			/* drain the rest: the in-flight count drops one by one */
+			for (uint32_t i = 1; i < n; i++) {
+				recv_chan(&s, &rx, &rpos, busy_len(i, round), 4096, &freed);
+				CHECK_OK();
+				CHECK_EQ(freed, 1);
+				CHECK_EQ(ivc_tx_in_flight(&tx, s.c), n - 1 - i);
+			}
+			CHECK_EQ(rpos, spos);
+		}
+		sim_free(&s);
+	}
+}
+
+/* ---- gen_num wrap ---- */
+
+/* sets up both sides as if `last` had been the last generation published and consumed, as ivc_ctrl_init does */
+static void start_at(struct sim *s, struct ivc_tx *tx, struct ivc_rx *rx, uint32_t last)
+{
+	ivc_tx_init(tx, s->n, s->cs, s->c->nr_receivers);
+	tx->seq = last;
+	if (rx)
+		ivc_rx_init(rx, s->n, s->cs, s->c->nr_receivers);
+	if (rx)
+		rx->wait_gen = last + 1;
+	for (uint32_t c = 0; c < s->n; c++)
+		s->c->chan[c].gen_num = last + 1 + c - s->n;
+}
+
+static void wrap_run(uint32_t n)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos = 0, rpos = 0;
+	struct rng r = { 0xC0FFEEu + n };
+	uint32_t start = 0xFFFFFFFFu - 1500, chans = 4000, published = 0, consumed = 0;
+	uint32_t size, got;
+	int freed;
+
+	sim_new(&s, n, 4096, 1);
+	start_at(&s, &tx, &rx, start);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 0);
+	while (consumed < chans) {
+		/* the sender runs ahead a random number of channels (as many as are free) */
+		uint32_t burst = rng_range(&r, 0, n);
+
+		while (burst-- && published < chans && ivc_tx_free(&tx, s.c) == 1) {
+			uint32_t idx = tx.idx;
+
+			send_chan(&s, &tx, &spos, rng_range(&r, 1, 4096));
+			CHECK_OK();
+			CHECK_EQ(s.c->chan[idx].gen_num, tx.seq);
+			CHECK_EQ(tx.seq, (uint32_t)(start + ++published));
+		}
+		CHECK(ivc_tx_in_flight(&tx, s.c) == published - consumed, "in flight %u, published %u consumed %u",
+		      ivc_tx_in_flight(&tx, s.c), published, consumed);
+		if (published - consumed == n)
+			CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+		/* the receiver takes a random number of reads of random sizes */
+		for (uint32_t k = rng_range(&r, 0, 2 * n); k; k--) {
+			recv_some(&s, &rx, &rpos, rng_range(&r, 1, 5000), &got, &freed);
+			CHECK_OK();
+			if (got == 0) {
+				CHECK_EQ(published, consumed);
+				CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 0);
+				break;
+			}
+			consumed += (uint32_t)freed;
+		}
+		CHECK_EQ(rx.wait_gen, (uint32_t)(start + 1 + consumed));
+	}
+	CHECK_EQ(rpos, spos);
+	CHECK_EQ(tx.seq, (uint32_t)(start + chans));
+	CHECK(tx.seq < start && rx.wait_gen < start, "did not cross the wrap: seq %u", tx.seq);
+	sim_free(&s);
+}
+
+static void test_wrap_1(void) { wrap_run(1); }
+static void test_wrap_3(void) { wrap_run(3); }
+static void test_wrap_4(void) { wrap_run(4); }
+static void test_wrap_16(void) { wrap_run(16); }
+
+/* every wrap start point, for a few generations each side of it, all channel counts */
+static void test_wrap_edges(void)
+{
+	for (uint32_t n = 1; n <= 16; n++)
+		for (uint32_t d = 0; d < 2 * n + 2; d++) {
+			struct sim s;
+			struct ivc_tx tx;
+			struct ivc_rx rx;
+			uint64_t spos = 0, rpos = 0;
+			uint32_t size;
+			int freed;
+
+			sim_new(&s, n, 4096, 1);
+			start_at(&s, &tx, &rx, 0xFFFFFFFFu - d);
+			for (uint32_t a = 0; a < n; a++)
+				CHECK_EQ(ivc_rx_peek(&rx, s.c, a, &size), 0);
+			for (uint32_t i = 0; i < 3 * n; i++) {
+				send_chan(&s, &tx, &spos, 1 + i);
+				CHECK_OK();
+				recv_chan(&s, &rx, &rpos, 1 + i, 4096, &freed);
+				CHECK_OK();
+				CHECK_EQ(freed, 1);
+			}
+			CHECK_EQ(rx.wait_gen, (uint32_t)(0xFFFFFFFFu - d + 3 * n + 1));
+			sim_free(&s);
+		}
+}
+
+/* ---- several receivers ---- */
+
+static void multi_run(uint32_t nrecv)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx[3];
+	uint64_t spos = 0, rpos[3] = { 0 };
+	uint32_t consumed[3] = { 0 }, published = 0, freed_count = 0;
+	struct rng r = { 0xABCDEFu * nrecv };
+	const uint32_t n = 4, chans = 3000;
+	uint32_t size;
+
+	sim_new(&s, n, 8192, nrecv);
+	CHECK_EQ(ivc_ctrl_check(s.c, n, 8192, &size), 0);
+	CHECK_EQ(size, nrecv);
+	start_at(&s, &tx, NULL, 0xFFFFFFFFu - 1000);
+	for (uint32_t i = 0; i < nrecv; i++) {
+		ivc_rx_init(&rx[i], n, 8192, nrecv);
+		rx[i].wait_gen = tx.seq + 1;
+	}
+	/* the explicit case first: one channel, receivers finish in turn, only the last one frees it */
+	send_chan(&s, &tx, &spos, 5000);
+	CHECK_OK();
+	published++;
+	CHECK_EQ(s.c->chan[0].pend_read, nrecv);
+	for (uint32_t i = 0; i < nrecv; i++) {
+		int freed;
+
+		CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 1);
+		recv_chan(&s, &rx[i], &rpos[i], 5000, 777, &freed);
+		CHECK_OK();
+		consumed[i]++;
+		CHECK_EQ(freed, i == nrecv - 1);
+		CHECK_EQ(s.c->chan[0].pend_read, nrecv - 1 - i);
+		freed_count += (uint32_t)freed;
+	}
+	CHECK_EQ(ivc_tx_in_flight(&tx, s.c), 0);
+
+	/* random: the sender fills what is free, receivers read at their own pace */
+	while (freed_count < chans) {
+		uint32_t slowest = UINT32_MAX;
+
+		for (uint32_t burst = rng_range(&r, 0, n); burst && published < chans; burst--) {
+			int fr = ivc_tx_free(&tx, s.c);
+
+			for (uint32_t i = 0; i < nrecv; i++)
+				slowest = consumed[i] < slowest ? consumed[i] : slowest;
+			/* free exactly when every receiver consumed the channel n generations back */
+			CHECK(fr == (published - slowest < n), "ivc_tx_free = %d, published %u, slowest receiver at %u",
+			      fr, published, slowest);
+			if (fr != 1)
+				break;
+			send_chan(&s, &tx, &spos, rng_range(&r, 1, 8192));
+			CHECK_OK();
+			published++;
+		}
+		{
+			uint32_t i = rng_range(&r, 0, nrecv - 1), got;
+			uint32_t idx = rx[i].idx, before = s.c->chan[idx].pend_read;
+			int freed;
+
+			for (uint32_t k = rng_range(&r, 1, 3); k; k--) {
+				idx = rx[i].idx;
+				before = s.c->chan[idx].pend_read;
+				recv_some(&s, &rx[i], &rpos[i], rng_range(&r, 1, 9000), &got, &freed);
+				CHECK_OK();
+				if (!got)
+					break;
+				if (rx[i].idx != idx) { /* finished a channel */
+					consumed[i]++;
+					CHECK_EQ(s.c->chan[idx].pend_read, before - 1);
+					CHECK_EQ(freed, before == 1);
+					freed_count += (uint32_t)freed;
+				} else {
+					CHECK_EQ(freed, 0);
+					CHECK_EQ(s.c->chan[idx].pend_read, before);
+				}
+			}
+		}
+		{
+			uint32_t fastest = 0;
+
+			slowest = UINT32_MAX;
+			for (uint32_t i = 0; i < nrecv; i++) {
+				slowest = consumed[i] < slowest ? consumed[i] : slowest;
+				fastest = consumed[i] > fastest ? consumed[i] : fastest;
+			}
+			CHECK_EQ(freed_count, slowest);
+			CHECK_EQ(ivc_tx_in_flight(&tx, s.c), published - slowest);
+			CHECK(fastest - slowest <= n, "receivers %u apart", fastest - slowest);
+		}
+	}
+	for (uint32_t i = 0; i < nrecv; i++)
+		CHECK_EQ(rpos[i], spos);
+	sim_free(&s);
+}
+
+static void test_multi_2(void) { multi_run(2); }
+static void test_multi_3(void) { multi_run(3); }
+
+/* ---- hostile header values ---- */
+
+/* a tunnel with two channels published (gen wait_gen, wait_gen+1) and the receiver at the first one */
+static void hostile_setup(struct sim *s, struct ivc_tx *tx, struct ivc_rx *rx, uint32_t nrecv)
+{
+	uint64_t spos = 0;
+
+	sim_new(s, 4, 8192, nrecv);
+	start_at(s, tx, rx, 0xFFFFFFF0u);
+	send_chan(s, tx, &spos, 100);
+	CHECK_OK();
+	send_chan(s, tx, &spos, 200);
+	CHECK_OK();
+}
+
+/* the receiver must give exactly `code` at `ahead`, leave its state alone, and ivc_rx_ready must agree */
+static void expect_violation(struct sim *s, struct ivc_rx *rx, uint32_t ahead, int code)
+{
+	struct ivc_rx saved = *rx;
+	uint32_t size = 12345;
+	int r = ivc_rx_peek(rx, s->c, ahead, &size);
+
+	CHECK(r == code, "ivc_rx_peek(ahead %u) = %d, expected %d", ahead, r, code);
+	CHECK(memcmp(&saved, rx, sizeof(saved)) == 0, "receiver state changed by a violation");
+	CHECK_EQ(size, 12345);
+	CHECK_EQ(ivc_rx_ready(rx, s->c), code);
+	CHECK(memcmp(&saved, rx, sizeof(saved)) == 0, "receiver state changed by a violation");
+}
+
+static void test_hostile_gen_back(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint32_t w, size;
+	static const uint32_t back[] = { 1, 2, 3, 5, 8, 0x7FFFFFFFu, 0x80000000u };
+
+	hostile_setup(&s, &tx, &rx, 1);
+	CHECK_OK();
+	w = rx.wait_gen;
+	for (unsigned i = 0; i < sizeof(back) / sizeof(back[0]); i++) {
+		/* wait_gen - 4 is the previous round (not written yet), not a violation */
+		if (back[i] == 4)
+			continue;
+		s.c->chan[0].gen_num = w - back[i];
+		expect_violation(&s, &rx, 0, -IVC_E_GEN);
+		CHECK_OK();
+	}
+	s.c->chan[0].gen_num = w - 4;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 0);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 0);
+	s.c->chan[0].gen_num = w;
+	/* the channel ahead rolled back */
+	s.c->chan[1].gen_num = w + 1 - 5;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 1);
+	CHECK_EQ(size, 100);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_GEN);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), -IVC_E_GEN);
+	s.c->chan[1].gen_num = w + 1 - 4;
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 100);
+	s.c->chan[1].gen_num = w + 1;
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 300);
+	sim_free(&s);
+
+	/* one channel: wait_gen - 1 is the previous round, wait_gen - 2 is not */
+	{
+		struct ivc_tx t1;
+		struct ivc_rx r1;
+
+		sim_new(&s, 1, 4096, 1);
+		start_at(&s, &t1, &r1, 41);
+		CHECK_EQ(s.c->chan[0].gen_num, 41);
+		CHECK_EQ(ivc_rx_peek(&r1, s.c, 0, &size), 0);
+		s.c->chan[0].gen_num = 40;
+		s.c->chan[0].pend_read = 1;
+		s.c->chan[0].size = 10;
+		expect_violation(&s, &r1, 0, -IVC_E_GEN);
+		sim_free(&s);
+	}
+}
+
+static void test_hostile_gen_ahead(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint32_t w;
+	static const uint32_t fwd[] = { 1, 2, 3, 4, 5, 0x7FFFFFFFu, 0xFFFFFFFFu - 4 };
+
+	hostile_setup(&s, &tx, &rx, 1);
+	CHECK_OK();
+	w = rx.wait_gen;
+	for (unsigned i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++) {
+		s.c->chan[0].gen_num = w + fwd[i];
+		expect_violation(&s, &rx, 0, -IVC_E_GEN);
+		CHECK_OK();
+	}
+	s.c->chan[0].gen_num = w;
+	/* an unpublished channel ahead with a future gen_num (and pend_read 0) is still a violation */
+	s.c->chan[2].gen_num = w + 2 + 4;
+	CHECK_EQ(s.c->chan[2].pend_read, 0);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), -IVC_E_GEN);
+	sim_free(&s);
+}
+
+static void test_hostile_size(void)
+{
+	static const uint32_t bad[] = { 0, 8193, 8192 * 2, 0x80000000u, 0xFFFFFFFFu };
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint32_t size;
+
+	hostile_setup(&s, &tx, &rx, 1);
+	CHECK_OK();
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s.c->chan[0].size = bad[i];
+		expect_violation(&s, &rx, 0, -IVC_E_SIZE);
+		CHECK_OK();
+		s.c->chan[0].size = 100;
+		s.c->chan[1].size = bad[i];
+		CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_SIZE);
+		CHECK_EQ(rx.have, 0);
+		s.c->chan[1].size = 200;
+	}
+	/* the boundaries that are fine: 1 and channel_size */
+	s.c->chan[1].size = 8192;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), 1);
+	CHECK_EQ(size, 8192);
+	s.c->chan[0].size = 1;
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 1 + 8192);
+	sim_free(&s);
+}
+
+static void test_hostile_pend_read_rx(void)
+{
+	for (uint32_t nrecv = 1; nrecv <= 3; nrecv++) {
+		struct sim s;
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+		uint32_t size;
+
+		hostile_setup(&s, &tx, &rx, nrecv);
+		CHECK_OK();
+		CHECK_EQ(s.c->chan[0].pend_read, nrecv);
+		s.c->chan[0].pend_read = nrecv + 1;
+		expect_violation(&s, &rx, 0, -IVC_E_PEND_READ);
+		CHECK_OK();
+		s.c->chan[0].pend_read = 0xFFFFFFFFu;
+		expect_violation(&s, &rx, 0, -IVC_E_PEND_READ);
+		CHECK_OK();
+		s.c->chan[0].pend_read = nrecv;
+		s.c->chan[1].pend_read = IVC_MAX_RECEIVERS + 1;
+		CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_PEND_READ);
+		CHECK_EQ(ivc_rx_ready(&rx, s.c), -IVC_E_PEND_READ);
+		s.c->chan[1].pend_read = 1; /* fewer than nrecv is legal: other receivers already read it */
+		CHECK_EQ(ivc_rx_ready(&rx, s.c), 300);
+		/* a previous-round channel's pend_read is not looked at */
+		s.c->chan[2].pend_read = 0xFFFFFFFFu;
+		CHECK_EQ(ivc_rx_ready(&rx, s.c), 300);
+		sim_free(&s);
+	}
+}
+
+static void test_hostile_pend_read_tx(void)
+{
+	for (uint32_t nrecv = 1; nrecv <= 3; nrecv++) {
+		struct sim s;
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+
+		hostile_setup(&s, &tx, &rx, nrecv);
+		CHECK_OK();
+		CHECK_EQ(tx.idx, 2);
+		CHECK_EQ(ivc_tx_free(&tx, s.c), 1);
+		s.c->chan[2].pend_read = nrecv + 1;
+		CHECK_EQ(ivc_tx_free(&tx, s.c), -IVC_E_PEND_READ);
+		s.c->chan[2].pend_read = 0xFFFFFFFFu; /* a receiver decremented a free channel */
+		CHECK_EQ(ivc_tx_free(&tx, s.c), -IVC_E_PEND_READ);
+		s.c->chan[2].pend_read = nrecv;
+		CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+		s.c->chan[2].pend_read = 0;
+		CHECK_EQ(ivc_tx_free(&tx, s.c), 1);
+		sim_free(&s);
+	}
+}
+
+static void test_hostile_flip(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t rpos = 0;
+	uint32_t size, got;
+	int freed;
+
+	hostile_setup(&s, &tx, &rx, 1);
+	CHECK_OK();
+	/* the current channel: bad at the first peek, then good: the second snapshot is the one used */
+	s.c->chan[0].size = 0;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), -IVC_E_SIZE);
+	CHECK_EQ(rx.have, 0);
+	s.c->chan[0].size = 8193;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), -IVC_E_SIZE);
+	s.c->chan[0].size = 100;
+	s.c->chan[0].pend_read = 5;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), -IVC_E_PEND_READ);
+	s.c->chan[0].pend_read = 1;
+	s.c->chan[0].gen_num ^= 0x100;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), -IVC_E_GEN);
+	s.c->chan[0].gen_num ^= 0x100;
+	CHECK_EQ(rx.have, 0);
+	/* ahead > 0 is re-read every time: good then bad gives the violation, bad then good is fine */
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), 1);
+	CHECK_EQ(size, 200);
+	s.c->chan[1].size = 8193;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_SIZE);
+	s.c->chan[1].size = 200;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), 1);
+	s.c->chan[1].gen_num += 4;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_GEN);
+	s.c->chan[1].gen_num -= 4;
+	s.c->chan[1].pend_read = 2;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 1, &size), -IVC_E_PEND_READ);
+	s.c->chan[1].pend_read = 1;
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 300);
+	CHECK_EQ(rx.have, 1);
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 1);
+	CHECK_EQ(size, 100);
+	/* once checked, the current channel's size is the receiver's copy: a later flip cannot make it read more */
+	s.c->chan[0].size = 0xFFFFFFFFu;
+	s.c->chan[0].gen_num = 12345;
+	CHECK_EQ(ivc_rx_peek(&rx, s.c, 0, &size), 1);
+	CHECK_EQ(size, 100);
+	recv_some(&s, &rx, &rpos, 60, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 60);
+	s.c->chan[0].size = 8192;
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 40 + 200);
+	recv_some(&s, &rx, &rpos, 8192, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 40);
+	CHECK_EQ(freed, 1);
+	sim_free(&s);
+}
+
+/* ---- event suppression ---- */
+
+static void test_kick_tx(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos = 0;
+
+	sim_new(&s, 4, 4096, 1);
+	ivc_tx_init(&tx, 4, 4096, 1);
+	ivc_rx_init(&rx, 4, 4096, 1);
+	/* nobody waits: no event however much is published */
+	for (int i = 0; i < 4; i++) {
+		send_chan(&s, &tx, &spos, 10);
+		CHECK_OK();
+		CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	}
+	/* one want bump: exactly one event */
+	ivc_rx_want(&rx, s.c);
+	CHECK_EQ(s.c->rx_want, 1);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 1);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	/* each bump gets its own */
+	for (uint32_t i = 2; i < 10; i++) {
+		ivc_rx_want(&rx, s.c);
+		CHECK_EQ(s.c->rx_want, i);
+		CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 1);
+		CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	}
+	/* two bumps before the sender looks: one event (the receiver is asleep once) */
+	ivc_rx_want(&rx, s.c);
+	ivc_rx_want(&rx, s.c);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 1);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	/* the counter wraps */
+	rx.want = 0xFFFFFFFFu;
+	s.c->rx_want = 0xFFFFFFFFu;
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 1);
+	ivc_rx_want(&rx, s.c);
+	CHECK_EQ(s.c->rx_want, 0);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 1);
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	/* the receiver's events are independent */
+	CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 0);
+	sim_free(&s);
+}
+
+static void test_kick_rx(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos = 0, rpos = 0;
+	int freed;
+
+	sim_new(&s, 2, 4096, 1);
+	ivc_tx_init(&tx, 2, 4096, 1);
+	ivc_rx_init(&rx, 2, 4096, 1);
+	for (int i = 0; i < 6; i++) {
+		send_chan(&s, &tx, &spos, 10);
+		CHECK_OK();
+		recv_chan(&s, &rx, &rpos, 10, 3, &freed);
+		CHECK_OK();
+		CHECK_EQ(freed, 1);
+		CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 0);
+	}
+	send_chan(&s, &tx, &spos, 10);
+	CHECK_OK();
+	send_chan(&s, &tx, &spos, 10);
+	CHECK_OK();
+	CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+	ivc_tx_want(&tx, s.c);
+	CHECK_EQ(s.c->tx_want, 1);
+	CHECK_EQ(ivc_tx_free(&tx, s.c), 0);
+	recv_chan(&s, &rx, &rpos, 10, 10, &freed);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 1);
+	CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 0);
+	recv_chan(&s, &rx, &rpos, 10, 10, &freed);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 0);
+	for (uint32_t i = 2; i < 10; i++) {
+		ivc_tx_want(&tx, s.c);
+		CHECK_EQ(s.c->tx_want, i);
+		CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 1);
+		CHECK_EQ(ivc_rx_need_kick(&rx, s.c), 0);
+	}
+	CHECK_EQ(ivc_tx_need_kick(&tx, s.c), 0);
+	sim_free(&s);
+}
+
+/*
+ * The interleaving model. Each side is a small state machine whose steps are the header's calls; a random scheduler
+ * picks which side runs the next step. A side that finds nothing to do bumps its want counter in a later step (and,
+ * like Linux's prepare_to_wait(), forgets older wakeups from then on), checks again in another step, and only then
+ * sleeps, unless a kick arrived since the bump. A sleeping side runs again only when the other side kicks it; a side
+ * kicks in its own step after a publish / free, if ivc_*_need_kick() says so.
+ * A lost wakeup is a side asleep while what it waits for is there (a published channel for the receiver, a free
+ * next channel for the sender) and the other side is not about to evaluate its kick: the model checks that after
+ * every step, and that the stream arrives exactly.
+ */
+enum { S_RUN, S_PREP, S_KICK, S_WANTED, S_ASLEEP, S_DONE };
+
+#define SKIP_RX_RECHECK 1 /* self-test: the receiver sleeps without checking again after its want bump */
+#define SKIP_TX_RECHECK 2 /* self-test: same for the sender */
+
+struct model {
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	int ts, rs; /* S_* of sender and receiver */
+	int tx_pending, rx_pending;
+	uint64_t spos, rpos, limit;
+	uint64_t sleeps_tx, sleeps_rx, kicks_tx, kicks_rx;
+	int skip;  /* SKIP_* */
+	int lost;  /* a lost wakeup was detected */
+};
+
+static void model_kick_rx(struct model *m)
+{
+	m->kicks_tx++;
+	m->rx_pending = 1;
+	if (m->rs == S_ASLEEP) {
+		m->rs = S_RUN;
+		m->rx_pending = 0;
+	}
+}
+
+static void model_kick_tx(struct model *m)
+{
+	m->kicks_rx++;
+	m->tx_pending = 1;
+	if (m->ts == S_ASLEEP) {
+		m->ts = S_RUN;
+		m->tx_pending = 0;
+	}
+}
+
+static void model_tx_step(struct model *m, struct rng *r)
+{
+	int fr;
+
+	switch (m->ts) {
+	case S_RUN:
+		if (m->spos >= m->limit) {
+			m->ts = S_DONE;
+			return;
+		}
+		fr = ivc_tx_free(&m->tx, m->s.c);
+		CHECK(fr >= 0, "ivc_tx_free = %d", fr);
+		if (fr == 1) {
+			uint64_t left = m->limit - m->spos;
+			uint32_t len = rng_range(r, 1, m->s.cs);
+
+			send_chan(&m->s, &m->tx, &m->spos, left < len ? (uint32_t)left : len);
+			CHECK_OK();
+			m->ts = S_KICK;
+		} else {
+			m->ts = S_PREP;
+		}
+		return;
+	case S_PREP:
+		ivc_tx_want(&m->tx, m->s.c);
+		m->tx_pending = 0;
+		m->ts = S_WANTED;
+		return;
+	case S_KICK:
+		if (ivc_tx_need_kick(&m->tx, m->s.c))
+			model_kick_rx(m);
+		m->ts = S_RUN;
+		return;
+	case S_WANTED:
+		fr = m->skip & SKIP_TX_RECHECK ? 0 : ivc_tx_free(&m->tx, m->s.c);
+		CHECK(fr >= 0, "ivc_tx_free = %d", fr);
+		if (fr == 1 || m->tx_pending) {
+			m->tx_pending = 0;
+			m->ts = S_RUN;
+		} else {
+			m->ts = S_ASLEEP;
+			m->sleeps_tx++;
+		}
+		return;
+	}
+}
+
+static void model_rx_step(struct model *m, struct rng *r)
+{
+	uint32_t size, got;
+	int pk, freed;
+
+	switch (m->rs) {
+	case S_RUN:
+		recv_some(&m->s, &m->rx, &m->rpos, rng_range(r, 1, m->s.cs + m->s.cs / 2), &got, &freed);
+		CHECK_OK();
+		if (got)
+			m->rs = freed ? S_KICK : S_RUN;
+		else if (m->ts == S_DONE && m->rpos == m->spos)
+			m->rs = S_DONE;
+		else
+			m->rs = S_PREP;
+		return;
+	case S_PREP:
+		ivc_rx_want(&m->rx, m->s.c);
+		m->rx_pending = 0;
+		m->rs = S_WANTED;
+		return;
+	case S_KICK:
+		if (ivc_rx_need_kick(&m->rx, m->s.c))
+			model_kick_tx(m);
+		m->rs = S_RUN;
+		return;
+	case S_WANTED:
+		pk = m->skip & SKIP_RX_RECHECK ? 0 : ivc_rx_peek(&m->rx, m->s.c, 0, &size);
+		CHECK(pk >= 0, "ivc_rx_peek = %d", pk);
+		if (pk == 1 || m->rx_pending) {
+			m->rx_pending = 0;
+			m->rs = S_RUN;
+		} else {
+			m->rs = S_ASLEEP;
+			m->sleeps_rx++;
+		}
+		return;
+	}
+}
+
+/* 0, or what is wrong: a side asleep although what it waits for is there and no kick of the other side is due */
+static const char *model_lost(struct model *m)
+{
+	uint32_t size;
+
+	if (m->rs == S_ASLEEP && m->ts == S_ASLEEP)
+		return "both sides asleep";
+	if (m->rs == S_ASLEEP && m->ts != S_KICK && ivc_rx_peek(&m->rx, m->s.c, 0, &size) == 1)
+		return "receiver asleep with data published";
+	if (m->ts == S_ASLEEP && m->rs != S_KICK && ivc_tx_free(&m->tx, m->s.c) == 1)
+		return "sender asleep with its next channel free";
+	return NULL;
+}
+
+static void model_steps(struct model *m, struct rng *r, uint32_t steps, int phases)
+{
+	uint32_t bias = 50;
+	const char *why;
+
+	for (uint32_t step = 0; step < steps; step++) {
+		int can_tx = m->ts != S_ASLEEP && m->ts != S_DONE, can_rx = m->rs != S_ASLEEP && m->rs != S_DONE;
+
+		if (phases && step % 997 == 0) /* one side much faster than the other, or balanced */
+			bias = (uint32_t[]){ 5, 50, 95, 30, 70 }[rng_next(r) % 5];
+		if (!can_tx && !can_rx)
+			return;
+		if (can_tx && (!can_rx || rng_range(r, 1, 100) <= bias))
+			model_tx_step(m, r);
+		else
+			model_rx_step(m, r);
+		CHECK_OK();
+		why = model_lost(m);
+		if (why) {
+			m->lost = 1;
+			CHECK(0, "lost wakeup at step %u: %s (sender state %d, receiver state %d, %u in flight)", step,
+			      why, m->ts, m->rs, ivc_tx_in_flight(&m->tx, m->s.c));
+		}
+	}
+}
+
+static void model_run(struct model *m, uint32_t n, uint32_t cs, uint64_t seed, uint32_t start, uint32_t steps)
+{
+	struct rng r = { seed };
+
+	sim_new(&m->s, n, cs, 1);
+	start_at(&m->s, &m->tx, &m->rx, start);
+	m->ts = m->rs = S_RUN;
+	m->limit = UINT64_MAX;
+	model_steps(m, &r, steps, 1);
+	CHECK_OK();
+	/* the sender stops; everything it sent must arrive */
+	m->limit = m->spos;
+	model_steps(m, &r, 10u * steps, 0);
+	CHECK_OK();
+	CHECK(m->ts == S_DONE, "sender state %d at the end", m->ts);
+	CHECK(m->rs == S_DONE || m->rs == S_ASLEEP, "receiver state %d at the end", m->rs);
+	CHECK(m->rpos == m->spos, "received %" PRIu64 " of %" PRIu64 " bytes", m->rpos, m->spos);
+	CHECK_EQ(ivc_tx_in_flight(&m->tx, m->s.c), 0);
+}
+
+static void model_test(uint32_t n, uint32_t cs)
+{
+	static const uint32_t starts[] = { 0, 0xFFFFFFFFu - 3000 };
+	struct model m;
+
+	for (unsigned i = 0; i < 2; i++) {
+		memset(&m, 0, sizeof(m));
+		model_run(&m, n, cs, 0x5EED0000u + i * 7919 + n, starts[i], 100000);
+		sim_free(&m.s);
+		CHECK_OK();
+		/* the model is meaningful only if both sides really went to sleep and were woken */
+		CHECK(m.sleeps_tx > 100 && m.sleeps_rx > 100 && m.kicks_tx > 100 && m.kicks_rx > 100,
+		      "too few sleeps: tx %" PRIu64 " rx %" PRIu64 ", kicks tx %" PRIu64 " rx %" PRIu64, m.sleeps_tx,
+		      m.sleeps_rx, m.kicks_tx, m.kicks_rx);
+		CHECK(m.spos > 100000u, "only %" PRIu64 " bytes moved", m.spos);
+	}
+}
+
+static void test_model_1(void) { model_test(1, 4096); }
+static void test_model_2(void) { model_test(2, 4096); }
+static void test_model_3(void) { model_test(3, 8192); }
+static void test_model_4(void) { model_test(4, 4096); }
+static void test_model_16(void) { model_test(16, 4096); }
+
+/* the model catches a side that sleeps without checking again after its want bump */
+static void test_model_catches_lost_wakeup(void)
+{
+	static const int skips[] = { SKIP_RX_RECHECK, SKIP_TX_RECHECK };
+	static const uint32_t counts[] = { 1, 4, 16 };
+	struct model m;
+	int failed;
+
+	for (unsigned k = 0; k < 2; k++)
+		for (unsigned i = 0; i < 3; i++) {
+			memset(&m, 0, sizeof(m));
+			m.skip = skips[k];
+			model_run(&m, counts[i], 4096, 99 + i, 0, 100000);
+			sim_free(&m.s);
+			failed = t_failed;
+			t_failed = 0;
+			t_detail[0] = 0;
+			CHECK(failed && m.lost, "a %s that does not check again was not caught with %u channels",
+			      k ? "sender" : "receiver", counts[i]);
+		}
+}
+
+/* ---- two threads ---- */
+
+struct stress {
+	struct sim s;
+	uint64_t total;
+	uint64_t seed;
+	volatile int stop;
+	int tx_err, rx_err;
+	char rx_msg[200];
+	uint64_t received, channels;
+	time_t deadline;
+};
+
+static void *stress_tx(void *arg)
+{
+	struct stress *st = arg;
+	struct ivc_tx tx;
+	struct rng r = { st->seed };
+	uint64_t pos = 0;
+	uint8_t *buf = malloc(st->s.cs);
+
+	ivc_tx_init(&tx, st->s.n, st->s.cs, 1);
+	while (pos < st->total && !st->stop) {
+		uint64_t msg = rng_range(&r, 1, 3 * st->s.cs);
+
+		if (msg > st->total - pos)
+			msg = st->total - pos;
+		/* a message goes out channel by channel; its last channel may be partial */
+		while (msg && !st->stop) {
+			uint32_t len = msg < st->s.cs ? (uint32_t)msg : st->s.cs, chan, off = 0;
+			int fr;
+
+			while ((fr = ivc_tx_free(&tx, st->s.c)) == 0 && !st->stop) {
+				if (time(NULL) > st->deadline) {
+					st->tx_err = -100;
+					st->stop = 1;
+				}
+				sched_yield();
+			}
+			if (fr < 0) {
+				st->tx_err = fr;
+				st->stop = 1;
+			}
+			if (st->stop)
+				break;
+			pat_fill(buf, pos, len);
+			chan = ivc_tx_begin(&tx, st->s.c);
+			while (off < len) { /* in random pieces, as several sendmsg calls would */
+				uint32_t page, po, k = ivc_chan_chunk(st->s.cs, chan, off, rng_range(&r, 1, len - off),
+								      &page, &po);
+
+				memcpy(st->s.data + (size_t)page * IVC_PAGE_SIZE + po, buf + off, k);
+				off += k;
+			}
+			ivc_tx_publish(&tx, st->s.c, len);
+			pos += len;
+			msg -= len;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *stress_rx(void *arg)
+{
+	struct stress *st = arg;
+	struct ivc_rx rx;
+	struct rng r = { st->seed ^ 0xFFFF };
+	uint8_t *buf = malloc(3 * st->s.cs);
+	uint64_t pos = 0;
+
+	ivc_rx_init(&rx, st->s.n, st->s.cs, 1);
+	while (pos < st->total && !st->stop) {
+		/* a read of random size takes what is ready, over several channels */
+		uint32_t want = rng_range(&r, 1, 3 * st->s.cs), got = 0, size, off, chan, page, po, k;
+		int pk = 0;
+		int64_t ready = ivc_rx_ready(&rx, st->s.c);
+
+		if (ready < 0) {
+			st->rx_err = (int)ready;
+			st->stop = 1;
+			break;
+		}
+		if (ready == 0) {
+			if (time(NULL) > st->deadline) {
+				st->rx_err = -100;
+				st->stop = 1;
+			}
+			sched_yield();
+			continue;
+		}
+		while (got < want && (pk = ivc_rx_peek(&rx, st->s.c, 0, &size)) == 1) {
+			uint32_t n = size < want - got ? size : want - got, done = 0;
+
+			chan = ivc_rx_chan(&rx, 0, &off);
+			while (done < n) {
+				k = ivc_chan_chunk(st->s.cs, chan, off + done, n - done, &page, &po);
+				memcpy(buf + got + done, st->s.data + (size_t)page * IVC_PAGE_SIZE + po, k);
+				done += k;
+			}
+			if (ivc_rx_consume(&rx, st->s.c, n))
+				st->channels++;
+			got += n;
+		}
+		if (pk < 0) {
+			st->rx_err = pk;
+			st->stop = 1;
+			break;
+		}
+		{
+			long bad = pat_mismatch(buf, pos, got);
+
+			if (bad >= 0) {
+				snprintf(st->rx_msg, sizeof(st->rx_msg),
+					 "byte %" PRIu64 ": got 0x%02x expected 0x%02x", pos + (uint64_t)bad, buf[bad],
+					 pat(pos + (uint64_t)bad));
+				st->stop = 1;
+				break;
+			}
+		}
+		pos += got;
+	}
+	st->received = pos;
+	free(buf);
+	return NULL;
+}
+
+static void stress_run(uint32_t n, uint32_t cs)
+{
+	struct stress st;
+	pthread_t t1, t2;
+
+	memset(&st, 0, sizeof(st));
+	sim_new(&st.s, n, cs, 1);
+	st.total = 8u << 20;
+	st.seed = 0x57E55u * n + cs;
+	st.deadline = time(NULL) + 120;
+	CHECK(pthread_create(&t2, NULL, stress_rx, &st) == 0, "pthread_create");
+	CHECK(pthread_create(&t1, NULL, stress_tx, &st) == 0, "pthread_create");
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	sim_free(&st.s);
+	CHECK(st.tx_err == 0, "sender: %d%s", st.tx_err, st.tx_err == -100 ? " (timeout)" : "");
+	CHECK(st.rx_err == 0, "receiver: %d%s", st.rx_err, st.rx_err == -100 ? " (timeout)" : "");
+	CHECK(st.rx_msg[0] == 0, "%s", st.rx_msg);
+	CHECK_EQ(st.received, st.total);
+	CHECK(st.channels >= st.total / cs, "only %" PRIu64 " channels", st.channels);
+}
+
+static void test_stress_1x4k(void) { stress_run(1, 4096); }
+static void test_stress_4x4k(void) { stress_run(4, 4096); }
+static void test_stress_16x4k(void) { stress_run(16, 4096); }
+static void test_stress_1x64k(void) { stress_run(1, 65536); }
+static void test_stress_4x64k(void) { stress_run(4, 65536); }
+static void test_stress_16x64k(void) { stress_run(16, 65536); }
+
+/* ---- runner ---- */
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	{ "geometry_ok boundaries", test_geometry_ok },
+	{ "data_pages and dir_pages", test_data_dir_pages },
+	{ "chan_chunk across pages", test_chan_chunk },
+	{ "ctrl_init then ctrl_check", test_ctrl_init_check },
+	{ "ctrl_check refuses each bad field", test_ctrl_check_bad },
+	{ "full and partial channels, partial reads", test_full_and_partial },
+	{ "rx_ready sums, peek ahead does not consume", test_ready_and_peek },
+	{ "sender sees channels busy until consumed", test_tx_busy },
+	{ "gen_num wrap, 1 channel", test_wrap_1 },
+	{ "gen_num wrap, 3 channels", test_wrap_3 },
+	{ "gen_num wrap, 4 channels", test_wrap_4 },
+	{ "gen_num wrap, 16 channels", test_wrap_16 },
+	{ "gen_num wrap, every start near the edge", test_wrap_edges },
+	{ "2 receivers", test_multi_2 },
+	{ "3 receivers", test_multi_3 },
+	{ "hostile: gen_num rolled back", test_hostile_gen_back },
+	{ "hostile: gen_num jumped ahead", test_hostile_gen_ahead },
+	{ "hostile: size 0 or > channel_size", test_hostile_size },
+	{ "hostile: pend_read > nr_receivers, receiver side", test_hostile_pend_read_rx },
+	{ "hostile: pend_read > nr_receivers, sender side", test_hostile_pend_read_tx },
+	{ "hostile: values flipped between peeks", test_hostile_flip },
+	{ "event suppression: tx_need_kick once per rx_want bump", test_kick_tx },
+	{ "event suppression: rx_need_kick once per tx_want bump", test_kick_rx },
+	{ "interleaving model, 1 channel", test_model_1 },
+	{ "interleaving model, 2 channels", test_model_2 },
+	{ "interleaving model, 3 channels", test_model_3 },
+	{ "interleaving model, 4 channels", test_model_4 },
+	{ "interleaving model, 16 channels", test_model_16 },
+	{ "interleaving model catches a missing recheck (self-test)", test_model_catches_lost_wakeup },
+	{ "two threads, 1 x 4 KiB", test_stress_1x4k },
+	{ "two threads, 4 x 4 KiB", test_stress_4x4k },
+	{ "two threads, 16 x 4 KiB", test_stress_16x4k },
+	{ "two threads, 1 x 64 KiB", test_stress_1x64k },
+	{ "two threads, 4 x 64 KiB", test_stress_4x64k },
+	{ "two threads, 16 x 64 KiB", test_stress_16x64k },
+};
+
+int main(void)
+{
+	unsigned passed = 0, failed = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (unsigned i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		t_failed = 0;
+		t_detail[0] = 0;
+		tests[i].fn();
+		for (unsigned k = 0; k < 16; k++) {
+			free(live[k].c);
+			free(live[k].data);
+			live[k].c = live[k].data = NULL;
+		}
+		if (t_failed) {
+			printf("not ok %u - %s: %s\n", i + 1, tests[i].name, t_detail);
+			failed++;
+		} else {
+			printf("ok %u - %s\n", i + 1, tests[i].name);
+			passed++;
+		}
+	}
+	printf("ring: %u passed, %u failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -23,7 +23,8 @@ export interface MonitorProps {
 
 function useTerminalSize(fixedW?: number, fixedH?: number): [number, number] {
   const { stdout } = useStdout();
-  const read = (): [number, number] => [fixedW ?? stdout.columns ?? 80, fixedH ?? stdout.rows ?? 24];
+  // One row less than the terminal: a frame as tall as the screen makes Ink clear it on every refresh.
+  const read = (): [number, number] => [fixedW ?? stdout.columns ?? 80, fixedH ?? Math.max(1, (stdout.rows ?? 25) - 1)];
   const [size, setSize] = useState(read);
   useEffect(() => {
     const on = (): void => setSize(read());

@@ -1,6 +1,6 @@
 /**
  * The tunnels table. Columns have a priority; on a narrow screen the least important go first (below about 80
- * columns: state, geometry, events, bytes). Rows beyond `maxRows` are cut with a "+N more" line.
+ * columns: state, geometry, events, bytes), except the one the rows are sorted by. Rows beyond `maxRows` are cut with a "+N more" line.
  */
 import type { SortKey, TunnelRow } from '../../data/model.js';
 import { fit, fmtBytes, fmtPct, fmtPerSec, fmtRate } from '../format.js';
@@ -32,7 +32,7 @@ function state(r: TunnelRow): string {
   return r.state.ab === r.state.ba ? r.state.ab : `${r.state.ab}/${r.state.ba}`;
 }
 
-export function columnsFor(rows: readonly TunnelRow[], width: number): Column[] {
+export function columnsFor(rows: readonly TunnelRow[], width: number, sort?: SortKey): Column[] {
   const addrW = Math.max(6, ...rows.flatMap((r) => [r.a.addr.length, r.b.addr.length]));
   const all: Column[] = [
     { id: 'doms', header: 'DOMS', width: 7, align: 'left', priority: 0, sort: 'domains', cell: (r) => `${dom(r.a.domid)}-${dom(r.b.domid)}` },
@@ -55,13 +55,15 @@ export function columnsFor(rows: readonly TunnelRow[], width: number): Column[] 
     { id: 'bytes', header: 'BYTES', width: 7, align: 'right', priority: 3, sort: 'bytes', cell: (r) => fmtBytes(r.bytes.ab + r.bytes.ba) },
   ];
   const total = (cs: Column[]): number => cs.reduce((n, c) => n + c.width, 0) + Math.max(0, cs.length - 1);
+  // The column the rows are sorted by stays as long as the endpoints do.
+  for (const c of all) if (sort !== undefined && c.sort === sort) c.priority = 0;
   let cols = all;
   for (let p = 3; p > 0 && total(cols) > width; p--) cols = cols.filter((c) => c.priority < p);
   return cols;
 }
 
 export function tunnelLines(rows: readonly TunnelRow[], width: number, maxRows: number, sort: SortKey): Line[] {
-  const cols = columnsFor(rows, width);
+  const cols = columnsFor(rows, width, sort);
   const header = cols
     .map((c) => fit(c.sort === sort ? `${c.header}*` : c.header, c.width, c.align))
     .join(' ');

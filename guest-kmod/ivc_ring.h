@@ -329,6 +329,7 @@ static inline int ivc_rx_peek(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ah
 	}
 	idx = (rx->idx + ahead) % rx->nr_channels;
 	gen = IVC_READ(&c->chan[idx].gen_num);
+	IVC_RMB(); /* gen_num before pend_read: never pair a new gen_num with an older round's pend_read */
 	pr = IVC_READ(&c->chan[idx].pend_read);
 	if (gen == rx->wait_gen + ahead - rx->nr_channels)
 		return 0; /* the previous round: not written yet */

@@ -34,6 +34,60 @@ struct proto_ops fastivc_tunnel_ops;
 static const struct proto *base_prot;
 static const struct proto_ops *base_ops;
 
+/*
+ * Fault injection, for the lab's hostile-peer test: fault_inject=PORT:KIND makes this module, as a sender, write one
+ * bad channel header on the next channel it publishes on a connection with local or remote port PORT, then clears
+ * itself. KIND: gen (gen_num from the wrong round), size (larger than the channel), pend_read (more receivers than
+ * the tunnel has). The receiving domain must break that connection only. Never set on a production host.
+ */
+enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ };
+static unsigned int fault_port, fault_kind;
+static DEFINE_SPINLOCK(fault_lock);
+
+static int set_fault(const char *val, const struct kernel_param *kp)
+{
+	static const char *const kinds[] = { "none", "gen", "size", "pend_read" };
+	char kind[16];
+	unsigned int port, k;
+
+	if (sscanf(val, "%u:%15s", &port, kind) != 2 || port > 65535)
+		return -EINVAL;
+	for (k = 0; k < ARRAY_SIZE(kinds) && strcmp(kind, kinds[k]); k++)
+		;
+	if (k == ARRAY_SIZE(kinds))
+		return -EINVAL;
+	spin_lock(&fault_lock);
+	fault_port = port;
+	fault_kind = k;
+	spin_unlock(&fault_lock);
+	return 0;
+}
+
+static int get_fault(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%u:%u\n", fault_port, fault_kind);
+}
+
+static const struct kernel_param_ops fault_ops = { .set = set_fault, .get = get_fault };
+module_param_cb(fault_inject, &fault_ops, NULL, 0600);
+MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT");
+
+/* The fault to inject on this connection's next publish, if any (one-shot). */
+static unsigned int take_fault(struct fastivc_sock *ctx)
+{
+	unsigned int k = FAULT_NONE;
+
+	if (likely(!READ_ONCE(fault_kind)))
+		return FAULT_NONE;
+	spin_lock(&fault_lock);
+	if (fault_kind && (fault_port == ctx->lport || fault_port == ctx->rport)) {
+		k = fault_kind;
+		fault_kind = FAULT_NONE;
+	}
+	spin_unlock(&fault_lock);
+	return k;
+}
+
 /* How long a sender keeps waiting for the receiver to map a tunnel before giving up on it (stays on TCP). */
 #define FASTIVC_CREATE_TIMEOUT (5 * HZ)
 
@@ -278,7 +332,21 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			err = -EFAULT;
 			break;
 		}
-		ivc_tx_publish(&t->tx, t->ctrl, c);
+		switch (take_fault(ctx)) {
+		case FAULT_GEN:
+			WRITE_ONCE(t->ctrl->chan[chan].gen_num, t->tx.seq + 1u + t->nr_channels + 7u);
+			ivc_tx_publish(&t->tx, t->ctrl, c);
+			break;
+		case FAULT_SIZE:
+			ivc_tx_publish(&t->tx, t->ctrl, t->channel_size + 1);
+			break;
+		case FAULT_PEND_READ:
+			ivc_tx_publish(&t->tx, t->ctrl, c);
+			WRITE_ONCE(t->ctrl->chan[chan].pend_read, IVC_MAX_RECEIVERS + 1);
+			break;
+		default:
+			ivc_tx_publish(&t->tx, t->ctrl, c);
+		}
 		copied += c;
 		WRITE_ONCE(ctx->tx_bytes, ctx->tx_bytes + c);
 		atomic64_add(c, &fastivc_stats.bytes_tx);

@@ -49,7 +49,9 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
       iperf3: $iperf3, openssh: $ssh, ivcbench: $ivcbench}')"
 
 . /lab/scenarios/baseline.sh
+. /lab/scenarios/apps.sh
 . /lab/scenarios/dem.sh
+. /lab/scenarios/tunnel.sh
 if [ -n "$ONLY" ]; then
     kept=(); for n in "${PLAN[@]}"; do scenario_selected "$n" && kept+=("$n"); done; PLAN=("${kept[@]}")
 fi
@@ -109,4 +111,5 @@ dem_fill_table > "$OUT/map-fill.log" 2>&1; DEM_FILL_RC=$?
 
 run_baseline_scenarios
 run_dem_scenarios
+run_tunnel_scenarios
 finish

@@ -7,20 +7,21 @@ BULK_BYTES=$((64 << 20))
 RR_SECONDS=5
 
 PLAN=(boot-xen-dom0-domUs kmod-load-domU
-      bulk-64KiB-domU-domU-tcp rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp
+      bulk-64KiB-domU-domU-tcp bulk-4KiB-domU-domU-tcp bulk-1B-domU-domU-tcp
+      rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp rr-64KiB-domU-domU-tcp
       bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
       bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp
-      iperf3-domU-domU-tcp scp-8MiB-domU-domU-tcp)
+      iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp)
 
-# bench_metrics FILE: checks an ivcbench stream result and records its metrics.
+# bench_stream_result FILE RC [BYTES]: checks an ivcbench stream result and records its metrics.
 bench_stream_result() {
-    local f=$1 rc=$2
+    local f=$1 rc=$2 n=${3:-$BULK_BYTES}
     cat "$f"
     jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
     metrics "$(jq -c '{throughput_MBps, bytes: .bytes_received, seconds, msg_size_B: .msg_size, verified,
                         mismatch_offset}' "$f")"
     [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "data verification failed"' "$f")"; return 1; }
-    jq -e --argjson n "$BULK_BYTES" '.verified == true and .bytes_received == $n and
+    jq -e --argjson n "$n" '.verified == true and .bytes_received == $n and
         .checksum_sent == .checksum_received' "$f" >/dev/null || { fail "stream not byte-exact"; return 1; }
 }
 
@@ -54,17 +55,20 @@ scn_kmod_load() {
     metrics "$(jq -cn --arg line "$(grep -m1 'fastivc: version' "$OUT/kmod.txt")" '{loaded: true, log: $line}')"
 }
 
-# bulk CLIENT_HOST(dom0|IP) SERVER_IP [ivcbench args...]
-bulk() {
-    local client=$1 server=$2; shift 2
+# bulk CLIENT_HOST(dom0|IP) SERVER_IP [ivcbench args...]: BULK_BYTES in 64 KiB writes
+bulk() { bulk_n "$1" "$2" "$BULK_BYTES" 65536 "${@:3}"; }
+
+# bulk_n CLIENT_HOST(dom0|IP) SERVER_IP BYTES MSG_SIZE [ivcbench args...]
+bulk_n() {
+    local client=$1 server=$2 bytes=$3 msg=$4; shift 4
     local f="$OUT/$SCENARIO.out" rc
     if [ "$client" = dom0 ]; then
-        ivcbench stream --host "$server" --bytes "$BULK_BYTES" --msg-size 65536 --timeout 240 "$@" > "$f"; rc=$?
+        ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" > "$f"; rc=$?
     else
-        agent "$client" ivcbench stream --host "$server" --bytes "$BULK_BYTES" --msg-size 65536 --timeout 240 "$@" \
+        agent "$client" ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" \
             > "$f"; rc=$?
     fi
-    bench_stream_result "$f" $rc
+    bench_stream_result "$f" $rc "$bytes"
 }
 
 rr() { # rr CLIENT_IP SERVER_IP MSG_SIZE
@@ -89,20 +93,36 @@ scn_iperf3() {
 
 scn_scp() {
     need domU1 domU2 || return 1
-    local bytes=$((8 << 20)) t0 sum1 sum2
+    local bytes=$((64 << 20)) t0 sum1 sum2
     agent "$D1" "head -c $bytes /dev/urandom > /tmp/scp.bin && sha256sum /tmp/scp.bin" > "$OUT/scp.src" || { fail "cannot make the test file"; return 1; }
     sum1=$(cut -d' ' -f1 "$OUT/scp.src")
     t0=$(now)
     agent "$D1" scp -q /tmp/scp.bin "$D2:/tmp/scp.bin" || { fail "scp failed"; return 1; }
     local secs; secs=$(elapsed "$t0")
     sum2=$(agent "$D2" sha256sum /tmp/scp.bin | cut -d' ' -f1)
+    agent "$D1" rm -f /tmp/scp.bin; agent "$D2" rm -f /tmp/scp.bin
     echo "sent $sum1 received $sum2 in $secs s"
     metrics "$(jq -cn --argjson b $bytes --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" \
         '{bytes: $b, seconds: $s, throughput_MBps: (($b / $s / 1e6) * 100 | round / 100), sha256_match: ($a == $c)}')"
     [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] || { fail "sha256 differs after scp"; return 1; }
 }
 
+# tcpsem's semantics checks over plain TCP: the reference the tunnel run is held to.
+scn_tcpsem() {
+    need domU1 domU2 || return 1
+    local f="$OUT/tcpsem-tcp.json" rc
+    agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
+    sleep 1
+    agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 60 > "$f"; rc=$?
+    jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
+    metrics "$(jq -c '{checks_passed: .passed, checks_failed: .failed}' "$f" 2>/dev/null || echo '{}')"
+    jq -e '.failed == 0 and .passed > 0' "$f" >/dev/null 2>&1 \
+        || { fail "$(jq -r '[.checks[] | select(.pass | not) | .name] | join(", ")' "$f" 2>/dev/null || echo "no result, exit $rc") failed"; return 1; }
+}
+
 scn_bulk_domU_domU()   { need domU1 domU2 || return 1; bulk "$D1" "$D2"; }
+scn_bulk_small()       { need domU1 domU2 || return 1; bulk_n "$D1" "$D2" "$1" "$2"; }
+scn_ftp_tcp()          { need domU1 domU2 || return 1; scn_ftp_get "$D1" "$D2"; }
 scn_bulk_dom0_domU()   { need domU2 || return 1; bulk dom0 "$D2"; }
 scn_bulk_domU_dom0()   { need domU2 || return 1; bulk dom0 "$D2" --direction recv; }
 scn_bulk_loopback()    { need domU1 || return 1; bulk "$D1" 127.0.0.1; }
@@ -113,12 +133,17 @@ run_baseline_scenarios() {
     run_scenario boot-xen-dom0-domUs scn_boot
     run_scenario kmod-load-domU scn_kmod_load
     run_scenario bulk-64KiB-domU-domU-tcp scn_bulk_domU_domU
+    run_scenario bulk-4KiB-domU-domU-tcp scn_bulk_small $((16 << 20)) 4096
+    run_scenario bulk-1B-domU-domU-tcp scn_bulk_small $((128 << 10)) 1
     run_scenario rr-1B-domU-domU-tcp scn_rr_domU_domU 1
     run_scenario rr-4KiB-domU-domU-tcp scn_rr_domU_domU 4096
+    run_scenario rr-64KiB-domU-domU-tcp scn_rr_domU_domU 65536
     run_scenario bulk-64KiB-dom0-domU-tcp scn_bulk_dom0_domU
     run_scenario bulk-64KiB-domU-dom0-tcp scn_bulk_domU_dom0
     run_scenario bulk-64KiB-domU-loopback-tcp scn_bulk_loopback
     run_scenario rr-1B-domU-loopback-tcp scn_rr_loopback
     run_scenario iperf3-domU-domU-tcp scn_iperf3
-    run_scenario scp-8MiB-domU-domU-tcp scn_scp
+    run_scenario scp-64MiB-domU-domU-tcp scn_scp
+    run_scenario ftp-64MiB-domU-domU-tcp scn_ftp_tcp
+    run_scenario tcpsem-domU-domU-tcp scn_tcpsem
 }

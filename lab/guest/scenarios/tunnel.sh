@@ -1,0 +1,302 @@
+# The tunnel scenarios: fastivc.ko loaded in dom0 and both domUs, then the baseline's workloads again. Every
+# scenario reads the modules' statistics (/proc/fastivc/stats) before and after, so a transfer that stayed on TCP
+# (a silent fallback) fails: the tunnel must have carried the bytes, and the data must be byte-exact.
+# The lab's control channel (lab-agent, TCP 7070) is excluded with the module's exclude_ports parameter, so a broken
+# tunnel can never cut dom0 off from a domU.
+
+TUN_MODULE_ARGS="exclude_ports=7070"
+NOBODY_IP=192.0.2.99      # an address of dom0's bridge that the DEM does not know: not co-resident
+NOBODY_PORT=7009
+
+PLAN+=(kmod-load-tunnel
+       bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
+       rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
+       bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel
+       tcpsem-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel ftp-64MiB-domU-domU-tunnel
+       not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU ratios-tunnel-vs-tcp)
+
+# kstats HOST FILE: the statistics of the module in HOST (dom0 or a domU's address) into FILE
+kstats() {
+    if [ "$1" = dom0 ]; then cat /proc/fastivc/stats > "$2"; else agent "$1" cat /proc/fastivc/stats > "$2"; fi
+}
+kget() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+# kdelta BEFORE AFTER KEY
+kdelta() { echo $(( $(kget "$2" "$3") - $(kget "$1" "$3") )); }
+
+scn_kmod_load_tunnel() {
+    need domU1 domU2 || return 1
+    local d out=
+    insmod "$LAB/bin/fastivc.ko" $TUN_MODULE_ARGS || { fail "insmod fastivc.ko in dom0 failed: $(dmesg | tail -3)"; return 1; }
+    for d in "$D1" "$D2"; do
+        agent "$d" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS \
+            || { fail "insmod fastivc.ko in $d failed: $(agent "$d" dmesg | tail -3 | tr '\n' ' ')"; return 1; }
+    done
+    kstats dom0 "$OUT/k0.txt"; kstats "$D1" "$OUT/k1.txt"; kstats "$D2" "$OUT/k2.txt"
+    cat "$OUT/k1.txt"
+    dmesg | grep 'fastivc: version'
+    [ "$(kget "$OUT/k0.txt" domid)" = 0 ] || { fail "dom0's module reports domain $(kget "$OUT/k0.txt" domid)"; return 1; }
+    [ "$(kget "$OUT/k1.txt" domid)" = "$(xl domid domU1)" ] || { fail "domU1's module reports the wrong domain"; return 1; }
+    metrics "$(jq -cn --arg c "$(kget "$OUT/k1.txt" channels)" --arg s "$(kget "$OUT/k1.txt" channel_size)" \
+        '{channels: ($c | tonumber), channel_size_B: ($s | tonumber)}')"
+}
+
+# tunnel_check SENDER_BEFORE SENDER_AFTER RECEIVER_BEFORE RECEIVER_AFTER BYTES: the tunnel carried the transfer.
+# The first bytes may travel on TCP while the receiver maps the tunnel (nothing is lost or reordered, see sock.c),
+# so at least 90% of BYTES (and, for transfers of 1 MiB and more, all but 1 MiB) must have gone through tunnels.
+tunnel_check() {
+    local sb=$1 sa=$2 rb=$3 ra=$4 bytes=$5
+    local created sent recvd min
+    created=$(kdelta "$sb" "$sa" tunnels_created)
+    sent=$(kdelta "$sb" "$sa" bytes_tx)
+    recvd=$(kdelta "$rb" "$ra" bytes_rx)
+    min=$((bytes * 9 / 10))
+    [ "$bytes" -ge $((10 << 20)) ] && min=$((bytes - (1 << 20)))
+    echo "tunnels created $created, tunnel bytes sent $sent, received $recvd (of $bytes)"
+    TUN_METRICS=$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson r "$recvd" --argjson b "$bytes" \
+        '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_bytes_rx: $r, tcp_bytes_before_switch: ($b - $s)}')
+    [ "$created" -ge 1 ] || { fail "no tunnel was created: the transfer stayed on TCP"; return 1; }
+    [ "$sent" -ge "$min" ] || { fail "only $sent of $bytes bytes went through the tunnel"; return 1; }
+    [ "$recvd" -eq "$sent" ] || { fail "tunnel bytes sent $sent but received $recvd"; return 1; }
+}
+
+# tun_stream CLIENT SERVER BYTES MSG [--direction recv]: ivcbench stream with statistics before and after
+tun_stream() {
+    local client=$1 server=$2 bytes=$3 msg=$4; shift 4
+    local sender=$client receiver=$server f="$OUT/$SCENARIO.out" rc
+    [ "${1:-}" = "--direction" ] && [ "${2:-}" = recv ] && { sender=$server; receiver=$client; }
+    kstats "$sender" "$OUT/sb.txt"; kstats "$receiver" "$OUT/rb.txt"
+    if [ "$client" = dom0 ]; then
+        ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" > "$f"; rc=$?
+    else
+        agent "$client" ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" > "$f"; rc=$?
+    fi
+    kstats "$sender" "$OUT/sa.txt"; kstats "$receiver" "$OUT/ra.txt"
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "data verification failed"' "$f")"; return 1; }
+    jq -e --argjson n "$bytes" '.verified == true and .bytes_received == $n and .checksum_sent == .checksum_received' \
+        "$f" >/dev/null || { fail "stream not byte-exact"; return 1; }
+    tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$bytes" || return 1
+    metrics "$(jq -c --argjson t "$TUN_METRICS" '{throughput_MBps, bytes: .bytes_received, seconds,
+        msg_size_B: .msg_size, verified} + $t' "$f")"
+}
+
+tun_rr() { # CLIENT SERVER MSG
+    local f="$OUT/$SCENARIO.out" rc
+    kstats "$1" "$OUT/sb.txt"; kstats "$2" "$OUT/rb.txt"
+    agent "$1" ivcbench rr --host "$2" --msg-size "$3" --seconds "$RR_SECONDS" --warmup 100 > "$f"; rc=$?
+    kstats "$1" "$OUT/sa.txt"; kstats "$2" "$OUT/ra.txt"
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "reply verification failed"' "$f")"; return 1; }
+    jq -e '.verified == true and .count > 0' "$f" >/dev/null || { fail "no verified round trips"; return 1; }
+    # requests go one way, replies the other: both directions must have used tunnels
+    local c1 c2 s1 s2
+    c1=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created); c2=$(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created)
+    s1=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx); s2=$(kdelta "$OUT/rb.txt" "$OUT/ra.txt" bytes_tx)
+    echo "tunnels created: client $c1, server $c2; tunnel bytes: client $s1, server $s2"
+    metrics "$(jq -c --argjson c1 "$c1" --argjson c2 "$c2" --argjson s1 "$s1" --argjson s2 "$s2" \
+        '{rr_per_s, latency_us_p50, latency_us_p90, latency_us_p99, latency_us_max, count, msg_size_B: .msg_size,
+          verified, tunnels_created_client: $c1, tunnels_created_server: $c2, tunnel_bytes_client: $s1,
+          tunnel_bytes_server: $s2}' "$f")"
+    [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] || { fail "round trips did not use tunnels both ways (created $c1/$c2)"; return 1; }
+    local min=$(( $(jq '.count' "$f") * $3 / 2 ))
+    [ "$s1" -ge "$min" ] && [ "$s2" -ge "$min" ] || { fail "too few bytes in tunnels ($s1/$s2, want >= $min)"; return 1; }
+}
+
+scn_tun_iperf3() {
+    need domU1 domU2 || return 1
+    kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    local f="$OUT/iperf3.json" rc bytes
+    agent "$D1" iperf3 -c "$D2" -n 64M -J > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    jq -c '.end.sum_received // .error' "$f" 2>/dev/null || cat "$f"
+    jq -e '.end.sum_received.bytes' "$f" >/dev/null 2>&1 || { fail "iperf3 exit $rc: $(jq -r '.error // "no result"' "$f" 2>/dev/null)"; return 1; }
+    bytes=$(jq '.end.sum_sent.bytes' "$f")
+    tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$bytes" || return 1
+    metrics "$(jq -c --argjson t "$TUN_METRICS" '{throughput_MBps: ((.end.sum_received.bits_per_second / 8e6) * 100 | round / 100),
+        bytes: .end.sum_sent.bytes, bytes_received: .end.sum_received.bytes, seconds: .end.sum_received.seconds} + $t' "$f")"
+}
+
+scn_tun_scp() {
+    need domU1 domU2 || return 1
+    local bytes=$((64 << 20)) t0 secs sum1 sum2
+    agent "$D1" "head -c $bytes /dev/urandom > /tmp/scp.bin && sha256sum /tmp/scp.bin" > "$OUT/scp.src" || { fail "cannot make the test file"; return 1; }
+    sum1=$(cut -d' ' -f1 "$OUT/scp.src")
+    kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    t0=$(now)
+    agent "$D1" scp -q /tmp/scp.bin "$D2:/tmp/scp.bin" || { fail "scp failed"; return 1; }
+    secs=$(elapsed "$t0")
+    kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    sum2=$(agent "$D2" sha256sum /tmp/scp.bin | cut -d' ' -f1)
+    agent "$D1" rm -f /tmp/scp.bin; agent "$D2" rm -f /tmp/scp.bin
+    echo "sent $sum1 received $sum2 in $secs s"
+    # ssh adds its own framing and encryption: the tunnel carries at least the file's size
+    tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$bytes" || return 1
+    metrics "$(jq -cn --argjson b $bytes --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" --argjson t "$TUN_METRICS" \
+        '{bytes: $b, seconds: $s, throughput_MBps: (($b / $s / 1e6) * 100 | round / 100), sha256_match: ($a == $c)} + $t')"
+    [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] || { fail "sha256 differs after scp"; return 1; }
+}
+
+scn_tun_ftp() {
+    need domU1 domU2 || return 1
+    kstats "$D2" "$OUT/sb.txt"; kstats "$D1" "$OUT/rb.txt"
+    scn_ftp_get "$D1" "$D2" || return 1
+    local m; m=$(cat "$OUT/$SCENARIO.json")
+    kstats "$D2" "$OUT/sa.txt"; kstats "$D1" "$OUT/ra.txt"
+    tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$FTP_BYTES" || return 1
+    metrics "$(echo "$m" | jq -c --argjson t "$TUN_METRICS" '. + $t')"
+}
+
+# tcpsem's checks over a tunnelled connection: every check must pass, as over plain TCP, and tunnels must carry data.
+scn_tun_tcpsem() {
+    need domU1 domU2 || return 1
+    local f="$OUT/tcpsem.json" rc
+    agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
+    sleep 1
+    kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 60 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
+    local created sent recvd oob
+    created=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created) ))
+    sent=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" bytes_tx) ))
+    oob=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" fallback_oob) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" fallback_oob) ))
+    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" --argjson o "$oob" \
+        '{checks_passed: .passed, checks_failed: .failed, tunnels_created: $c, tunnel_bytes: $s, fallbacks_oob: $o}' "$f" 2>/dev/null || echo '{}')"
+    jq -e '.failed == 0 and .passed > 0' "$f" >/dev/null 2>&1 \
+        || { fail "$(jq -r '[.checks[] | select(.pass | not) | .name] | join(", ")' "$f" 2>/dev/null || echo "no result, exit $rc") failed over the tunnel"; return 1; }
+    [ "$created" -ge 10 ] && [ "$sent" -ge $((16 << 20)) ] || { fail "the checks did not run through tunnels ($created created, $sent bytes)"; return 1; }
+}
+
+# A peer that is not co-resident (an address of dom0 the DEM does not know) stays on TCP, with the reason counted.
+scn_not_coresident() {
+    need domU1 || return 1
+    ip addr add "$NOBODY_IP/24" dev "$BRIDGE" 2>/dev/null
+    ivcbench server --port "$NOBODY_PORT" --bind "$NOBODY_IP" --once > "$OUT/nobody-server.log" 2>&1 &
+    sleep 0.5
+    kstats "$D1" "$OUT/sb.txt"
+    local f="$OUT/$SCENARIO.out" rc
+    agent "$D1" ivcbench stream --host "$NOBODY_IP" --port "$NOBODY_PORT" --bytes 4M --msg-size 65536 --timeout 60 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"
+    cat "$f"
+    local nc created sent
+    nc=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" fallback_not_coresident)
+    created=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created)
+    sent=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx)
+    echo "fallback_not_coresident +$nc, tunnels created +$created, tunnel bytes +$sent"
+    metrics "$(jq -cn --argjson n "$nc" --argjson c "$created" --argjson s "$sent" \
+        '{fallbacks_not_coresident: $n, tunnels_created: $c, tunnel_bytes: $s}')"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f" >/dev/null || { fail "the TCP transfer failed (exit $rc)"; return 1; }
+    [ "$nc" -eq 1 ] || { fail "fallback_not_coresident rose by $nc, not 1"; return 1; }
+    [ "$created" -eq 0 ] && [ "$sent" -eq 0 ] || { fail "a tunnel was used for a peer that is not co-resident"; return 1; }
+}
+
+# A peer that writes a bad channel header (fault_inject in domU2's module) breaks its own connection only: the
+# receiver counts a violation and resets it, while a transfer on another tunnel between the same domains finishes
+# byte-exact, and no kernel complains.
+scn_hostile() {
+    need domU1 domU2 || return 1
+    agent "$D1" "ivcbench server --port 7003 > /var/log/ivcbench-7003.log 2>&1 &"
+    sleep 0.5
+    kstats "$D1" "$OUT/k1b.txt"
+    ( agent "$D1" ivcbench stream --host "$D2" --bytes 64M --msg-size 65536 --timeout 240 > "$OUT/clean.json" 2>&1 ) &
+    local cpid=$! rc_bad rc_clean
+    sleep 3
+    agent "$D2" "echo 7003:gen > /sys/module/fastivc/parameters/fault_inject" || { fail "cannot set fault_inject in domU2"; return 1; }
+    agent "$D2" ivcbench stream --host "$D1" --port 7003 --bytes 8M --msg-size 65536 --timeout 60 > "$OUT/bad.json" 2>&1
+    rc_bad=$?
+    wait $cpid; rc_clean=$?
+    kstats "$D1" "$OUT/k1a.txt"
+    echo "hostile transfer (exit $rc_bad):"; cat "$OUT/bad.json"
+    echo "clean transfer (exit $rc_clean):"; cat "$OUT/clean.json"
+    local v; v=$(kdelta "$OUT/k1b.txt" "$OUT/k1a.txt" violations)
+    agent "$D1" dmesg > "$OUT/d1-dmesg.txt"; agent "$D2" dmesg > "$OUT/d2-dmesg.txt"
+    grep 'fastivc' "$OUT/d1-dmesg.txt" | tail -5
+    local oops=0
+    grep -Eq 'BUG:|Oops|WARNING:|general protection|Call Trace' "$OUT/d1-dmesg.txt" "$OUT/d2-dmesg.txt" && oops=1
+    metrics "$(jq -cn --argjson v "$v" --argjson rb "$rc_bad" --argjson rc "$rc_clean" --argjson o "$oops" \
+        '{violations: $v, hostile_exit: $rb, clean_exit: $rc, kernel_warnings: $o}')"
+    [ "$oops" -eq 0 ] || { fail "a kernel warning or oops in a domU (see log)"; return 1; }
+    [ "$v" -eq 1 ] || { fail "domU1 counted $v violations, not 1"; return 1; }
+    [ "$rc_bad" -ne 0 ] || { fail "the hostile transfer completed: the bad header was not detected"; return 1; }
+    [ "$rc_clean" -eq 0 ] && jq -e '.verified == true' "$OUT/clean.json" >/dev/null \
+        || { fail "the clean transfer on the other tunnel failed (exit $rc_clean)"; return 1; }
+}
+
+# rmmod is refused while a socket uses the module, and works once none does.
+scn_unload_busy() {
+    need domU1 domU2 || return 1
+    ( agent "$D1" ivcbench rr --host "$D2" --msg-size 1 --seconds 6 > "$OUT/busy-rr.json" 2>&1 ) &
+    local pid=$! rc_busy rc_idle i
+    sleep 3
+    agent "$D1" rmmod fastivc > "$OUT/rmmod-busy.txt" 2>&1; rc_busy=$?
+    wait $pid
+    cat "$OUT/rmmod-busy.txt"
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        agent "$D1" rmmod fastivc > "$OUT/rmmod-idle.txt" 2>&1 && { rc_idle=0; break; }
+        rc_idle=1; sleep 1
+    done
+    cat "$OUT/rmmod-idle.txt"
+    agent "$D1" dmesg | grep 'fastivc: unloaded'
+    metrics "$(jq -cn --argjson b "$rc_busy" --argjson i "$rc_idle" '{rmmod_busy_exit: $b, rmmod_idle_exit: $i}')"
+    [ "$rc_busy" -ne 0 ] || { fail "rmmod succeeded while a tunnelled connection was open"; return 1; }
+    [ "$rc_idle" -eq 0 ] || { fail "rmmod still refused after the connections closed: $(cat "$OUT/rmmod-idle.txt")"; return 1; }
+    jq -e '.verified == true' "$OUT/busy-rr.json" >/dev/null || { fail "the connection open during rmmod failed"; return 1; }
+    agent "$D1" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS || { fail "insmod again failed"; return 1; }
+}
+
+# The same run's ratios, tunnel / TCP over netfront, from the scenarios' metrics files.
+scn_ratios() {
+    local f r
+    for f in "$OUT"/*.json; do
+        jq -c --arg n "$(basename "$f" .json)" '{($n): .}' "$f" 2>/dev/null
+    done | jq -s 'add' > "$OUT/all-metrics.json"
+    r=$(jq -c '
+        . as $all
+        | def ratio($a; $b; $k): (($all[$a] // {})[$k]) as $x | (($all[$b] // {})[$k]) as $y
+            | if ($x | type) == "number" and ($y | type) == "number" and $y > 0 then ($x / $y * 100 | round / 100)
+              else null end;
+        {bulk_64KiB_throughput: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-domU-tcp"; "throughput_MBps"),
+         bulk_4KiB_throughput: ratio("bulk-4KiB-domU-domU-tunnel"; "bulk-4KiB-domU-domU-tcp"; "throughput_MBps"),
+         bulk_1B_throughput: ratio("bulk-1B-domU-domU-tunnel"; "bulk-1B-domU-domU-tcp"; "throughput_MBps"),
+         rr_1B_rate: ratio("rr-1B-domU-domU-tunnel"; "rr-1B-domU-domU-tcp"; "rr_per_s"),
+         rr_4KiB_rate: ratio("rr-4KiB-domU-domU-tunnel"; "rr-4KiB-domU-domU-tcp"; "rr_per_s"),
+         rr_64KiB_rate: ratio("rr-64KiB-domU-domU-tunnel"; "rr-64KiB-domU-domU-tcp"; "rr_per_s"),
+         rr_1B_latency_p50: ratio("rr-1B-domU-domU-tunnel"; "rr-1B-domU-domU-tcp"; "latency_us_p50"),
+         rr_4KiB_latency_p50: ratio("rr-4KiB-domU-domU-tunnel"; "rr-4KiB-domU-domU-tcp"; "latency_us_p50"),
+         rr_64KiB_latency_p50: ratio("rr-64KiB-domU-domU-tunnel"; "rr-64KiB-domU-domU-tcp"; "latency_us_p50"),
+         bulk_64KiB_dom0_domU_throughput: ratio("bulk-64KiB-dom0-domU-tunnel"; "bulk-64KiB-dom0-domU-tcp"; "throughput_MBps"),
+         bulk_64KiB_domU_dom0_throughput: ratio("bulk-64KiB-domU-dom0-tunnel"; "bulk-64KiB-domU-dom0-tcp"; "throughput_MBps"),
+         bulk_64KiB_tunnel_vs_loopback: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-loopback-tcp"; "throughput_MBps"),
+         iperf3_throughput: ratio("iperf3-domU-domU-tunnel"; "iperf3-domU-domU-tcp"; "throughput_MBps"),
+         scp_throughput: ratio("scp-64MiB-domU-domU-tunnel"; "scp-64MiB-domU-domU-tcp"; "throughput_MBps"),
+         ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps")}' \
+        "$OUT/all-metrics.json")
+    echo "$r" | jq .
+    metrics "$r"
+    echo "$r" | jq -e '.bulk_64KiB_throughput != null and .rr_1B_rate != null' >/dev/null \
+        || { fail "the tunnel or TCP scenarios did not all produce numbers"; return 1; }
+}
+
+run_tunnel_scenarios() {
+    run_scenario kmod-load-tunnel scn_kmod_load_tunnel
+    run_scenario bulk-64KiB-domU-domU-tunnel tun_stream_need "$D1" "$D2" "$BULK_BYTES" 65536
+    run_scenario bulk-4KiB-domU-domU-tunnel tun_stream_need "$D1" "$D2" $((16 << 20)) 4096
+    run_scenario bulk-1B-domU-domU-tunnel tun_stream_need "$D1" "$D2" $((128 << 10)) 1
+    run_scenario rr-1B-domU-domU-tunnel tun_rr_need "$D1" "$D2" 1
+    run_scenario rr-4KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 4096
+    run_scenario rr-64KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 65536
+    run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
+    run_scenario bulk-64KiB-domU-dom0-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536 --direction recv
+    run_scenario tcpsem-domU-domU-tunnel scn_tun_tcpsem
+    run_scenario iperf3-domU-domU-tunnel scn_tun_iperf3
+    run_scenario scp-64MiB-domU-domU-tunnel scn_tun_scp
+    run_scenario ftp-64MiB-domU-domU-tunnel scn_tun_ftp
+    run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
+    run_scenario hostile-peer-domU-domU-tunnel scn_hostile
+    run_scenario kmod-unload-busy-domU scn_unload_busy
+    run_scenario ratios-tunnel-vs-tcp scn_ratios
+}
+tun_stream_need() { need domU1 domU2 || return 1; tun_stream "$@"; }
+tun_rr_need() { need domU1 domU2 || return 1; tun_rr "$@"; }

@@ -137,6 +137,7 @@ cmd_kmod() {
 cmd_bench() {
     make -s -C "$ROOT/lab/bench" OUT="$B/bench"
     make -s -C "$ROOT/lab/agent" OUT="$B/bench"
+    make -s -C "$ROOT/lab/tcpsem" OUT="$B/bench"
     make -s -C "$ROOT/lab/dem-probe" OUT="$B/bench" XEN_PUBLIC="$B/xen/src/xen/include/public"
 }
 

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * tcpsem: the check table.  The client runs the listed checks in this order;
+ * the server looks a CHECK line's name up here (server-only roles included).
+ * Each check has its own pattern seed.  README.md says what each asserts.
+ */
+#include "tcpsem.h"
+
+#include <string.h>
+
+#define CHECK(n, s) { #n, s, n##_client, n##_server }
+
+const struct check checks[] = {
+	CHECK(bulk_both_ways, 1),
+	CHECK(many_small_writes, 2),
+	CHECK(partial_reads, 3),
+	CHECK(nonblocking, 4),
+	CHECK(msg_peek, 5),
+	CHECK(msg_waitall, 6),
+	CHECK(poll_in, 7),
+	CHECK(epoll_lt_et, 8),
+	CHECK(shutdown_wr_eof, 9),
+	CHECK(close_unread, 10),
+	CHECK(so_rcvtimeo, 11),
+	CHECK(sendfile, 12),
+	CHECK(readv_writev, 13),
+	CHECK(rr_ping_pong, 14),
+	CHECK(msg_oob, 15),
+	/* server-only: the connection close_unread's client closes unread */
+	{ "close_unread.data", 10, NULL, close_unread_data_server },
+};
+
+const size_t n_checks = sizeof(checks) / sizeof(checks[0]);
+
+const struct check *check_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n_checks; i++)
+		if (!strcmp(checks[i].name, name))
+			return &checks[i];
+	return NULL;
+}

@@ -1,0 +1,152 @@
+// Host tests for lab/tcpsem (the TCP semantics checker): real processes on 127.0.0.1.
+import test, { type ExecutionContext } from 'ava';
+import path from 'node:path';
+import { binDir, buildWithMake, type Listener, type Result, startListener, startProcess } from './helpers/proc.js';
+
+const tcpsem = path.join(binDir, 'tcpsem');
+
+const CHECKS = [
+	'bulk_both_ways',
+	'many_small_writes',
+	'partial_reads',
+	'nonblocking',
+	'msg_peek',
+	'msg_waitall',
+	'poll_in',
+	'epoll_lt_et',
+	'shutdown_wr_eof',
+	'close_unread',
+	'so_rcvtimeo',
+	'sendfile',
+	'readv_writev',
+	'rr_ping_pong',
+	'msg_oob',
+];
+
+// Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.
+test.before(() => buildWithMake('lab/tcpsem', tcpsem));
+
+function run(t: ExecutionContext, args: string[], limitMs = 90_000): Promise<Result> {
+	return startProcess(t, tcpsem, args, limitMs).done;
+}
+
+/** Starts `tcpsem server` on a free loopback port (--port 0, reported on stderr). */
+function startServer(t: ExecutionContext): Promise<Listener> {
+	return startListener(t, tcpsem, ['server', '--bind', '127.0.0.1', '--port', '0', '--timeout', '60'], 'tcpsem server');
+}
+
+interface Check {
+	name: string;
+	pass: boolean;
+	detail: string;
+	ms: number;
+}
+
+interface Report {
+	checks: Check[];
+	passed: number;
+	failed: number;
+}
+
+/** The one JSON object on stdout, with its shape checked. */
+function report(t: ExecutionContext, r: Result): Report {
+	const lines = r.stdout.split('\n').filter((l) => l.length > 0);
+	t.is(lines.length, 1, `expected one JSON line, got: ${r.stdout} / stderr: ${r.stderr}`);
+	const j = JSON.parse(lines[0] ?? 'null') as Report;
+	t.deepEqual(Object.keys(j), ['checks', 'passed', 'failed']);
+	t.true(Array.isArray(j.checks));
+	for (const c of j.checks) {
+		t.deepEqual(Object.keys(c), ['name', 'pass', 'detail', 'ms'], JSON.stringify(c));
+		t.is(typeof c.name, 'string');
+		t.is(typeof c.pass, 'boolean');
+		t.is(typeof c.detail, 'string');
+		t.true(c.detail.length > 0, `${c.name}: empty detail`);
+		t.true(Number.isInteger(c.ms) && c.ms >= 0, `${c.name}: ms ${c.ms}`);
+	}
+	t.is(j.passed, j.checks.filter((c) => c.pass).length);
+	t.is(j.failed, j.checks.filter((c) => !c.pass).length);
+	return j;
+}
+
+test('version prints the protocol JSON', async (t) => {
+	const r = await run(t, ['version']);
+	t.is(r.code, 0);
+	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.0.0', protocol: 1 });
+});
+
+test('list prints every check name, one a line', async (t) => {
+	const r = await run(t, ['list']);
+	t.is(r.code, 0, r.stderr);
+	t.deepEqual(r.stdout.trimEnd().split('\n'), CHECKS);
+});
+
+test('every check passes over loopback TCP', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, ['client', '--host', '127.0.0.1', '--port', String(s.port), '--timeout', '30']);
+	const j = report(t, r);
+	t.deepEqual(
+		j.checks.map((c) => c.name),
+		CHECKS,
+	);
+	for (const c of j.checks) t.true(c.pass, `${c.name}: ${c.detail}`);
+	t.is(j.passed, CHECKS.length);
+	t.is(j.failed, 0);
+	t.is(r.code, 0, r.stderr);
+	const detail = (name: string) => j.checks.find((c) => c.name === name)?.detail ?? '';
+	t.regex(detail('close_unread'), /server: (recv|send) -> (ECONNRESET|EPIPE)/);
+	t.regex(detail('msg_oob'), /recv\(MSG_OOB\) returned 1 '!'/);
+	t.regex(detail('so_rcvtimeo'), /-1 EAGAIN after \d+ ms/);
+});
+
+test('--only runs the matching checks', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, ['client', '--host', '127.0.0.1', '--port', String(s.port), '--only', '^msg_(peek|waitall)$']);
+	t.is(r.code, 0, r.stderr);
+	const j = report(t, r);
+	t.deepEqual(
+		j.checks.map((c) => c.name),
+		['msg_peek', 'msg_waitall'],
+	);
+	t.is(j.passed, 2);
+});
+
+test('a server that never answers fails the checks by timeout, exit 1', async (t) => {
+	// The kernel still completes the handshakes, but nothing reads or writes: tcpsem's own server, stopped.
+	const s = await startServer(t);
+	process.kill(s.pid, 'SIGSTOP');
+	t.teardown(() => {
+		try {
+			process.kill(s.pid, 'SIGCONT');
+		} catch {
+			// already gone
+		}
+	});
+	const r = await run(t, ['client', '--host', '127.0.0.1', '--port', String(s.port), '--only', '^(rr_ping_pong|msg_waitall)$', '--timeout', '1'], 20_000);
+	t.is(r.code, 1);
+	const j = report(t, r);
+	t.is(j.failed, 2);
+	for (const c of j.checks) t.regex(c.detail, /timed out after 1 s/);
+	t.true(r.ms < 10_000, `took ${r.ms} ms`);
+});
+
+test('usage errors exit 2 with one clear line on stderr', async (t) => {
+	for (const [args, re] of [
+		[['client', '--port', '1'], /needs --host/],
+		[['client', '--host', '127.0.0.1', '--bogus'], /unknown option '--bogus'/],
+		[['client', '--host', '127.0.0.1', '--only', 'no_such_check'], /no check name matches/],
+		[['client', '--host', '127.0.0.1', '--only', '('], /bad --only regex/],
+		[['client', '--host', '127.0.0.1', '--timeout', 'soon'], /bad --timeout/],
+		[['server', '--port', '70000'], /bad --port/],
+		[['list', 'extra'], /takes no arguments/],
+		[['nonsense'], /unknown command 'nonsense'/],
+		[[], /missing command/],
+	] as const) {
+		const r = await run(t, [...args], 10_000);
+		t.is(r.code, 2, args.join(' '));
+		t.is(r.stdout, '');
+		const lines = r.stderr.trim().split('\n');
+		t.is(lines.length, 1, r.stderr);
+		t.regex(lines[0] ?? '', /^tcpsem: /);
+		t.regex(r.stderr, re);
+	}
+});

@@ -1,0 +1,90 @@
+# The dom0 tools on the real system: `fastivc sync` fills the DEM's IP table from the toolstack's vif addresses,
+# and `ivctop --once --json` lists a tunnelled transfer between the two domUs with growing byte counts.
+# Sourced by dom0/run.sh after baseline.sh (uses D1, D2, DOM0_IP, DOMU_IP, need, agent, fail, metrics from lib.sh).
+
+IVCTOP_PORT=7001                 # the domUs' ivcbench server (domU/init)
+IVCTOP_BYTES=$((2 << 30))        # long enough to still run while ivctop samples twice under TCG
+IVCTOP_WAIT=30                   # seconds for the tunnel to show up in ivctop
+
+# jq filter: the tunnels between domU1 and domU2 on the ivcbench port.
+IVCTOP_SEL='[.tunnels[] | select(([.a.ip, .b.ip] | sort) == ([$d1, $d2] | sort) and (.a.port == $port or .b.port == $port))]'
+
+ivctop_between() { # FILE -> the matching tunnels as a JSON array
+    jq -c --arg d1 "$D1" --arg d2 "$D2" --argjson port "$IVCTOP_PORT" "$IVCTOP_SEL" "$1"
+}
+
+# The module in both domUs (the kmod scenario loads and unloads it).
+tools_kmod_up() {
+    local h
+    for h in "$D1" "$D2"; do
+        agent "$h" 'grep -q "^fastivc " /proc/modules || insmod /lib/fastivc/fastivc.ko' \
+            || { fail "cannot load fastivc.ko in $h"; return 1; }
+    done
+}
+
+scn_sync() {
+    need domU1 domU2 || return 1
+    local id1 id2 rc d
+    id1=$(xl domid domU1); id2=$(xl domid domU2)
+    # Take domU2's address out so the pass has something to do.
+    fastivc map del "$D2" 2>/dev/null
+    fastivc sync --once --dom0-ip "$DOM0_IP" > "$OUT/sync1.log" 2>&1; rc=$?
+    cat "$OUT/sync1.log"
+    [ $rc -eq 0 ] || { fail "fastivc sync --once exited $rc: $(tail -1 "$OUT/sync1.log")"; return 1; }
+    fastivc map list --json > "$OUT/sync-map.json" || { fail "fastivc map list failed"; return 1; }
+    cat "$OUT/sync-map.json"
+    for d in "$DOM0_IP:0" "$D1:$id1" "$D2:$id2"; do
+        [ "$(jq -r --arg ip "${d%:*}" '.[] | select(.addr == $ip) | .domid' "$OUT/sync-map.json")" = "${d##*:}" ] \
+            || { fail "after sync ${d%:*} is not mapped to domain ${d##*:}"; return 1; }
+    done
+    grep -qx "set $D2 -> dom $id2" "$OUT/sync1.log" || { fail "sync did not log setting $D2 -> dom $id2"; return 1; }
+    # In step now: a second pass changes nothing.
+    fastivc sync --once --dom0-ip "$DOM0_IP" > "$OUT/sync2.log" 2>&1; rc=$?
+    cat "$OUT/sync2.log"
+    metrics "$(jq -cn --argjson c "$(grep -Ec '^(set|del) ' "$OUT/sync1.log")" \
+        --argjson again "$(grep -Ec '^(set|del) ' "$OUT/sync2.log")" --slurpfile m "$OUT/sync-map.json" \
+        '{changes: $c, changes_second_pass: $again, ip_entries: ($m[0] | length)}')"
+    [ $rc -eq 0 ] || { fail "second fastivc sync --once exited $rc"; return 1; }
+    ! grep -Eq '^(set|del) ' "$OUT/sync2.log" || { fail "a second pass changed the table again"; return 1; }
+}
+
+scn_ivctop_once() {
+    need domU1 domU2 || return 1
+    tools_kmod_up || return 1
+    local xpid i n1 n2 b1 b2 k1 k2 ids want
+    agent "$D1" ivcbench stream --host "$D2" --port "$IVCTOP_PORT" --bytes "$IVCTOP_BYTES" --msg-size 65536 \
+        --timeout 240 > "$OUT/ivctop-xfer.json" 2>&1 &
+    xpid=$!
+    # Wait for the tunnel to be listed, then two samples 2 s apart.
+    i=0
+    while :; do
+        ivctop --once --json > "$OUT/ivctop-0.json" 2> "$OUT/ivctop-0.err"
+        [ "$(ivctop_between "$OUT/ivctop-0.json" | jq length)" = 1 ] && break
+        i=$((i + 1))
+        if [ $i -ge $IVCTOP_WAIT ] || ! kill -0 $xpid 2>/dev/null; then
+            cat "$OUT/ivctop-0.json" "$OUT/ivctop-0.err"; wait $xpid; cat "$OUT/ivctop-xfer.json"
+            fail "ivctop never listed one tunnel $D1 <-> $D2 port $IVCTOP_PORT"; return 1
+        fi
+        sleep 1
+    done
+    ivctop --once --json > "$OUT/ivctop-1.json" || { kill $xpid; fail "ivctop --once --json failed (1st)"; return 1; }
+    sleep 2
+    ivctop --once --json > "$OUT/ivctop-2.json" || { kill $xpid; fail "ivctop --once --json failed (2nd)"; return 1; }
+    ivctop --once > "$OUT/ivctop-screen.txt" 2>&1; cat "$OUT/ivctop-screen.txt"
+    wait $xpid; cat "$OUT/ivctop-xfer.json"
+    ivctop_between "$OUT/ivctop-1.json" > "$OUT/ivctop-t1.json"
+    ivctop_between "$OUT/ivctop-2.json" > "$OUT/ivctop-t2.json"
+    cat "$OUT/ivctop-t1.json" "$OUT/ivctop-t2.json"
+    n1=$(jq length "$OUT/ivctop-t1.json"); n2=$(jq length "$OUT/ivctop-t2.json")
+    b1=$(jq '.[0] | .bytes.ab + .bytes.ba' "$OUT/ivctop-t1.json"); b2=$(jq '.[0] | .bytes.ab + .bytes.ba' "$OUT/ivctop-t2.json")
+    k1=$(jq -r '.[0].key' "$OUT/ivctop-t1.json"); k2=$(jq -r '.[0].key' "$OUT/ivctop-t2.json")
+    ids=$(jq -c '.[0] | [.a.domid, .b.domid] | sort' "$OUT/ivctop-t2.json")
+    want=$(jq -cn --argjson a "$(xl domid domU1)" --argjson b "$(xl domid domU2)" '[$a, $b] | sort')
+    metrics "$(jq -cn --argjson n1 "$n1" --argjson n2 "$n2" --argjson b1 "${b1:-null}" --argjson b2 "${b2:-null}" \
+        --slurpfile s "$OUT/ivctop-2.json" '{tunnels_listed_1: $n1, tunnels_listed_2: $n2, bytes_1: $b1, bytes_2: $b2,
+          throughput_Bps: ($s[0].totals.throughput), pending_events: ($s[0].totals.pendingEvents)}')"
+    [ "$n1" = 1 ] && [ "$n2" = 1 ] || { fail "ivctop listed $n1 then $n2 tunnels $D1 <-> $D2 port $IVCTOP_PORT, expected exactly 1"; return 1; }
+    [ "$k1" = "$k2" ] || { fail "the two samples list different connections ($k1, $k2)"; return 1; }
+    [ "$ids" = "$want" ] || { fail "the tunnel's domains are $ids, expected $want"; return 1; }
+    [ "$b2" -gt "$b1" ] || { fail "byte count did not grow between the samples ($b1 -> $b2)"; return 1; }
+}

@@ -83,7 +83,7 @@ export function Monitor(props: MonitorProps) {
         setFilter((f) => choices[(choices.indexOf(f) + 1) % choices.length] ?? null);
       }
     },
-    { isActive: isRawModeSupported },
+    { isActive: isRawModeSupported === true },
   );
 
   return (

@@ -70,7 +70,16 @@ async function inkMonitor(props: MonitorProps): Promise<void> {
   if (tty) process.stdout.write('\x1b[?1049h\x1b[H'); // the alternate screen: the shell's text comes back on exit
   try {
     const app = render(createElement(Monitor, props), { exitOnCtrlC: true, patchConsole: true });
-    await app.waitUntilExit();
+    // SIGTERM (and SIGINT when stdin is not a terminal, so Ink does not see ^C) end it cleanly, screen restored.
+    const stop = (): void => app.unmount();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    try {
+      await app.waitUntilExit();
+    } finally {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+    }
   } finally {
     if (tty) process.stdout.write('\x1b[?1049l');
   }

@@ -51,6 +51,7 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
 . /lab/scenarios/baseline.sh
 . /lab/scenarios/apps.sh
 . /lab/scenarios/dem.sh
+. /lab/scenarios/tools.sh
 . /lab/scenarios/tunnel.sh
 if [ -n "$ONLY" ]; then
     kept=(); for n in "${PLAN[@]}"; do scenario_selected "$n" && kept+=("$n"); done; PLAN=("${kept[@]}")

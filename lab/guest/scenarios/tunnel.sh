@@ -8,10 +8,10 @@ TUN_MODULE_ARGS="exclude_ports=7070"
 NOBODY_IP=192.0.2.99      # an address of dom0's bridge that the DEM does not know: not co-resident
 NOBODY_PORT=7009
 
-PLAN+=(kmod-load-tunnel
+PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
        rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
-       bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel
+       bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
        tcpsem-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel ftp-64MiB-domU-domU-tunnel
        not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU ratios-tunnel-vs-tcp)
 
@@ -280,6 +280,8 @@ scn_ratios() {
 }
 
 run_tunnel_scenarios() {
+    # the toolstack's part, as on a real host: fastivc sync fills the table the modules use from here on
+    run_scenario sync-ip-table-dom0 scn_sync
     run_scenario kmod-load-tunnel scn_kmod_load_tunnel
     run_scenario bulk-64KiB-domU-domU-tunnel tun_stream_need "$D1" "$D2" "$BULK_BYTES" 65536
     run_scenario bulk-4KiB-domU-domU-tunnel tun_stream_need "$D1" "$D2" $((16 << 20)) 4096
@@ -289,6 +291,7 @@ run_tunnel_scenarios() {
     run_scenario rr-64KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 65536
     run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
     run_scenario bulk-64KiB-domU-dom0-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536 --direction recv
+    run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once
     run_scenario tcpsem-domU-domU-tunnel scn_tun_tcpsem
     run_scenario iperf3-domU-domU-tunnel scn_tun_iperf3
     run_scenario scp-64MiB-domU-domU-tunnel scn_tun_scp

@@ -5,7 +5,10 @@
  * socket of each by its 4-tuple in the TCP established hash (the thesis' tcp_v4_lookup) and hands the events to it:
  *   S->R events (CREATE_TUNNEL, SEND_CLOSE_TUNNEL, SEND_DATA) concern the socket's receiving tunnel,
  *   R->S events (REJECT_TUNNEL, RECV_CLOSE_TUNNEL, RECV_GET_DATA) its sending tunnel.
- * Data events only wake the socket's waiters; the channel headers carry the state.
+ * Data events (SEND_DATA, RECV_GET_DATA) only wake the socket's waiters (the channel headers carry the state), so
+ * they are handled right in the fetch, in softirq context (a tasklet scheduled by the VIRQ): no thread has to be
+ * scheduled between the interrupt and the application's wake-up. Events that change a tunnel (CREATE, REJECT,
+ * the closes) need the socket lock and may sleep (mapping grants): the fetch queues them for a work item.
  *
  * As the DEM's header requires, the SEM fetches once right after binding the VIRQ and then once a second from a
  * timer (Xen may skip a signal), which also drives the tunnels' timeouts and the statistics mirror.
@@ -21,10 +24,21 @@
 
 /* Events fetched per get_events call: the DEM's max_batch (64), ~6.5 KiB of buffer. */
 #define SEM_BATCH 64
+/*
+ * Control events waiting for the work item. The DEM holds at most max_pending_per_domain (512) records for us, and
+ * each fetch returns a record once, so twice that never overflows unless the work item stalls; then the event is
+ * dropped and counted (the peer's tunnel then times out or fails, the connection stays on TCP).
+ */
+#define SEM_CTL_RING 1024
 
 static int sem_irq = -1;
 static struct xen_evtmgr_get_events *sem_buf;
+static struct xen_evtmgr_event *ctl_ring;
+static unsigned int ctl_head, ctl_tail;
+static DEFINE_SPINLOCK(ctl_lock);
+static atomic64_t ctl_dropped;
 static struct work_struct sem_work, tick_work;
+static struct tasklet_struct sem_tasklet;
 static struct timer_list sem_timer;
 static bool sem_stopping;
 
@@ -41,7 +55,6 @@ static void sem_dispatch(const struct xen_evtmgr_event *ev)
 	__be32 me, peer;
 	struct sock *sk;
 
-	atomic64_add(hweight32(events), &fastivc_stats.events_received);
 	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
 		return;
 	memcpy(&me, ev->conn.src.addr, 4);
@@ -80,29 +93,99 @@ out:
 	sock_put(sk);
 }
 
-static void sem_fetch(struct work_struct *w)
+/* softirq: the socket's waiters learn that a channel was published (SEND_DATA) or freed (RECV_GET_DATA). */
+static void sem_wake_data(const struct xen_evtmgr_event *ev)
 {
+	__poll_t mask = 0;
+	struct fastivc_sock *ctx;
+	__be32 me, peer;
+	struct sock *sk;
+
+	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
+		return;
+	memcpy(&me, ev->conn.src.addr, 4);
+	memcpy(&peer, ev->conn.dst.addr, 4);
+	rcu_read_lock();
+	sk = __inet_lookup_established(&init_net, &tcp_hashinfo, peer, htons(ev->conn.dst_port), me,
+				       ev->conn.src_port, 0, 0);
+	if (sk && sk_fullsock(sk)) {
+		ctx = fastivc_ctx(sk);
+		if (ctx && ctx->peer == ev->peer) {
+			WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
+			if (ev->events & EVTMGR_EVENT_SEND_DATA)
+				mask |= EPOLLIN | EPOLLRDNORM;
+			if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
+				mask |= EPOLLOUT | EPOLLWRNORM;
+			fastivc_wake(sk, mask);
+		}
+	}
+	rcu_read_unlock();
+	if (sk)
+		sock_gen_put(sk);
+}
+
+/* The fetch: every pending record, max_batch at a time. Softirq (tasklet): never two at once. */
+static void sem_fetch(unsigned long unused)
+{
+	const u32 ctl_bits = EVTMGR_EVENT_CREATE_TUNNEL | EVTMGR_EVENT_REJECT_TUNNEL | EVTMGR_EVENT_SEND_CLOSE_TUNNEL |
+			     EVTMGR_EVENT_RECV_CLOSE_TUNNEL;
 	u32 i, rounds = 0;
+	bool queued = false;
 	int rc;
 
 	do {
 		rc = dem_get_events(sem_buf, SEM_BATCH);
 		if (rc) {
 			pr_warn_ratelimited("fastivc: get_events failed (%d)\n", rc);
-			return;
+			break;
 		}
-		for (i = 0; i < sem_buf->nr && i < SEM_BATCH; i++)
-			sem_dispatch(&sem_buf->ev[i]);
-		/* bounded: the DEM holds at most max_pending_per_domain records; let others run meanwhile */
-		if (++rounds % 16 == 0)
-			cond_resched();
-	} while (sem_buf->more);
+		for (i = 0; i < sem_buf->nr && i < SEM_BATCH; i++) {
+			const struct xen_evtmgr_event *ev = &sem_buf->ev[i];
+
+			atomic64_add(hweight32(ev->events), &fastivc_stats.events_received);
+			if (!(ev->events & ctl_bits)) {
+				sem_wake_data(ev);
+				continue;
+			}
+			spin_lock(&ctl_lock);
+			if (ctl_head - ctl_tail < SEM_CTL_RING) {
+				ctl_ring[ctl_head++ % SEM_CTL_RING] = *ev;
+				queued = true;
+			} else {
+				atomic64_inc(&ctl_dropped);
+			}
+			spin_unlock(&ctl_lock);
+		}
+		/* bounded: the DEM holds at most max_pending_per_domain records for us */
+	} while (sem_buf->more && ++rounds < 64);
+	if (sem_buf->more)
+		tasklet_schedule(&sem_tasklet); /* the rest next time round, so softirq time stays bounded */
+	if (queued)
+		queue_work(fastivc_wq, &sem_work);
+}
+
+/* Process context: the control events, each under its socket's lock. */
+static void sem_control(struct work_struct *w)
+{
+	struct xen_evtmgr_event ev;
+
+	for (;;) {
+		spin_lock_bh(&ctl_lock);
+		if (ctl_tail == ctl_head) {
+			spin_unlock_bh(&ctl_lock);
+			break;
+		}
+		ev = ctl_ring[ctl_tail++ % SEM_CTL_RING];
+		spin_unlock_bh(&ctl_lock);
+		sem_dispatch(&ev);
+		cond_resched();
+	}
 }
 
 static irqreturn_t sem_virq(int irq, void *dev)
 {
 	atomic64_inc(&fastivc_stats.virqs);
-	queue_work(fastivc_wq, &sem_work);
+	tasklet_schedule(&sem_tasklet);
 	return IRQ_HANDLED;
 }
 
@@ -113,7 +196,7 @@ static void sem_tick(struct work_struct *w)
 	struct sock *todo[32];
 	int n = 0, i;
 
-	sem_fetch(NULL);
+	tasklet_schedule(&sem_tasklet); /* the safety-net fetch */
 	spin_lock_bh(&fastivc_socks_lock);
 	list_for_each_entry(ctx, &fastivc_socks, node) {
 		if (ctx->tx_state == FIVC_DIR_CREATING && n < ARRAY_SIZE(todo) && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
@@ -141,17 +224,23 @@ static void sem_timer_fn(struct timer_list *t)
 int fastivc_sem_init(void)
 {
 	sem_buf = kzalloc(struct_size(sem_buf, ev, SEM_BATCH), GFP_KERNEL);
-	if (!sem_buf)
+	ctl_ring = kvcalloc(SEM_CTL_RING, sizeof(*ctl_ring), GFP_KERNEL);
+	if (!sem_buf || !ctl_ring) {
+		kfree(sem_buf);
+		kvfree(ctl_ring);
 		return -ENOMEM;
-	INIT_WORK(&sem_work, sem_fetch);
+	}
+	tasklet_init(&sem_tasklet, sem_fetch, 0);
+	INIT_WORK(&sem_work, sem_control);
 	INIT_WORK(&tick_work, sem_tick);
 	sem_irq = bind_virq_to_irqhandler(EVTMGR_VIRQ, 0, sem_virq, 0, "fastivc-dem", NULL);
 	if (sem_irq < 0) {
 		kfree(sem_buf);
+		kvfree(ctl_ring);
 		return sem_irq;
 	}
 	/* events raised before we bound the VIRQ signalled nobody: fetch them now */
-	queue_work(fastivc_wq, &sem_work);
+	tasklet_schedule(&sem_tasklet);
 	timer_setup(&sem_timer, sem_timer_fn, 0);
 	mod_timer(&sem_timer, jiffies + HZ);
 	return 0;
@@ -164,6 +253,11 @@ void fastivc_sem_exit(void)
 	if (sem_irq >= 0)
 		unbind_from_irqhandler(sem_irq, NULL);
 	cancel_work_sync(&tick_work);
+	tasklet_kill(&sem_tasklet);
 	cancel_work_sync(&sem_work);
+	if (atomic64_read(&ctl_dropped))
+		pr_warn("fastivc: %lld control events were dropped (control queue full)\n",
+			(long long)atomic64_read(&ctl_dropped));
 	kfree(sem_buf);
+	kvfree(ctl_ring);
 }

@@ -11,6 +11,7 @@ NOBODY_PORT=7009
 PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
        rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
+       bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
        tcpsem-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel ftp-64MiB-domU-domU-tunnel
        not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU ratios-tunnel-vs-tcp)
@@ -266,6 +267,8 @@ scn_ratios() {
          rr_1B_latency_p50: ratio("rr-1B-domU-domU-tunnel"; "rr-1B-domU-domU-tcp"; "latency_us_p50"),
          rr_4KiB_latency_p50: ratio("rr-4KiB-domU-domU-tunnel"; "rr-4KiB-domU-domU-tcp"; "latency_us_p50"),
          rr_64KiB_latency_p50: ratio("rr-64KiB-domU-domU-tunnel"; "rr-64KiB-domU-domU-tcp"; "latency_us_p50"),
+         bulk_64KiB_16x64KiB_throughput: ratio("bulk-64KiB-domU-domU-tunnel-16x64KiB"; "bulk-64KiB-domU-domU-tcp"; "throughput_MBps"),
+         rr_64KiB_16x64KiB_rate: ratio("rr-64KiB-domU-domU-tunnel-16x64KiB"; "rr-64KiB-domU-domU-tcp"; "rr_per_s"),
          bulk_64KiB_dom0_domU_throughput: ratio("bulk-64KiB-dom0-domU-tunnel"; "bulk-64KiB-dom0-domU-tcp"; "throughput_MBps"),
          bulk_64KiB_domU_dom0_throughput: ratio("bulk-64KiB-domU-dom0-tunnel"; "bulk-64KiB-domU-dom0-tcp"; "throughput_MBps"),
          bulk_64KiB_tunnel_vs_loopback: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-loopback-tcp"; "throughput_MBps"),
@@ -289,6 +292,8 @@ run_tunnel_scenarios() {
     run_scenario rr-1B-domU-domU-tunnel tun_rr_need "$D1" "$D2" 1
     run_scenario rr-4KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 4096
     run_scenario rr-64KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 65536
+    run_scenario bulk-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_stream_need "$D1" "$D2" "$BULK_BYTES" 65536
+    run_scenario rr-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_rr_need "$D1" "$D2" 65536
     run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
     run_scenario bulk-64KiB-domU-dom0-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536 --direction recv
     run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once
@@ -301,5 +306,19 @@ run_tunnel_scenarios() {
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario ratios-tunnel-vs-tcp scn_ratios
 }
+# with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults
+with_geometry() {
+    local n=$1 sz=$2 d rc; shift 2
+    for d in "$D1" "$D2"; do
+        agent "$d" "echo $n > /sys/module/fastivc/parameters/channels && echo $sz > /sys/module/fastivc/parameters/channel_size" \
+            || { fail "cannot set the tunnel geometry in $d"; return 1; }
+    done
+    "$@"; rc=$?
+    for d in "$D1" "$D2"; do
+        agent "$d" "echo 4 > /sys/module/fastivc/parameters/channels && echo 4096 > /sys/module/fastivc/parameters/channel_size"
+    done
+    return $rc
+}
+
 tun_stream_need() { need domU1 domU2 || return 1; tun_stream "$@"; }
 tun_rr_need() { need domU1 domU2 || return 1; tun_rr "$@"; }

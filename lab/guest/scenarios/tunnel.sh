@@ -14,7 +14,8 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
        tcpsem-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU ratios-tunnel-vs-tcp)
+       not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
+       preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp)
 
 # kstats HOST FILE: the statistics of the module in HOST (dom0 or a domU's address) into FILE
 kstats() {
@@ -244,7 +245,26 @@ scn_unload_busy() {
     [ "$rc_busy" -ne 0 ] || { fail "rmmod succeeded while a tunnelled connection was open"; return 1; }
     [ "$rc_idle" -eq 0 ] || { fail "rmmod still refused after the connections closed: $(cat "$OUT/rmmod-idle.txt")"; return 1; }
     jq -e '.verified == true' "$OUT/busy-rr.json" >/dev/null || { fail "the connection open during rmmod failed"; return 1; }
-    agent "$D1" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS || { fail "insmod again failed"; return 1; }
+}
+
+# A connection that existed before the module was loaded moves to a tunnel on its next send, byte-exact (domU1's
+# module was unloaded by the previous scenario; this one loads it in the middle of a request/response run).
+scn_preexisting() {
+    need domU1 domU2 || return 1
+    agent "$D1" 'grep -q "^fastivc " /proc/modules' && { fail "fastivc.ko is still loaded in domU1"; return 1; }
+    ( agent "$D1" ivcbench rr --host "$D2" --msg-size 4096 --seconds 10 > "$OUT/pre-rr.json" 2>&1 ) &
+    local pid=$! rc created sent
+    sleep 3
+    agent "$D1" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS || { kill $pid; fail "insmod in domU1 failed"; return 1; }
+    wait $pid; rc=$?
+    kstats "$D1" "$OUT/pre-k1.txt"
+    cat "$OUT/pre-rr.json"; cat "$OUT/pre-k1.txt"
+    created=$(kget "$OUT/pre-k1.txt" tunnels_created); sent=$(kget "$OUT/pre-k1.txt" bytes_tx)
+    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" '{rr_per_s, count, verified, tunnels_created: $c,
+        tunnel_bytes_tx: $s}' "$OUT/pre-rr.json" 2>/dev/null || echo '{}')"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .count > 0' "$OUT/pre-rr.json" >/dev/null \
+        || { fail "the connection failed or lost data when the module was loaded under it (exit $rc)"; return 1; }
+    [ "$created" -ge 1 ] && [ "$sent" -gt 0 ] || { fail "the connection did not move to a tunnel ($created created, $sent bytes)"; return 1; }
 }
 
 # The same run's ratios, tunnel / TCP over netfront, from the scenarios' metrics files.
@@ -304,6 +324,7 @@ run_tunnel_scenarios() {
     run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario kmod-unload-busy-domU scn_unload_busy
+    run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios
 }
 # with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults

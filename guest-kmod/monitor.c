@@ -13,9 +13,10 @@
  * Sockets that cannot be decided yet (not established, kernel sockets, another ULP such as kTLS, IPv6) go straight
  * to TCP's functions each time.
  *
- * Unloading: each decided socket holds a module reference, so rmmod is refused while any is open (like kTLS).
- * On exit the hooks are removed first; a call that entered a hook just before is waited for (an in-flight counter
- * and RCU-tasks grace periods) before the module's text goes away.
+ * Unloading: each tunnel-mode socket holds a module reference (like kTLS), so rmmod is refused while one is open.
+ * Native sockets hold none: on exit the hooks are removed first, then every native socket is given back tcp_prot and
+ * loses its context, and calls that entered a hook or native_close() just before are waited for (an in-flight
+ * counter and RCU-tasks grace periods) before the module's text goes away.
  * Known limit: a module that copies tcp_prot while fastivc is loaded (tls.ko builds its protos from it) keeps
  * pointers to our hooks; unload fastivc only after such modules, or not at all.
  */
@@ -41,17 +42,24 @@ static atomic_t monitor_inflight = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(monitor_idle);
 
 static void fastivc_ulp_release(struct sock *sk);
+/* tunnel-mode sockets: tcp_cleanup_ulp() drops the module reference they hold */
 static struct tcp_ulp_ops fastivc_ulp_ops = {
 	.name = "fastivc",
 	.owner = THIS_MODULE,
+	.release = fastivc_ulp_release,
+};
+/* native sockets hold no module reference (module exit detaches them) */
+static struct tcp_ulp_ops fastivc_native_ulp_ops = {
+	.name = "fastivc",
 	.release = fastivc_ulp_release,
 };
 
 struct fastivc_sock *fastivc_ctx_of(const struct sock *sk)
 {
 	const struct inet_connection_sock *icsk = inet_csk(sk);
+	const struct tcp_ulp_ops *ops = READ_ONCE(icsk->icsk_ulp_ops);
 
-	if (READ_ONCE(icsk->icsk_ulp_ops) != &fastivc_ulp_ops)
+	if (ops != &fastivc_ulp_ops && ops != &fastivc_native_ulp_ops)
 		return NULL;
 	return (__force struct fastivc_sock *)icsk->icsk_ulp_data;
 }
@@ -94,7 +102,7 @@ struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
 	struct fastivc_sock *ctx;
 	enum fastivc_reason why;
 
-	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops)
+	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops || icsk->icsk_ulp_ops == &fastivc_native_ulp_ops)
 		return fastivc_ctx_of(sk);
 	if (icsk->icsk_ulp_ops || sk->sk_family != AF_INET || sk->sk_prot != &tcp_prot)
 		return NULL;
@@ -121,9 +129,10 @@ struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
 	if (why != FIVC_R_NONE)
 		fastivc_count_fallback(why);
 
-	__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
+	if (ctx->mode == FIVC_MODE_TUNNEL)
+		__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
 	rcu_assign_pointer(icsk->icsk_ulp_data, (void __rcu *)ctx);
-	WRITE_ONCE(icsk->icsk_ulp_ops, &fastivc_ulp_ops);
+	WRITE_ONCE(icsk->icsk_ulp_ops, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_ulp_ops : &fastivc_native_ulp_ops);
 	spin_lock_bh(&fastivc_socks_lock);
 	list_add_tail(&ctx->node, &fastivc_socks);
 	spin_unlock_bh(&fastivc_socks_lock);
@@ -216,10 +225,46 @@ static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size
 /* close of a native socket: back to tcp_prot (kernel memory) before TCP's close, as kTLS does. */
 static void native_close(struct sock *sk, long timeout)
 {
-	__module_get(THIS_MODULE);
+	atomic_inc(&monitor_inflight); /* no module reference: exit waits for this counter */
 	WRITE_ONCE(sk->sk_prot, &tcp_prot);
 	tcp_close_fn(sk, timeout);
-	module_put(THIS_MODULE);
+	monitor_exit_call();
+}
+
+/* Module exit: every native socket gets tcp_prot back and loses its context. */
+static void detach_natives(void)
+{
+	struct fastivc_sock *ctx;
+	struct sock *batch[64];
+	int n, i;
+
+	do {
+		n = 0;
+		spin_lock_bh(&fastivc_socks_lock);
+		list_for_each_entry(ctx, &fastivc_socks, node)
+			if (ctx->mode == FIVC_MODE_NATIVE && n < ARRAY_SIZE(batch) &&
+			    refcount_inc_not_zero(&ctx->sk->sk_refcnt))
+				batch[n++] = ctx->sk;
+		spin_unlock_bh(&fastivc_socks_lock);
+		for (i = 0; i < n; i++) {
+			struct sock *sk = batch[i];
+			struct inet_connection_sock *icsk = inet_csk(sk);
+
+			lock_sock(sk);
+			ctx = fastivc_ctx_of(sk);
+			if (ctx && icsk->icsk_ulp_ops == &fastivc_native_ulp_ops) {
+				WRITE_ONCE(sk->sk_prot, &tcp_prot);
+				WRITE_ONCE(icsk->icsk_ulp_ops, NULL);
+				rcu_assign_pointer(icsk->icsk_ulp_data, NULL);
+				spin_lock_bh(&fastivc_socks_lock);
+				list_del(&ctx->node);
+				spin_unlock_bh(&fastivc_socks_lock);
+				kfree_rcu(ctx, rcu);
+			}
+			release_sock(sk);
+			sock_put(sk);
+		}
+	} while (n == ARRAY_SIZE(batch));
 }
 
 int fastivc_monitor_init(void)
@@ -243,7 +288,9 @@ void fastivc_monitor_exit(void)
 	WRITE_ONCE(tcp_prot.sendmsg, tcp_sendmsg_fn);
 	WRITE_ONCE(tcp_prot.recvmsg, tcp_recvmsg_fn);
 	WRITE_ONCE(tcp_prot.sendpage, tcp_sendpage_fn);
-	/* a task preempted between a hook's entry and its counter increment */
+	detach_natives();
+	/* a task preempted between a hook's entry and its counter increment; softirq users of the native proto */
+	synchronize_rcu();
 	synchronize_rcu_tasks();
 	wait_event(monitor_idle, atomic_read(&monitor_inflight) == 0);
 	/* and one between the decrement and its return */

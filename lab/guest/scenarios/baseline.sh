@@ -49,7 +49,8 @@ scn_boot() {
 
 scn_kmod_load() {
     need domU1 || return 1
-    agent "$D1" 'insmod /lib/fastivc/fastivc.ko && dmesg | grep "fastivc: version" && rmmod fastivc' > "$OUT/kmod.txt"
+    # enable=0: every socket stays on TCP, so the baseline that follows is TCP's whatever the module does
+    agent "$D1" 'insmod /lib/fastivc/fastivc.ko enable=0 && dmesg | grep "fastivc: version" && rmmod fastivc' > "$OUT/kmod.txt"
     local rc=$?; cat "$OUT/kmod.txt"
     [ $rc -eq 0 ] || { fail "fastivc.ko did not load and log on $(agent "$D1" uname -r)"; return 1; }
     metrics "$(jq -cn --arg line "$(grep -m1 'fastivc: version' "$OUT/kmod.txt")" '{loaded: true, log: $line}')"

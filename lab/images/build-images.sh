@@ -21,7 +21,7 @@ L="$B/lab"
 mkdir -p "$L"
 
 # Debian packages in the lab. dom0 needs the Xen toolstack (pinned below); the domUs take their programs from here.
-ROOTFS_PACKAGES=iproute2,kmod,procps,jq,iperf3,openssh-server,openssh-client,busybox,ca-certificates
+ROOTFS_PACKAGES=iproute2,kmod,procps,jq,iperf3,openssh-server,openssh-client,busybox,ca-certificates,vsftpd
 XEN_TOOL_PACKAGES=(xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 libxenstore4 libxengnttab1
                    libxenevtchn1 libxencall1 libxenforeignmemory1 libxendevicemodel1 libxentoolcore1
                    libxentoollog1 libxenhypfs1)
@@ -84,7 +84,7 @@ build_dom0() {
 
 # Programs copied from the Debian rootfs into the domU, with their shared libraries.
 DOMU_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/sshd /usr/bin/ssh /usr/bin/scp /usr/lib/openssh/sftp-server
-               /usr/bin/ssh-keygen /usr/bin/sha256sum)
+               /usr/bin/ssh-keygen /usr/bin/sha256sum /usr/sbin/vsftpd)
 
 build_domU_base() {
     local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images")
@@ -95,10 +95,11 @@ build_domU_base() {
     cp /bin/busybox "$s/bin/busybox"   # busybox-static: no libraries
     chroot "$s" /bin/busybox --install -s /bin 2>/dev/null || true
     copy_with_libs "$L/rootfs" "$s" "${DOMU_PROGRAMS[@]}"
-    # sshd: privilege-separation user, host keys and a lab-only root key (both domUs share them: lab use only).
-    printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' \
-        > "$s/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' > "$s/etc/group"
+    # Users: sshd's privilege separation and vsftpd's anonymous "ftp". sshd: host keys and a lab-only root key (both
+    # domUs share them: lab use only).
+    printf '%s\n' root:x:0:0:root:/root:/bin/sh sshd:x:100:65534::/run/sshd:/bin/false \
+        'ftp:x:101:101:ftp daemon:/srv/ftp:/bin/false' nobody:x:65534:65534::/:/bin/false > "$s/etc/passwd"
+    printf '%s\n' root:x:0: ftp:x:101: nogroup:x:65534: > "$s/etc/group"
     printf 'root::19000:0:99999:7:::\n' > "$s/etc/shadow"; chmod 600 "$s/etc/shadow"
     mkdir -p "$s/etc/ssh" "$s/root/.ssh"
     ssh-keygen -q -t ed25519 -N '' -f "$s/etc/ssh/ssh_host_ed25519_key" -C lab-host
@@ -115,6 +116,37 @@ UseDNS no
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
     printf 'Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n' > "$s/etc/ssh/ssh_config"
+    # vsftpd (an unmodified server from the XWAY list): standalone, anonymous read-only downloads from /srv/ftp (the
+    # domU's init creates it, scenarios put files there), no local users, so PAM is never asked (it is only linked).
+    # No seccomp sandbox and no namespaces (isolate*): the busybox domU has no use for them. Passive data ports are
+    # fixed so the tunnel sees a known range; busybox's ftpget is the client.
+    mkdir -p "$s/var/run/vsftpd/empty"; chmod 755 "$s/var/run/vsftpd/empty"
+    cat > "$s/etc/vsftpd.conf" <<'EOF'
+listen=YES
+listen_ipv6=NO
+background=YES
+anonymous_enable=YES
+no_anon_password=YES
+anon_root=/srv/ftp
+ftp_username=ftp
+local_enable=NO
+write_enable=NO
+anon_upload_enable=NO
+anon_mkdir_write_enable=NO
+anon_other_write_enable=NO
+secure_chroot_dir=/var/run/vsftpd/empty
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+pasv_enable=YES
+pasv_min_port=7100
+pasv_max_port=7110
+connect_from_port_20=NO
+xferlog_enable=NO
+syslog_enable=NO
+dirmessage_enable=NO
+tcp_wrappers=NO
+EOF
     install_modules "$s" "${DOMU_MODULES[@]}"
     (cd "$s" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$L/domU-base.cpio.gz.tmp"
     mv "$L/domU-base.cpio.gz.tmp" "$L/domU-base.cpio.gz"

@@ -1,0 +1,34 @@
+# Scenarios with unmodified applications from the XWAY list, over whatever path the kernel gives them (the normal
+# netfront -> bridge -> netback path, or a fastivc tunnel when one is up). The applications are Debian's, as
+# installed in the domUs by lab/images/build-images.sh; nothing in them knows about fastivc.
+# Functions only: dom0/run.sh decides which of them run and under which names.
+
+FTP_BYTES=$((64 << 20))
+
+# scn_ftp_get CLIENT_IP SERVER_IP: the client fetches a 64 MiB random file from vsftpd on the server (anonymous,
+# passive mode) with busybox's ftpget; the transfer is timed from dom0 and checked by sha256.
+scn_ftp_get() {
+    local client=$1 server=$2
+    [ -n "$client" ] && [ -n "$server" ] || { fail "scn_ftp_get needs CLIENT_IP SERVER_IP"; return 1; }
+    local bytes=$FTP_BYTES name=ftp-get.bin t0 secs sum1 sum2 got rc
+    agent "$server" "pidof vsftpd >/dev/null" \
+        || { fail "vsftpd is not running on $server: $(agent "$server" cat /var/log/vsftpd.log 2>&1 | tr '\n' ' ')"; return 1; }
+    agent "$server" "head -c $bytes /dev/urandom > /srv/ftp/$name && chmod 644 /srv/ftp/$name && sha256sum /srv/ftp/$name" \
+        > "$OUT/ftp.src" || { fail "cannot make the test file in /srv/ftp on $server"; return 1; }
+    sum1=$(cut -d' ' -f1 "$OUT/ftp.src")
+    agent "$client" rm -f "/tmp/$name"
+    t0=$(now)
+    agent "$client" ftpget -u anonymous -p lab@ "$server" "/tmp/$name" "$name"; rc=$?
+    secs=$(elapsed "$t0")
+    got=$(agent "$client" "wc -c < /tmp/$name" 2>/dev/null | tr -d ' \n'); [ -n "$got" ] || got=0
+    sum2=$(agent "$client" sha256sum "/tmp/$name" 2>/dev/null | cut -d' ' -f1)
+    # The files take 64 MiB of RAM each in the domUs' initramfs and tmpfs: free it for the next scenario.
+    agent "$client" rm -f "/tmp/$name"; agent "$server" rm -f "/srv/ftp/$name"
+    echo "sent $sum1 received $sum2 ($got bytes) in $secs s, ftpget exit $rc"
+    metrics "$(jq -cn --argjson b "$got" --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" \
+        '{bytes: $b, seconds: $s, throughput_MBps: (if $s > 0 then ($b / $s / 1e6) * 100 | round / 100 else null end),
+          sha256_match: ($a != "" and $a == $c)}')"
+    [ $rc -eq 0 ] || { fail "ftpget from $server exited $rc after $got of $bytes bytes"; return 1; }
+    [ "$got" -eq "$bytes" ] || { fail "ftpget got $got of $bytes bytes"; return 1; }
+    [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] || { fail "sha256 differs after the FTP download"; return 1; }
+}

@@ -8,9 +8,12 @@ export LAB=/lab OUT=/tmp/lab-out
 
 FAULT=
 ONLY=       # fastivc.only=REGEX: run only the scenarios whose names match (the boot scenario always runs)
+DEMO=       # fastivc.demo=SECONDS: bring the tunnels up, then stream ivctop snapshots of demo traffic
 for a in $(cat /proc/cmdline); do
-    case $a in fastivc.fault=*) FAULT=${a#*=} ;; fastivc.only=*) ONLY=${a#*=} ;; esac
+    case $a in fastivc.fault=*) FAULT=${a#*=} ;; fastivc.only=*) ONLY=${a#*=} ;; fastivc.demo=*) DEMO=${a#*=} ;; esac
 done
+# The demo needs only what brings tunnels up; the scenarios are ./build.sh test's business.
+[ -n "$DEMO" ] && [ -z "$ONLY" ] && ONLY='^(sync-ip-table-dom0|kmod-load-tunnel)$'
 export ONLY
 
 finish() {
@@ -113,4 +116,19 @@ dem_fill_table > "$OUT/map-fill.log" 2>&1; DEM_FILL_RC=$?
 run_baseline_scenarios
 run_dem_scenarios
 run_tunnel_scenarios
+
+# The demo: traffic between the domUs through tunnels while ivctop's snapshots go to the host over the console.
+run_demo() {
+    local secs=$1
+    mark phase demo "$secs"
+    ( agent "$D1" "end=\$((\$(date +%s) + $secs)); while [ \$(date +%s) -lt \$end ]; do
+        ivcbench stream --host $D2 --bytes 256M --msg-size 65536 --timeout 120 >/dev/null; done" ) &
+    local p1=$!
+    ( agent "$D2" ivcbench rr --host "$D1" --msg-size 4096 --seconds "$secs" >/dev/null ) &
+    local p2=$!
+    timeout "$secs" ivctop --emit --interval 1000 2>"$OUT/demo-ivctop.err" | sed -u 's/^/@@FASTIVC ivctop /'
+    wait $p1 $p2
+    emit_log demo-ivctop "$OUT/demo-ivctop.err"
+}
+case $DEMO in ''|*[!0-9]*) ;; *) [ -n "${DOMU_UP[domU1]:-}" ] && [ -n "${DOMU_UP[domU2]:-}" ] && run_demo "$DEMO" ;; esac
 finish

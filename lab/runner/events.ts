@@ -2,6 +2,7 @@
  * Typed events the lab runner emits while it runs. Views (the plain progress printer, later an Ink view) subscribe
  * through LabRunOptions.onEvent; `t` is seconds since the run started.
  */
+import type { Snapshot } from '../../tui/src/data/types.js';
 import type { ScenarioResult } from './markers.js';
 import type { LabScenarioName, Report } from './report.js';
 
@@ -22,6 +23,10 @@ export type LabEvent =
   | { type: 'log-end'; t: number; name: string }
   /** A malformed or unexpected marker line (recorded in the report as a lab-protocol failure). */
   | { type: 'protocol-error'; t: number; message: string; line: string }
+  /** One ivctop snapshot streamed by dom0 during the demo (`n` counts them from 1). */
+  | { type: 'ivctop'; t: number; n: number; snapshot: Snapshot }
+  /** Something worth saying that does not fail the run (a malformed ivctop line, a demo without data). */
+  | { type: 'warning'; t: number; message: string; line: string }
   /** dom0 printed `done`; QEMU should now power off by itself. */
   | { type: 'done'; t: number }
   /** The run failed: a timeout expired, QEMU died early, or the runner was interrupted. */

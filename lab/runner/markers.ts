@@ -8,16 +8,21 @@
  *   @@FASTIVC versions <json object>
  *   @@FASTIVC result <json {name, pass, metrics, reason?}>
  *   @@FASTIVC log-begin <name>   ... raw lines ...   @@FASTIVC log-end <name>
+ *   @@FASTIVC ivctop <json Snapshot>   (the demo: one `ivctop --emit` line; a bad one is a warning, never fatal)
  *   @@FASTIVC done
  *
  * Everything here is pure (no I/O): MarkerStream takes chunks and returns events, so it is unit-tested directly.
  */
 import { StringDecoder } from 'node:string_decoder';
+import { snapshotProblem, type Snapshot } from '../../tui/src/data/types.js';
 
 export const MARKER_PREFIX = '@@FASTIVC ';
 
-/** A line longer than this without a newline is cut (a wedged console must not grow memory without bound). */
-export const MAX_LINE_CHARS = 64 * 1024;
+/**
+ * A line longer than this is cut here and the rest of it, up to the next newline, is dropped (a wedged console must
+ * not grow memory without bound). Large enough for an `ivctop` snapshot of a busy host (a few KiB per tunnel).
+ */
+export const MAX_LINE_CHARS = 4 * 1024 * 1024;
 
 export type MetricValue = number | string | boolean;
 
@@ -36,10 +41,19 @@ export type Marker =
   | { kind: 'result'; result: ScenarioResult }
   | { kind: 'log-begin'; name: string }
   | { kind: 'log-end'; name: string }
+  /** One raw ivctop Snapshot (what `ivctop --emit` prints), streamed by dom0 during the demo. */
+  | { kind: 'ivctop'; snapshot: Snapshot }
   | { kind: 'done' };
 
-/** What parsing one line yields: nothing (not a marker), a marker, or a protocol error. */
-export type LineParse = { kind: 'none' } | { kind: 'marker'; marker: Marker } | { kind: 'error'; message: string };
+/**
+ * What parsing one line yields: nothing (not a marker), a marker, a protocol error, or a warning (a malformed
+ * `ivctop` line: the demo's data is best effort and never fails the run).
+ */
+export type LineParse =
+  | { kind: 'none' }
+  | { kind: 'marker'; marker: Marker }
+  | { kind: 'error'; message: string }
+  | { kind: 'warning'; message: string };
 
 export type MarkerEvent =
   /** Every complete serial line, trailing \r removed. Emitted before any marker/log event for the same line. */
@@ -49,7 +63,9 @@ export type MarkerEvent =
   /** A line between log-begin and log-end of the named block: log content, never parsed as a marker. */
   | { kind: 'log-line'; name: string; line: string }
   /** A malformed or unexpected marker line; never fatal. */
-  | { kind: 'error'; message: string; line: string };
+  | { kind: 'error'; message: string; line: string }
+  /** A malformed `ivctop` line (bad JSON, not a snapshot, cut because too long): dropped with a warning. */
+  | { kind: 'warning'; message: string; line: string };
 
 /**
  * Scenario names become file names (<logs>/<name>.log), so they are restricted: letters, digits, '.', '_', '-',
@@ -98,6 +114,7 @@ export function parseMarkerLine(rawLine: string): LineParse {
   const sp = body.search(/\s/);
   const verb = sp < 0 ? body : body.slice(0, sp);
   const rest = sp < 0 ? '' : body.slice(sp + 1).trim();
+  if (verb === 'ivctop') return parseIvctop(rest);
   const words = rest === '' ? [] : rest.split(/\s+/);
 
   const needName = (what: string): string | { error: string } => {
@@ -155,39 +172,104 @@ export function parseMarkerLine(rawLine: string): LineParse {
   }
 }
 
+/** The body of an `ivctop` marker: one Snapshot as JSON. Problems are warnings. */
+function parseIvctop(rest: string): LineParse {
+  if (rest === '') return { kind: 'warning', message: 'ivctop marker without a snapshot' };
+  let v: unknown;
+  try {
+    v = JSON.parse(rest);
+  } catch (e) {
+    return { kind: 'warning', message: `ivctop: malformed JSON, snapshot dropped (${(e as Error).message})` };
+  }
+  const problem = snapshotProblem(v);
+  if (problem !== undefined) return { kind: 'warning', message: `ivctop: ${problem}, dropped` };
+  return { kind: 'marker', marker: { kind: 'ivctop', snapshot: v as Snapshot } };
+}
+
+/** The verb of a marker line (the word after the prefix), or undefined when the line holds no marker. */
+export function markerVerb(line: string): string | undefined {
+  const at = line.indexOf(MARKER_PREFIX);
+  if (at < 0) return undefined;
+  const m = /^\s*(\S*)/.exec(line.slice(at + MARKER_PREFIX.length, at + MARKER_PREFIX.length + 64));
+  return m?.[1] ?? '';
+}
+
+/** One line out of the splitter; `cut` when it was longer than MAX_LINE_CHARS (the rest was dropped). */
+export interface SplitLine {
+  line: string;
+  cut: boolean;
+}
+
 /**
  * Splits a byte/string stream into lines. Handles lines split across chunks and multi-byte UTF-8 sequences split
  * across chunks; invalid UTF-8 becomes U+FFFD (the raw bytes are preserved in the serial log, not here).
  */
 export class LineSplitter {
   private readonly decoder = new StringDecoder('utf8');
-  private pending = '';
+  /** The current line's text so far, in pieces (joined once, at its newline: long lines stay linear). */
+  private parts: string[] = [];
+  private partsChars = 0;
+  /** The current line was cut: drop everything up to its newline. */
+  private dropping = false;
+
+  constructor(private readonly maxChars = MAX_LINE_CHARS) {}
 
   push(chunk: Buffer | string): string[] {
+    return this.pushLines(chunk).map((l) => l.line);
+  }
+
+  /** Like push(), saying which lines were cut. */
+  pushLines(chunk: Buffer | string): SplitLine[] {
     const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     return this.take(text);
   }
 
   /** Returns the final unterminated line, if any. */
   end(): string[] {
-    const rest = this.pending + this.decoder.end();
-    this.pending = '';
-    return rest === '' ? [] : [stripCr(rest)];
+    return this.endLines().map((l) => l.line);
   }
 
-  private take(text: string): string[] {
-    const out: string[] = [];
-    let buf = this.pending + text;
+  endLines(): SplitLine[] {
+    const out = this.take(this.decoder.end());
+    const dropping = this.dropping;
+    const rest = this.parts.join('');
+    this.parts = [];
+    this.partsChars = 0;
+    this.dropping = false;
+    return dropping || rest === '' ? out : [...out, { line: stripCr(rest), cut: false }];
+  }
+
+  private take(text: string): SplitLine[] {
+    const out: SplitLine[] = [];
+    let start = 0;
     let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      out.push(stripCr(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
+    while ((nl = text.indexOf('\n', start)) >= 0) {
+      if (this.dropping) {
+        this.dropping = false;
+      } else {
+        this.parts.push(text.slice(start, nl));
+        const line = this.parts.join('');
+        out.push(
+          line.length > this.maxChars
+            ? { line: stripCr(line.slice(0, this.maxChars)), cut: true }
+            : { line: stripCr(line), cut: false },
+        );
+      }
+      this.parts = [];
+      this.partsChars = 0;
+      start = nl + 1;
     }
-    while (buf.length > MAX_LINE_CHARS) {
-      out.push(stripCr(buf.slice(0, MAX_LINE_CHARS)));
-      buf = buf.slice(MAX_LINE_CHARS);
+    if (!this.dropping && start < text.length) {
+      const rest = text.slice(start);
+      this.parts.push(rest);
+      this.partsChars += rest.length;
+      if (this.partsChars > this.maxChars) {
+        out.push({ line: stripCr(this.parts.join('').slice(0, this.maxChars)), cut: true });
+        this.parts = [];
+        this.partsChars = 0;
+        this.dropping = true;
+      }
     }
-    this.pending = buf;
     return out;
   }
 }
@@ -202,11 +284,11 @@ function stripCr(line: string): string {
  * console, dmesg) can never inject markers. Blocks do not nest.
  */
 export class MarkerStream {
-  private readonly splitter = new LineSplitter();
+  private readonly splitter: LineSplitter;
   private open: string | undefined;
 
   push(chunk: Buffer | string): MarkerEvent[] {
-    return this.splitter.push(chunk).flatMap((l) => this.onLine(l));
+    return this.splitter.pushLines(chunk).flatMap((l) => this.onLine(l.line, l.cut));
   }
 
   /**
@@ -214,7 +296,7 @@ export class MarkerStream {
    * stream was interrupted (timeout, kill), in which case an open block is expected.
    */
   end(opts: { cutShort?: boolean } = {}): MarkerEvent[] {
-    const events = this.splitter.end().flatMap((l) => this.onLine(l));
+    const events = this.splitter.endLines().flatMap((l) => this.onLine(l.line, l.cut));
     if (this.open !== undefined && opts.cutShort !== true) {
       events.push({ kind: 'error', message: `log block ${this.open} was never closed (log-end missing)`, line: '' });
     }
@@ -227,7 +309,14 @@ export class MarkerStream {
     return this.open;
   }
 
-  private onLine(line: string): MarkerEvent[] {
+  private readonly maxChars: number;
+
+  constructor(opts: { maxLineChars?: number } = {}) {
+    this.maxChars = opts.maxLineChars ?? MAX_LINE_CHARS;
+    this.splitter = new LineSplitter(this.maxChars);
+  }
+
+  private onLine(line: string, cut = false): MarkerEvent[] {
     const events: MarkerEvent[] = [{ kind: 'line', line }];
     if (this.open !== undefined) {
       const name = this.open;
@@ -240,9 +329,20 @@ export class MarkerStream {
       }
       return events;
     }
+    if (cut) {
+      const verb = markerVerb(line);
+      if (verb === 'ivctop') {
+        events.push({ kind: 'warning', message: `ivctop: line longer than ${this.maxChars} characters, snapshot dropped`, line });
+      } else if (verb !== undefined) {
+        events.push({ kind: 'error', message: `marker line longer than ${this.maxChars} characters was cut`, line });
+      }
+      return events;
+    }
     const parsed = parseMarkerLine(line);
     if (parsed.kind === 'error') {
       events.push({ kind: 'error', message: parsed.message, line });
+    } else if (parsed.kind === 'warning') {
+      events.push({ kind: 'warning', message: parsed.message, line });
     } else if (parsed.kind === 'marker') {
       if (parsed.marker.kind === 'log-begin') this.open = parsed.marker.name;
       if (parsed.marker.kind === 'log-end') {

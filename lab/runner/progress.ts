@@ -76,6 +76,10 @@ export function describeEvent(e: LabEvent, opts: ProgressOptions = {}): string |
       return undefined;
     case 'protocol-error':
       return `! bad marker: ${e.message}${e.line ? ` in ${JSON.stringify(oneLine(e.line, 120))}` : ''}`;
+    case 'ivctop':
+      return verbose ? `ivctop snapshot ${e.n}` : undefined; // the demo view (tui/src/commands/labDemo.ts) shows them
+    case 'warning':
+      return `! warning: ${e.message}`;
     case 'done':
       return 'done, waiting for QEMU to exit';
     case 'failure':

@@ -15,6 +15,10 @@ export const DEFAULT_XEN_CMDLINE =
 export const DEFAULT_DOM0_CMDLINE = 'console=hvc0 earlyprintk=xen rdinit=/init loglevel=4';
 /** Kernel parameter the dom0 init script reads to inject a fault. */
 export const FAULT_PARAM = 'fastivc.fault';
+/** Kernel parameter asking dom0 for the demo: after its scenarios, traffic and `ivctop --emit` for SECONDS. */
+export const DEMO_PARAM = 'fastivc.demo';
+/** Longest demo (seconds): it runs inside the lab's total timeout. */
+export const DEMO_MAX_SECONDS = 3600;
 
 export interface QemuCommandOptions {
   /** Xen hypervisor image (multiboot ELF), passed as -kernel. */
@@ -32,6 +36,8 @@ export interface QemuCommandOptions {
   dom0CmdlineExtra?: string;
   /** Fault to inject: adds fastivc.fault=<name> to the dom0 command line. */
   fault?: string;
+  /** Demo seconds: adds fastivc.demo=<seconds> to the dom0 command line (an integer 1..DEMO_MAX_SECONDS). */
+  demo?: number;
 }
 
 /** A problem with the lab's configuration (bad path, bad option): reported before QEMU starts. */
@@ -53,13 +59,24 @@ export function xenCmdline(opts: Pick<QemuCommandOptions, 'xenCmdlineExtra'>): s
   return joinCmdline(DEFAULT_XEN_CMDLINE, opts.xenCmdlineExtra);
 }
 
-export function dom0Cmdline(opts: Pick<QemuCommandOptions, 'dom0CmdlineExtra' | 'fault'>): string {
+/** True for a usable demo length: a whole number of seconds, 1..DEMO_MAX_SECONDS. */
+export function isDemoSeconds(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= DEMO_MAX_SECONDS;
+}
+
+export function dom0Cmdline(opts: Pick<QemuCommandOptions, 'dom0CmdlineExtra' | 'fault' | 'demo'>): string {
   let line = joinCmdline(DEFAULT_DOM0_CMDLINE, opts.dom0CmdlineExtra);
   if (opts.fault !== undefined) {
     if (!FAULT_RE.test(opts.fault)) {
       throw new LabConfigError(`invalid fault name ${JSON.stringify(opts.fault)} (letters, digits, . _ : - only)`);
     }
     line += ` ${FAULT_PARAM}=${opts.fault}`;
+  }
+  if (opts.demo !== undefined) {
+    if (!isDemoSeconds(opts.demo)) {
+      throw new LabConfigError(`demo length must be a whole number of seconds 1..${DEMO_MAX_SECONDS}, got ${String(opts.demo)}`);
+    }
+    line += ` ${DEMO_PARAM}=${opts.demo}`;
   }
   return line;
 }

@@ -2,10 +2,12 @@
  * build/lab/report.json: types, a pure builder fed by the runner, and an atomic writer.
  *
  * Contract (shared/design.md): { versions, started_at, duration_s, pass, scenarios: [{ name, pass, metrics, log,
- * reason? }] }. `log` is relative to the report's folder. pass = at least one scenario and all passed.
+ * reason? }], demo?: { seconds, snapshots, malformed, last } }. `log` is relative to the report's folder. pass = at least
+ * one scenario and all passed (the demo's snapshots are shown, not judged).
  */
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Snapshot } from '../../tui/src/data/types.js';
 import type { MetricValue, ScenarioResult } from './markers.js';
 
 export interface ReportScenario {
@@ -17,6 +19,18 @@ export interface ReportScenario {
   reason?: string;
 }
 
+/** The demo's live data (`fastivc lab run --demo`): dom0's ivctop snapshots, the last one kept. */
+export interface ReportDemo {
+  /** Seconds of demo traffic asked for (fastivc.demo=SECONDS), null if not asked but snapshots came anyway. */
+  seconds: number | null;
+  /** Snapshots received. */
+  snapshots: number;
+  /** ivctop lines dropped as malformed (warnings, not failures). */
+  malformed: number;
+  /** The last snapshot received, raw (as `ivctop --record` writes it), or null. */
+  last: Snapshot | null;
+}
+
 export interface Report {
   versions: Record<string, unknown>;
   /** ISO 8601 time the run started. */
@@ -24,6 +38,8 @@ export interface Report {
   duration_s: number;
   pass: boolean;
   scenarios: ReportScenario[];
+  /** Present when a demo was asked for or dom0 streamed ivctop snapshots; never part of `pass`. */
+  demo?: ReportDemo;
 }
 
 /** Failed scenario names the runner itself adds. */
@@ -51,6 +67,7 @@ export class ReportBuilder {
   private readonly logs = new Map<string, string>();
   private readonly protocolErrors: string[] = [];
   private labFailure: { name: LabScenarioName; reason: string } | undefined;
+  private demo: ReportDemo | undefined;
 
   constructor(
     private readonly startedAt: Date,
@@ -92,6 +109,33 @@ export class ReportBuilder {
 
   addProtocolError(message: string): void {
     this.protocolErrors.push(message);
+  }
+
+  /** A demo of `seconds` was asked for: the report gets a `demo` key even if no snapshot arrives. */
+  expectDemo(seconds: number): void {
+    this.demoPart().seconds = seconds;
+  }
+
+  /** Keeps the newest ivctop snapshot; returns how many were received so far. */
+  addDemoSnapshot(s: Snapshot): number {
+    const d = this.demoPart();
+    d.snapshots += 1;
+    d.last = s;
+    return d.snapshots;
+  }
+
+  addDemoMalformed(): void {
+    this.demoPart().malformed += 1;
+  }
+
+  /** Snapshots received so far. */
+  get demoSnapshots(): number {
+    return this.demo?.snapshots ?? 0;
+  }
+
+  private demoPart(): ReportDemo {
+    this.demo ??= { seconds: null, snapshots: 0, malformed: 0, last: null };
+    return this.demo;
   }
 
   /** Marks the run itself as failed (timeout, QEMU died, interrupted). The first failure wins. */
@@ -159,13 +203,15 @@ export class ReportBuilder {
         reason: this.labFailure.reason,
       });
     }
-    return {
+    const report: Report = {
       versions: { ...this.versions },
       started_at: this.startedAt.toISOString(),
       duration_s: Math.round(opts.durationS * 10) / 10,
       pass: computePass(scenarios),
       scenarios,
     };
+    if (this.demo) report.demo = { ...this.demo };
+    return report;
   }
 
   private see(name: string): void {

@@ -192,7 +192,10 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
   builder.mergeVersions({ qemu: version ?? 'unknown (--version failed)', node: process.version });
   try {
     timeouts = resolveTimeouts(opts.timeouts);
+    // The demo runs after the scenarios: its seconds come on top of the default total.
+    if (opts.demo !== undefined && opts.timeouts?.total === undefined) timeouts.total += opts.demo;
     args = buildQemuArgs(opts);
+    if (opts.demo !== undefined) builder.expectDemo(opts.demo);
     builder.mergeVersions({ inputs: await inspectInputs(opts) });
     await mkdir(logsDir, { recursive: true });
     await mkdir(path.dirname(serialLog), { recursive: true });
@@ -298,7 +301,19 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
         }
         protocolError(ev.message, ev.line);
         return;
+      case 'warning':
+        // Only ivctop lines warn: the demo's data is shown, never judged.
+        touch();
+        builder.addDemoMalformed();
+        emit({ type: 'warning', t, message: ev.message, line: ev.line });
+        return;
       case 'marker':
+        if (ev.marker.kind === 'ivctop') {
+          // Snapshots are long and frequent: they keep the run alive but are not quoted as the last marker.
+          touch();
+          emit({ type: 'ivctop', t, n: builder.addDemoSnapshot(ev.marker.snapshot), snapshot: ev.marker.snapshot });
+          return;
+        }
         lastMarker = ev.line.slice(Math.max(0, ev.line.indexOf(MARKER_PREFIX)));
         touch();
         break;
@@ -482,6 +497,9 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
     const reason = 'the run reported done without any scenario (no plan, no result)';
     builder.fail(scenario, reason);
     emit({ type: 'failure', t: elapsed(), scenario, reason });
+  }
+  if (opts.demo !== undefined && builder.demoSnapshots === 0 && dom0Up) {
+    emit({ type: 'warning', t: elapsed(), message: 'demo: dom0 streamed no ivctop snapshot', line: '' });
   }
   const whyEnded = ending?.failure?.short ?? builder.failureReason ?? 'the run reported done without it';
   return finishReport(whyEnded);

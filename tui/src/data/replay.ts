@@ -5,7 +5,7 @@
  * last one and says "(ended)".
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
-import type { DataSource, Snapshot } from './types.js';
+import { snapshotProblem, type DataSource, type Snapshot } from './types.js';
 
 /** Parses a recording; throws Error naming the first bad line. */
 export function parseRecording(text: string, name = 'recording'): Snapshot[] {
@@ -20,19 +20,9 @@ export function parseRecording(text: string, name = 'recording'): Snapshot[] {
     } catch {
       throw new Error(`${name}:${i + 1}: not JSON`);
     }
-    const s = v as Partial<Snapshot>;
-    if (
-      typeof s !== 'object' ||
-      s === null ||
-      typeof s.time !== 'number' ||
-      typeof s.dem !== 'object' ||
-      s.dem === null ||
-      !Array.isArray(s.domains) ||
-      !Array.isArray(s.errors)
-    ) {
-      throw new Error(`${name}:${i + 1}: not a snapshot (needs time, dem, domains, errors)`);
-    }
-    out.push(s as Snapshot);
+    const problem = snapshotProblem(v);
+    if (problem !== undefined) throw new Error(`${name}:${i + 1}: ${problem}`);
+    out.push(v as Snapshot);
   }
   if (out.length === 0) throw new Error(`${name}: no snapshots`);
   return out;

@@ -80,12 +80,35 @@ export function isDemError(d: DemPart | DemError): d is DemError {
 }
 
 /**
+ * Why a parsed JSON value is not a Snapshot (only the shape the model relies on is checked: time, dem, domains,
+ * errors), or undefined when it is one. Used for recordings and for the snapshots dom0 streams to the lab runner.
+ */
+export function snapshotProblem(v: unknown): string | undefined {
+  const s = v as Partial<Snapshot> | null;
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    Array.isArray(s) ||
+    typeof s.time !== 'number' ||
+    !Number.isFinite(s.time) ||
+    typeof s.dem !== 'object' ||
+    s.dem === null ||
+    !Array.isArray(s.domains) ||
+    !Array.isArray(s.errors)
+  ) {
+    return 'not a snapshot (needs time, dem, domains, errors)';
+  }
+  return undefined;
+}
+
+/**
  * Where snapshots come from: the live system (dom0) or a recording. next() never rejects for a failing part; it may
  * reject only for a programming error, which callers show as a message.
  */
 export interface DataSource {
-  readonly kind: 'live' | 'replay';
-  /** One line for the header: "live", "replay file.jsonl 3/40", "replay ... (ended)". */
+  /** `stream`: snapshots pushed from elsewhere (the lab runner's serial console, see push.ts). */
+  readonly kind: 'live' | 'replay' | 'stream';
+  /** One line for the header: "live", "replay file.jsonl 3/40", "replay ... (ended)", "lab dom0 #12". */
   describe(): string;
   next(): Promise<Snapshot>;
   close(): void;

@@ -55,6 +55,7 @@ export function describeEvent(e: LabEvent, opts: ProgressOptions = {}): string |
       if (e.name === 'dom0-up') return 'dom0 up';
       if (e.name === 'domU-up') return `${e.detail.join(' ') || 'domU'} up`;
       if (e.name === 'shutdown') return 'shutting down';
+      if (e.name === 'demo') return `demo: ${e.detail[0] ?? '?'} s of traffic between the domUs, ivctop follows`;
       if (e.name === 'domU-failed') return `! ${e.detail[0] ?? 'domU'} failed: ${e.detail.slice(1).join(' ')}`;
       if (e.name === 'dom0-failed') return undefined; // shown by the failure event that follows
       return `phase ${[e.name, ...e.detail].join(' ')}`;

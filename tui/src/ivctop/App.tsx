@@ -23,6 +23,8 @@ export interface AppProps {
   width: number;
   height: number;
   intervalMs: number;
+  /** What q does, for the keys line (default "quit"). */
+  quitLabel?: string;
 }
 
 /** Below this height the panels give way to a one-line summary. */
@@ -93,7 +95,7 @@ export function screenLines(p: AppProps): Line[] {
   const width = Math.max(20, p.width);
   const height = Math.max(6, p.height);
   const top: Line[] = [header(p), problems(p)];
-  const keys: Line = { text: 'q quit  p pause  s sort  f filter by domain', dim: true };
+  const keys: Line = { text: `q ${p.quitLabel ?? 'quit'}  p pause  s sort  f filter by domain`, dim: true };
   let bottom: Line[] = [];
   if (p.model) {
     if (height >= PANELS_MIN_HEIGHT) {
@@ -114,6 +116,28 @@ export function screenLines(p: AppProps): Line[] {
   }
   const lines = [...top, ...middle.slice(0, Math.max(1, room)), ...bottom, keys];
   return lines.slice(0, height);
+}
+
+/**
+ * The screen as plain text without the keys line (they mean nothing on paper): what --once prints, and the last
+ * frame `fastivc lab run --demo` leaves behind. `height` defaults to everything.
+ */
+export function screenText(
+  model: Model,
+  o: { source: string; sort: SortKey; filter: number | null; width: number; intervalMs: number; height?: number },
+): string {
+  const lines = screenLines({
+    model,
+    error: null,
+    source: o.source,
+    sort: o.sort,
+    filter: o.filter,
+    paused: false,
+    width: o.width,
+    height: (o.height ?? 1000) + 1,
+    intervalMs: o.intervalMs,
+  });
+  return `${lines.slice(0, -1).map((l) => l.text.slice(0, Math.max(20, o.width)).trimEnd()).join('\n')}\n`;
 }
 
 export function App(props: AppProps) {

@@ -19,6 +19,10 @@ export interface MonitorProps {
   height?: number;
   /** Called when the user quits (before Ink unmounts). */
   onQuit?: () => void;
+  /** What q does, for the keys line (default "quit"). */
+  quitLabel?: string;
+  /** Told the sort and filter in use whenever they change (so a caller can print the same view later). */
+  onView?: (view: { sort: SortKey; filter: number | null }) => void;
 }
 
 function useTerminalSize(fixedW?: number, fixedH?: number): [number, number] {
@@ -51,7 +55,8 @@ export function Monitor(props: MonitorProps) {
     async () => {
       try {
         const s = await props.source.next();
-        setSnaps((p) => (p.cur ? { prev: p.cur, cur: s } : { cur: s }));
+        // The same sample again (an ended replay, a pushed stream with nothing new): keep the pair, so rates stay.
+        setSnaps((p) => (p.cur && p.cur.time === s.time ? p : p.cur ? { prev: p.cur, cur: s } : { cur: s }));
         setError(null);
       } catch (e) {
         setError(e instanceof Error ? e.message : String(e));
@@ -68,6 +73,10 @@ export function Monitor(props: MonitorProps) {
     const m = filterModel(full, filter);
     return { ...m, tunnels: sortTunnels(m.tunnels, sort) };
   }, [full, filter, sort]);
+
+  useEffect(() => {
+    props.onView?.({ sort, filter });
+  }, [sort, filter]);
 
   useInput(
     (input, key) => {
@@ -97,6 +106,7 @@ export function Monitor(props: MonitorProps) {
       width={width}
       height={height}
       intervalMs={props.intervalMs}
+      {...(props.quitLabel !== undefined ? { quitLabel: props.quitLabel } : {})}
     />
   );
 }

@@ -1,9 +1,12 @@
 /**
  * The `ivctop` command line. Without --once: the full-screen Ink monitor (Monitor.tsx). With --once: two samples one
  * interval apart (so rates are known; a replay is stepped instead), then the model as JSON (--json) or as the screen
- * text, and exit 0. Exit 2 only for bad arguments (including an unreadable --replay file).
+ * text, and exit 0. With --emit: no screen, one raw Snapshot as JSON per line on stdout every interval until
+ * SIGTERM/SIGINT (exit 0; the lab's dom0 streams these over the serial console for `fastivc lab run --demo`).
+ * Exit 2 only for bad arguments (including an unreadable --replay file).
  *
  *   ivctop [--interval ms] [--sort key] [--filter domid] [--replay file [--step]] [--record file] [--once [--json]]
+ *   ivctop --emit [--interval ms]
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createElement } from 'react';
@@ -17,7 +20,7 @@ import type { DataSource } from '../data/types.js';
 import { demFromEnv } from '../deps.js';
 import { parseDomid, parseText } from '../options.js';
 import { packageInfo } from '../pkg.js';
-import { screenLines } from './App.js';
+import { screenText } from './App.js';
 import type { MonitorProps } from './Monitor.js';
 
 export const EXIT_USAGE = 2;
@@ -33,12 +36,15 @@ export interface IvctopDeps {
   sleep?: (ms: number) => Promise<void>;
   /** Terminal width for --once text output (default: stdout's, else 100). */
   columns?: number;
+  /** Ends --emit (default: SIGTERM, SIGINT, or EPIPE on stdout). */
+  stop?: AbortSignal;
 }
 
 export interface IvctopFlags {
   interval: number;
   once?: boolean;
   json?: boolean;
+  emit?: boolean;
   replay?: string;
   step?: boolean;
   record?: string;
@@ -87,6 +93,59 @@ async function inkMonitor(props: MonitorProps): Promise<void> {
 
 const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Sleeps `ms`, or less if `signal` aborts first. */
+function sleepOrStop(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The process's own way to end --emit: SIGTERM, SIGINT, or a closed stdout (the reader went away). */
+function processStop(): { signal: AbortSignal; release: () => void } {
+  const c = new AbortController();
+  const stop = (): void => c.abort();
+  const onError = (e: NodeJS.ErrnoException): void => {
+    if (e.code === 'EPIPE') stop();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.stdout.on('error', onError);
+  return {
+    signal: c.signal,
+    release: () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      process.stdout.off('error', onError);
+    },
+  };
+}
+
+/**
+ * --emit: one raw Snapshot per line (the JSON `--record` writes), the first at once and then every interval (on a
+ * fixed schedule: a slow sample does not push the following ones back), until `stop` aborts.
+ */
+export async function emit(source: DataSource, flags: IvctopFlags, deps: IvctopDeps, stop: AbortSignal): Promise<void> {
+  const start = Date.now();
+  for (let k = 1; !stop.aborted; k++) {
+    const s = await source.next();
+    if (stop.aborted) break;
+    deps.out(`${JSON.stringify(s)}\n`);
+    const wait = Math.max(0, start + k * flags.interval - Date.now());
+    if (deps.sleep) {
+      await deps.sleep(wait);
+    } else {
+      await sleepOrStop(wait, stop);
+    }
+  }
+}
+
 function openSource(flags: IvctopFlags, deps: IvctopDeps): DataSource {
   let source: DataSource;
   if (flags.replay !== undefined) {
@@ -132,6 +191,7 @@ export function buildProgram(deps: IvctopDeps, onRun: (flags: IvctopFlags) => Pr
     .addOption(new Option('--interval <ms>', 'refresh period in milliseconds').argParser(parseMillis).default(1000))
     .option('--once', 'take one sample (two, one interval apart, for rates), print it and exit')
     .option('--json', 'with --once: print the model as JSON')
+    .option('--emit', 'no screen: print one raw snapshot as JSON per line every interval until killed (for the lab demo)')
     .addOption(new Option('--sort <key>', `sort the tunnels by ${SORT_KEYS.join('|')}`).argParser(parseSort).default('throughput'))
     .option('--filter <domid>', 'show only this domain', parseDomid)
     .option('--replay <file>', 'replay a recording (JSON lines of snapshots) instead of the live system', parseText)
@@ -151,6 +211,7 @@ export function buildProgram(deps: IvctopDeps, onRun: (flags: IvctopFlags) => Pr
       const flags = this.opts<IvctopFlags>();
       if (flags.json === true && flags.once !== true) this.error('error: --json needs --once');
       if (flags.step === true && flags.replay === undefined) this.error('error: --step needs --replay');
+      if (flags.emit === true && flags.once === true) this.error('error: --emit and --once cannot be used together');
       await onRun(flags);
     });
 }
@@ -168,24 +229,27 @@ export async function run(argv: readonly string[], deps: IvctopDeps = defaultDep
       return;
     }
     try {
-      if (flags.once === true) {
+      if (flags.emit === true) {
+        const own = deps.stop === undefined ? processStop() : undefined;
+        try {
+          await emit(source, flags, deps, deps.stop ?? (own as { signal: AbortSignal }).signal);
+        } finally {
+          own?.release();
+        }
+      } else if (flags.once === true) {
         const result = await once(source, flags, deps);
         if (flags.json === true) deps.out(`${JSON.stringify(result, null, 2)}\n`);
         else {
           const width = deps.columns ?? process.stdout.columns ?? 100;
-          const lines = screenLines({
-            model: result,
-            error: null,
-            source: result.source,
-            sort: flags.sort,
-            filter: flags.filter ?? null,
-            paused: false,
-            width,
-            height: 1000,
-            intervalMs: flags.interval,
-          });
-          // The keys line means nothing here.
-          deps.out(`${lines.slice(0, -1).map((l) => l.text.slice(0, Math.max(20, width)).trimEnd()).join('\n')}\n`);
+          deps.out(
+            screenText(result, {
+              source: result.source,
+              sort: flags.sort,
+              filter: flags.filter ?? null,
+              width,
+              intervalMs: flags.interval,
+            }),
+          );
         }
       } else {
         await (deps.monitor ?? inkMonitor)({

@@ -3,7 +3,7 @@
 # Sourced by dom0/run.sh after baseline.sh (uses D1, D2, DOM0_IP, DOMU_IP, need, agent, fail, metrics from lib.sh).
 
 IVCTOP_PORT=7001                 # the domUs' ivcbench server (domU/init)
-IVCTOP_BYTES=$((1 << 30))        # long enough to still run while ivctop samples twice under TCG
+IVCTOP_BYTES=$((8 << 30))        # longer than ivctop's samples take under TCG; stopped once they are taken
 IVCTOP_WAIT=30                   # seconds for the tunnel to show up in ivctop
 
 # jq filter: the tunnels between domU1 and domU2 on the ivcbench port.
@@ -71,6 +71,8 @@ scn_ivctop_once() {
     sleep 2
     ivctop --once --json > "$OUT/ivctop-2.json" || { kill $xpid; fail "ivctop --once --json failed (2nd)"; return 1; }
     ivctop --once > "$OUT/ivctop-screen.txt" 2>&1; cat "$OUT/ivctop-screen.txt"
+    # the transfer was only there to be watched: stop its client in domU1 (the servers keep running)
+    agent "$D1" "ps | grep 'ivcbench strea[m]' | awk '{print \$1}' | xargs -r kill"
     wait $xpid; cat "$OUT/ivctop-xfer.json"
     ivctop_between "$OUT/ivctop-1.json" > "$OUT/ivctop-t1.json"
     ivctop_between "$OUT/ivctop-2.json" > "$OUT/ivctop-t2.json"
@@ -82,7 +84,8 @@ scn_ivctop_once() {
     want=$(jq -cn --argjson a "$(xl domid domU1)" --argjson b "$(xl domid domU2)" '[$a, $b] | sort')
     metrics "$(jq -cn --argjson n1 "$n1" --argjson n2 "$n2" --argjson b1 "${b1:-null}" --argjson b2 "${b2:-null}" \
         --slurpfile s "$OUT/ivctop-2.json" '{tunnels_listed_1: $n1, tunnels_listed_2: $n2, bytes_1: $b1, bytes_2: $b2,
-          throughput_Bps: ($s[0].totals.throughput), pending_events: ($s[0].totals.pendingEvents)}')"
+          throughput_Bps: ($s[0].totals.throughput), pending_events: ($s[0].totals.pendingEvents)}
+          | with_entries(select(.value != null))')"
     [ "$n1" = 1 ] && [ "$n2" = 1 ] || { fail "ivctop listed $n1 then $n2 tunnels $D1 <-> $D2 port $IVCTOP_PORT, expected exactly 1"; return 1; }
     [ "$k1" = "$k2" ] || { fail "the two samples list different connections ($k1, $k2)"; return 1; }
     [ "$ids" = "$want" ] || { fail "the tunnel's domains are $ids, expected $want"; return 1; }

@@ -1,6 +1,11 @@
-/** `fastivc lab ...`: the QEMU lab. `lab run` boots it once and writes build/lab/report.json. */
-import { Option, type Command } from 'commander';
-import { DEFAULT_QEMU } from '../../../lab/runner/qemu.js';
+/**
+ * `fastivc lab ...`: the QEMU lab. `lab run` boots it once and writes build/lab/report.json; with `--demo [SECONDS]`
+ * dom0 then streams `ivctop --emit` snapshots for SECONDS and the run ends in ivctop (see ivctop/labDemo.tsx).
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { ReactElement } from 'react';
+import type { LabEventListener } from '../../../lab/runner/events.js';
+import { DEFAULT_QEMU, DEMO_MAX_SECONDS, isDemoSeconds } from '../../../lab/runner/qemu.js';
 import { progressPrinter } from '../../../lab/runner/progress.js';
 import { DEFAULT_LOGS_DIR, DEFAULT_REPORT_PATH, DEFAULT_TIMEOUTS, runLab, type LabTimeouts } from '../../../lab/runner/run.js';
 import { parseSeconds, parseText } from '../options.js';
@@ -23,6 +28,39 @@ interface LabRunFlags {
   xenCmdlineExtra?: string;
   dom0CmdlineExtra?: string;
   verbose?: boolean;
+  /** Seconds of demo traffic shown in ivctop after the scenarios. */
+  demo?: number;
+}
+
+/** Seconds dom0 runs the demo when --demo is given without a value. */
+export const DEFAULT_DEMO_SECONDS = 60;
+
+/** --demo's value: a whole number of seconds, 1..DEMO_MAX_SECONDS (it goes on the dom0 command line). */
+export function parseDemoSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !isDemoSeconds(n)) {
+    throw new InvalidArgumentError(`expected a whole number of seconds, 1..${DEMO_MAX_SECONDS}.`);
+  }
+  return n;
+}
+
+/** The demo view on the process's terminal: Ink on stdout when it is a terminal, plain lines on stderr otherwise. */
+async function processDemoView(verbose: boolean, onInterrupt: () => void) {
+  const { demoView } = await import('../ivctop/labDemo.js');
+  const tty = process.stdout.isTTY === true;
+  let render: ((el: ReactElement) => { unmount(): void }) | undefined;
+  if (tty) {
+    const ink = await import('ink');
+    render = (el) => ink.render(el, { stdout: process.stdout, exitOnCtrlC: false, patchConsole: false });
+  }
+  return demoView({
+    progress: process.stderr,
+    screen: process.stdout,
+    tty,
+    ...(render ? { render } : {}),
+    verbose,
+    onInterrupt,
+  });
 }
 
 /** Runs the lab with progress on stderr; resolves with the process exit code (0 iff the report passed). */
@@ -43,23 +81,31 @@ export async function labRun(flags: LabRunFlags): Promise<number> {
     if (flags.timeoutIdle !== undefined) timeouts.idle = flags.timeoutIdle;
     if (flags.timeoutTotal !== undefined) timeouts.total = flags.timeoutTotal;
     if (flags.timeoutExit !== undefined) timeouts.exit = flags.timeoutExit;
-    const { report } = await runLab({
-      qemu: flags.qemu,
-      xen: flags.xen,
-      kernel: flags.kernel,
-      initrd: flags.initrd,
-      disk: flags.disk,
-      reportPath: flags.report,
-      logsDir: flags.logs,
-      ...(flags.serialLog !== undefined ? { serialLog: flags.serialLog } : {}),
-      ...(flags.fault !== undefined ? { fault: flags.fault } : {}),
-      ...(flags.xenCmdlineExtra !== undefined ? { xenCmdlineExtra: flags.xenCmdlineExtra } : {}),
-      ...(flags.dom0CmdlineExtra !== undefined ? { dom0CmdlineExtra: flags.dom0CmdlineExtra } : {}),
-      timeouts,
-      signal: controller.signal,
-      onEvent: progressPrinter(process.stderr, { verbose: flags.verbose === true }),
-    });
-    return report.pass ? 0 : 1;
+    const verbose = flags.verbose === true;
+    const demo = flags.demo !== undefined ? await processDemoView(verbose, () => onSignal('SIGINT')) : undefined;
+    const onEvent: LabEventListener = demo ? demo.onEvent : progressPrinter(process.stderr, { verbose });
+    try {
+      const { report } = await runLab({
+        qemu: flags.qemu,
+        xen: flags.xen,
+        kernel: flags.kernel,
+        initrd: flags.initrd,
+        disk: flags.disk,
+        reportPath: flags.report,
+        logsDir: flags.logs,
+        ...(flags.serialLog !== undefined ? { serialLog: flags.serialLog } : {}),
+        ...(flags.fault !== undefined ? { fault: flags.fault } : {}),
+        ...(flags.xenCmdlineExtra !== undefined ? { xenCmdlineExtra: flags.xenCmdlineExtra } : {}),
+        ...(flags.dom0CmdlineExtra !== undefined ? { dom0CmdlineExtra: flags.dom0CmdlineExtra } : {}),
+        ...(flags.demo !== undefined ? { demo: flags.demo } : {}),
+        timeouts,
+        signal: controller.signal,
+        onEvent,
+      });
+      return report.pass ? 0 : 1;
+    } finally {
+      demo?.close();
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -93,6 +139,15 @@ export function registerLabCommands(program: Command): void {
     .option('--xen-cmdline-extra <opts>', 'extra Xen command-line options')
     .option('--dom0-cmdline-extra <opts>', 'extra dom0 kernel command-line options')
     .option('--verbose', 'echo the raw serial console')
+    .addOption(
+      new Option(
+        '--demo [seconds]',
+        `after the scenarios, dom0 runs traffic between the domUs for SECONDS (default ${DEFAULT_DEMO_SECONDS}) and streams ivctop: ` +
+          'shown live (full screen on a terminal, one line per sample otherwise); adds fastivc.demo=SECONDS to the dom0 command line',
+      )
+        .preset(String(DEFAULT_DEMO_SECONDS))
+        .argParser(parseDemoSeconds),
+    )
     .action(async (flags: LabRunFlags) => {
       process.exitCode = await labRun(flags);
     });

@@ -213,8 +213,8 @@ cmd_test() {
 
 cmd_demo() {
     build_all
-    log "demo: booting the lab (Xen, dom0, two PV domUs) and running the traffic scenarios"
-    lab_run
+    log "demo: booting the lab (Xen, dom0, two PV domUs), bringing tunnels up, then 60 s of traffic live in ivctop"
+    lab_run --demo 60
 }
 
 # Builds what is needed and boots the lab once; extra arguments go to `fastivc lab run` (e.g. --fault domU2-noboot).

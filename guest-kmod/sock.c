@@ -669,6 +669,16 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 			continue;
 		rx_wait(sk, ctx, &timeo);
 	}
+	/*
+	 * Leaving with the tunnel drained: ask for EVENT_SEND_DATA now, or an epoll waiter (which polls only after a
+	 * wake-up) would never hear of the next channel.
+	 */
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK) &&
+	    !rx_wake_cond(sk, ctx)) {
+		ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
+		if (rx_wake_cond(sk, ctx))
+			fastivc_wake(sk, EPOLLIN | EPOLLRDNORM); /* published meanwhile: wake whoever waits */
+	}
 	release_sock(sk);
 	return err ? err : copied;
 }

@@ -502,22 +502,27 @@ static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
 	return PH_TUNNEL;
 }
 
-/* Lock-free: is there anything for a sleeping reader to look at? */
+/*
+ * Lock-free: is there anything for a sleeping reader to look at? Mirrors rx_phase(): while TCP data from before the
+ * switch is outstanding only TCP can wake us, so a published channel does not make the reader spin.
+ */
 static bool rx_wake_cond(struct sock *sk, struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t;
-	bool news = false;
+	bool news;
 
-	if (tcp_has_data(sk) || READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+	if (READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
 		return true;
 	rcu_read_lock(); /* tunnels are freed after a grace period (ivc_tunnel_release) */
 	t = READ_ONCE(ctx->rx);
-	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
-		if (!READ_ONCE(ctx->rx_switched))
-			news = READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED;
-		else
-			news = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
-	}
+	if (!t || READ_ONCE(ctx->rx_state) != FIVC_DIR_OPEN)
+		news = tcp_has_data(sk);
+	else if (!READ_ONCE(ctx->rx_switched))
+		news = tcp_has_data(sk) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED);
+	else if (READ_ONCE(tcp_sk(sk)->copied_seq) != READ_ONCE(ctx->rx_switch_seq))
+		news = tcp_has_data(sk);
+	else
+		news = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
 	rcu_read_unlock();
 	return news;
 }

@@ -157,8 +157,15 @@ scn_tun_tcpsem() {
     agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     sleep 1
     kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
-    agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 60 > "$f"; rc=$?
+    agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 30 > "$f"; rc=$?
     kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    if [ $rc -ne 0 ]; then # what the modules saw, for the log
+        for d in "$D1" "$D2"; do
+            echo "== $d: sockets"; agent "$d" cat /proc/fastivc/sockets | grep -v 'mode=native' | tail -20
+            echo "== $d: stats"; agent "$d" cat /proc/fastivc/stats
+            echo "== $d: dmesg"; agent "$d" dmesg | tail -15
+        done
+    fi
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
     local created sent recvd oob
     created=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created) ))

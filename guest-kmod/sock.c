@@ -583,6 +583,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
 	size_t copied = 0, target;
+	unsigned int idle = 0;
 	long timeo;
 	int err = 0, r;
 
@@ -594,6 +595,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	for (;;) {
 		enum rx_phase ph = ctx->mode == FIVC_MODE_TUNNEL ? rx_phase(sk, ctx) : PH_TCP;
+		size_t copied_before = copied;
 
 		if (ph == PH_BROKEN) {
 			err = -ECONNRESET;
@@ -656,6 +658,8 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 				break; /* the peer's FIN, after all its tunnel data */
 		}
 		/* nothing to read now */
+		if (copied != copied_before)
+			idle = 0;
 		if (copied >= target || (copied && (flags & MSG_PEEK)))
 			break;
 		if (!timeo) {
@@ -670,9 +674,13 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 		}
 		if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
 			ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
-		if (rx_wake_cond(sk, ctx))
-			continue;
+		/*
+		 * Sleeps unless there is news; releases the socket lock either way, so TCP's backlog is processed.
+		 * Rounds without progress also yield the CPU: a reader must never spin with the lock held.
+		 */
 		rx_wait(sk, ctx, &timeo);
+		if (++idle > 1)
+			cond_resched();
 	}
 	/*
 	 * Leaving with the tunnel drained: ask for EVENT_SEND_DATA now, or an epoll waiter (which polls only after a

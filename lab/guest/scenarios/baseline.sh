@@ -98,10 +98,11 @@ scn_scp() {
     agent "$D1" "head -c $bytes /dev/urandom > /tmp/scp.bin && sha256sum /tmp/scp.bin" > "$OUT/scp.src" || { fail "cannot make the test file"; return 1; }
     sum1=$(cut -d' ' -f1 "$OUT/scp.src")
     t0=$(now)
-    agent "$D1" scp -q /tmp/scp.bin "$D2:/tmp/scp.bin" || { fail "scp failed"; return 1; }
+    agent "$D1" scp -q /tmp/scp.bin "$D2:/tmp/scp.bin"; local rc=$?
     local secs; secs=$(elapsed "$t0")
     sum2=$(agent "$D2" sha256sum /tmp/scp.bin | cut -d' ' -f1)
     agent "$D1" rm -f /tmp/scp.bin; agent "$D2" rm -f /tmp/scp.bin
+    [ $rc -eq 0 ] || { fail "scp failed (exit $rc)"; return 1; }
     echo "sent $sum1 received $sum2 in $secs s"
     metrics "$(jq -cn --argjson b $bytes --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" \
         '{bytes: $b, seconds: $s, throughput_MBps: (($b / $s / 1e6) * 100 | round / 100), sha256_match: ($a == $c)}')"

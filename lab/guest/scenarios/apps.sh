@@ -10,16 +10,27 @@ FTP_BYTES=$((64 << 20))
 scn_ftp_get() {
     local client=$1 server=$2
     [ -n "$client" ] && [ -n "$server" ] || { fail "scn_ftp_get needs CLIENT_IP SERVER_IP"; return 1; }
-    local bytes=$FTP_BYTES name=ftp-get.bin t0 secs sum1 sum2 got rc
+    local bytes=$FTP_BYTES name=ftp-get.bin t0 secs sum1 sum2 got rc free
     agent "$server" "pidof vsftpd >/dev/null" \
         || { fail "vsftpd is not running on $server: $(agent "$server" cat /var/log/vsftpd.log 2>&1 | tr '\n' ' ')"; return 1; }
-    agent "$server" "head -c $bytes /dev/urandom > /srv/ftp/$name && chmod 644 /srv/ftp/$name && sha256sum /srv/ftp/$name" \
-        > "$OUT/ftp.src" || { fail "cannot make the test file in /srv/ftp on $server"; return 1; }
-    sum1=$(cut -d' ' -f1 "$OUT/ftp.src")
+    # The download lands in the client's /tmp (tmpfs, half the domU's RAM): a scenario that failed before cleaning
+    # up can leave too little room, which would otherwise show up as a short transfer.
     agent "$client" rm -f "/tmp/$name"
+    free=$(agent "$client" "df -k /tmp | awk 'NR == 2 { print \$4 }'" 2>/dev/null | tr -d ' \n')
+    if [ -z "$free" ] || [ "$free" -lt $((bytes / 1024 + 1024)) ]; then
+        fail "only ${free:-?} KiB free in /tmp on $client for the $((bytes >> 20)) MiB download; largest there: $(agent "$client" "du -sk /tmp/* 2>/dev/null | sort -rn | head -3" | tr '\n\t' '; ')"
+        return 1
+    fi
+    if ! agent "$server" "head -c $bytes /dev/urandom > /srv/ftp/$name && chmod 644 /srv/ftp/$name && sha256sum /srv/ftp/$name" \
+        > "$OUT/ftp.src" 2>&1; then
+        agent "$server" rm -f "/srv/ftp/$name"
+        fail "cannot make the test file in /srv/ftp on $server: $(tr '\n' ' ' < "$OUT/ftp.src")"; return 1
+    fi
+    sum1=$(cut -d' ' -f1 "$OUT/ftp.src")
     t0=$(now)
-    agent "$client" ftpget -u anonymous -p lab@ "$server" "/tmp/$name" "$name"; rc=$?
+    agent "$client" ftpget -u anonymous -p lab@ "$server" "/tmp/$name" "$name" > "$OUT/ftp.get" 2>&1; rc=$?
     secs=$(elapsed "$t0")
+    cat "$OUT/ftp.get"
     got=$(agent "$client" "wc -c < /tmp/$name" 2>/dev/null | tr -d ' \n'); [ -n "$got" ] || got=0
     sum2=$(agent "$client" sha256sum "/tmp/$name" 2>/dev/null | cut -d' ' -f1)
     # The files take 64 MiB of RAM each in the domUs' initramfs and tmpfs: free it for the next scenario.
@@ -28,7 +39,7 @@ scn_ftp_get() {
     metrics "$(jq -cn --argjson b "$got" --argjson s "$secs" --arg a "$sum1" --arg c "$sum2" \
         '{bytes: $b, seconds: $s, throughput_MBps: (if $s > 0 then ($b / $s / 1e6) * 100 | round / 100 else null end),
           sha256_match: ($a != "" and $a == $c)}')"
-    [ $rc -eq 0 ] || { fail "ftpget from $server exited $rc after $got of $bytes bytes"; return 1; }
+    [ $rc -eq 0 ] || { fail "ftpget from $server exited $rc after $got of $bytes bytes: $(tail -n 2 "$OUT/ftp.get" | tr '\n' ' ')"; return 1; }
     [ "$got" -eq "$bytes" ] || { fail "ftpget got $got of $bytes bytes"; return 1; }
     [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] || { fail "sha256 differs after the FTP download"; return 1; }
 }

@@ -174,6 +174,8 @@ stage_node_app() {
     done
     printf '#!/bin/sh\nexec /lab/bin/node /lab/app/build/ts/tui/src/cli.js "$@"\n' > "$dest/bin/fastivc"
     chmod +x "$dest/bin/fastivc"
+    printf '#!/bin/sh\nexec /lab/bin/node /lab/app/build/ts/tui/src/ivctop/cli.js "$@"\n' > "$dest/bin/ivctop"
+    chmod +x "$dest/bin/ivctop"
 }
 
 build_input() {

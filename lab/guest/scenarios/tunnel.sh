@@ -42,6 +42,18 @@ scn_kmod_load_tunnel() {
         '{channels: ($c | tonumber), channel_size_B: ($s | tonumber)}')"
 }
 
+# tun_diag: what the modules and kernels in the domUs see, into the scenario's log (after a failure)
+tun_diag() {
+    local d
+    for d in "$D1" "$D2"; do
+        echo "== $d: sockets"; agent "$d" cat /proc/fastivc/sockets | grep -v 'mode=native' | tail -20
+        echo "== $d: stats"; agent "$d" cat /proc/fastivc/stats | grep -v ' 0$'
+        echo "== $d: processes"; agent "$d" ps -o pid,stat,comm | grep -v ' S ' | head -20
+        echo "== $d: blocked tasks and dmesg"
+        agent "$d" 'echo w > /proc/sysrq-trigger; dmesg | tail -60'
+    done
+}
+
 # tunnel_check SENDER_BEFORE SENDER_AFTER RECEIVER_BEFORE RECEIVER_AFTER BYTES: the tunnel carried the transfer.
 # The first bytes may travel on TCP while the receiver maps the tunnel (nothing is lost or reordered, see sock.c),
 # so at least 90% of BYTES (and, for transfers of 1 MiB and more, all but 1 MiB) must have gone through tunnels.
@@ -56,8 +68,8 @@ tunnel_check() {
     echo "tunnels created $created, tunnel bytes sent $sent, received $recvd (of $bytes)"
     TUN_METRICS=$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson r "$recvd" --argjson b "$bytes" \
         '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_bytes_rx: $r, tcp_bytes_before_switch: ($b - $s)}')
-    [ "$created" -ge 1 ] || { fail "no tunnel was created: the transfer stayed on TCP"; return 1; }
-    [ "$sent" -ge "$min" ] || { fail "only $sent of $bytes bytes went through the tunnel"; return 1; }
+    [ "$created" -ge 1 ] || { tun_diag; fail "no tunnel was created: the transfer stayed on TCP"; return 1; }
+    [ "$sent" -ge "$min" ] || { tun_diag; fail "only $sent of $bytes bytes went through the tunnel"; return 1; }
     [ "$recvd" -eq "$sent" ] || { fail "tunnel bytes sent $sent but received $recvd"; return 1; }
 }
 
@@ -161,13 +173,7 @@ scn_tun_tcpsem() {
     kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
     agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 30 > "$f"; rc=$?
     kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
-    if [ $rc -ne 0 ]; then # what the modules saw, for the log
-        for d in "$D1" "$D2"; do
-            echo "== $d: sockets"; agent "$d" cat /proc/fastivc/sockets | grep -v 'mode=native' | tail -20
-            echo "== $d: stats"; agent "$d" cat /proc/fastivc/stats
-            echo "== $d: dmesg"; agent "$d" dmesg | tail -15
-        done
-    fi
+    [ $rc -ne 0 ] && tun_diag
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
     local created sent recvd oob
     created=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created) ))

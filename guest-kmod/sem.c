@@ -48,7 +48,28 @@ static void reject_conn(__be32 me, u16 lport, __be32 peer, u16 rport)
 	dem_raise_conn(me, lport, peer, rport, EVTMGR_EVENT_REJECT_TUNNEL);
 }
 
-static void sem_dispatch(const struct xen_evtmgr_event *ev)
+/*
+ * A CREATE_TUNNEL can arrive before our side of the connection is established: the client sends (and raises) as
+ * soon as it has the SYN-ACK, while our end may still be a request socket waiting for the final ACK. Such events
+ * are retried every SEM_RETRY_MS for up to SEM_RETRY_FOR (well within the sender's 5 s), then rejected. Bounded
+ * list: beyond SEM_RETRY_MAX the event is rejected at once.
+ */
+#define SEM_RETRY_MS 20
+#define SEM_RETRY_FOR (HZ)
+#define SEM_RETRY_MAX 256
+struct sem_retry {
+	struct list_head node;
+	unsigned long deadline;
+	struct xen_evtmgr_event ev;
+};
+static LIST_HEAD(retry_list); /* only the control work and the retry work touch it: both on fastivc_wq, serialised
+				 by retry_lock */
+static DEFINE_MUTEX(retry_lock);
+static unsigned int retry_count;
+static struct delayed_work retry_work;
+
+/* Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false. */
+static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
@@ -56,7 +77,7 @@ static void sem_dispatch(const struct xen_evtmgr_event *ev)
 	struct sock *sk;
 
 	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
-		return;
+		return 0;
 	memcpy(&me, ev->conn.src.addr, 4);
 	memcpy(&peer, ev->conn.dst.addr, 4);
 	sk = __inet_lookup_established(&init_net, &tcp_hashinfo, peer, htons(ev->conn.dst_port), me,
@@ -69,9 +90,12 @@ static void sem_dispatch(const struct xen_evtmgr_event *ev)
 		sk = NULL;
 	}
 	if (!sk) {
-		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
+		if (events & EVTMGR_EVENT_CREATE_TUNNEL) {
+			if (!final)
+				return -EAGAIN;
 			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
-		return;
+		}
+		return 0;
 	}
 	lock_sock(sk);
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk, true) : fastivc_ctx(sk);
@@ -91,6 +115,46 @@ static void sem_dispatch(const struct xen_evtmgr_event *ev)
 out:
 	release_sock(sk);
 	sock_put(sk);
+	return 0;
+}
+
+static void sem_retry_later(const struct xen_evtmgr_event *ev)
+{
+	struct sem_retry *r = NULL;
+
+	mutex_lock(&retry_lock);
+	if (retry_count < SEM_RETRY_MAX)
+		r = kmalloc(sizeof(*r), GFP_KERNEL);
+	if (r) {
+		r->ev = *ev;
+		r->deadline = jiffies + SEM_RETRY_FOR;
+		list_add_tail(&r->node, &retry_list);
+		retry_count++;
+	}
+	mutex_unlock(&retry_lock);
+	if (r)
+		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
+	else
+		sem_dispatch(ev, true);
+}
+
+static void sem_retry(struct work_struct *w)
+{
+	struct sem_retry *r, *tmp;
+	bool more;
+
+	mutex_lock(&retry_lock);
+	list_for_each_entry_safe(r, tmp, &retry_list, node) {
+		if (sem_dispatch(&r->ev, time_after(jiffies, r->deadline)) == -EAGAIN)
+			continue;
+		list_del(&r->node);
+		retry_count--;
+		kfree(r);
+	}
+	more = !list_empty(&retry_list);
+	mutex_unlock(&retry_lock);
+	if (more)
+		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
 }
 
 /* softirq: the socket's waiters learn that a channel was published (SEND_DATA) or freed (RECV_GET_DATA). */
@@ -177,7 +241,8 @@ static void sem_control(struct work_struct *w)
 		}
 		ev = ctl_ring[ctl_tail++ % SEM_CTL_RING];
 		spin_unlock_bh(&ctl_lock);
-		sem_dispatch(&ev);
+		if (sem_dispatch(&ev, false) == -EAGAIN)
+			sem_retry_later(&ev);
 		cond_resched();
 	}
 }
@@ -232,6 +297,7 @@ int fastivc_sem_init(void)
 	}
 	tasklet_init(&sem_tasklet, sem_fetch, 0);
 	INIT_WORK(&sem_work, sem_control);
+	INIT_DELAYED_WORK(&retry_work, sem_retry);
 	INIT_WORK(&tick_work, sem_tick);
 	sem_irq = bind_virq_to_irqhandler(EVTMGR_VIRQ, 0, sem_virq, 0, "fastivc-dem", NULL);
 	if (sem_irq < 0) {
@@ -255,6 +321,15 @@ void fastivc_sem_exit(void)
 	cancel_work_sync(&tick_work);
 	tasklet_kill(&sem_tasklet);
 	cancel_work_sync(&sem_work);
+	cancel_delayed_work_sync(&retry_work);
+	{
+		struct sem_retry *r, *tmp;
+
+		list_for_each_entry_safe(r, tmp, &retry_list, node) {
+			list_del(&r->node);
+			kfree(r);
+		}
+	}
 	if (atomic64_read(&ctl_dropped))
 		pr_warn("fastivc: %lld control events were dropped (control queue full)\n",
 			(long long)atomic64_read(&ctl_dropped));

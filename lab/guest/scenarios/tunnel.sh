@@ -171,7 +171,10 @@ scn_tun_tcpsem() {
     agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     sleep 1
     kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
-    agent "$D1" tcpsem client --host "$D2" --port 7005 --timeout 30 > "$f"; rc=$?
+    # output kept in the domU first: the JSON comes at the end, and a lost agent connection must not lose it
+    agent "$D1" "tcpsem client --host $D2 --port 7005 --timeout 30 > /tmp/tcpsem.json 2> /tmp/tcpsem.err; echo \$? > /tmp/tcpsem.rc"
+    agent "$D1" cat /tmp/tcpsem.json > "$f"; agent "$D1" cat /tmp/tcpsem.err
+    rc=$(agent "$D1" cat /tmp/tcpsem.rc); rc=${rc:-1}
     kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
     [ $rc -ne 0 ] && tun_diag
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"

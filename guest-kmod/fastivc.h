@@ -22,6 +22,7 @@
 #include <linux/workqueue.h>
 #include <net/sock.h>
 #include <xen/interface/grant_table.h>
+#include <net/tcp.h>
 #include "ivc_ring.h"
 #include "evtmgr_abi.h"
 
@@ -157,9 +158,15 @@ int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *f
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
 
 /* sock.c */
-extern struct proto fastivc_tunnel_prot;
-extern struct proto_ops fastivc_tunnel_ops;
-void fastivc_sock_build(const struct proto *base, const struct proto_ops *base_ops);
+extern struct proto fastivc_tunnel_prot, fastivc_tunnel6_prot;
+void fastivc_sock_build(const struct proto *base, const struct proto *base6, const struct proto_ops *base_ops);
+/* the kernel's own proto of the socket's family (what a socket gets back at close or unload) */
+static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
+{
+	extern struct proto tcpv6_prot;
+
+	return sk->sk_family == AF_INET6 ? &tcpv6_prot : &tcp_prot;
+}
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);

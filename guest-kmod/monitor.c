@@ -10,8 +10,9 @@
  * tcp_cleanup_ulp() frees it and drops its module reference) and its own operations:
  *   native  a copy of tcp_prot with TCP's own functions: the socket never comes back here (reason counted);
  *   tunnel  sock.c's operations, when the DEM says the peer address belongs to another domain of this host.
- * Sockets that cannot be decided yet (not established, kernel sockets, another ULP such as kTLS, IPv6) go straight
- * to TCP's functions each time.
+ * IPv6 sockets whose peer is an IPv4 address (v4-mapped: a server listening on [::]) are handled like IPv4 ones,
+ * through tcpv6_prot's hooks. Sockets that cannot be decided yet (not established, another ULP such as kTLS, real
+ * IPv6 peers) go straight to TCP's functions each time.
  *
  * Unloading: each tunnel-mode socket holds a module reference (like kTLS), so rmmod is refused while one is open.
  * Native sockets hold none: on exit the hooks are removed first, then every native socket is given back tcp_prot and
@@ -26,13 +27,19 @@
 #include <linux/wait.h>
 #include <net/tcp.h>
 #include <net/inet_common.h>
+#include <net/transp_v6.h>
+#include <net/ipv6.h>
 #include "fastivc.h"
 
 LIST_HEAD(fastivc_socks);
 DEFINE_SPINLOCK(fastivc_socks_lock);
 static atomic64_t next_id = ATOMIC64_INIT(0);
 
-static struct proto fastivc_native_prot; /* tcp_prot with TCP's own send/receive */
+static struct proto fastivc_native_prot;  /* tcp_prot with TCP's own send/receive */
+static struct proto fastivc_native6_prot; /* tcpv6_prot likewise, for IPv4 peers of IPv6 sockets (v4-mapped) */
+static int (*tcp6_sendmsg_fn)(struct sock *sk, struct msghdr *msg, size_t size);
+static int (*tcp6_recvmsg_fn)(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len);
+static int (*tcp6_sendpage_fn)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
 static int (*tcp_sendmsg_fn)(struct sock *sk, struct msghdr *msg, size_t size);
 static int (*tcp_recvmsg_fn)(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len);
 static int (*tcp_sendpage_fn)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
@@ -104,7 +111,11 @@ struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
 
 	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops || icsk->icsk_ulp_ops == &fastivc_native_ulp_ops)
 		return fastivc_ctx_of(sk);
-	if (icsk->icsk_ulp_ops || sk->sk_family != AF_INET || sk->sk_prot != &tcp_prot)
+	if (icsk->icsk_ulp_ops)
+		return NULL;
+	/* IPv4, directly or as the v4-mapped peer of an IPv6 socket (a server listening on [::], like iperf3) */
+	if (!(sk->sk_family == AF_INET && sk->sk_prot == &tcp_prot) &&
+	    !(sk->sk_family == AF_INET6 && sk->sk_prot == &tcpv6_prot && ipv6_addr_v4mapped(&sk->sk_v6_daddr)))
 		return NULL;
 	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return NULL;
@@ -116,6 +127,7 @@ struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
 	}
 	INIT_LIST_HEAD(&ctx->node);
 	ctx->sk = sk;
+	ctx->sk_proto = sk->sk_prot;
 	ctx->id = atomic64_inc_return(&next_id);
 	ctx->laddr = inet->inet_saddr;
 	ctx->raddr = inet->inet_daddr;
@@ -138,7 +150,10 @@ struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
 	spin_unlock_bh(&fastivc_socks_lock);
 
 	write_lock_bh(&sk->sk_callback_lock);
-	WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel_prot : &fastivc_native_prot);
+	if (sk->sk_family == AF_INET6)
+		WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel6_prot : &fastivc_native6_prot);
+	else
+		WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel_prot : &fastivc_native_prot);
 	write_unlock_bh(&sk->sk_callback_lock);
 	return ctx;
 }
@@ -191,7 +206,7 @@ static int monitor_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	if (decide(sk))
 		rc = READ_ONCE(sk->sk_prot)->sendmsg(sk, msg, size);
 	else
-		rc = tcp_sendmsg_fn(sk, msg, size);
+		rc = (sk->sk_family == AF_INET6 ? tcp6_sendmsg_fn : tcp_sendmsg_fn)(sk, msg, size);
 	monitor_exit_call();
 	return rc;
 }
@@ -204,7 +219,7 @@ static int monitor_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	if (decide(sk))
 		rc = READ_ONCE(sk->sk_prot)->recvmsg(sk, msg, len, flags, addr_len);
 	else
-		rc = tcp_recvmsg_fn(sk, msg, len, flags, addr_len);
+		rc = (sk->sk_family == AF_INET6 ? tcp6_recvmsg_fn : tcp_recvmsg_fn)(sk, msg, len, flags, addr_len);
 	monitor_exit_call();
 	return rc;
 }
@@ -217,7 +232,7 @@ static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size
 	if (decide(sk))
 		rc = READ_ONCE(sk->sk_prot)->sendpage(sk, page, offset, size, flags);
 	else
-		rc = tcp_sendpage_fn(sk, page, offset, size, flags);
+		rc = (sk->sk_family == AF_INET6 ? tcp6_sendpage_fn : tcp_sendpage_fn)(sk, page, offset, size, flags);
 	monitor_exit_call();
 	return rc;
 }
@@ -226,7 +241,7 @@ static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size
 static void native_close(struct sock *sk, long timeout)
 {
 	atomic_inc(&monitor_inflight); /* no module reference: exit waits for this counter */
-	WRITE_ONCE(sk->sk_prot, &tcp_prot);
+	WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
 	tcp_close_fn(sk, timeout);
 	monitor_exit_call();
 }
@@ -253,7 +268,7 @@ static void detach_natives(void)
 			lock_sock(sk);
 			ctx = fastivc_ctx_of(sk);
 			if (ctx && icsk->icsk_ulp_ops == &fastivc_native_ulp_ops) {
-				WRITE_ONCE(sk->sk_prot, &tcp_prot);
+				WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
 				WRITE_ONCE(icsk->icsk_ulp_ops, NULL);
 				rcu_assign_pointer(icsk->icsk_ulp_data, NULL);
 				spin_lock_bh(&fastivc_socks_lock);
@@ -273,13 +288,21 @@ int fastivc_monitor_init(void)
 	tcp_recvmsg_fn = tcp_prot.recvmsg;
 	tcp_sendpage_fn = tcp_prot.sendpage;
 	tcp_close_fn = tcp_prot.close;
+	tcp6_sendmsg_fn = tcpv6_prot.sendmsg;
+	tcp6_recvmsg_fn = tcpv6_prot.recvmsg;
+	tcp6_sendpage_fn = tcpv6_prot.sendpage;
 	fastivc_native_prot = tcp_prot;
 	fastivc_native_prot.close = native_close;
-	fastivc_sock_build(&fastivc_native_prot, &inet_stream_ops);
+	fastivc_native6_prot = tcpv6_prot;
+	fastivc_native6_prot.close = native_close;
+	fastivc_sock_build(&fastivc_native_prot, &fastivc_native6_prot, &inet_stream_ops);
 
 	WRITE_ONCE(tcp_prot.sendpage, monitor_sendpage);
 	WRITE_ONCE(tcp_prot.recvmsg, monitor_recvmsg);
 	WRITE_ONCE(tcp_prot.sendmsg, monitor_sendmsg);
+	WRITE_ONCE(tcpv6_prot.sendpage, monitor_sendpage);
+	WRITE_ONCE(tcpv6_prot.recvmsg, monitor_recvmsg);
+	WRITE_ONCE(tcpv6_prot.sendmsg, monitor_sendmsg);
 	return 0;
 }
 
@@ -288,6 +311,9 @@ void fastivc_monitor_exit(void)
 	WRITE_ONCE(tcp_prot.sendmsg, tcp_sendmsg_fn);
 	WRITE_ONCE(tcp_prot.recvmsg, tcp_recvmsg_fn);
 	WRITE_ONCE(tcp_prot.sendpage, tcp_sendpage_fn);
+	WRITE_ONCE(tcpv6_prot.sendmsg, tcp6_sendmsg_fn);
+	WRITE_ONCE(tcpv6_prot.recvmsg, tcp6_recvmsg_fn);
+	WRITE_ONCE(tcpv6_prot.sendpage, tcp6_sendpage_fn);
 	detach_natives();
 	/* a task preempted between a hook's entry and its counter increment; softirq users of the native proto */
 	synchronize_rcu();

@@ -29,10 +29,12 @@
 #include <net/inet_common.h>
 #include "fastivc.h"
 
-struct proto fastivc_tunnel_prot;
-struct proto_ops fastivc_tunnel_ops;
+struct proto fastivc_tunnel_prot, fastivc_tunnel6_prot;
+static struct proto_ops fastivc_tunnel_ops, fastivc_tunnel6_ops;
 static const struct proto *base_prot;
 static const struct proto_ops *base_ops;
+static const struct proto_ops *base6_ops; /* inet6_stream_ops (not exported): learnt from the first IPv6 socket */
+static DEFINE_MUTEX(ops6_lock);
 
 /*
  * Fault injection, for the lab's hostile-peer test: fault_inject=PORT:KIND makes this module, as a sender, write one
@@ -106,12 +108,32 @@ void fastivc_wake(struct sock *sk, __poll_t mask)
 		sk_wake_async(sk, SOCK_WAKE_SPACE, POLL_OUT);
 }
 
+static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait);
+
+/* The socket's proto_ops get our poll (process context: sendmsg/recvmsg, once the socket has a struct socket). */
 static void swap_ops(struct sock *sk)
 {
 	struct socket *sock = sk->sk_socket;
+	const struct proto_ops *ops;
 
-	if (sock && READ_ONCE(sock->ops) == base_ops)
+	if (!sock)
+		return;
+	ops = READ_ONCE(sock->ops);
+	if (ops == base_ops) {
 		WRITE_ONCE(sock->ops, &fastivc_tunnel_ops);
+		return;
+	}
+	if (sk->sk_family != AF_INET6 || ops == &fastivc_tunnel6_ops || ops->poll != tcp_poll)
+		return;
+	mutex_lock(&ops6_lock);
+	if (!base6_ops) {
+		fastivc_tunnel6_ops = *ops;
+		fastivc_tunnel6_ops.poll = fastivc_poll;
+		smp_store_release(&base6_ops, ops);
+	}
+	mutex_unlock(&ops6_lock);
+	if (ops == smp_load_acquire(&base6_ops))
+		WRITE_ONCE(sock->ops, &fastivc_tunnel6_ops);
 }
 
 static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
@@ -696,19 +718,21 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	return err ? err : copied;
 }
 
-/* Lock-free, from tcp_poll(): tunnel data makes the socket readable. */
+/*
+ * Lock-free, from tcp_poll(): tunnel data makes the socket readable. When there is none, the poller asks for
+ * EVENT_SEND_DATA (also before the switch: the sender's first channel must wake an epoll waiter).
+ */
 static bool fastivc_sock_is_readable(struct sock *sk)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
 	struct ivc_tunnel *t;
-
 	bool ready = false;
 
 	if (!ctx)
 		return false;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
-	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN && READ_ONCE(ctx->rx_switched)) {
+	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
 		ready = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
 		if (!ready) {
 			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
@@ -792,7 +816,7 @@ static void fastivc_close(struct sock *sk, long timeout)
 		sock_set_flag(sk, SOCK_LINGER);
 		WRITE_ONCE(sk->sk_lingertime, 0);
 	}
-	WRITE_ONCE(sk->sk_prot, &tcp_prot);
+	WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
 	release_sock(sk);
 	base_prot->close(sk, timeout);
 	module_put(THIS_MODULE);
@@ -864,17 +888,28 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
 }
 
-void fastivc_sock_build(const struct proto *base, const struct proto_ops *ops)
+static void override(struct proto *p)
+{
+	p->sendmsg = fastivc_sendmsg;
+	p->recvmsg = fastivc_recvmsg;
+	p->sendpage = fastivc_sendpage;
+	p->close = fastivc_close;
+	p->ioctl = fastivc_ioctl;
+	p->sock_is_readable = fastivc_sock_is_readable;
+}
+
+/*
+ * base/base6: tcp_prot/tcpv6_prot copies with TCP's own functions (the monitor's native protos). TCP's send,
+ * receive, sendpage, ioctl and close are the same functions for both families, so base_prot serves both.
+ */
+void fastivc_sock_build(const struct proto *base, const struct proto *base6, const struct proto_ops *ops)
 {
 	base_prot = base;
 	base_ops = ops;
 	fastivc_tunnel_prot = *base;
-	fastivc_tunnel_prot.sendmsg = fastivc_sendmsg;
-	fastivc_tunnel_prot.recvmsg = fastivc_recvmsg;
-	fastivc_tunnel_prot.sendpage = fastivc_sendpage;
-	fastivc_tunnel_prot.close = fastivc_close;
-	fastivc_tunnel_prot.ioctl = fastivc_ioctl;
-	fastivc_tunnel_prot.sock_is_readable = fastivc_sock_is_readable;
+	override(&fastivc_tunnel_prot);
+	fastivc_tunnel6_prot = *base6;
+	override(&fastivc_tunnel6_prot);
 	fastivc_tunnel_ops = *ops;
 	fastivc_tunnel_ops.poll = fastivc_poll;
 }

@@ -705,14 +705,16 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 			cond_resched();
 	}
 	/*
-	 * Leaving with the tunnel drained: ask for EVENT_SEND_DATA now, or an epoll waiter (which polls only after a
-	 * wake-up) would never hear of the next channel.
+	 * After a read, the next channel raises EVENT_SEND_DATA, as new TCP data wakes a socket: an epoll waiter
+	 * (edge-triggered ones included) polls only after a wake-up, so it must get one for the next channel whether or
+	 * not this read drained the tunnel. If it did and a channel came in meanwhile, wake whoever waits now.
 	 */
-	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK) &&
-	    !rx_wake_cond(sk, ctx)) {
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK)) {
+		bool drained = !rx_wake_cond(sk, ctx);
+
 		ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
-		if (rx_wake_cond(sk, ctx))
-			fastivc_wake(sk, EPOLLIN | EPOLLRDNORM); /* published meanwhile: wake whoever waits */
+		if (drained && rx_wake_cond(sk, ctx))
+			fastivc_wake(sk, EPOLLIN | EPOLLRDNORM);
 	}
 	release_sock(sk);
 	return err ? err : copied;

@@ -857,7 +857,9 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 {
-	if (events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) {
+	/* as for RECV_CLOSE: only if this tunnel's sender set IVC_TX_CLOSED (not a late event of an older connection) */
+	if ((events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) && ctx->rx &&
+	    (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_CLOSED)) {
 		WRITE_ONCE(ctx->rx_peer_closed, true);
 		/* a tunnel the sender never switched to carries nothing: unmap it now */
 		if (ctx->rx && !ctx->rx_switched && !(READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_SWITCHED))
@@ -877,7 +879,12 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 			fastivc_break(ctx, -IVC_E_LAYOUT); /* rejecting a tunnel it accepted */
 		}
 	}
-	if (events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL)
+	/*
+	 * Only if this tunnel's receiver really closed it (it writes IVC_RX_CLOSED before raising): the DEM names
+	 * connections by 4-tuple, so a late event of an earlier connection with the same ports must not end this one.
+	 */
+	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx &&
+	    READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_CLOSED)
 		WRITE_ONCE(ctx->tx_peer_closed, true);
 	fastivc_wake(ctx->sk, EPOLLOUT | EPOLLWRNORM);
 }

@@ -48,7 +48,8 @@ tun_diag() {
     for d in "$D1" "$D2"; do
         echo "== $d: sockets"; agent "$d" cat /proc/fastivc/sockets | grep -v 'mode=native' | tail -20
         echo "== $d: stats"; agent "$d" cat /proc/fastivc/stats | grep -v ' 0$'
-        echo "== $d: processes"; agent "$d" ps -o pid,stat,comm | grep -v ' S ' | head -20
+        echo "== $d: processes"; agent "$d" ps -o pid,stat,comm | grep -Ev ' (S|SW|IW|IW<) ' | head -20
+        echo "== $d: tcpsem server log"; agent "$d" tail -20 /var/log/tcpsem.log 2>/dev/null
         echo "== $d: blocked tasks and dmesg"
         agent "$d" 'echo w > /proc/sysrq-trigger; dmesg | tail -60'
     done

@@ -14,7 +14,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
        tcpsem-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
+       not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp)
 
 # kstats HOST FILE: the statistics of the module in HOST (dom0 or a domU's address) into FILE
@@ -213,6 +213,29 @@ scn_not_coresident() {
     [ "$created" -eq 0 ] && [ "$sent" -eq 0 ] || { fail "a tunnel was used for a peer that is not co-resident"; return 1; }
 }
 
+# A receiver that will not take the tunnel (its module switched to enable=0, so its new sockets stay native and it
+# answers EVENT_REJECT_TUNNEL): the sender's direction stays on TCP, counted, and the data arrives byte-exact.
+scn_rejected() {
+    need domU1 domU2 || return 1
+    agent "$D2" "echo 0 > /sys/module/fastivc/parameters/enable" || { fail "cannot set enable=0 in domU2"; return 1; }
+    kstats "$D1" "$OUT/sb.txt"
+    local f="$OUT/$SCENARIO.out" rc rej created sent
+    agent "$D1" ivcbench stream --host "$D2" --bytes 8M --msg-size 65536 --timeout 60 > "$f"; rc=$?
+    agent "$D2" "echo 1 > /sys/module/fastivc/parameters/enable"
+    kstats "$D1" "$OUT/sa.txt"
+    cat "$f"
+    rej=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" fallback_peer_rejected)
+    created=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created)
+    sent=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx)
+    echo "fallback_peer_rejected +$rej, tunnels created +$created, tunnel bytes +$sent"
+    metrics "$(jq -cn --argjson r "$rej" --argjson c "$created" --argjson s "$sent" \
+        '{fallbacks_peer_rejected: $r, tunnels_created: $c, tunnel_bytes: $s}')"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .bytes_received == 8388608' "$f" >/dev/null \
+        || { fail "the transfer failed or was not byte-exact (exit $rc)"; return 1; }
+    [ "$rej" -ge 1 ] || { fail "no rejection was counted (fallback_peer_rejected +$rej)"; return 1; }
+    [ "$sent" -eq 0 ] || { fail "$sent bytes went into a tunnel the receiver rejected"; return 1; }
+}
+
 # A peer that writes a bad channel header (fault_inject in domU2's module) breaks its own connection only: the
 # receiver counts a violation and resets it, while a transfer on another tunnel between the same domains finishes
 # byte-exact, and no kernel complains.
@@ -341,6 +364,7 @@ run_tunnel_scenarios() {
     run_scenario scp-64MiB-domU-domU-tunnel scn_tun_scp
     run_scenario ftp-64MiB-domU-domU-tunnel scn_tun_ftp
     run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
+    run_scenario rejected-domU-domU-tcp scn_rejected
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting

@@ -121,8 +121,8 @@ run_tunnel_scenarios
 run_demo() {
     local secs=$1
     mark phase demo "$secs"
-    ( agent "$D1" "end=\$((\$(date +%s) + $secs)); while [ \$(date +%s) -lt \$end ]; do
-        ivcbench stream --host $D2 --bytes 256M --msg-size 65536 --timeout 120 >/dev/null; done" ) &
+    # one line: the agent takes a command line, not a script
+    ( agent "$D1" "end=\$((\$(date +%s) + $secs)); while [ \$(date +%s) -lt \$end ]; do ivcbench stream --host $D2 --bytes 256M --msg-size 65536 --timeout 120 >/dev/null; done" ) &
     local p1=$!
     ( agent "$D2" ivcbench rr --host "$D1" --msg-size 4096 --seconds "$secs" >/dev/null ) &
     local p2=$!

@@ -28,7 +28,8 @@ scn_ftp_get() {
     fi
     sum1=$(cut -d' ' -f1 "$OUT/ftp.src")
     t0=$(now)
-    agent "$client" ftpget -u anonymous -p lab@ "$server" "/tmp/$name" "$name" > "$OUT/ftp.get" 2>&1; rc=$?
+    # bounded well inside the lab's idle timeout, so a stuck transfer fails this scenario with its diagnostics
+    agent "$client" timeout 120 ftpget -u anonymous -p lab@ "$server" "/tmp/$name" "$name" > "$OUT/ftp.get" 2>&1; rc=$?
     secs=$(elapsed "$t0")
     cat "$OUT/ftp.get"
     got=$(agent "$client" "wc -c < /tmp/$name" 2>/dev/null | tr -d ' \n'); [ -n "$got" ] || got=0

@@ -158,7 +158,7 @@ scn_tun_scp() {
 scn_tun_ftp() {
     need domU1 domU2 || return 1
     kstats "$D2" "$OUT/sb.txt"; kstats "$D1" "$OUT/rb.txt"
-    scn_ftp_get "$D1" "$D2" || return 1
+    scn_ftp_get "$D1" "$D2" || { tun_diag; return 1; }
     local m; m=$(cat "$OUT/$SCENARIO.json")
     kstats "$D2" "$OUT/sa.txt"; kstats "$D1" "$OUT/ra.txt"
     tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$FTP_BYTES" || return 1

@@ -61,7 +61,6 @@ enum fastivc_dir {
 	FIVC_DIR_CREATING, /* sender: EVENT_CREATE_TUNNEL raised, waiting for the receiver to map it */
 	FIVC_DIR_OPEN,
 	FIVC_DIR_REVERTED, /* back on TCP after every channel was read (MSG_OOB) */
-	FIVC_DIR_CLOSING,
 	FIVC_DIR_CLOSED,
 	FIVC_DIR_BROKEN,
 };
@@ -103,7 +102,6 @@ struct fastivc_sock {
 	struct ivc_tunnel *tx, *rx;
 	unsigned long tx_created;       /* jiffies of EVENT_CREATE_TUNNEL */
 	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
-	bool rx_peer_closed;            /* EVENT_SEND_CLOSE_TUNNEL */
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	/* statistics, read without the lock by stats.c */
@@ -146,8 +144,7 @@ extern struct list_head fastivc_socks;
 extern spinlock_t fastivc_socks_lock;
 int fastivc_monitor_init(void);
 void fastivc_monitor_exit(void);
-struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem);
-void fastivc_fallback(struct fastivc_sock *ctx, enum fastivc_reason r);
+struct fastivc_sock *fastivc_attach(struct sock *sk);
 
 /* tunnel.c */
 struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,

@@ -101,7 +101,7 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
  * Called by the hooks on the first send/receive, and by the SEM for an EVENT_CREATE_TUNNEL on a socket that has
  * not sent or received yet (an accepted connection whose peer writes first).
  */
-struct fastivc_sock *fastivc_attach(struct sock *sk, bool from_sem)
+struct fastivc_sock *fastivc_attach(struct sock *sk)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
 	struct inet_sock *inet = inet_sk(sk);
@@ -187,7 +187,7 @@ static bool decide(struct sock *sk)
 	bool attached;
 
 	lock_sock(sk);
-	attached = fastivc_attach(sk, false) != NULL;
+	attached = fastivc_attach(sk) != NULL;
 	release_sock(sk);
 	return attached;
 }

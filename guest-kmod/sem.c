@@ -98,7 +98,7 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		return 0;
 	}
 	lock_sock(sk);
-	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk, true) : fastivc_ctx(sk);
+	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
 	if (!ctx || ctx->peer != ev->peer) {
 		/* not ours (another ULP, not established) or the event comes from another domain than the peer's */
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL)

@@ -877,11 +877,11 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 {
 	/* as for RECV_CLOSE: only if this tunnel's sender set IVC_TX_CLOSED (not a late event of an older connection) */
-	if ((events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) && ctx->rx &&
-	    (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_CLOSED)) {
-		WRITE_ONCE(ctx->rx_peer_closed, true);
-		/* a tunnel the sender never switched to carries nothing: unmap it now */
-		if (ctx->rx && !ctx->rx_switched && !(READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_SWITCHED))
+	if ((events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) && ctx->rx) {
+		u32 f = READ_ONCE(ctx->rx->ctrl->tx_flags);
+
+		/* a tunnel the sender closed without ever switching to it carries nothing: unmap it now */
+		if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
 			rx_release(ctx, FIVC_DIR_CLOSED, true);
 	}
 	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM);

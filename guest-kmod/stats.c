@@ -40,7 +40,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 };
 
 static const char *const mode_names[] = { "native", "tunnel", "broken", "closed" };
-static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closing", "closed", "broken" };
+static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closed", "broken" };
 
 void fastivc_count_fallback(enum fastivc_reason r)
 {

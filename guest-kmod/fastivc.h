@@ -125,7 +125,7 @@ extern struct workqueue_struct *fastivc_wq;
 struct fastivc_counters {
 	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
-	atomic64_t violations, pages_deferred, lost_wakeups;
+	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;

@@ -20,6 +20,7 @@
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/delay.h>
 #include <linux/uio.h>
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
@@ -40,15 +41,18 @@ static DEFINE_MUTEX(ops6_lock);
  * Fault injection, for the lab's hostile-peer test: fault_inject=PORT:KIND makes this module, as a sender, write one
  * bad channel header on the next channel it publishes on a connection with local or remote port PORT, then clears
  * itself. KIND: gen (gen_num from the wrong round), size (larger than the channel), pend_read (more receivers than
- * the tunnel has). The receiving domain must break that connection only. Never set on a production host.
+ * the tunnel has). The receiving domain must break that connection only. A timing fault, switch_in_batch: on the
+ * next sendfile()/splice() page sent on TCP before the switch that is not the last of its batch, wait (up to 1 s)
+ * until the receiver has mapped the tunnel, so the switch falls inside the batch, with TCP holding that page back
+ * (the race of tx_push_tcp). Never set on a production host.
  */
-enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ };
+enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH };
 static unsigned int fault_port, fault_kind;
 static DEFINE_SPINLOCK(fault_lock);
 
 static int set_fault(const char *val, const struct kernel_param *kp)
 {
-	static const char *const kinds[] = { "none", "gen", "size", "pend_read" };
+	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch" };
 	char kind[16];
 	unsigned int port, k;
 
@@ -72,17 +76,17 @@ static int get_fault(char *buf, const struct kernel_param *kp)
 
 static const struct kernel_param_ops fault_ops = { .set = set_fault, .get = get_fault };
 module_param_cb(fault_inject, &fault_ops, NULL, 0600);
-MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT");
+MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
 
-/* The fault to inject on this connection's next publish, if any (one-shot). */
-static unsigned int take_fault(struct fastivc_sock *ctx)
+/* The fault to inject now on this connection, if one of kinds (a mask of 1 << FAULT_*) is set (one-shot). */
+static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
 {
 	unsigned int k = FAULT_NONE;
 
 	if (likely(!READ_ONCE(fault_kind)))
 		return FAULT_NONE;
 	spin_lock(&fault_lock);
-	if (fault_kind && (fault_port == ctx->lport || fault_port == ctx->rport)) {
+	if ((kinds & (1u << fault_kind)) && (fault_port == ctx->lport || fault_port == ctx->rport)) {
 		k = fault_kind;
 		fault_kind = FAULT_NONE;
 	}
@@ -215,6 +219,29 @@ void fastivc_break(struct fastivc_sock *ctx, int code)
 
 /* ---- sender ---- */
 
+/*
+ * Before the switch, every byte TCP holds must be on its way: the receiver reads TCP up to switch_seq before it reads
+ * a channel, and nothing else will ever push a segment TCP holds back. sendfile() passes MSG_SENDPAGE_NOTLAST on all
+ * but the last page of a batch, and TCP does not push after such pages (nor after MSG_MORE, as if corked); if the
+ * switch falls inside a batch and the peer already ACKed everything, no send and no ACK would push that tail again
+ * (vsftpd's downloads then hung with 0 bytes). tcp_sock_set_cork(sk, false) pushes the pending frames under TCP's
+ * usual rules (Nagle, window: ACKs or the probe timer carry on from there); it takes the socket lock itself. A cork
+ * the application set is its own: its uncork will push. Returns false if the direction changed meanwhile.
+ */
+static bool tx_push_tcp(struct sock *sk, struct fastivc_sock *ctx)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+
+	if (tp->write_seq == tp->snd_nxt || (tp->nonagle & TCP_NAGLE_CORK))
+		return true;
+	release_sock(sk);
+	tcp_sock_set_cork(sk, false);
+	lock_sock(sk);
+	atomic64_inc(&fastivc_stats.switch_pushes);
+	return ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_CREATING && ctx->tx &&
+	       READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED;
+}
+
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
 static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -251,6 +278,9 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		struct ivc_ctrl *c = ctx->tx->ctrl;
 
 		if (READ_ONCE(c->rx_state) == IVC_RX_MAPPED) {
+			if (!tx_push_tcp(sk, ctx))
+				return;
+			c = ctx->tx->ctrl;
 			WRITE_ONCE(c->switch_seq, tcp_sk(sk)->write_seq);
 			virt_wmb(); /* switch_seq before the flag */
 			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
@@ -372,7 +402,7 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			err = -EFAULT;
 			break;
 		}
-		switch (take_fault(ctx)) {
+		switch (take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ)) {
 		case FAULT_GEN:
 			WRITE_ONCE(t->ctrl->chan[chan].gen_num, t->tx.seq + 1u + t->nr_channels + 7u);
 			ivc_tx_publish(&t->tx, t->ctrl, c);
@@ -478,6 +508,20 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	return rc;
 }
 
+/* fault_inject switch_in_batch: wait (up to 1 s) until the receiver has mapped the tunnel; lock not held */
+static void fault_wait_mapped(struct sock *sk, struct fastivc_sock *ctx)
+{
+	unsigned long until = jiffies + HZ;
+	bool mapped = false;
+
+	while (!mapped && time_before(jiffies, until)) {
+		msleep(1);
+		lock_sock(sk);
+		mapped = ctx->tx_state != FIVC_DIR_CREATING || READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED;
+		release_sock(sk);
+	}
+}
+
 static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
@@ -495,8 +539,14 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 	}
 	tx_prepare(sk, ctx);
 	if (ctx->tx_state != FIVC_DIR_OPEN) {
+		bool delay = ctx->tx_state == FIVC_DIR_CREATING && (flags & MSG_SENDPAGE_NOTLAST) &&
+			     take_fault(ctx, 1u << FAULT_SWITCH_IN_BATCH);
+
 		release_sock(sk);
-		return base_prot->sendpage(sk, page, offset, size, flags);
+		rc = base_prot->sendpage(sk, page, offset, size, flags);
+		if (unlikely(delay))
+			fault_wait_mapped(sk, ctx);
+		return rc;
 	}
 	iov_iter_bvec(&msg.msg_iter, WRITE, &bvec, 1, size);
 	rc = tx_tunnel(sk, ctx, &msg);
@@ -534,8 +584,9 @@ static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
 			fastivc_break(ctx, -IVC_E_LAYOUT);
 			return PH_BROKEN;
 		}
-		ctx->rx_switch_seq = seq;
-		ctx->rx_switched = true;
+		WRITE_ONCE(ctx->rx_switch_seq, seq);
+		smp_wmb(); /* for the lock-free readers: switch_seq before the flag */
+		WRITE_ONCE(ctx->rx_switched, true);
 	}
 	if (tcp_sk(sk)->copied_seq != ctx->rx_switch_seq)
 		return PH_TCP_UNTIL;
@@ -739,9 +790,28 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	return err ? err : copied;
 }
 
+/* Lock-free: has the reader reached the switch (read TCP up to switch_seq)? Only then is tunnel data readable. */
+static bool rx_at_switch(struct sock *sk, struct fastivc_sock *ctx, struct ivc_tunnel *t)
+{
+	u32 seq;
+
+	if (READ_ONCE(ctx->rx_switched)) {
+		smp_rmb(); /* the flag before switch_seq */
+		seq = READ_ONCE(ctx->rx_switch_seq);
+	} else {
+		if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED))
+			return false;
+		virt_rmb(); /* the flag before switch_seq */
+		seq = READ_ONCE(t->ctrl->switch_seq);
+	}
+	return READ_ONCE(tcp_sk(sk)->copied_seq) == seq;
+}
+
 /*
- * Lock-free, from tcp_poll(): tunnel data makes the socket readable. When there is none, the poller asks for
- * EVENT_SEND_DATA (also before the switch: the sender's first channel must wake an epoll waiter).
+ * Lock-free, from tcp_poll(): tunnel data makes the socket readable, once the reader has read TCP up to the switch
+ * (before that tcp_poll() speaks for TCP's bytes; a channel must not make a poller spin on a recv() that returns
+ * EAGAIN). When there is none, the poller asks for EVENT_SEND_DATA (also before the switch: the sender's first
+ * channel must wake an epoll waiter).
  */
 static bool fastivc_sock_is_readable(struct sock *sk)
 {
@@ -754,10 +824,12 @@ static bool fastivc_sock_is_readable(struct sock *sk)
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
 	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
-		ready = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
+		bool at_switch = rx_at_switch(sk, ctx, t);
+
+		ready = at_switch && (ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED));
 		if (!ready) {
 			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
-			ready = ivc_rx_news(&t->rx, t->ctrl);
+			ready = at_switch && ivc_rx_news(&t->rx, t->ctrl);
 		}
 	}
 	rcu_read_unlock();

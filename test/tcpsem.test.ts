@@ -21,6 +21,7 @@ const CHECKS = [
 	'readv_writev',
 	'rr_ping_pong',
 	'msg_oob',
+	'sendfile_first',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * tcpsem checks on the data itself: bulk_both_ways, many_small_writes,
- * partial_reads, readv_writev, sendfile, rr_ping_pong.
+ * partial_reads, readv_writev, sendfile, sendfile_first, rr_ping_pong.
  */
 #include "tcpsem.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,81 @@ int sendfile_server(int fd, struct ctx *c)
 	}
 	close(tfd);
 	note("sendfile: %u bytes in %u calls", SENDFILE_BYTES, calls);
+	return 0;
+}
+
+/* ---- sendfile_first ---- */
+
+/*
+ * The server's very first bytes are a sendfile(), as on an FTP data connection: the tunnel is created on the first
+ * page and the switch can fall inside a batch of pages that TCP holds back (MSG_SENDPAGE_NOTLAST). The client reads
+ * with a stall limit, so bytes stuck before the switch fail the check instead of timing it out.
+ */
+#define SENDFILE_FIRST_BYTES (1u << 20)
+#define SENDFILE_FIRST_STALL_MS 5000
+
+int sendfile_first_client(int fd, struct ctx *c)
+{
+	static uint8_t buf[64 << 10];
+	uint64_t off = 0;
+
+	while (off < SENDFILE_FIRST_BYTES) {
+		int ev = wait_for(fd, POLLIN, SENDFILE_FIRST_STALL_MS);
+		ssize_t r;
+
+		if (ev < 0)
+			return fail_sys("poll at offset %llu", (unsigned long long)off);
+		if (ev == 0)
+			return fail("stalled: %llu of %u bytes after %d ms without data", (unsigned long long)off,
+				    SENDFILE_FIRST_BYTES, SENDFILE_FIRST_STALL_MS);
+		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r < 0)
+			return fail_sys("recv at offset %llu", (unsigned long long)off);
+		if (r == 0)
+			return fail("EOF after %llu of %u bytes", (unsigned long long)off, SENDFILE_FIRST_BYTES);
+		if (off + (uint64_t)r > SENDFILE_FIRST_BYTES)
+			return fail("more than %u bytes", SENDFILE_FIRST_BYTES);
+		if (pat_verify(c->check->seed + 1000, off, buf, (size_t)r, "data") < 0)
+			return -1;
+		off += (uint64_t)r;
+	}
+	if (expect_eof(fd, 5000, "after the file") < 0)
+		return -1;
+	note("%u bytes, the server's first, sent with sendfile(), verified, then EOF", SENDFILE_FIRST_BYTES);
+	return 0;
+}
+
+int sendfile_first_server(int fd, struct ctx *c)
+{
+	static uint8_t buf[64 << 10];
+	char path[] = "/tmp/tcpsem-sendfile-first-XXXXXX";
+	off_t off = 0;
+	int tfd = mkstemp(path);
+
+	if (tfd < 0)
+		return fail_sys("mkstemp(%s)", path);
+	unlink(path);
+	for (uint64_t o = 0; o < SENDFILE_FIRST_BYTES; o += sizeof(buf)) {
+		pat_fill(c->check->seed + 1000, o, buf, sizeof(buf));
+		if (netutil_write_full(tfd, buf, sizeof(buf)) < 0) {
+			close(tfd);
+			return fail_sys("write %s", path);
+		}
+	}
+	while (off < (off_t)SENDFILE_FIRST_BYTES) {
+		ssize_t r = sendfile(fd, tfd, &off, SENDFILE_FIRST_BYTES - (size_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			close(tfd);
+			return r < 0 ? fail_sys("sendfile at offset %lld", (long long)off)
+				     : fail("sendfile returned 0 at offset %lld", (long long)off);
+		}
+	}
+	close(tfd);
 	return 0;
 }
 

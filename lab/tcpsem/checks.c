@@ -26,6 +26,7 @@ const struct check checks[] = {
 	CHECK(readv_writev, 13),
 	CHECK(rr_ping_pong, 14),
 	CHECK(msg_oob, 15),
+	CHECK(sendfile_first, 16),
 	/* server-only: the connection close_unread's client closes unread */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
 };

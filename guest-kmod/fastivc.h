@@ -49,6 +49,7 @@ enum fastivc_reason {
 	FIVC_R_PEER_TIMEOUT,
 	FIVC_R_OOB,
 	FIVC_R_VIOLATION,
+	FIVC_R_PEER_GONE,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -168,6 +169,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_break(struct fastivc_sock *ctx, int code);
+void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);
 void fastivc_sock_tick(struct fastivc_sock *ctx);
 

@@ -254,7 +254,88 @@ static irqreturn_t sem_virq(int irq, void *dev)
 	return IRQ_HANDLED;
 }
 
-/* Once a second: the safety-net fetch, tunnel timeouts, the statistics mirror. */
+/*
+ * Once a second, from the tick: is every tunnel's peer still alive? A destroyed domain's addresses leave the DEM's
+ * table when it dies (evtmgr_destroy), so a tunnel whose peer address no longer belongs to the peer domain has
+ * nobody at the other end: its connections are aborted (fastivc_peer_gone), within a tick of the DEM's purge. One
+ * lookup per distinct peer address with an open tunnel, at most SEM_PEERS_MAX per tick (the rest the next ticks).
+ */
+#define SEM_PEERS_MAX 16
+#define SEM_GONE_BATCH 32
+
+struct sem_peer {
+	__be32 addr;
+	domid_t domid;
+	bool gone;
+};
+
+static bool has_tunnel(const struct fastivc_sock *ctx)
+{
+	return READ_ONCE(ctx->mode) == FIVC_MODE_TUNNEL &&
+	       (READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN || READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN ||
+		READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING);
+}
+
+static void sem_check_peers(void)
+{
+	static unsigned int rotor; /* where the last tick stopped, so every peer gets its turn */
+	struct sem_peer peers[SEM_PEERS_MAX];
+	struct sock *todo[SEM_GONE_BATCH];
+	unsigned int np = 0, skip = rotor, seen = 0, i;
+	struct fastivc_sock *ctx;
+	bool any_gone = false;
+	int n = 0;
+	domid_t d;
+
+	spin_lock_bh(&fastivc_socks_lock);
+	list_for_each_entry(ctx, &fastivc_socks, node) {
+		if (!has_tunnel(ctx))
+			continue;
+		for (i = 0; i < np && !(peers[i].addr == ctx->raddr && peers[i].domid == ctx->peer); i++)
+			;
+		if (i < np || np == SEM_PEERS_MAX)
+			continue;
+		if (seen++ < skip)
+			continue;
+		peers[np].addr = ctx->raddr;
+		peers[np].domid = ctx->peer;
+		peers[np].gone = false;
+		np++;
+	}
+	spin_unlock_bh(&fastivc_socks_lock);
+	rotor = np == SEM_PEERS_MAX ? rotor + np : 0;
+	for (i = 0; i < np; i++) {
+		/* a failed lookup says nothing about the peer: only a different answer does */
+		if (dem_lookup(peers[i].addr, &d) == 0 && d != peers[i].domid) {
+			peers[i].gone = true;
+			any_gone = true;
+		}
+	}
+	if (!any_gone)
+		return;
+	spin_lock_bh(&fastivc_socks_lock);
+	list_for_each_entry(ctx, &fastivc_socks, node) {
+		if (n == ARRAY_SIZE(todo))
+			break;
+		if (!has_tunnel(ctx))
+			continue;
+		for (i = 0; i < np && !(peers[i].gone && peers[i].addr == ctx->raddr && peers[i].domid == ctx->peer); i++)
+			;
+		if (i < np && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
+			todo[n++] = ctx->sk;
+	}
+	spin_unlock_bh(&fastivc_socks_lock);
+	for (i = 0; i < n; i++) {
+		lock_sock(todo[i]);
+		ctx = fastivc_ctx(todo[i]);
+		if (ctx)
+			fastivc_peer_gone(ctx);
+		release_sock(todo[i]);
+		sock_put(todo[i]);
+	}
+}
+
+/* Once a second: the safety-net fetch, tunnel timeouts, peer liveness, the statistics mirror. */
 static void sem_tick(struct work_struct *w)
 {
 	struct fastivc_sock *ctx;
@@ -276,6 +357,7 @@ static void sem_tick(struct work_struct *w)
 		release_sock(todo[i]);
 		sock_put(todo[i]);
 	}
+	sem_check_peers();
 	fastivc_stats_mirror();
 }
 

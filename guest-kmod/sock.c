@@ -194,27 +194,53 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	set_dir(ctx, true, st);
 }
 
-/* The peer broke the protocol (code: an IVC_E_* or a local reason): reset this connection only. Lock held. */
-void fastivc_break(struct fastivc_sock *ctx, int code)
+/* Ends this connection only: both tunnels released, TCP reset (RST to the peer), err for the application. Lock held. */
+static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int err, bool tell_peer)
 {
 	struct sock *sk = ctx->sk;
 
+	WRITE_ONCE(ctx->mode, FIVC_MODE_BROKEN);
+	WRITE_ONCE(ctx->reason, why);
+	fastivc_count_fallback(why);
+	tx_release(ctx, FIVC_DIR_BROKEN, tell_peer);
+	rx_release(ctx, FIVC_DIR_BROKEN, tell_peer);
+	if ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2)) {
+		tcp_disconnect(sk, 0);
+		WRITE_ONCE(sk->sk_err, err);
+		sk_error_report(sk);
+	}
+}
+
+/* The peer broke the protocol (code: an IVC_E_* or a local reason): reset this connection only. Lock held. */
+void fastivc_break(struct fastivc_sock *ctx, int code)
+{
 	if (ctx->mode == FIVC_MODE_BROKEN)
 		return;
 	pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u (domain %u) broke the tunnel protocol (code %d): connection reset\n",
 			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ctx->peer, code);
-	WRITE_ONCE(ctx->mode, FIVC_MODE_BROKEN);
-	WRITE_ONCE(ctx->reason, FIVC_R_VIOLATION);
 	WRITE_ONCE(ctx->violations, ctx->violations + 1);
 	atomic64_inc(&fastivc_stats.violations);
-	fastivc_count_fallback(FIVC_R_VIOLATION);
-	tx_release(ctx, FIVC_DIR_BROKEN, true);
-	rx_release(ctx, FIVC_DIR_BROKEN, true);
-	if ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2)) {
-		tcp_disconnect(sk, 0); /* RST to the peer, ECONNRESET here */
-		WRITE_ONCE(sk->sk_err, ECONNRESET);
-		sk_error_report(sk);
+	abort_conn(ctx, FIVC_R_VIOLATION, ECONNRESET, true); /* the application gets ECONNRESET, the peer an RST */
+}
+
+/*
+ * The peer domain is gone: the DEM no longer gives its address to it (it was destroyed, or the toolstack moved the
+ * address). Nobody will read or free our channels again, so this connection ends at once, as SMC's
+ * smc_conn_kill() does: ECONNABORTED, where TCP to a vanished host would leave a reader blocked for good and a writer
+ * waiting for its retransmission timeout. A direction still waiting for its receiver only goes back to TCP. Lock held.
+ */
+void fastivc_peer_gone(struct fastivc_sock *ctx)
+{
+	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	if (ctx->tx_state != FIVC_DIR_OPEN && ctx->rx_state != FIVC_DIR_OPEN) {
+		if (ctx->tx_state == FIVC_DIR_CREATING)
+			tx_fallback(ctx, FIVC_R_PEER_GONE);
+		return;
 	}
+	pr_info_ratelimited("fastivc: %pI4:%u -> %pI4:%u: domain %u is gone, connection aborted\n",
+			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ctx->peer);
+	abort_conn(ctx, FIVC_R_PEER_GONE, ECONNABORTED, false);
 }
 
 /* ---- sender ---- */
@@ -291,11 +317,13 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	}
 }
 
+/*
+ * As tcp_sendmsg_locked(): a socket error is reported as -EPIPE here and left in sk_err, so that a call which already
+ * sent bytes returns their count and the next call gets the error itself (sk_stream_error() turns -EPIPE into it).
+ */
 static int tx_error(struct sock *sk, struct fastivc_sock *ctx)
 {
-	if (sk->sk_err)
-		return sock_error(sk);
-	if ((sk->sk_shutdown & SEND_SHUTDOWN) || READ_ONCE(ctx->tx_peer_closed))
+	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || READ_ONCE(ctx->tx_peer_closed))
 		return -EPIPE;
 	if (ctx->tx_state != FIVC_DIR_OPEN)
 		return -ECONNRESET;
@@ -534,7 +562,7 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 		rc = tx_oob(sk, ctx, flags);
 		if (rc) {
 			release_sock(sk);
-			return rc;
+			return rc == -EPIPE ? sk_stream_error(sk, flags, rc) : rc;
 		}
 	}
 	tx_prepare(sk, ctx);

@@ -37,6 +37,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_PEER_TIMEOUT] = "peer_timeout",
 	[FIVC_R_OOB] = "oob",
 	[FIVC_R_VIOLATION] = "violation",
+	[FIVC_R_PEER_GONE] = "peer_gone",
 };
 
 static const char *const mode_names[] = { "native", "tunnel", "broken", "closed" };

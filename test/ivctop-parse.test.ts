@@ -28,6 +28,8 @@ test('stats: every documented key, numbers as numbers, version as text, unknown 
   t.is(s.channel_size, 4096);
   t.is(s.bytes_tx, 67108864);
   t.is(s.pages_deferred, 0);
+  t.is(s.lost_wakeups, 1);
+  t.is(s.switch_pushes, 2);
   t.false('future_key' in s);
   const fb = fallbacksOf(s);
   t.deepEqual(Object.keys(fb), [...FALLBACK_REASONS]);

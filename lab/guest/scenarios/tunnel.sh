@@ -16,7 +16,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        tcpsem-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
        not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
-       preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp)
+       preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp peer-destroyed-domU-domU-tunnel)
 
 
 # kstats HOST FILE: the statistics of the module in HOST (dom0 or a domU's address) into FILE
@@ -302,6 +302,66 @@ scn_hostile() {
         || { fail "the clean transfer on the other tunnel failed (exit $rc_clean)"; return 1; }
 }
 
+# A peer domain destroyed in the middle of two tunnelled transfers, domU1 sending to domU2 and receiving from it
+# (reliability matrix: peer crash mid-transfer). Xen purges domU2's address from the DEM as it dies; domU1's module
+# must notice within a tick, abort both connections with ECONNABORTED (fallback_peer_gone +2), and release their
+# tunnels so that Xen can finish destroying domU2 (no domain left dying, holding pages). domU1 stays healthy: no
+# kernel warning, and a new tunnel from dom0 carries 8 MiB byte-exact. It destroys domU2, so it runs last.
+PEER_GONE_BOUND_S=10
+scn_peer_destroyed() {
+    need domU1 domU2 || return 1
+    local t0 secs ps pr rc_s rc_r gone opened left i f="$OUT/pd-dom0.json" rc
+    kstats "$D1" "$OUT/kb.txt"
+    ( agent "$D1" ivcbench stream --host "$D2" --bytes 64G --msg-size 65536 --timeout 60 > "$OUT/pd-send.json" 2>&1
+      echo $? > "$OUT/pd-send.rc" ) &
+    ps=$!
+    ( agent "$D1" ivcbench stream --host "$D2" --bytes 64G --msg-size 65536 --timeout 60 --direction recv \
+        > "$OUT/pd-recv.json" 2>&1; echo $? > "$OUT/pd-recv.rc" ) &
+    pr=$!
+    sleep 4
+    kstats "$D1" "$OUT/km.txt"
+    opened=$(kget "$OUT/km.txt" tunnels_open)
+    t0=$(now)
+    xl destroy domU2
+    DOMU_UP[domU2]=; DOMU_WHY[domU2]="domU2 was destroyed by $SCENARIO"
+    wait $ps $pr
+    secs=$(elapsed "$t0")
+    kstats "$D1" "$OUT/ka.txt"
+    rc_s=$(cat "$OUT/pd-send.rc"); rc_r=$(cat "$OUT/pd-recv.rc")
+    echo "sender (exit $rc_s):"; cat "$OUT/pd-send.json"; echo "receiver (exit $rc_r):"; cat "$OUT/pd-recv.json"
+    gone=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" fallback_peer_gone)
+    # the dead domain is gone for good only once nobody maps its pages
+    for i in $(seq 1 20); do
+        left=$(xl list | awk 'NR > 1 && $1 != "Domain-0" && $1 != "domU1"' | wc -l)
+        [ "$left" -eq 0 ] && break
+        sleep 0.5
+    done
+    xl list
+    agent "$D1" dmesg > "$OUT/d1-dmesg.txt"; grep fastivc "$OUT/d1-dmesg.txt" | tail -4
+    local oops=0
+    grep -Eq 'BUG:|Oops|WARNING:|general protection|Call Trace' "$OUT/d1-dmesg.txt" && oops=1
+    kstats "$D1" "$OUT/kc.txt"
+    ivcbench stream --host "$D1" --bytes 8M --msg-size 65536 --timeout 60 > "$f"; rc=$?
+    kstats "$D1" "$OUT/kd.txt"
+    local after; after=$(kdelta "$OUT/kc.txt" "$OUT/kd.txt" bytes_rx)
+    metrics "$(jq -cn --argjson s "$secs" --argjson g "$gone" --argjson o "$opened" --argjson l "$left" \
+        --argjson k "$oops" --argjson a "$after" --argjson rs "$rc_s" --argjson rr "$rc_r" \
+        '{seconds_to_abort: $s, fallbacks_peer_gone: $g, tunnels_open_before: $o, domains_left_dying: $l,
+          kernel_warnings: $k, tunnel_bytes_after: $a, sender_exit: $rs, receiver_exit: $rr}')"
+    [ "$opened" -ge 2 ] || { fail "only $opened tunnels were open in domU1 before the destroy"; return 1; }
+    grep -q 'Software caused connection abort' "$OUT/pd-send.json" \
+        || { fail "the sender did not get ECONNABORTED: $(jq -r '.error // "no error"' "$OUT/pd-send.json" 2>/dev/null)"; return 1; }
+    grep -q 'Software caused connection abort' "$OUT/pd-recv.json" \
+        || { fail "the receiver did not get ECONNABORTED: $(jq -r '.error // "no error"' "$OUT/pd-recv.json" 2>/dev/null)"; return 1; }
+    awk -v s="$secs" -v b="$PEER_GONE_BOUND_S" 'BEGIN { exit !(s < b) }' \
+        || { fail "the connections ended $secs s after the destroy (bound $PEER_GONE_BOUND_S s)"; return 1; }
+    [ "$gone" -eq 2 ] || { fail "domU1 counted $gone peer_gone aborts, expected 2"; return 1; }
+    [ "$left" -eq 0 ] || { fail "$left domain(s) still listed (dying: pages still mapped?)"; return 1; }
+    [ "$oops" -eq 0 ] || { fail "a kernel warning in domU1 (see log)"; return 1; }
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f" >/dev/null && [ "$after" -ge $((8 << 20)) ] \
+        || { fail "domU1 no longer works through a new tunnel (exit $rc, $after tunnel bytes)"; return 1; }
+}
+
 # rmmod is refused while a socket uses the module, and works once none does.
 scn_unload_busy() {
     need domU1 domU2 || return 1
@@ -405,6 +465,7 @@ run_tunnel_scenarios() {
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios
+    run_scenario peer-destroyed-domU-domU-tunnel scn_peer_destroyed # destroys domU2: last
 }
 # with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults
 with_geometry() {

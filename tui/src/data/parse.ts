@@ -23,6 +23,8 @@ export const STATS_KEYS = [
   'fetches',
   'violations',
   'pages_deferred',
+  'lost_wakeups',
+  'switch_pushes',
 ] as const;
 
 /** The fallback reasons format 1 lists (every one always present in the stats). */
@@ -45,6 +47,7 @@ export const FALLBACK_REASONS = [
   'peer_timeout',
   'oob',
   'violation',
+  'peer_gone',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

@@ -254,14 +254,46 @@ static irqreturn_t sem_virq(int irq, void *dev)
 	return IRQ_HANDLED;
 }
 
+/* Sockets handled per tick and kind of work (the rest wait for the next tick). */
+#define SEM_TICK_BATCH 32
+
+/*
+ * Calls act() on each socket whose context match() selects, at most SEM_TICK_BATCH of them, each under its socket
+ * lock (taken after fastivc_socks_lock is dropped: the lock hierarchy puts the socket lock outside it).
+ */
+static void sem_each_sock(bool (*match)(const struct fastivc_sock *ctx, const void *arg), const void *arg,
+			  void (*act)(struct fastivc_sock *ctx))
+{
+	struct sock *todo[SEM_TICK_BATCH];
+	struct fastivc_sock *ctx;
+	int n = 0, i;
+
+	spin_lock_bh(&fastivc_socks_lock);
+	list_for_each_entry(ctx, &fastivc_socks, node) {
+		if (n == ARRAY_SIZE(todo))
+			break;
+		if (match(ctx, arg) && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
+			todo[n++] = ctx->sk;
+	}
+	spin_unlock_bh(&fastivc_socks_lock);
+	for (i = 0; i < n; i++) {
+		lock_sock(todo[i]);
+		ctx = fastivc_ctx(todo[i]);
+		if (ctx)
+			act(ctx);
+		release_sock(todo[i]);
+		sock_put(todo[i]);
+	}
+}
+
 /*
  * Once a second, from the tick: is every tunnel's peer still alive? A destroyed domain's addresses leave the DEM's
  * table when it dies (evtmgr_destroy), so a tunnel whose peer address no longer belongs to the peer domain has
  * nobody at the other end: its connections are aborted (fastivc_peer_gone), within a tick of the DEM's purge. One
- * lookup per distinct peer address with an open tunnel, at most SEM_PEERS_MAX per tick (the rest the next ticks).
+ * lookup per distinct peer address with a tunnel, at most SEM_PEERS_MAX per tick; when there are more, the next
+ * ticks start further along the list (rotor), so every peer gets its turn.
  */
 #define SEM_PEERS_MAX 16
-#define SEM_GONE_BATCH 32
 
 struct sem_peer {
 	__be32 addr;
@@ -276,15 +308,31 @@ static bool has_tunnel(const struct fastivc_sock *ctx)
 		READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING);
 }
 
+struct sem_peers {
+	const struct sem_peer *p;
+	unsigned int n;
+};
+
+static bool peer_is_gone(const struct fastivc_sock *ctx, const void *arg)
+{
+	const struct sem_peers *ps = arg;
+	unsigned int i;
+
+	if (!has_tunnel(ctx))
+		return false;
+	for (i = 0; i < ps->n; i++)
+		if (ps->p[i].gone && ps->p[i].addr == ctx->raddr && ps->p[i].domid == ctx->peer)
+			return true;
+	return false;
+}
+
 static void sem_check_peers(void)
 {
-	static unsigned int rotor; /* where the last tick stopped, so every peer gets its turn */
+	static unsigned int rotor; /* peers to pass over before collecting (only the tick work touches it) */
 	struct sem_peer peers[SEM_PEERS_MAX];
-	struct sock *todo[SEM_GONE_BATCH];
 	unsigned int np = 0, skip = rotor, seen = 0, i;
 	struct fastivc_sock *ctx;
 	bool any_gone = false;
-	int n = 0;
 	domid_t d;
 
 	spin_lock_bh(&fastivc_socks_lock);
@@ -311,52 +359,20 @@ static void sem_check_peers(void)
 			any_gone = true;
 		}
 	}
-	if (!any_gone)
-		return;
-	spin_lock_bh(&fastivc_socks_lock);
-	list_for_each_entry(ctx, &fastivc_socks, node) {
-		if (n == ARRAY_SIZE(todo))
-			break;
-		if (!has_tunnel(ctx))
-			continue;
-		for (i = 0; i < np && !(peers[i].gone && peers[i].addr == ctx->raddr && peers[i].domid == ctx->peer); i++)
-			;
-		if (i < np && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
-			todo[n++] = ctx->sk;
-	}
-	spin_unlock_bh(&fastivc_socks_lock);
-	for (i = 0; i < n; i++) {
-		lock_sock(todo[i]);
-		ctx = fastivc_ctx(todo[i]);
-		if (ctx)
-			fastivc_peer_gone(ctx);
-		release_sock(todo[i]);
-		sock_put(todo[i]);
-	}
+	if (any_gone)
+		sem_each_sock(peer_is_gone, &(struct sem_peers){ peers, np }, fastivc_peer_gone);
+}
+
+static bool is_creating(const struct fastivc_sock *ctx, const void *arg)
+{
+	return READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING;
 }
 
 /* Once a second: the safety-net fetch, tunnel timeouts, peer liveness, the statistics mirror. */
 static void sem_tick(struct work_struct *w)
 {
-	struct fastivc_sock *ctx;
-	struct sock *todo[32];
-	int n = 0, i;
-
 	tasklet_schedule(&sem_tasklet); /* the safety-net fetch */
-	spin_lock_bh(&fastivc_socks_lock);
-	list_for_each_entry(ctx, &fastivc_socks, node) {
-		if (ctx->tx_state == FIVC_DIR_CREATING && n < ARRAY_SIZE(todo) && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
-			todo[n++] = ctx->sk;
-	}
-	spin_unlock_bh(&fastivc_socks_lock);
-	for (i = 0; i < n; i++) {
-		lock_sock(todo[i]);
-		ctx = fastivc_ctx(todo[i]);
-		if (ctx)
-			fastivc_sock_tick(ctx);
-		release_sock(todo[i]);
-		sock_put(todo[i]);
-	}
+	sem_each_sock(is_creating, NULL, fastivc_sock_tick);
 	sem_check_peers();
 	fastivc_stats_mirror();
 }

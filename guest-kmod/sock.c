@@ -23,6 +23,7 @@
 #include <linux/delay.h>
 #include <linux/uio.h>
 #include <linux/poll.h>
+#include <linux/splice.h>
 #include <linux/sched/signal.h>
 #include <linux/sockios.h>
 #include <asm/ioctls.h>
@@ -115,6 +116,18 @@ void fastivc_wake(struct sock *sk, __poll_t mask)
 static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait);
 
 /* The socket's proto_ops get our poll (process context: sendmsg/recvmsg, once the socket has a struct socket). */
+/*
+ * splice() from a tunnelled socket into a pipe. TCP's tcp_splice_read() takes skbs straight from TCP's receive
+ * queue, so it would never see tunnel data (and would wait for good for TCP bytes after the switch). This reads
+ * through the socket's read_iter into the pipe instead, i.e. through fastivc_recvmsg(): the bytes are copied, in
+ * order, from TCP up to switch_seq and then from the channels.
+ */
+static ssize_t fastivc_splice_read(struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe, size_t len,
+				   unsigned int flags)
+{
+	return generic_file_splice_read(sock->file, ppos, pipe, len, flags);
+}
+
 static void swap_ops(struct sock *sk)
 {
 	struct socket *sock = sk->sk_socket;
@@ -133,6 +146,7 @@ static void swap_ops(struct sock *sk)
 	if (!base6_ops) {
 		fastivc_tunnel6_ops = *ops;
 		fastivc_tunnel6_ops.poll = fastivc_poll;
+		fastivc_tunnel6_ops.splice_read = fastivc_splice_read;
 		smp_store_release(&base6_ops, ops);
 	}
 	mutex_unlock(&ops6_lock);
@@ -963,6 +977,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		fastivc_count_fallback(FIVC_R_MAP_FAILED);
 		return;
 	}
+	swap_ops(ctx->sk); /* readers that never called recvmsg (splice only) must read through us from now on */
 	ctx->rx_channels = t->nr_channels;
 	ctx->rx_channel_size = t->channel_size;
 	WRITE_ONCE(ctx->rx, t);
@@ -1040,4 +1055,5 @@ void fastivc_sock_build(const struct proto *base, const struct proto *base6, con
 	override(&fastivc_tunnel6_prot);
 	fastivc_tunnel_ops = *ops;
 	fastivc_tunnel_ops.poll = fastivc_poll;
+	fastivc_tunnel_ops.splice_read = fastivc_splice_read;
 }

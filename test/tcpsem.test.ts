@@ -22,6 +22,7 @@ const CHECKS = [
 	'rr_ping_pong',
 	'msg_oob',
 	'sendfile_first',
+	'splice_read',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * tcpsem checks on the data itself: bulk_both_ways, many_small_writes,
- * partial_reads, readv_writev, sendfile, sendfile_first, rr_ping_pong.
+ * partial_reads, readv_writev, sendfile, sendfile_first, splice_read,
+ * rr_ping_pong.
  */
 #include "tcpsem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -585,6 +587,99 @@ int sendfile_first_server(int fd, struct ctx *c)
 		}
 	}
 	close(tfd);
+	return 0;
+}
+
+/* ---- splice_read ---- */
+
+/*
+ * The client reads with splice() from the socket into a pipe, then read()s the pipe: over a tunnel the data must
+ * come through splice as it does with TCP's own zero-copy splice.
+ */
+#define SPLICE_BYTES (1u << 20)
+#define SPLICE_STALL_MS 5000
+
+/* Exactly n bytes from a pipe that holds at least n: n, or -1. */
+static ssize_t read_pipe(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int splice_read_client(int fd, struct ctx *c)
+{
+	static uint8_t buf[64 << 10];
+	uint64_t off = 0;
+	int p[2], rc = -1;
+
+	if (pipe(p) < 0)
+		return fail_sys("pipe");
+	for (;;) {
+		int ev = wait_for(fd, POLLIN, SPLICE_STALL_MS);
+		ssize_t n, r;
+
+		if (ev < 0) {
+			fail_sys("poll at offset %llu", (unsigned long long)off);
+			break;
+		}
+		if (ev == 0) {
+			fail("stalled: %llu of %u bytes after %d ms without data", (unsigned long long)off, SPLICE_BYTES,
+			     SPLICE_STALL_MS);
+			break;
+		}
+		n = splice(fd, NULL, p[1], NULL, sizeof(buf), SPLICE_F_NONBLOCK);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			fail_sys("splice at offset %llu", (unsigned long long)off);
+			break;
+		}
+		if (n == 0) { /* EOF */
+			if (off == SPLICE_BYTES) {
+				note("%u bytes read with splice() into a pipe, verified, then EOF", SPLICE_BYTES);
+				rc = 0;
+			} else {
+				fail("EOF after %llu of %u bytes", (unsigned long long)off, SPLICE_BYTES);
+			}
+			break;
+		}
+		if (off + (uint64_t)n > SPLICE_BYTES) {
+			fail("more than %u bytes", SPLICE_BYTES);
+			break;
+		}
+		r = read_pipe(p[0], buf, (size_t)n);
+		if (r != n) {
+			fail_sys("read %zd spliced bytes from the pipe (got %zd)", n, r);
+			break;
+		}
+		if (pat_verify(c->check->seed + 1000, off, buf, (size_t)n, "data") < 0)
+			break;
+		off += (uint64_t)n;
+	}
+	close(p[0]);
+	close(p[1]);
+	return rc;
+}
+
+int splice_read_server(int fd, struct ctx *c)
+{
+	static uint8_t buf[64 << 10];
+
+	for (uint64_t o = 0; o < SPLICE_BYTES; o += sizeof(buf)) {
+		pat_fill(c->check->seed + 1000, o, buf, sizeof(buf));
+		if (send_exact(fd, buf, sizeof(buf), "data") < 0)
+			return -1;
+	}
 	return 0;
 }
 

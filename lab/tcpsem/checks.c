@@ -27,6 +27,7 @@ const struct check checks[] = {
 	CHECK(rr_ping_pong, 14),
 	CHECK(msg_oob, 15),
 	CHECK(sendfile_first, 16),
+	CHECK(splice_read, 17),
 	/* server-only: the connection close_unread's client closes unread */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
 };

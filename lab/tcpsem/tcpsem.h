@@ -82,6 +82,7 @@ DECLARE_CHECK(readv_writev);
 DECLARE_CHECK(rr_ping_pong);
 DECLARE_CHECK(msg_oob);
 DECLARE_CHECK(sendfile_first);
+DECLARE_CHECK(splice_read);
 int close_unread_data_server(int fd, struct ctx *c);
 
 /* ---- pattern.c ---- */

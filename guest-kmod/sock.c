@@ -7,8 +7,9 @@
  *   sender    creates the tunnel on its first send and keeps sending on TCP until the receiver has mapped it
  *             (ctrl->rx_state == IVC_RX_MAPPED). It then writes switch_seq = the TCP sequence number of its next
  *             byte and sets IVC_TX_SWITCHED; everything after goes into channels.
- *   receiver  reads TCP until its copied_seq reaches switch_seq, then reads channels. So data the sender queued on
- *             TCP before the switch (or before the module was loaded) is read first.
+ *   receiver  reads TCP until its copied_seq reaches switch_seq (rx_data_seq: a FIN read with the last bytes does not
+ *             count), then reads channels. So data the sender queued on TCP before the switch (or before the module
+ *             was loaded) is read first.
  *   MSG_OOB   the tunnel has no urgent data: before the switch the direction stays on TCP for good (reason `oob`);
  *             after it the sender waits until every channel was read, sets IVC_TX_REVERTED and continues on TCP;
  *             the receiver, finding the tunnel empty and REVERTED, goes back to TCP for good.
@@ -607,6 +608,23 @@ static bool tcp_has_data(struct sock *sk)
 	return READ_ONCE(tp->rcv_nxt) != READ_ONCE(tp->copied_seq);
 }
 
+/*
+ * The TCP sequence number of the next data byte to read, which is what switch_seq is compared with. That is
+ * copied_seq, except once the peer's FIN was read: the FIN takes a sequence number but carries no byte, and
+ * tcp_recvmsg() consumes it together with the data of the segment it rides on. A sender that switches and then
+ * closes while TCP still holds its last bytes sends them with the FIN, so the reader that reads exactly up to
+ * switch_seq finds copied_seq one past it (the FIN read, SOCK_DONE, nothing left: copied_seq == rcv_nxt).
+ */
+static u32 rx_data_seq(const struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 seq = READ_ONCE(tp->copied_seq);
+
+	if (sock_flag(sk, SOCK_DONE) && seq == READ_ONCE(tp->rcv_nxt))
+		seq--;
+	return seq;
+}
+
 /* Where the next byte comes from. Lock held. */
 static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -622,7 +640,7 @@ static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
 		virt_rmb(); /* the flag before switch_seq */
 		seq = READ_ONCE(t->ctrl->switch_seq);
 		/* the switch cannot be behind what we already read from TCP */
-		if (before(seq, tcp_sk(sk)->copied_seq)) {
+		if (before(seq, rx_data_seq(sk))) {
 			fastivc_break(ctx, -IVC_E_LAYOUT);
 			return PH_BROKEN;
 		}
@@ -630,7 +648,7 @@ static enum rx_phase rx_phase(struct sock *sk, struct fastivc_sock *ctx)
 		smp_wmb(); /* for the lock-free readers: switch_seq before the flag */
 		WRITE_ONCE(ctx->rx_switched, true);
 	}
-	if (tcp_sk(sk)->copied_seq != ctx->rx_switch_seq)
+	if (rx_data_seq(sk) != ctx->rx_switch_seq)
 		return PH_TCP_UNTIL;
 	return PH_TUNNEL;
 }
@@ -652,7 +670,7 @@ static bool rx_wake_cond(struct sock *sk, struct fastivc_sock *ctx)
 		news = tcp_has_data(sk);
 	else if (!READ_ONCE(ctx->rx_switched))
 		news = tcp_has_data(sk) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED);
-	else if (READ_ONCE(tcp_sk(sk)->copied_seq) != READ_ONCE(ctx->rx_switch_seq))
+	else if (rx_data_seq(sk) != READ_ONCE(ctx->rx_switch_seq))
 		news = tcp_has_data(sk);
 	else
 		news = ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
@@ -713,6 +731,27 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 	return copied ? copied : err;
 }
 
+/* An EOF while the tunnel may still hold data would lose it: say what the reader saw. Lock held. */
+static void rx_eof_check(struct sock *sk, struct fastivc_sock *ctx, const char *where)
+{
+	struct ivc_tunnel *t = ctx->rx;
+	u32 f;
+
+	if (!t || ctx->rx_state != FIVC_DIR_OPEN)
+		return;
+	f = READ_ONCE(t->ctrl->tx_flags);
+	if (!(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
+		return;
+	if (ctx->rx_switched && rx_data_seq(sk) == ctx->rx_switch_seq && ivc_rx_ready(&t->rx, t->ctrl) == 0)
+		return;
+	pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u: EOF (%s) with the tunnel not drained: flags %#x switched %d switch_seq %u copied_seq %u rcv_nxt %u ready %lld wait_gen %u idx %u off %u have %u gen %u pend %u size %u\n",
+			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, where, f, ctx->rx_switched,
+			    READ_ONCE(t->ctrl->switch_seq), tcp_sk(sk)->copied_seq, tcp_sk(sk)->rcv_nxt,
+			    (long long)ivc_rx_ready(&t->rx, t->ctrl), t->rx.wait_gen, t->rx.idx, t->rx.off, t->rx.have,
+			    READ_ONCE(t->ctrl->chan[t->rx.idx].gen_num), READ_ONCE(t->ctrl->chan[t->rx.idx].pend_read),
+			    READ_ONCE(t->ctrl->chan[t->rx.idx].size));
+}
+
 static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
@@ -741,7 +780,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 				size_t want = len - copied;
 
 				if (ph == PH_TCP_UNTIL)
-					want = min_t(size_t, want, ctx->rx_switch_seq - tcp_sk(sk)->copied_seq);
+					want = min_t(size_t, want, ctx->rx_switch_seq - rx_data_seq(sk));
 				release_sock(sk);
 				r = base_prot->recvmsg(sk, msg, want,
 						       ctx->mode == FIVC_MODE_TUNNEL ? (flags | MSG_DONTWAIT) & ~MSG_WAITALL :
@@ -757,6 +796,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 					/* FIN: unless the tunnel carries the rest, this is the end */
 					if (ctx->mode == FIVC_MODE_TUNNEL && rx_phase(sk, ctx) == PH_TUNNEL)
 						continue;
+					rx_eof_check(sk, ctx, "tcp");
 					break;
 				}
 				if (r != -EAGAIN || ctx->mode != FIVC_MODE_TUNNEL) {
@@ -788,8 +828,10 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 					err = sock_error(sk);
 				break;
 			}
-			if (sk->sk_shutdown & RCV_SHUTDOWN)
+			if (sk->sk_shutdown & RCV_SHUTDOWN) {
+				rx_eof_check(sk, ctx, "tunnel");
 				break; /* the peer's FIN, after all its tunnel data */
+			}
 		}
 		/* nothing to read now */
 		if (copied != copied_before)
@@ -846,7 +888,7 @@ static bool rx_at_switch(struct sock *sk, struct fastivc_sock *ctx, struct ivc_t
 		virt_rmb(); /* the flag before switch_seq */
 		seq = READ_ONCE(t->ctrl->switch_seq);
 	}
-	return READ_ONCE(tcp_sk(sk)->copied_seq) == seq;
+	return rx_data_seq(sk) == seq;
 }
 
 /*

@@ -217,9 +217,13 @@ int expect_eof(int fd, int ms, const char *what)
 	return 0;
 }
 
+static size_t line_partial; /* bytes of the last recv_line() that failed with -2 (EOF or too long) */
+
 int recv_line(int fd, char *buf, size_t size)
 {
 	size_t n = 0;
+
+	line_partial = 0;
 
 	for (;;) {
 		char ch;
@@ -229,8 +233,10 @@ int recv_line(int fd, char *buf, size_t size)
 			continue;
 		if (r < 0)
 			return -1;
-		if (r == 0 || n + 1 >= size)
+		if (r == 0 || n + 1 >= size) {
+			line_partial = n;
 			return -2;
+		}
 		if (ch == '\n')
 			break;
 		buf[n++] = ch;
@@ -266,7 +272,7 @@ int read_verdict(int fd, char *out, size_t size)
 	if (n == -1)
 		return fail_sys("reading the server's verdict");
 	if (n == -2)
-		return fail("no verdict line from the server (EOF or over-long line)");
+		return fail("no verdict line from the server (EOF or over-long line after %zu bytes)", line_partial);
 	if (!strncmp(line, "OK", 2) && (line[2] == 0 || line[2] == ' ')) {
 		snprintf(out, size, "%s", line[2] ? line + 3 : "");
 		return 0;

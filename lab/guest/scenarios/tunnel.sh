@@ -238,6 +238,30 @@ scn_rejected() {
     [ "$sent" -eq 0 ] || { fail "$sent bytes went into a tunnel the receiver rejected"; return 1; }
 }
 
+# For hunting rare races (not in ./build.sh test): fastivc.stress=N on dom0's command line runs tcpsem's checks N times
+# over tunnels (fastivc.stress_only=REGEX: those that match) and stops at the first failure, with both modules' view.
+STRESS= STRESS_ONLY=.   # fastivc.stress_only=REGEX: only tcpsem's checks that match
+for a in $(cat /proc/cmdline); do
+    case $a in fastivc.stress=*) STRESS=${a#*=} ;; fastivc.stress_only=*) STRESS_ONLY=${a#*=} ;; esac
+done
+case $STRESS in ''|*[!0-9]*) STRESS= ;; *) PLAN+=(tcpsem-stress-domU-domU-tunnel) ;; esac
+scn_tcpsem_stress() {
+    need domU1 domU2 || return 1
+    local i rc=0
+    agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
+    sleep 0.5
+    for i in $(seq 1 "$STRESS"); do
+        agent "$D1" "tcpsem client --host $D2 --port 7005 --only '$STRESS_ONLY' --timeout 30 > /tmp/stress.json 2> /tmp/stress.err"; rc=$?
+        [ $rc -eq 0 ] || break
+    done
+    metrics "$(jq -cn --argjson i "$i" --argjson rc "$rc" '{rounds: $i, exit: $rc}')"
+    [ $rc -eq 0 ] && return 0
+    agent "$D1" cat /tmp/stress.err
+    agent "$D1" cat /tmp/stress.json | jq -c '.checks[] | select(.pass | not)'
+    tun_diag
+    fail "round $i failed: $(agent "$D1" cat /tmp/stress.err | head -3 | tr '\n' ' ')"
+}
+
 # The switch falling inside a sendfile() batch (vsftpd's data connections): TCP holds the batch's pages back
 # (MSG_SENDPAGE_NOTLAST) and, with everything earlier ACKed, nothing would ever send them, while the receiver reads
 # TCP up to switch_seq first. fault_inject=PORT:switch_in_batch in the sender makes that timing certain: its module
@@ -456,6 +480,7 @@ run_tunnel_scenarios() {
     run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once
     run_scenario tcpsem-domU-domU-tunnel scn_tun_tcpsem
     run_scenario switch-in-sendfile-domU-domU-tunnel scn_switch_in_sendfile
+    [ -n "$STRESS" ] && run_scenario tcpsem-stress-domU-domU-tunnel scn_tcpsem_stress
     run_scenario iperf3-domU-domU-tunnel scn_tun_iperf3
     run_scenario scp-64MiB-domU-domU-tunnel scn_tun_scp
     run_scenario ftp-64MiB-domU-domU-tunnel scn_tun_ftp

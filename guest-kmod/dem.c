@@ -92,11 +92,17 @@ int dem_get_events(struct xen_evtmgr_get_events *ge, u32 room)
 	return evtmgr_op(EVTMGR_OP_get_events, ge);
 }
 
-/* Drops this domain's record of the connection (its events towards us), when the socket closes. */
-int dem_release(struct fastivc_sock *ctx)
+/* Drops this domain's record of a connection (the events raised towards us on it). */
+int dem_release_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport)
 {
 	struct xen_evtmgr_conn c;
 
-	conn_v4(&c, ctx->laddr, ctx->lport, ctx->raddr, ctx->rport);
+	conn_v4(&c, laddr, lport, raddr, rport);
 	return evtmgr_op(EVTMGR_OP_release, &c);
+}
+
+/* ... when the socket closes. */
+int dem_release(struct fastivc_sock *ctx)
+{
+	return dem_release_conn(ctx->laddr, ctx->lport, ctx->raddr, ctx->rport);
 }

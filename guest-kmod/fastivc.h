@@ -126,7 +126,7 @@ extern struct workqueue_struct *fastivc_wq;
 struct fastivc_counters {
 	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
-	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes;
+	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_dropped;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -139,6 +139,7 @@ int dem_raise(struct fastivc_sock *ctx, u32 events, const struct xen_evtmgr_tunn
 int dem_raise_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport, u32 events);
 int dem_get_events(struct xen_evtmgr_get_events *ge, u32 room);
 int dem_release(struct fastivc_sock *ctx);
+int dem_release_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport);
 
 /* monitor.c */
 extern struct list_head fastivc_socks;

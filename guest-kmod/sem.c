@@ -95,6 +95,12 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 				return -EAGAIN;
 			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 		}
+		/*
+		 * Whatever came for a connection we no longer have (the peer's close events after our own close, which
+		 * released our record) left a record in the DEM that nobody would release: each would count against
+		 * the peer's share of our records (256), and once that is used up its raises fail with -ENOSPC.
+		 */
+		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 		return 0;
 	}
 	lock_sock(sk);
@@ -112,6 +118,9 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
 		fastivc_tx_event(ctx, events);
+	/* our end is closed (its record went at close): late events made a new one, drop it as for a gone socket */
+	if (READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED)
+		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 out:
 	release_sock(sk);
 	sock_put(sk);
@@ -172,9 +181,16 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 	rcu_read_lock();
 	sk = __inet_lookup_established(&init_net, &tcp_hashinfo, peer, htons(ev->conn.dst_port), me,
 				       ev->conn.src_port, 0, 0);
-	if (sk && sk_fullsock(sk)) {
+	if (sk && !sk_fullsock(sk)) { /* TIME_WAIT: our end is gone */
+		sock_gen_put(sk);
+		sk = NULL;
+	}
+	if (sk) {
 		ctx = fastivc_ctx(sk);
-		if (ctx && ctx->peer == ev->peer) {
+		if (ctx && READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
+			sock_gen_put(sk);
+			sk = NULL; /* closed: release the record below */
+		} else if (ctx && ctx->peer == ev->peer) {
 			WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
 			if (ev->events & EVTMGR_EVENT_SEND_DATA)
 				mask |= EPOLLIN | EPOLLRDNORM;
@@ -186,6 +202,8 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 	rcu_read_unlock();
 	if (sk)
 		sock_gen_put(sk);
+	else
+		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port); /* late data events: as sem_dispatch() */
 }
 
 /* The fetch: every pending record, max_batch at a time. Softirq (tasklet): never two at once. */

@@ -394,9 +394,20 @@ static void kick(struct fastivc_sock *ctx, u32 ev)
 {
 	int rc = dem_raise(ctx, ev, NULL);
 
-	/* -EBUSY: the peer does not fetch its events; it will see the channel state when it does */
-	if (rc && rc != -EBUSY)
+	switch (rc) {
+	case 0:
+		return;
+	case -EBUSY:  /* the peer does not fetch its events: it sees the channels when it does, or after a wait slice */
+	case -ENOSPC: /* no record left for the event: the same, a waiter finds the channel state by itself */
+		atomic64_inc(&fastivc_stats.kicks_dropped);
+		return;
+	case -ENOENT: /* the peer's address left the DEM, or its domain is dying: nobody is at the other end */
+	case -ESRCH:
+		fastivc_peer_gone(ctx);
+		return;
+	default:
 		fastivc_break(ctx, rc);
+	}
 }
 
 /* Sends msg through the open tunnel. Lock held. Returns bytes sent or -errno. */
@@ -984,10 +995,11 @@ static void fastivc_close(struct sock *sk, long timeout)
 		unread = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) != 0;
 	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
 	rx_release(ctx, FIVC_DIR_CLOSED, true);
-	if (ctx->mode == FIVC_MODE_TUNNEL) {
+	/* our record of the connection: any socket the peer raised events on (broken ones too), not only tunnels */
+	if (ctx->mode != FIVC_MODE_NATIVE || READ_ONCE(ctx->events_received))
 		dem_release(ctx);
+	if (ctx->mode == FIVC_MODE_TUNNEL)
 		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
-	}
 	if (unread) {
 		/* data the application never read: the peer sees a reset, as with TCP */
 		sock_set_flag(sk, SOCK_LINGER);

@@ -80,6 +80,7 @@ static int format_stats(char *buf, size_t size)
 	CTR(pages_deferred);
 	CTR(lost_wakeups);
 	CTR(switch_pushes);
+	CTR(kicks_dropped);
 	for (i = FIVC_R_NONE + 1; i < FIVC_R_COUNT; i++)
 		n += scnprintf(buf + n, size - n, "fallback_%s %lld\n", fastivc_reason_names[i],
 			       (long long)atomic64_read(&fastivc_stats.fallback[i]));

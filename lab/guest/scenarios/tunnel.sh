@@ -167,6 +167,20 @@ scn_tun_ftp() {
     metrics "$(echo "$m" | jq -c --argjson t "$TUN_METRICS" '. + $t')"
 }
 
+# dem_records_between A B: DEM records between the two domains (either way), after up to 5 s for late close events
+# to be fetched and dropped. Records belong to open connections: once they all closed none may be left.
+dem_records_between() {
+    local a b i n
+    a=$(xl domid "$1"); b=$(xl domid "$2")
+    for i in $(seq 1 10); do
+        n=$(dem-probe query records | jq --argjson a "$a" --argjson b "$b" \
+            '[.records[] | select((.owner == $a and .raiser == $b) or (.owner == $b and .raiser == $a))] | length')
+        [ "${n:-1}" -eq 0 ] && break
+        sleep 0.5
+    done
+    echo "${n:-0}"
+}
+
 # tcpsem's checks over a tunnelled connection: every check must pass, as over plain TCP, and tunnels must carry data.
 scn_tun_tcpsem() {
     need domU1 domU2 || return 1
@@ -181,15 +195,18 @@ scn_tun_tcpsem() {
     kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
     [ $rc -ne 0 ] && tun_diag
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
-    local created sent recvd oob
+    local created sent recvd oob left
+    left=$(dem_records_between domU1 domU2)
     created=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created) ))
     sent=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" bytes_tx) ))
     oob=$(( $(kdelta "$OUT/sb.txt" "$OUT/sa.txt" fallback_oob) + $(kdelta "$OUT/rb.txt" "$OUT/ra.txt" fallback_oob) ))
-    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" --argjson o "$oob" \
-        '{checks_passed: .passed, checks_failed: .failed, tunnels_created: $c, tunnel_bytes: $s, fallbacks_oob: $o}' "$f" 2>/dev/null || echo '{}')"
+    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" --argjson o "$oob" --argjson l "$left" \
+        '{checks_passed: .passed, checks_failed: .failed, tunnels_created: $c, tunnel_bytes: $s, fallbacks_oob: $o,
+          dem_records_left: $l}' "$f" 2>/dev/null || echo '{}')"
     jq -e '.failed == 0 and .passed > 0' "$f" >/dev/null 2>&1 \
         || { fail "$(jq -r '[.checks[] | select(.pass | not) | .name] | join(", ")' "$f" 2>/dev/null || echo "no result, exit $rc") failed over the tunnel"; return 1; }
     [ "$created" -ge 10 ] && [ "$sent" -ge $((16 << 20)) ] || { fail "the checks did not run through tunnels ($created created, $sent bytes)"; return 1; }
+    [ "$left" -eq 0 ] || { dem-probe query records | jq -c '.records[]' | tail -5; fail "$left DEM records left after every connection closed (leak)"; return 1; }
 }
 
 # A peer that is not co-resident (an address of dom0 the DEM does not know) stays on TCP, with the reason counted.
@@ -254,8 +271,10 @@ scn_tcpsem_stress() {
         agent "$D1" "tcpsem client --host $D2 --port 7005 --only '$STRESS_ONLY' --timeout 30 > /tmp/stress.json 2> /tmp/stress.err"; rc=$?
         [ $rc -eq 0 ] || break
     done
-    metrics "$(jq -cn --argjson i "$i" --argjson rc "$rc" '{rounds: $i, exit: $rc}')"
-    [ $rc -eq 0 ] && return 0
+    local left; left=$(dem_records_between domU1 domU2)
+    metrics "$(jq -cn --argjson i "$i" --argjson rc "$rc" --argjson l "$left" '{rounds: $i, exit: $rc, dem_records_left: $l}')"
+    [ $rc -eq 0 ] && [ "$left" -eq 0 ] && return 0
+    [ $rc -eq 0 ] && { fail "$left DEM records left after $i rounds (leak)"; return 1; }
     agent "$D1" cat /tmp/stress.err
     agent "$D1" cat /tmp/stress.json | jq -c '.checks[] | select(.pass | not)'
     tun_diag

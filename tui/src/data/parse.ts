@@ -25,6 +25,7 @@ export const STATS_KEYS = [
   'pages_deferred',
   'lost_wakeups',
   'switch_pushes',
+  'kicks_dropped',
 ] as const;
 
 /** The fallback reasons format 1 lists (every one always present in the stats). */

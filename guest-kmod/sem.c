@@ -68,6 +68,20 @@ static DEFINE_MUTEX(retry_lock);
 static unsigned int retry_count;
 static struct delayed_work retry_work;
 
+/*
+ * Drops our DEM record of the event's connection: it is not one we run a tunnel on (gone, closed, native). Such
+ * records (the peer's close events after our own close, for one) would otherwise stay for good, each counting
+ * against the peer's share of our records (256); once that is used up its raises fail with -ENOSPC.
+ */
+static void forget_conn(const struct xen_evtmgr_event *ev)
+{
+	__be32 me, peer;
+
+	memcpy(&me, ev->conn.src.addr, 4);
+	memcpy(&peer, ev->conn.dst.addr, 4);
+	dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+}
+
 /* Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false. */
 static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 {
@@ -95,20 +109,20 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 				return -EAGAIN;
 			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 		}
-		/*
-		 * Whatever came for a connection we no longer have (the peer's close events after our own close, which
-		 * released our record) left a record in the DEM that nobody would release: each would count against
-		 * the peer's share of our records (256), and once that is used up its raises fail with -ENOSPC.
-		 */
-		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+		forget_conn(ev);
 		return 0;
 	}
 	lock_sock(sk);
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
-	if (!ctx || ctx->peer != ev->peer) {
-		/* not ours (another ULP, not established) or the event comes from another domain than the peer's */
+	if (!ctx || ctx->peer != ev->peer || READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
+		/*
+		 * Not a connection we run a tunnel on: not ours (another ULP, not established, native), the event comes
+		 * from another domain than the peer's, or our end is closed (it released its record at close, late
+		 * events made a new one).
+		 */
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
 			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+		forget_conn(ev);
 		goto out;
 	}
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
@@ -118,9 +132,6 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
 		fastivc_tx_event(ctx, events);
-	/* our end is closed (its record went at close): late events made a new one, drop it as for a gone socket */
-	if (READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED)
-		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 out:
 	release_sock(sk);
 	sock_put(sk);
@@ -185,25 +196,20 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 		sock_gen_put(sk);
 		sk = NULL;
 	}
-	if (sk) {
-		ctx = fastivc_ctx(sk);
-		if (ctx && READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
-			sock_gen_put(sk);
-			sk = NULL; /* closed: release the record below */
-		} else if (ctx && ctx->peer == ev->peer) {
-			WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
-			if (ev->events & EVTMGR_EVENT_SEND_DATA)
-				mask |= EPOLLIN | EPOLLRDNORM;
-			if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
-				mask |= EPOLLOUT | EPOLLWRNORM;
-			fastivc_wake(sk, mask);
-		}
+	ctx = sk ? fastivc_ctx(sk) : NULL;
+	if (ctx && ctx->peer == ev->peer && READ_ONCE(ctx->mode) != FIVC_MODE_CLOSED) {
+		WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
+		if (ev->events & EVTMGR_EVENT_SEND_DATA)
+			mask |= EPOLLIN | EPOLLRDNORM;
+		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+		fastivc_wake(sk, mask);
+	} else {
+		forget_conn(ev); /* as sem_dispatch() */
 	}
 	rcu_read_unlock();
 	if (sk)
 		sock_gen_put(sk);
-	else
-		dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port); /* late data events: as sem_dispatch() */
 }
 
 /* The fetch: every pending record, max_batch at a time. Softirq (tasklet): never two at once. */

@@ -116,7 +116,6 @@ void fastivc_wake(struct sock *sk, __poll_t mask)
 
 static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait);
 
-/* The socket's proto_ops get our poll (process context: sendmsg/recvmsg, once the socket has a struct socket). */
 /*
  * splice() from a tunnelled socket into a pipe. TCP's tcp_splice_read() takes skbs straight from TCP's receive
  * queue, so it would never see tunnel data (and would wait for good for TCP bytes after the switch). This reads
@@ -129,6 +128,18 @@ static ssize_t fastivc_splice_read(struct socket *sock, loff_t *ppos, struct pip
 	return generic_file_splice_read(sock->file, ppos, pipe, len, flags);
 }
 
+/* A tunnelled socket's proto_ops: the family's own, with our poll and splice_read. */
+static void tunnel_ops_init(struct proto_ops *ops, const struct proto_ops *base)
+{
+	*ops = *base;
+	ops->poll = fastivc_poll;
+	ops->splice_read = fastivc_splice_read;
+}
+
+/*
+ * The socket's proto_ops become the tunnel's (process context: on its first send/recv, or when it maps a receiving
+ * tunnel; once the socket has a struct socket).
+ */
 static void swap_ops(struct sock *sk)
 {
 	struct socket *sock = sk->sk_socket;
@@ -145,9 +156,7 @@ static void swap_ops(struct sock *sk)
 		return;
 	mutex_lock(&ops6_lock);
 	if (!base6_ops) {
-		fastivc_tunnel6_ops = *ops;
-		fastivc_tunnel6_ops.poll = fastivc_poll;
-		fastivc_tunnel6_ops.splice_read = fastivc_splice_read;
+		tunnel_ops_init(&fastivc_tunnel6_ops, ops);
 		smp_store_release(&base6_ops, ops);
 	}
 	mutex_unlock(&ops6_lock);
@@ -995,11 +1004,11 @@ static void fastivc_close(struct sock *sk, long timeout)
 		unread = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) != 0;
 	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
 	rx_release(ctx, FIVC_DIR_CLOSED, true);
-	/* our record of the connection: any socket the peer raised events on (broken ones too), not only tunnels */
-	if (ctx->mode != FIVC_MODE_NATIVE || READ_ONCE(ctx->events_received))
+	/* our record of the connection (broken ones too; the SEM drops what native sockets get, see forget_conn) */
+	if (ctx->mode != FIVC_MODE_NATIVE) {
 		dem_release(ctx);
-	if (ctx->mode == FIVC_MODE_TUNNEL)
 		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
+	}
 	if (unread) {
 		/* data the application never read: the peer sees a reset, as with TCP */
 		sock_set_flag(sk, SOCK_LINGER);
@@ -1107,7 +1116,5 @@ void fastivc_sock_build(const struct proto *base, const struct proto *base6, con
 	override(&fastivc_tunnel_prot);
 	fastivc_tunnel6_prot = *base6;
 	override(&fastivc_tunnel6_prot);
-	fastivc_tunnel_ops = *ops;
-	fastivc_tunnel_ops.poll = fastivc_poll;
-	fastivc_tunnel_ops.splice_read = fastivc_splice_read;
+	tunnel_ops_init(&fastivc_tunnel_ops, ops);
 }

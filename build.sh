@@ -11,6 +11,7 @@
 #   ./build.sh lab      the lab images -> build/lab/
 #   ./build.sh lab-run  build, then boot the lab once and run its scenarios (options go to `fastivc lab run`)
 #   ./build.sh demo     build everything, boot the lab, show the traffic
+#   ./build.sh experiments [EXP...]  build, then `fastivc bench run` (default: every experiment, 3 repetitions)
 #   ./build.sh test     build everything, host tests, then the lab end-to-end scenarios
 set -euo pipefail
 
@@ -139,6 +140,7 @@ cmd_bench() {
     make -s -C "$ROOT/lab/agent" OUT="$B/bench"
     make -s -C "$ROOT/lab/tcpsem" OUT="$B/bench"
     make -s -C "$ROOT/lab/dem-probe" OUT="$B/bench" XEN_PUBLIC="$B/xen/src/xen/include/public"
+    make -s -C "$ROOT/experiments/ringbench" OUT="$B/experiments/bin"   # the host's, for the ring experiment
 }
 
 # ---- node addon and TypeScript ----
@@ -191,6 +193,9 @@ lab_tally() {
     else tally 0 1; fi
 }
 
+# ./build.sh test's pass over the experiments: every lab sweep's code path, a few points each, in the test boot.
+SMOKE_BENCH="fastivc.bench=fig10,fig11,fig12,rtt fastivc.bench_quick=1 fastivc.bench_repeat=1 fastivc.bench_with_tests=1"
+
 cmd_test() {
     build_all
     local rc=0
@@ -203,9 +208,14 @@ cmd_test() {
     log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"
     export -f lab_run; export B
     suite lab-fault "$ROOT/test/lab/fault-domU-noboot.sh" || rc=1
-    log "lab: end-to-end scenarios"
-    lab_run || rc=1
+    log "host tests: the ring experiment, quick (experiments/ringbench between two processes)"
+    suite bench-ring node "$B/ts/tui/src/cli.js" bench run ring --quick --repeat 1 --out "$B/experiments-smoke" || rc=1
+    log "lab: end-to-end scenarios, and a quick pass of every lab experiment's points (fastivc bench)"
+    lab_run --dom0-cmdline-extra "$SMOKE_BENCH" || rc=1
     lab_tally "$B/lab/report.json"
+    log "lab: the experiments' tables and plots from those points"
+    node "$B/ts/tui/src/cli.js" bench report "$B/lab/report.json" --out "$B/experiments-smoke" > "$B/test-logs/bench-report.log" 2>&1 \
+        || { cat "$B/test-logs/bench-report.log"; tally 0 1; rc=1; }
     [ $rc -eq 0 ] && log "all tests passed" || log "FAILED (see above; lab report: build/lab/report.json)"
     echo "fastivc: $PASSED passed, $FAILED failed"
     return $rc
@@ -217,12 +227,15 @@ cmd_demo() {
     lab_run --demo 60
 }
 
+# The experiments: `fastivc bench run` with the arguments given (experiment ids, --repeat N, --quick).
+cmd_experiments() { build_all; (cd "$ROOT" && node "$B/ts/tui/src/cli.js" bench run "$@"); }
+
 # Builds what is needed and boots the lab once; extra arguments go to `fastivc lab run` (e.g. --fault domU2-noboot).
 cmd_lab_run() { build_all; lab_run "$@"; }
 
 case "${1:-}" in
-    deps|xen|kmod|native|ts|bench|lab|test|demo) step=$1; shift; "cmd_$step" "$@" ;;
+    deps|xen|kmod|native|ts|bench|lab|test|demo|experiments) step=$1; shift; "cmd_$step" "$@" ;;
     lab-run) shift; cmd_lab_run "$@" ;;
     all) build_all ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

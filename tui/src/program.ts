@@ -1,8 +1,8 @@
 /**
- * The `fastivc` command tree. One module per command group under commands/; later groups (bench) register
- * themselves here the same way.
+ * The `fastivc` command tree. One module per command group under commands/.
  */
 import { Command, CommanderError } from 'commander';
+import { registerBenchCommands } from './commands/bench.js';
 import { registerDemCommands } from './commands/dem.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerMapCommands } from './commands/map.js';
@@ -25,6 +25,7 @@ export function buildProgram(deps: CliDeps = defaultDeps()): Command {
     .exitOverride()
     .configureOutput({ writeOut: deps.out, writeErr: deps.err });
   registerLabCommands(program);
+  registerBenchCommands(program, deps);
   registerMapCommands(program, deps);
   registerDemCommands(program, deps);
   registerStatusCommand(program, deps);

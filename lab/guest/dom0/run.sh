@@ -56,6 +56,7 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
 . /lab/scenarios/dem.sh
 . /lab/scenarios/tools.sh
 . /lab/scenarios/tunnel.sh
+. /lab/scenarios/experiments.sh   # fastivc.bench=...: the experiments instead of the tests
 if [ -n "$ONLY" ]; then
     kept=(); for n in "${PLAN[@]}"; do scenario_selected "$n" && kept+=("$n"); done; PLAN=("${kept[@]}")
 fi

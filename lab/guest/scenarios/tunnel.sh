@@ -509,6 +509,7 @@ run_tunnel_scenarios() {
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios
+    run_bench   # the experiments, if fastivc.bench= asks for them (experiments.sh), while both domUs live
     run_scenario peer-destroyed-domU-domU-tunnel scn_peer_destroyed # destroys domU2: last
 }
 # with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults

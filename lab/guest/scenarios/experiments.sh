@@ -1,0 +1,242 @@
+# The experiments (`fastivc bench`): the thesis' chapter 4 sweeps and our own, run between the two domUs after the
+# tunnel scenarios have loaded fastivc.ko. Each point of a sweep is one lab scenario named
+# bench.<experiment>.<series>.<x>.r<rep>, so the host's runner shows it as it runs and its metrics reach the report;
+# the metrics carry {experiment, series, x, rep} and the measurement, and `fastivc bench` turns them into tables and
+# plots. A point fails (and is left out of the statistics) when its data was not byte-exact or when it did not take
+# the path its series names: a TCP point that created a tunnel, a tunnel point whose bytes stayed on TCP.
+#
+# dom0's command line selects them:
+#   fastivc.bench=fig10,fig11,fig12,rtt   the experiments to run (no test scenarios run then)
+#   fastivc.bench_repeat=N                 repetitions of each point (default 3), interleaved: rep 1 of every point,
+#                                          then rep 2..., so a slow phase of the host spreads over every series
+#   fastivc.bench_quick=1                  fewer points and shorter runs (the CI's smoke run of this code)
+#   fastivc.bench_with_tests=1             run the test scenarios too, the points just before the last one
+#                                          (./build.sh test: every experiment's code path, in the one lab boot)
+#
+# Series: "tcp" is both modules with enable=0 (new sockets stay native: netfront -> bridge -> netback);
+# "tunnel-N" is N channels of 4 KiB (the thesis' geometry); fig12's points vary the channel size at 4 channels.
+
+BENCH= BENCH_REPEAT=3 BENCH_QUICK= BENCH_WITH_TESTS=
+for a in $(cat /proc/cmdline); do
+    case $a in
+        fastivc.bench=*) BENCH=${a#*=} ;;
+        fastivc.bench_repeat=*) BENCH_REPEAT=${a#*=} ;;
+        fastivc.bench_quick=*) BENCH_QUICK=${a#*=} ;;
+        fastivc.bench_with_tests=*) BENCH_WITH_TESTS=${a#*=} ;;
+    esac
+done
+case $BENCH_REPEAT in ''|*[!0-9]*|0) BENCH_REPEAT=3 ;; esac
+[ "$BENCH_QUICK" = 0 ] && BENCH_QUICK=
+
+# The sweeps. Sizes in bytes.
+if [ -z "$BENCH_QUICK" ]; then
+    FIG10_BLOCKS="1 64 1024 4096 16384 65536 262144 1048576 4194304 16777216"
+    FIG10_SECONDS=2
+    FIG11_FILES="1 1024 65536 1048576 16777216 67108864"
+    FIG12_SIZES="4096 8192 16384 32768 65536 131072 262144"
+    FIG12_BYTES=$((32 << 20))
+    RTT_SIZES="1 64 1024 4096 16384 65536"
+    RTT_SECONDS=2
+else
+    FIG10_BLOCKS="1 65536 4194304"
+    FIG10_SECONDS=0.5
+    FIG11_FILES="1024 4194304"
+    FIG12_SIZES="4096 65536"
+    FIG12_BYTES=$((4 << 20))
+    RTT_SIZES="1 4096"
+    RTT_SECONDS=0.5
+fi
+BENCH_SERIES="tcp tunnel-2 tunnel-4 tunnel-8"
+RTT_SERIES="tcp tunnel-4 tunnel-16x64KiB"
+FTP_DISK=/tmp/ftpdisk.img     # dom0's file behind domU2's virtual disk
+FTP_DISK_MB=160
+
+# bench_x_name BYTES: 1B, 64B, 4KiB, 1MiB (scenario names)
+bench_x_name() {
+    local n=$1
+    if [ $((n % (1 << 20))) -eq 0 ]; then echo "$((n >> 20))MiB"
+    elif [ $((n % 1024)) -eq 0 ]; then echo "$((n >> 10))KiB"
+    else echo "${n}B"; fi
+}
+
+# bench_points: one line per point, "NAME EXPERIMENT SERIES X REP", in the order they run
+bench_points() {
+    local rep e s x
+    for rep in $(seq 1 "$BENCH_REPEAT"); do
+        for e in ${BENCH//,/ }; do
+            case $e in
+                fig10) for s in $BENCH_SERIES; do for x in $FIG10_BLOCKS; do
+                           echo "bench.fig10.$s.$(bench_x_name "$x").r$rep fig10 $s $x $rep"; done; done ;;
+                fig11) for s in $BENCH_SERIES; do for x in $FIG11_FILES; do
+                           echo "bench.fig11.$s.$(bench_x_name "$x").r$rep fig11 $s $x $rep"; done; done ;;
+                fig12) echo "bench.fig12.tcp.0B.r$rep fig12 tcp 0 $rep"
+                       for x in $FIG12_SIZES; do echo "bench.fig12.tunnel-4.$(bench_x_name "$x").r$rep fig12 tunnel-4 $x $rep"; done ;;
+                rtt)   for s in $RTT_SERIES; do for x in $RTT_SIZES; do
+                           echo "bench.rtt.$s.$(bench_x_name "$x").r$rep rtt $s $x $rep"; done; done ;;
+            esac
+        done
+    done
+}
+
+if [ -n "$BENCH" ]; then
+    for e in ${BENCH//,/ }; do
+        case $e in fig10|fig11|fig12|rtt) ;; *) mark phase bench-unknown "$e"; BENCH= ;; esac
+    done
+fi
+if [ -n "$BENCH" ]; then
+    # Only what brings tunnels up, then the points: the tests are ./build.sh test's business.
+    [ "${BENCH_WITH_TESTS:-0}" = 1 ] || ONLY='^(sync-ip-table-dom0|kmod-load-tunnel|bench-setup-ftp-disk|bench\..*)$'
+    case ",$BENCH," in *,fig11,*) PLAN+=(bench-setup-ftp-disk) ;; esac
+    while read -r name _; do PLAN+=("$name"); done < <(bench_points)
+fi
+
+# bench_geometry SERIES [CHANNEL_SIZE]: the module parameters in both domUs for the series' next connections
+bench_geometry() {
+    local series=$1 size=${2:-4096} enable=1 n=4 d
+    case $series in
+        tcp) enable=0 ;;
+        tunnel-16x64KiB) n=16 size=65536 ;;
+        tunnel-*) n=${series#tunnel-} ;;
+    esac
+    for d in "$D1" "$D2"; do
+        agent "$d" "echo $enable > /sys/module/fastivc/parameters/enable && echo $n > /sys/module/fastivc/parameters/channels && echo $size > /sys/module/fastivc/parameters/channel_size" \
+            || { fail "cannot set $series (${n} x $size, enable=$enable) in $d"; return 1; }
+    done
+}
+
+bench_defaults() {
+    local d
+    for d in "$D1" "$D2"; do
+        agent "$d" "echo 1 > /sys/module/fastivc/parameters/enable && echo 4 > /sys/module/fastivc/parameters/channels && echo 4096 > /sys/module/fastivc/parameters/channel_size"
+    done
+}
+
+# bench_path_check SERIES SENDER_BEFORE SENDER_AFTER CONNECTIONS BYTES: the point took its series' path. Sets
+# BENCH_PATH (JSON: tunnels created and tunnel bytes on the sender's side).
+bench_path_check() {
+    local series=$1 sb=$2 sa=$3 conns=$4 bytes=$5 created sent
+    created=$(kdelta "$sb" "$sa" tunnels_created); sent=$(kdelta "$sb" "$sa" bytes_tx)
+    BENCH_PATH=$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson b "$bytes" \
+        '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_share: (if $b > 0 then ($s / $b * 1000 | round / 1000) else 0 end)}')
+    echo "path: $series, $conns connection(s), tunnels created $created, tunnel bytes $sent of $bytes"
+    if [ "$series" = tcp ]; then
+        [ "$created" -eq 0 ] || { fail "a TCP point created $created tunnel(s)"; return 1; }
+        return 0
+    fi
+    [ "$created" -ge "$conns" ] || { fail "only $created tunnels for $conns connections: fell back to TCP"; return 1; }
+    # Bytes sent before the receiver mapped the tunnel go on TCP (sock.c); from 1 MiB on, 90% must be in tunnels.
+    if [ "$bytes" -ge $((1 << 20)) ] && [ "$sent" -lt $((bytes * 9 / 10)) ]; then
+        fail "only $sent of $bytes bytes went through tunnels"; return 1
+    fi
+}
+
+# bench_point EXPERIMENT SERIES X REP FN: sets the series up, runs FN SERIES X, adds the point's coordinates
+bench_point() {
+    local exp=$1 series=$2 x=$3 rep=$4 fn=$5 rc
+    need domU1 domU2 || return 1
+    bench_geometry "$series" "$( [ "$exp" = fig12 ] && [ "$x" -gt 0 ] && echo "$x" || echo 4096)" || return 1
+    "$fn" "$series" "$x"; rc=$?
+    [ -f "$OUT/$SCENARIO.json" ] || echo '{}' > "$OUT/$SCENARIO.json"
+    metrics "$(jq -c --arg e "$exp" --arg s "$series" --argjson x "$x" --argjson r "$rep" \
+        '{experiment: $e, series: $s, x: $x, rep: $r} + .' "$OUT/$SCENARIO.json")"
+    return $rc
+}
+
+# Figure 10: one block over a new connection, timed from connect() to the receiver's report, so tunnel creation is
+# inside the time. Throughput = block / median block time.
+bench_fig10() {
+    local series=$1 bytes=$2 f="$OUT/$SCENARIO.out" rc
+    kstats "$D1" "$OUT/sb.txt"
+    agent "$D1" ivcbench block --host "$D2" --bytes "$bytes" --seconds "$FIG10_SECONDS" --timeout 60 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"
+    cat "$f"
+    jq -e '.verified == true and .count > 0' "$f" >/dev/null 2>&1 \
+        || { fail "ivcbench block exit $rc: $(jq -r '.error // "not verified"' "$f" 2>/dev/null)"; return 1; }
+    bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" "$(jq .count "$f")" "$(( $(jq .count "$f") * bytes ))" || return 1
+    metrics "$(jq -c --argjson p "$BENCH_PATH" '{throughput_MBps, throughput_mean_MBps, block_us_p50, block_us_p90,
+        blocks: .count} + $p' "$f")"
+}
+
+# Figure 11: vsftpd serves files from domU2's virtual disk (xen-blkfront -> blkback -> a loop device in dom0), with
+# domU2's page cache dropped before every transfer so each one reads the disk; busybox ftpget in domU1 fetches it.
+scn_bench_setup_ftp_disk() {
+    need domU2 || return 1
+    local x loopdev mnt=/tmp/ftpdisk.mnt
+    rm -f "$FTP_DISK"; truncate -s "${FTP_DISK_MB}M" "$FTP_DISK"
+    mkfs.ext4 -q -F -m 0 "$FTP_DISK" || { fail "mkfs.ext4 failed"; return 1; }
+    mkdir -p "$mnt"; mount -o loop "$FTP_DISK" "$mnt" || { fail "cannot mount the FTP disk in dom0"; return 1; }
+    for x in $FIG11_FILES; do
+        head -c "$x" /dev/urandom > "$mnt/f-$x.bin"
+    done
+    (cd "$mnt" && sha256sum f-*.bin) > "$OUT/ftp-disk.sha256"
+    chmod 755 "$mnt"; chmod 644 "$mnt"/f-*.bin
+    umount "$mnt" || { fail "cannot unmount the FTP disk in dom0"; return 1; }
+    loopdev=$(losetup -f --show -r "$FTP_DISK") || { fail "losetup failed"; return 1; }
+    xl block-attach domU2 "format=raw, vdev=xvdb, access=ro, target=$loopdev" \
+        || { fail "xl block-attach failed: $(xl dmesg | tail -3 | tr '\n' ' ')"; return 1; }
+    agent "$D2" "modprobe xen-blkfront; modprobe ext4; i=0; while [ ! -b /dev/xvdb ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done; mkdir -p /srv/ftp/disk && mount -o ro /dev/xvdb /srv/ftp/disk && ls -l /srv/ftp/disk" \
+        || { fail "domU2 cannot mount its FTP disk: $(agent "$D2" dmesg | tail -5 | tr '\n' ' ')"; return 1; }
+    metrics "$(jq -cn --arg d "$loopdev" --argjson n "$(wc -l < "$OUT/ftp-disk.sha256")" '{loop_device: $d, files: $n}')"
+}
+
+bench_fig11() {
+    local series=$1 bytes=$2 name="f-$2.bin" t0 secs rc got sum1 sum2
+    sum1=$(awk -v n="$name" '$2 == n { print $1 }' "$OUT/ftp-disk.sha256")
+    [ -n "$sum1" ] || { fail "no file $name on the FTP disk (did bench-setup-ftp-disk pass?)"; return 1; }
+    agent "$D1" rm -f /tmp/ftp-bench.bin
+    agent "$D2" "sync; echo 3 > /proc/sys/vm/drop_caches"
+    kstats "$D2" "$OUT/sb.txt"
+    t0=$(now)
+    agent "$D1" timeout 120 ftpget -u anonymous -p lab@ "$D2" /tmp/ftp-bench.bin "disk/$name" > "$OUT/ftp.get" 2>&1; rc=$?
+    secs=$(elapsed "$t0")
+    kstats "$D2" "$OUT/sa.txt"
+    got=$(agent "$D1" "wc -c < /tmp/ftp-bench.bin" 2>/dev/null | tr -d ' \n'); [ -n "$got" ] || got=0
+    sum2=$(agent "$D1" sha256sum /tmp/ftp-bench.bin 2>/dev/null | cut -d' ' -f1)
+    agent "$D1" rm -f /tmp/ftp-bench.bin
+    echo "ftpget exit $rc, $got of $bytes bytes in $secs s"
+    [ $rc -eq 0 ] || { fail "ftpget exited $rc: $(tail -n 2 "$OUT/ftp.get" | tr '\n' ' ')"; return 1; }
+    [ "$got" -eq "$bytes" ] && [ "$sum1" = "$sum2" ] || { fail "ftpget got $got of $bytes bytes, sha256 $sum2 (want $sum1)"; return 1; }
+    # one data connection (the control connection carries the commands; it is a tunnel too in tunnel series)
+    bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" 1 "$bytes" || return 1
+    metrics "$(jq -cn --argjson b "$bytes" --argjson s "$secs" --argjson p "$BENCH_PATH" \
+        '{throughput_MBps: (if $s > 0 then ($b / $s / 1e6 * 1000 | round / 1000) else 0 end), seconds: $s} + $p')"
+}
+
+# Figure 12: a 64 KiB-write stream through 4 channels of the point's size; the tcp point (x = 0) is the reference.
+bench_fig12() {
+    local series=$1 f="$OUT/$SCENARIO.out" rc
+    kstats "$D1" "$OUT/sb.txt"
+    agent "$D1" ivcbench stream --host "$D2" --bytes "$FIG12_BYTES" --msg-size 65536 --timeout 120 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"
+    cat "$f"
+    jq -e --argjson n "$FIG12_BYTES" '.verified == true and .bytes_received == $n' "$f" >/dev/null 2>&1 \
+        || { fail "ivcbench stream exit $rc: $(jq -r '.error // "not byte-exact"' "$f" 2>/dev/null)"; return 1; }
+    bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" 1 "$FIG12_BYTES" || return 1
+    metrics "$(jq -c --argjson p "$BENCH_PATH" '{throughput_MBps, seconds} + $p' "$f")"
+}
+
+# Round-trip time against message size: one request outstanding, TCP_NODELAY (ivcbench rr).
+bench_rtt() {
+    local series=$1 size=$2 f="$OUT/$SCENARIO.out" rc n
+    kstats "$D1" "$OUT/sb.txt"
+    agent "$D1" ivcbench rr --host "$D2" --msg-size "$size" --seconds "$RTT_SECONDS" --warmup 20 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"
+    cat "$f"
+    jq -e '.verified == true and .count > 0' "$f" >/dev/null 2>&1 \
+        || { fail "ivcbench rr exit $rc: $(jq -r '.error // "not verified"' "$f" 2>/dev/null)"; return 1; }
+    n=$(jq '.count' "$f")
+    bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" 1 "$(( (n + 20) * size ))" || return 1
+    metrics "$(jq -c --argjson p "$BENCH_PATH" '{latency_us_p50, latency_us_p90, latency_us_p99, rr_per_s,
+        round_trips: .count} + $p' "$f")"
+}
+
+run_bench() {
+    [ -n "$BENCH" ] || return 0
+    mark phase bench "$BENCH" "repeat=$BENCH_REPEAT" "quick=${BENCH_QUICK:-0}"
+    case ",$BENCH," in *,fig11,*) run_scenario bench-setup-ftp-disk scn_bench_setup_ftp_disk ;; esac
+    local name exp series x rep
+    while read -r name exp series x rep; do
+        run_scenario "$name" bench_point "$exp" "$series" "$x" "$rep" "bench_$exp"
+    done < <(bench_points)
+    bench_defaults
+}

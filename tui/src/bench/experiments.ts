@@ -1,0 +1,118 @@
+/**
+ * The experiments `fastivc bench` knows: the thesis' chapter 4 (Figures 10-12) and our own (round-trip time, the ring
+ * protocol on the host). One entry says where an experiment runs, what its x and its metric are, and how its plot
+ * is drawn; the sweeps themselves (sizes, series, how a point is measured) live where they run:
+ * lab/guest/scenarios/experiments.sh for the lab, experiments/ringbench for the host (see ring.ts).
+ */
+
+export type ExperimentId = 'fig10' | 'fig11' | 'fig12' | 'rtt' | 'ring';
+
+export interface Experiment {
+  id: ExperimentId;
+  /** Where it runs: the QEMU lab (one boot for every lab experiment) or this host. */
+  where: 'lab' | 'host';
+  title: string;
+  /** What the thesis did, or "not in the thesis". */
+  thesis: string;
+  xLabel: string;
+  /** The metric plotted, as named in the points' metrics. */
+  metric: string;
+  yLabel: string;
+  yScale: 'linear' | 'log10';
+  /** Series in plot order. */
+  series: readonly string[];
+  /** The series the others are divided by in the ratio panel (none: no ratio panel). */
+  baseline?: string;
+  /** fig12: the baseline is measured once per repetition at x = 0 and drawn as a reference line. */
+  baselineAsReference?: boolean;
+  /** Larger is better (throughput) or smaller (latency): said in the ratio panel's label. */
+  better: 'higher' | 'lower';
+}
+
+export const EXPERIMENTS: readonly Experiment[] = [
+  {
+    id: 'fig10',
+    where: 'lab',
+    title: 'Throughput against block size, data in memory (thesis Figure 10)',
+    thesis: 'one block per new connection, TCP vs 2/4/8 channels; tunnels always ahead except 8 channels at 1 B',
+    xLabel: 'block size (one new connection per block)',
+    metric: 'throughput_MBps',
+    yLabel: 'throughput (MB/s)',
+    yScale: 'log10',
+    series: ['tcp', 'tunnel-2', 'tunnel-4', 'tunnel-8'],
+    baseline: 'tcp',
+    better: 'higher',
+  },
+  {
+    id: 'fig11',
+    where: 'lab',
+    title: 'FTP download from disk: vsftpd and busybox ftpget (thesis Figure 11)',
+    thesis: 'vsftpd + ftp client, files from disk; 4 channels better than 2, 8 no better than 4',
+    xLabel: 'file size',
+    metric: 'throughput_MBps',
+    yLabel: 'throughput (MB/s)',
+    yScale: 'log10',
+    series: ['tcp', 'tunnel-2', 'tunnel-4', 'tunnel-8'],
+    baseline: 'tcp',
+    better: 'higher',
+  },
+  {
+    id: 'fig12',
+    where: 'lab',
+    title: 'Throughput against channel size, 4 channels (thesis Figure 12)',
+    thesis: '4 channels; best at 4 KiB channels, no gain from larger ones',
+    xLabel: 'channel size',
+    metric: 'throughput_MBps',
+    yLabel: 'throughput (MB/s), 32 MiB stream in 64 KiB writes',
+    yScale: 'linear',
+    series: ['tunnel-4', 'tcp'],
+    baseline: 'tcp',
+    baselineAsReference: true,
+    better: 'higher',
+  },
+  {
+    id: 'rtt',
+    where: 'lab',
+    title: 'Round-trip time against message size (not in the thesis)',
+    thesis: 'not in the thesis',
+    xLabel: 'message size (request and echo)',
+    metric: 'latency_us_p50',
+    yLabel: 'round-trip time, median (µs)',
+    yScale: 'log10',
+    series: ['tcp', 'tunnel-4', 'tunnel-16x64KiB'],
+    baseline: 'tcp',
+    better: 'lower',
+  },
+  {
+    id: 'ring',
+    where: 'host',
+    title: 'The ring protocol alone on the host, against TCP loopback, a UNIX socket and memcpy (not in the thesis)',
+    thesis: 'not in the thesis',
+    xLabel: 'message size (bytes per send and per receive)',
+    metric: 'throughput_MBps',
+    yLabel: 'throughput (MB/s)',
+    yScale: 'log10',
+    series: ['memcpy', 'ring-16x64KiB', 'ring-4x4KiB', 'unix', 'tcp-loopback'],
+    baseline: 'tcp-loopback',
+    better: 'higher',
+  },
+];
+
+export const EXPERIMENT_IDS: readonly ExperimentId[] = EXPERIMENTS.map((e) => e.id);
+
+export function experiment(id: string): Experiment | undefined {
+  return EXPERIMENTS.find((e) => e.id === id);
+}
+
+/**
+ * The experiments a command line names: ids in catalogue order, without duplicates; "all" (or nothing) is every
+ * one. Throws with the known ids on an unknown name.
+ */
+export function selectExperiments(names: readonly string[]): Experiment[] {
+  if (names.length === 0 || names.includes('all')) return [...EXPERIMENTS];
+  const unknown = names.filter((n) => experiment(n) === undefined);
+  if (unknown.length > 0) {
+    throw new Error(`unknown experiment ${unknown.join(', ')}: choose from ${EXPERIMENT_IDS.join(', ')} or all`);
+  }
+  return EXPERIMENTS.filter((e) => names.includes(e.id));
+}

@@ -1,0 +1,126 @@
+/**
+ * Live progress of a sweep: what runs, how far it is, how long is left. Pure state (SweepProgress) fed with the
+ * lab runner's events or with the host sweep's points, and a printer that writes one line per step.
+ *
+ *   [ 312s] 37/144 fig10 tunnel-4 64 KiB r2  41.2 MB/s   ~8m left
+ */
+import type { LabEvent, LabEventListener } from '../../../lab/runner/events.js';
+import { formatElapsed, formatEvent, type Writable } from '../../../lab/runner/progress.js';
+import { experiment } from './experiments.js';
+import { parsePointName, xFromName } from './results.js';
+import { formatBytes } from './svg.js';
+
+/** "45s", "8m", "1h05m". */
+export function formatDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '?';
+  if (s < 90) return `${Math.round(s)}s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m}m`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export interface PointView {
+  experiment: string;
+  series: string;
+  x: number;
+  rep: number;
+}
+
+/** Counts and the estimate: the mean time of the points done so far times the points left. */
+export class SweepProgress {
+  total = 0;
+  done = 0;
+  failed = 0;
+  private firstStart: number | undefined;
+  private lastEnd: number | undefined;
+
+  plan(total: number): void {
+    this.total = total;
+  }
+
+  start(t: number): void {
+    if (this.firstStart === undefined) this.firstStart = t;
+  }
+
+  finish(t: number, pass: boolean): void {
+    this.done += 1;
+    if (!pass) this.failed += 1;
+    this.lastEnd = t;
+  }
+
+  /** Seconds left, undefined before the first point has finished. */
+  left(): number | undefined {
+    if (this.firstStart === undefined || this.lastEnd === undefined || this.done === 0) return undefined;
+    const per = (this.lastEnd - this.firstStart) / this.done;
+    return per * Math.max(0, this.total - this.done);
+  }
+
+  /** "37/144" (the point about to run or just run). */
+  position(running: boolean): string {
+    return `${Math.min(this.total, this.done + (running ? 1 : 0))}/${this.total}`;
+  }
+}
+
+/** "fig10 tunnel-4 64 KiB r2" (fig12's tcp reference point has x = 0). */
+export function describePoint(p: PointView): string {
+  return `${p.experiment} ${p.series} ${p.x === 0 ? 'reference' : formatBytes(p.x)} r${p.rep}`;
+}
+
+/** The measured value of a point, with its unit, from its metrics. */
+export function pointValue(exp: string, metrics: Record<string, unknown>): string {
+  const e = experiment(exp);
+  const v = e ? metrics[e.metric] : undefined;
+  if (typeof v !== 'number') return '';
+  const n = Number(v.toPrecision(4));
+  return e?.metric.startsWith('latency_us') ? `${n} µs` : `${n} MB/s`;
+}
+
+function pointOf(name: string, metrics: Record<string, unknown> = {}): PointView | undefined {
+  const p = parsePointName(name);
+  if (!p) return undefined;
+  return { ...p, x: typeof metrics.x === 'number' ? metrics.x : xFromName(name) };
+}
+
+/**
+ * A LabEventListener for `fastivc bench run`: the lab's own events (boot, domUs, module loading) as
+ * `fastivc lab run` prints them, then one line per point, with the position and the time left; no scenario table at
+ * the end (the sweep's tables follow).
+ */
+export function sweepPrinter(out: Writable, opts: { verbose?: boolean } = {}): LabEventListener {
+  const sweep = new SweepProgress();
+  return (e: LabEvent) => {
+    if (e.type === 'plan') {
+      const points = e.names.filter((n) => parsePointName(n) !== undefined).length;
+      sweep.plan(points);
+      out.write(`${formatElapsed(e.t)} plan: ${points} point(s) after ${e.names.length - points} setup step(s)\n`);
+      return;
+    }
+    if (e.type === 'scenario-start') {
+      const p = pointOf(e.name);
+      if (p) {
+        sweep.start(e.t);
+        out.write(`${formatElapsed(e.t)} ${sweep.position(true)} ${describePoint(p)} ...\n`);
+        return;
+      }
+    }
+    if (e.type === 'result') {
+      const p = pointOf(e.result.name, e.result.metrics);
+      if (p) {
+        sweep.finish(e.t, e.result.pass);
+        const left = sweep.left();
+        const what = e.result.pass ? pointValue(p.experiment, e.result.metrics) : `FAILED: ${e.result.reason ?? '?'}`;
+        out.write(
+          `${formatElapsed(e.t)} ${sweep.position(false)} ${describePoint(p)}  ${what}` +
+            `${left !== undefined && sweep.done < sweep.total ? `   ~${formatDuration(left)} left` : ''}\n`,
+        );
+        return;
+      }
+    }
+    if (e.type === 'report') {
+      out.write(`${formatElapsed(e.t)} lab report: ${e.path} (${sweep.done} point(s), ${sweep.failed} failed)\n`);
+      return;
+    }
+    const line = formatEvent(e, opts);
+    if (line !== undefined) out.write(`${line}\n`);
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * `fastivc bench ...`: the experiments (tui/src/bench/experiments.ts).
+ *
+ *   fastivc bench list                              what each experiment is
+ *   fastivc bench run [EXP...] [--repeat N]         lab experiments in one lab boot, then the host one; live progress
+ *                                                   on stderr; tables, CSV, JSON and SVG under build/experiments/
+ *   fastivc bench report LAB_REPORT                 the same files from the points of an existing lab report (the
+ *                                                   test run's quick sweep, or a run that was interrupted)
+ *
+ * Exit status: 0 when every point measured, 1 when a point or the lab failed (the files are written all the same,
+ * with the failed points listed in results.json).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { formatElapsed } from '../../../lab/runner/progress.js';
+import { DEFAULT_QEMU } from '../../../lab/runner/qemu.js';
+import { runLab } from '../../../lab/runner/run.js';
+import { EXPERIMENTS, selectExperiments, type Experiment } from '../bench/experiments.js';
+import { describePoint, formatDuration, pointValue, sweepPrinter, SweepProgress } from '../bench/progress.js';
+import { DEFAULT_OUT_DIR, labResults, medianTable, writeExperiment, type ExperimentResults, type PointScenario } from '../bench/results.js';
+import { DEFAULT_RINGBENCH, ringPlan, runRingSweep } from '../bench/ring.js';
+import type { CliDeps } from '../deps.js';
+import { parsePositiveInt, parseText } from '../options.js';
+
+/** Repetitions of each point by default: enough for a median and a spread in one command. */
+export const DEFAULT_REPEAT = 3;
+/** Longest lab run for a full sweep of every lab experiment (a quick one takes a few minutes). */
+const BENCH_LAB_TOTAL_S = 5400;
+
+interface BenchRunFlags {
+  repeat: number;
+  quick?: boolean;
+  out: string;
+  qemu: string;
+  xen: string;
+  kernel: string;
+  initrd: string;
+  disk: string;
+  ringbench: string;
+  verbose?: boolean;
+}
+
+/** The dom0 command-line options that select the lab experiments (lab/guest/scenarios/experiments.sh). */
+export function benchCmdline(ids: readonly string[], repeat: number, quick: boolean): string {
+  return [`fastivc.bench=${ids.join(',')}`, `fastivc.bench_repeat=${repeat}`, ...(quick ? ['fastivc.bench_quick=1'] : [])].join(' ');
+}
+
+async function writeAll(
+  deps: CliDeps,
+  out: string,
+  results: Iterable<ExperimentResults>,
+  source: Record<string, unknown>,
+): Promise<Tally> {
+  let failed = 0;
+  let measured = 0;
+  for (const r of results) {
+    const files = await writeExperiment(out, r, source);
+    deps.out(`\n${medianTable(r)}`);
+    if (r.failed.length > 0) {
+      deps.out(`${r.failed.length} point(s) failed:\n`);
+      for (const f of r.failed.slice(0, 10)) deps.out(`  ${f.name}: ${f.reason}\n`);
+    }
+    deps.out(`written: ${files.join(' ')}\n`);
+    failed += r.failed.length;
+    measured += r.samples.length;
+  }
+  return { measured, failed };
+}
+
+/** Points measured and failed (lab steps that failed count as failed). */
+interface Tally {
+  measured: number;
+  failed: number;
+}
+
+function add(a: Tally, b: Tally): Tally {
+  return { measured: a.measured + b.measured, failed: a.failed + b.failed };
+}
+
+/** The closing line: the plain "N passed, N failed" that ./build.sh test counts. */
+function closing(deps: CliDeps, t: Tally): number {
+  deps.err(`bench: ${t.measured} passed, ${t.failed} failed\n`);
+  return t.failed === 0 ? 0 : 1;
+}
+
+async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): Promise<number> {
+  const chosen = selectExperiments(names);
+  const quick = flags.quick === true;
+  const lab = chosen.filter((e) => e.where === 'lab');
+  const host = chosen.filter((e) => e.where === 'host');
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (!controller.signal.aborted) {
+      deps.err(`\nfastivc: ${sig} received, stopping...\n`);
+      controller.abort(sig);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let tally: Tally = { measured: 0, failed: 0 };
+  try {
+    deps.err(
+      `bench: ${chosen.map((e) => e.id).join(', ')}; ${flags.repeat} repetition(s) of each point${quick ? ', quick' : ''}; output in ${flags.out}/\n`,
+    );
+    if (lab.length > 0) {
+      const reportPath = path.join(flags.out, 'lab-report.json');
+      const { report } = await runLab({
+        qemu: flags.qemu,
+        xen: flags.xen,
+        kernel: flags.kernel,
+        initrd: flags.initrd,
+        disk: flags.disk,
+        reportPath,
+        logsDir: path.join(flags.out, 'logs'),
+        dom0CmdlineExtra: benchCmdline(
+          lab.map((e) => e.id),
+          flags.repeat,
+          quick,
+        ),
+        timeouts: { total: BENCH_LAB_TOTAL_S },
+        signal: controller.signal,
+        onEvent: sweepPrinter({ write: (s: string) => deps.err(s) }, { verbose: flags.verbose === true }),
+      });
+      const byExp = labResults(report.scenarios);
+      for (const e of lab) {
+        if (!byExp.has(e.id)) byExp.set(e.id, { experiment: e, samples: [], failed: [] });
+      }
+      const setup = report.scenarios.filter((s) => !s.pass && !s.name.startsWith('bench.'));
+      for (const s of setup) deps.err(`lab: ${s.name} failed: ${s.reason ?? '?'}\n`);
+      tally.failed += setup.length;
+      tally = add(tally, await writeAll(deps, flags.out, byExp.values(), { lab_report: reportPath, versions: report.versions, quick, repeat: flags.repeat }));
+    }
+    for (const e of host) tally = add(tally, await hostSweep(deps, e, flags, quick, controller.signal));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (controller.signal.aborted) return 1;
+  return closing(deps, tally);
+}
+
+async function hostSweep(deps: CliDeps, e: Experiment, flags: BenchRunFlags, quick: boolean, signal: AbortSignal): Promise<Tally> {
+  const plan = ringPlan(flags.repeat, quick);
+  const sweep = new SweepProgress();
+  sweep.plan(plan.length);
+  const t0 = performance.now();
+  const t = (): number => (performance.now() - t0) / 1000;
+  deps.err(`${formatElapsed(0)} ${e.id}: ${plan.length} point(s) on this host with ${flags.ringbench}\n`);
+  const result = await runRingSweep(
+    plan,
+    flags.ringbench,
+    (p, done) => {
+      const view = { experiment: e.id, series: p.series.name, x: p.x, rep: p.rep };
+      if (done === false) {
+        sweep.start(t());
+        if (flags.verbose) deps.err(`${formatElapsed(t())} ${sweep.position(true)} ${describePoint(view)} ...\n`);
+        return;
+      }
+      sweep.finish(t(), done.error === undefined);
+      const left = sweep.left();
+      const what = done.error !== undefined ? `FAILED: ${done.error}` : pointValue(e.id, { [e.metric]: done.value });
+      deps.err(
+        `${formatElapsed(t())} ${sweep.position(false)} ${describePoint(view)}  ${what}` +
+          `${left !== undefined && sweep.done < sweep.total ? `   ~${formatDuration(left)} left` : ''}\n`,
+      );
+    },
+    undefined,
+    signal,
+  );
+  return writeAll(deps, flags.out, [{ experiment: e, samples: result.samples, failed: result.failed }], {
+    host: true,
+    ringbench: flags.ringbench,
+    quick,
+    repeat: flags.repeat,
+  });
+}
+
+async function benchReport(deps: CliDeps, file: string, out: string): Promise<number> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read the lab report ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const scenarios = (parsed as { scenarios?: unknown }).scenarios;
+  if (!Array.isArray(scenarios)) throw new Error(`${file} is not a lab report (no scenarios)`);
+  const byExp = labResults(scenarios as PointScenario[]);
+  if (byExp.size === 0) throw new Error(`${file} has no experiment points (bench.* scenarios)`);
+  return closing(deps, await writeAll(deps, out, byExp.values(), { lab_report: file }));
+}
+
+export function registerBenchCommands(program: Command, deps: CliDeps): void {
+  const bench = program
+    .command('bench')
+    .description("the experiments: the thesis' Figures 10-12, round-trip time and the ring on the host");
+
+  bench
+    .command('list')
+    .description('what each experiment measures')
+    .action(() => {
+      for (const e of EXPERIMENTS) {
+        deps.out(`${e.id.padEnd(6)} ${e.where.padEnd(5)} ${e.title}\n${''.padEnd(13)}thesis: ${e.thesis}\n`);
+      }
+    });
+
+  bench
+    .command('run')
+    .description('run experiments (default all): the lab ones in one lab boot, then the host one; writes build/experiments/<id>/')
+    .argument('[experiments...]', `ids: ${EXPERIMENTS.map((e) => e.id).join(', ')}, or all`)
+    .addOption(new Option('--repeat <n>', 'repetitions of each point (medians and spread)').argParser(parsePositiveInt).default(DEFAULT_REPEAT))
+    .option('--quick', 'fewer points and shorter runs (a smoke run, not for conclusions)')
+    .option('--out <dir>', 'output folder', parseText, DEFAULT_OUT_DIR)
+    .option('--qemu <bin>', 'QEMU binary', parseText, DEFAULT_QEMU)
+    .option('--xen <file>', 'Xen hypervisor image', parseText, 'build/xen/xen')
+    .option('--kernel <file>', 'dom0 Linux kernel', parseText, 'build/kernel/vmlinuz')
+    .option('--initrd <file>', 'dom0 initrd', parseText, 'build/lab/dom0.img')
+    .option('--disk <file>', 'lab input disk', parseText, 'build/lab/input.img')
+    .option('--ringbench <file>', 'the host ring benchmark (experiments/ringbench)', parseText, DEFAULT_RINGBENCH)
+    .option('--verbose', 'more progress lines')
+    .action(async (names: string[], flags: BenchRunFlags) => {
+      process.exitCode = await benchRun(deps, names, flags);
+    });
+
+  bench
+    .command('report')
+    .description('tables, CSV, JSON and plots from the experiment points of an existing lab report')
+    .argument('<lab-report>', 'a lab report.json (e.g. build/lab/report.json or build/experiments/lab-report.json)')
+    .option('--out <dir>', 'output folder', parseText, DEFAULT_OUT_DIR)
+    .action(async (file: string, flags: { out: string }) => {
+      process.exitCode = await benchReport(deps, file, flags.out);
+    });
+}

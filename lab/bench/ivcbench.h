@@ -9,7 +9,7 @@
 
 #include "../common/netutil.h"
 
-#define IVCB_VERSION "1.0.0"
+#define IVCB_VERSION "1.1.0"
 #define IVCB_PROTOCOL 1
 
 /* Exit codes (stable interface). */
@@ -22,15 +22,18 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
  * Request header, client -> server, 48 bytes:
  *   0  4  magic "IVCB"
  *   4  2  version (IVCB_PROTOCOL)
- *   6  1  mode (MODE_STREAM, MODE_RR)
+ *   6  1  mode (MODE_STREAM, MODE_RR, MODE_BLOCK)
  *   7  1  direction (DIR_SEND: client -> server, DIR_RECV: server -> client)
  *   8  4  msg_size
  *  12  4  flags (HDR_F_CORRUPT)
- *  16  8  total: stream bytes, or rr request count (0 = until EOF)
+ *  16  8  total: stream or block bytes, or rr request count (0 = until EOF)
  *  24  8  seed
  *  32  8  corrupt_at (stream offset, valid with HDR_F_CORRUPT)
  *  40  8  reserved, must be zero
  * Ack, server -> client, 16 bytes: "IVCA", u16 version, u16 status, 8 zero.
+ * Block mode: the client sends the header and the block back to back; the
+ * server answers ack and report together (one write) after the last byte, or
+ * a non-zero ack at once if it rejects the header.
  * Report, receiver -> sender at the end of a stream, 32 bytes:
  *   "IVCR", u32 flags (REPORT_F_VERIFIED), u64 bytes_received,
  *   u64 checksum, u64 mismatch_offset (all ones = none).
@@ -38,7 +41,7 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
 #define HDR_LEN 48
 #define ACK_LEN 16
 #define REPORT_LEN 32
-enum { MODE_STREAM = 1, MODE_RR = 2 };
+enum { MODE_STREAM = 1, MODE_RR = 2, MODE_BLOCK = 3 };
 enum { DIR_SEND = 0, DIR_RECV = 1 };
 enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
 #define HDR_F_CORRUPT 1u
@@ -49,6 +52,10 @@ enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
 #define MSG_SIZE_MAX (16u << 20)
 /* Latency samples kept by rr (4 bytes each, so at most 40 MB). */
 #define RR_COUNT_MAX 10000000u
+/* Blocks (connections) in one block run, warm-up excluded. */
+#define BLOCK_COUNT_MAX 100000u
+/* The block server's read size, whatever the client's write size. */
+#define BLOCK_RECV_BUF (256u << 10)
 
 struct hdr {
 	uint16_t version;
@@ -98,6 +105,13 @@ extern double io_timeout_s; /* used in timeout messages */
 uint64_t now_ns(void);
 int net_connect(const char *host, unsigned port, double connect_timeout,
 		double io_timeout, int nodelay);
+/* Resolves host (netutil_resolve) once, for many connections; -1 with the error set. */
+int net_resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
+		socklen_t *len);
+/* net_connect to an address resolved by net_resolve (host and port: for messages). */
+int net_connect_addr(const struct sockaddr_storage *ss, socklen_t len,
+		     const char *host, unsigned port, double connect_timeout,
+		     double io_timeout, int nodelay);
 int net_listen(const char *bind, unsigned port, unsigned *actual_port);
 int net_set_timeouts(int fd, double seconds);
 int net_set_nodelay(int fd);
@@ -128,21 +142,52 @@ struct pattern;
 struct recv_result {
 	uint64_t bytes, checksum, mismatch;
 };
+/* checksum may be NULL (not computed). */
 int stream_send(int fd, const struct pattern *p, uint64_t total,
 		uint32_t msg_size, int corrupt, uint64_t corrupt_at,
 		uint64_t *checksum);
+/* Reads to EOF, verifying and checksumming every byte. */
 int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
 		struct recv_result *r);
+/* The same, but stops after exactly total bytes (fewer only at EOF). */
+int stream_recv_exact(int fd, const struct pattern *p, size_t bufsz,
+		      uint64_t total, struct recv_result *r);
 uint64_t stream_expected_checksum(const struct pattern *p, uint64_t total,
 				  int corrupt, uint64_t corrupt_at);
 size_t pattern_window_for(uint32_t msg_size);
 int cmd_stream(const struct opts *o);
+
+/* ---- lat.c: per-operation times (rr requests, blocks) ---- */
+struct lat {
+	uint32_t *ns; /* one sample each, saturated at ~4.29 s */
+	uint64_t n, cap, sum, min, max; /* sum, min, max: exact */
+};
+/* Room for cap samples up front (lat_add grows the array otherwise). */
+int lat_reserve(struct lat *l, uint64_t cap);
+int lat_add(struct lat *l, uint64_t ns);
+void lat_sort(struct lat *l);
+/* Nearest-rank percentile (0 < q <= 1) in microseconds; lat_sort first. */
+double lat_pct_us(const struct lat *l, double q);
+double lat_mean_us(const struct lat *l);
+/* PREFIX_min, _p50, _p90, _p99, _max, _mean in microseconds; lat_sort first. */
+void lat_json(struct json *j, const struct lat *l, const char *prefix);
+void lat_free(struct lat *l);
 
 /* ---- rr.c ---- */
 int cmd_rr(const struct opts *o);
 /* Server side of rr: echo msg_size-byte requests until EOF. */
 int rr_serve(int fd, const struct pattern *p, uint32_t msg_size,
 	     uint64_t *count, int *verified);
+
+/* ---- block.c ---- */
+int cmd_block(const struct opts *o);
+/*
+ * Server side of one block (the header is read, its ack not sent yet):
+ * reads exactly h->total bytes, verifies them, sends ack + report in one
+ * write.  Returns 0 (*r and *verified filled) or -1 (error set).
+ */
+int block_serve(int fd, const struct pattern *p, const struct hdr *h,
+		struct recv_result *r, int *verified);
 
 /* ---- server.c ---- */
 int cmd_server(const struct opts *o);

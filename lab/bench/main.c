@@ -14,11 +14,15 @@
 static const char usage_text[] =
 	"usage:\n"
 	"  ivcbench server [--port P] [--bind ADDR] [--once] [--verbose] [--timeout SEC]\n"
+	"                  [--seed X]\n"
 	"  ivcbench stream --host H [--port P] --bytes N [--msg-size S] [--seed X]\n"
 	"                  [--direction send|recv] [--timeout SEC] [--connect-timeout SEC]\n"
 	"                  [--corrupt-at OFFSET]\n"
 	"  ivcbench rr --host H [--port P] [--msg-size S] (--count N | --seconds T)\n"
 	"              [--warmup N] [--seed X] [--timeout SEC] [--connect-timeout SEC]\n"
+	"  ivcbench block --host H [--port P] --bytes N [--msg-size S]\n"
+	"                 (--count K | --seconds T) [--warmup W] [--seed X]\n"
+	"                 [--timeout SEC] [--connect-timeout SEC] [--corrupt-at OFFSET]\n"
 	"  ivcbench version\n"
 	"Sizes accept a K, M or G suffix (powers of 1024). Output: one JSON line.\n"
 	"Exit: 0 ok, 1 verification failed, 2 usage, 3 network/timeout.\n";
@@ -185,12 +189,14 @@ static const struct {
 #define BIT(x) (1u << (x))
 
 static const unsigned allowed_server = BIT(O_PORT) | BIT(O_BIND) |
-	BIT(O_ONCE) | BIT(O_VERBOSE) | BIT(O_TIMEOUT);
+	BIT(O_ONCE) | BIT(O_VERBOSE) | BIT(O_TIMEOUT) | BIT(O_SEED);
 static const unsigned allowed_client = BIT(O_HOST) | BIT(O_PORT) |
 	BIT(O_MSG_SIZE) | BIT(O_SEED) | BIT(O_TIMEOUT) | BIT(O_CONNECT_TIMEOUT);
 static const unsigned allowed_stream = BIT(O_BYTES) | BIT(O_DIRECTION) |
 	BIT(O_CORRUPT_AT);
 static const unsigned allowed_rr = BIT(O_COUNT) | BIT(O_SECONDS) | BIT(O_WARMUP);
+static const unsigned allowed_block = BIT(O_BYTES) | BIT(O_COUNT) |
+	BIT(O_SECONDS) | BIT(O_WARMUP) | BIT(O_CORRUPT_AT);
 
 /* Unsigned integer: decimal (or 0x hex if allow_hex), optional K/M/G suffix. */
 static int parse_u64(const char *s, uint64_t *out, int allow_suffix, int allow_hex)
@@ -254,7 +260,7 @@ int main(int argc, char **argv)
 	};
 	const char *cmd;
 	unsigned seen = 0, allowed;
-	uint64_t v;
+	uint64_t v, count_max;
 	int i;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -278,8 +284,11 @@ int main(int argc, char **argv)
 		allowed = allowed_client | allowed_stream;
 	else if (!strcmp(cmd, "rr"))
 		allowed = allowed_client | allowed_rr;
+	else if (!strcmp(cmd, "block"))
+		allowed = allowed_client | allowed_block;
 	else
 		return usage_error("unknown command '%s'", cmd);
+	count_max = strcmp(cmd, "block") ? RR_COUNT_MAX : BLOCK_COUNT_MAX;
 
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq;
@@ -369,16 +378,16 @@ int main(int argc, char **argv)
 			break;
 		case O_COUNT:
 			if (parse_u64(val, &o.count, 1, 0) < 0 || o.count < 1 ||
-			    o.count > RR_COUNT_MAX)
-				return usage_error("bad --count '%s' (1 to %u)", val,
-						   RR_COUNT_MAX);
+			    o.count > count_max)
+				return usage_error("bad --count '%s' (1 to %llu)", val,
+						   (unsigned long long)count_max);
 			break;
 		case O_SECONDS:
 			if (parse_secs(val, &o.seconds) < 0)
 				return usage_error("bad --seconds '%s'", val);
 			break;
 		case O_WARMUP:
-			if (parse_u64(val, &o.warmup, 1, 0) < 0 || o.warmup > RR_COUNT_MAX)
+			if (parse_u64(val, &o.warmup, 1, 0) < 0 || o.warmup > count_max)
 				return usage_error("bad --warmup '%s'", val);
 			break;
 		}
@@ -396,6 +405,17 @@ int main(int argc, char **argv)
 		return cmd_stream(&o);
 	}
 	if (!!(seen & BIT(O_COUNT)) == !!(seen & BIT(O_SECONDS)))
-		return usage_error("'rr' needs exactly one of --count and --seconds");
+		return usage_error("'%s' needs exactly one of --count and --seconds", cmd);
+	if (!strcmp(cmd, "block")) {
+		if (!(seen & BIT(O_BYTES)) || o.bytes < 1)
+			return usage_error("'block' needs --bytes (at least 1)");
+		if (o.corrupt && o.corrupt_at >= o.bytes)
+			return usage_error("--corrupt-at must be below --bytes");
+		if (!(seen & BIT(O_MSG_SIZE)))
+			o.msg_size = o.bytes < 65536 ? (uint32_t)o.bytes : 65536;
+		if (!(seen & BIT(O_WARMUP)))
+			o.warmup = 2;
+		return cmd_block(&o);
+	}
 	return cmd_rr(&o);
 }

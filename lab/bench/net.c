@@ -54,8 +54,8 @@ uint64_t now_ns(void)
 }
 
 /* netutil_resolve, with ivcbench's error message. */
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
-		   socklen_t *len)
+int net_resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
+		socklen_t *len)
 {
 	char name[sizeof(ivcb_err)];
 
@@ -96,14 +96,23 @@ int net_connect(const char *host, unsigned port, double connect_timeout,
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+
+	if (net_resolve(host, port, &ss, &len) < 0)
+		return -1;
+	return net_connect_addr(&ss, len, host, port, connect_timeout,
+				io_timeout, nodelay);
+}
+
+int net_connect_addr(const struct sockaddr_storage *ss, socklen_t len,
+		     const char *host, unsigned port, double connect_timeout,
+		     double io_timeout, int nodelay)
+{
 	double start = netutil_now_s();
 	int fd, e = 0;
 
 	io_timeout_s = io_timeout;
-	if (resolve(host, port, &ss, &len) < 0)
-		return -1;
 	/* retry every 100 ms while the server starts */
-	fd = netutil_connect_retry(&ss, len, start + connect_timeout, 100,
+	fd = netutil_connect_retry(ss, len, start + connect_timeout, 100,
 				   NETUTIL_CONNECT_BLOCKING | NETUTIL_SELF_CONNECT_BY_PEERNAME,
 				   &e);
 	if (fd < 0) {
@@ -128,7 +137,7 @@ int net_listen(const char *bind_addr, unsigned port, unsigned *actual_port)
 	char a[INET6_ADDRSTRLEN];
 	int fd;
 
-	if (resolve(bind_addr, port, &ss, &len) < 0)
+	if (net_resolve(bind_addr, port, &ss, &len) < 0)
 		return -1;
 	fd = netutil_listen(&ss, len, &bound, &failed);
 	if (fd < 0) {
@@ -240,10 +249,15 @@ int hdr_check(const struct hdr *h)
 {
 	if (h->version != IVCB_PROTOCOL)
 		return ACK_BAD_VERSION;
-	if ((h->mode != MODE_STREAM && h->mode != MODE_RR) ||
+	if ((h->mode != MODE_STREAM && h->mode != MODE_RR &&
+	     h->mode != MODE_BLOCK) ||
 	    (h->direction != DIR_SEND && h->direction != DIR_RECV) ||
 	    h->msg_size < 1 || h->msg_size > MSG_SIZE_MAX ||
 	    (h->flags & ~HDR_F_CORRUPT))
+		return ACK_BAD_REQUEST;
+	/* A block goes client -> server, at least one byte, no server-side corruption. */
+	if (h->mode == MODE_BLOCK &&
+	    (h->direction != DIR_SEND || h->flags || h->total == 0))
 		return ACK_BAD_REQUEST;
 	return ACK_OK;
 }

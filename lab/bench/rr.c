@@ -8,56 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct lat {
-	uint32_t *ns; /* per-iteration latency, saturated at ~4.29 s */
-	uint64_t n, cap, sum, min, max;
-};
-
-static int lat_add(struct lat *l, uint64_t ns)
-{
-	if (l->n == l->cap) {
-		uint64_t cap = l->cap ? l->cap * 2 : 65536;
-		uint32_t *p;
-
-		if (cap > RR_COUNT_MAX)
-			cap = RR_COUNT_MAX;
-		p = realloc(l->ns, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		l->ns = p;
-		l->cap = cap;
-	}
-	l->ns[l->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
-	l->sum += ns;
-	if (l->n == 1 || ns < l->min)
-		l->min = ns;
-	if (ns > l->max)
-		l->max = ns;
-	return 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of a sorted array, in microseconds. */
-static double pct_us(const struct lat *l, double q)
-{
-	uint64_t rank;
-
-	if (!l->n)
-		return 0;
-	rank = (uint64_t)(q * (double)l->n + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > l->n)
-		rank = l->n;
-	return l->ns[rank - 1] / 1e3;
-}
-
 /* One request/response at pattern offset off; returns 0, or -1 (error set). */
 static int one_rr(int fd, const struct pattern *p, uint64_t off, uint32_t size,
 		  uint8_t *buf, int *verified)
@@ -137,13 +87,9 @@ int cmd_rr(const struct opts *o)
 		fprintf(stderr, "ivcbench: out of memory\n");
 		return EX_NET;
 	}
-	if (o->count) {
-		l.cap = o->count;
-		l.ns = malloc(l.cap * sizeof(*l.ns));
-		if (!l.ns) {
-			fprintf(stderr, "ivcbench: out of memory\n");
-			return EX_NET;
-		}
+	if (o->count && lat_reserve(&l, o->count) < 0) {
+		fprintf(stderr, "ivcbench: out of memory\n");
+		return EX_NET;
 	}
 	fd = net_connect(o->host, o->port, o->connect_timeout, o->timeout, 1);
 	if (fd < 0)
@@ -197,7 +143,7 @@ int cmd_rr(const struct opts *o)
 	}
 	t1 = now_ns();
 	close(fd);
-	qsort(l.ns, l.n, sizeof(*l.ns), cmp_u32);
+	lat_sort(&l);
 	{
 		double secs = (double)(t1 - t0) / 1e9;
 
@@ -208,23 +154,17 @@ int cmd_rr(const struct opts *o)
 		json_u64(&j, "count", l.n);
 		json_num(&j, "seconds", secs, 6);
 		json_num(&j, "rr_per_s", secs > 0 ? (double)l.n / secs : 0, 1);
-		json_num(&j, "latency_us_min", l.n ? l.min / 1e3 : 0, 3);
-		json_num(&j, "latency_us_p50", pct_us(&l, 0.50), 3);
-		json_num(&j, "latency_us_p90", pct_us(&l, 0.90), 3);
-		json_num(&j, "latency_us_p99", pct_us(&l, 0.99), 3);
-		json_num(&j, "latency_us_max", l.max / 1e3, 3);
-		json_num(&j, "latency_us_mean",
-			 l.n ? (double)l.sum / (double)l.n / 1e3 : 0, 3);
+		lat_json(&j, &l, "latency_us");
 		json_bool(&j, "verified", verified);
 		json_emit(&j);
 	}
-	free(l.ns);
+	lat_free(&l);
 	free(buf);
 	pattern_free(&pat);
 	return verified ? EX_OK : EX_VERIFY;
 fail:
 	close(fd);
-	free(l.ns);
+	lat_free(&l);
 	free(buf);
 	pattern_free(&pat);
 	return json_error("rr", ivcb_err);

@@ -53,7 +53,8 @@ int stream_send(int fd, const struct pattern *p, uint64_t total,
 		const uint8_t *b = sender_chunk(p, off, len, corrupt, corrupt_at,
 						scratch);
 
-		csum_update(&cs, b, len);
+		if (checksum)
+			csum_update(&cs, b, len);
 		if (netutil_send_full(fd, b, len) < 0) {
 			set_err_sys("send at offset %llu", (unsigned long long)off);
 			free(scratch);
@@ -62,7 +63,8 @@ int stream_send(int fd, const struct pattern *p, uint64_t total,
 		off += len;
 	}
 	free(scratch);
-	*checksum = csum_final(&cs);
+	if (checksum)
+		*checksum = csum_final(&cs);
 	return 0;
 }
 
@@ -91,11 +93,13 @@ uint64_t stream_expected_checksum(const struct pattern *p, uint64_t total,
 	return csum_final(&cs);
 }
 
-/* Reads to EOF, verifying every byte; r->mismatch is the first bad offset. */
-int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
-		struct recv_result *r)
+/*
+ * Reads to EOF or until limit bytes, in reads of up to bufsz, verifying every
+ * byte; r->mismatch is the first bad offset.
+ */
+static int recv_verify(int fd, const struct pattern *p, size_t bufsz,
+		       uint64_t limit, struct recv_result *r)
 {
-	size_t bufsz = msg_size > RECV_BUF_MIN ? msg_size : RECV_BUF_MIN;
 	uint8_t *buf = malloc(bufsz);
 	struct csum cs;
 
@@ -106,8 +110,9 @@ int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
 	csum_init(&cs);
 	r->bytes = 0;
 	r->mismatch = NO_MISMATCH;
-	for (;;) {
-		ssize_t n = read(fd, buf, bufsz);
+	while (r->bytes < limit) {
+		size_t want = limit - r->bytes < bufsz ? (size_t)(limit - r->bytes) : bufsz;
+		ssize_t n = read(fd, buf, want);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -127,6 +132,19 @@ int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
 	free(buf);
 	r->checksum = csum_final(&cs);
 	return 0;
+}
+
+int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
+		struct recv_result *r)
+{
+	return recv_verify(fd, p, msg_size > RECV_BUF_MIN ? msg_size : RECV_BUF_MIN,
+			   UINT64_MAX, r);
+}
+
+int stream_recv_exact(int fd, const struct pattern *p, size_t bufsz,
+		      uint64_t total, struct recv_result *r)
+{
+	return recv_verify(fd, p, bufsz, total, r);
 }
 
 static int finish(const struct opts *o, uint64_t received, double secs,

@@ -64,7 +64,7 @@ function assertStreamOk(t: ExecutionContext, r: Result, bytes: number, msgSize: 
 test('version prints the protocol JSON', async (t) => {
 	const r = await run(t, ['version']);
 	t.is(r.code, 0);
-	t.deepEqual(json(t, r), { tool: 'ivcbench', version: '1.0.0', protocol: 1 });
+	t.deepEqual(json(t, r), { tool: 'ivcbench', version: '1.1.0', protocol: 1 });
 });
 
 for (const msgSize of [1024, 64 * 1024, MiB]) {
@@ -149,6 +149,96 @@ test('rr --seconds stops at the deadline', async (t) => {
 	t.true(typeof j.seconds === 'number' && j.seconds >= 0.5 && j.seconds < 5);
 });
 
+function block(port: number, ...args: string[]): string[] {
+	return ['block', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', '--timeout', '30', ...args];
+}
+
+/** A number field of j (fails the test otherwise). */
+function num(j: Record<string, unknown>, k: string): number {
+	const v = j[k];
+	if (typeof v !== 'number') throw new Error(`${k} is not a number: ${String(v)}`);
+	return v;
+}
+
+function assertBlockOk(t: ExecutionContext, r: Result, bytes: number, msgSize: number, count?: number) {
+	t.is(r.code, 0, r.stderr);
+	const j = json(t, r);
+	t.is(j.tool, 'ivcbench');
+	t.is(j.mode, 'block');
+	t.is(j.bytes, bytes);
+	t.is(j.msg_size, msgSize);
+	if (count !== undefined) t.is(j.count, count);
+	t.true(j.verified);
+	t.is(j.mismatch_block, -1);
+	t.is(j.mismatch_offset, -1);
+	t.regex(String(j.checksum_sent), /^[0-9a-f]{16}$/);
+	t.is(j.checksum_received, j.checksum_sent);
+	t.true(num(j, 'seconds') > 0);
+	t.true(num(j, 'block_us_min') > 0);
+	t.true(num(j, 'block_us_min') <= num(j, 'block_us_p50'));
+	t.true(num(j, 'block_us_p50') <= num(j, 'block_us_p90'));
+	t.true(num(j, 'block_us_p90') <= num(j, 'block_us_p99'));
+	t.true(num(j, 'block_us_p99') <= num(j, 'block_us_max'));
+	t.true(num(j, 'block_us_mean') >= num(j, 'block_us_min') && num(j, 'block_us_mean') <= num(j, 'block_us_max'));
+	// throughput_MBps: the median block (bytes per microsecond); the mean one: bytes * count / sum of times.
+	const tp = bytes / num(j, 'block_us_p50');
+	t.true(Math.abs(num(j, 'throughput_MBps') - tp) <= tp * 1e-3 + 1e-6, `throughput_MBps ${num(j, 'throughput_MBps')} vs ${tp}`);
+	const tm = bytes / num(j, 'block_us_mean');
+	t.true(Math.abs(num(j, 'throughput_mean_MBps') - tm) <= tm * 1e-3 + 1e-6, `throughput_mean_MBps ${num(j, 'throughput_mean_MBps')} vs ${tm}`);
+	// The timed wall time covers every block.
+	t.true(num(j, 'seconds') * 1e6 >= num(j, 'block_us_mean') * num(j, 'count') * 0.999);
+	return j;
+}
+
+for (const [bytes, msgSize] of [
+	[1, 1],
+	[100, 100],
+	[4096, 4096],
+	[64 * 1024, 64 * 1024],
+	[MiB, 64 * 1024],
+	[16 * MiB, 64 * 1024],
+] as const) {
+	test(`block --bytes ${bytes} --count 20 (default msg size ${msgSize})`, async (t) => {
+		const s = await startServer(t);
+		assertBlockOk(t, await run(t, block(s.port, '--bytes', String(bytes), '--count', '20')), bytes, msgSize, 20);
+	});
+}
+
+test('block with a msg size that does not divide the block, and a non-default seed', async (t) => {
+	const s = await startServer(t);
+	assertBlockOk(t, await run(t, block(s.port, '--bytes', String(MiB + 7), '--msg-size', '4093', '--count', '5')), MiB + 7, 4093, 5);
+	assertBlockOk(t, await run(t, block(s.port, '--bytes', '100000', '--msg-size', '3M', '--count', '3', '--seed', '0x1234')), 100000, 3 * MiB, 3);
+});
+
+test('block --seconds stops at the deadline', async (t) => {
+	const s = await startServer(t);
+	const j = assertBlockOk(t, await run(t, block(s.port, '--bytes', '4096', '--seconds', '0.5', '--warmup', '0')), 4096, 4096);
+	t.true(num(j, 'count') > 1);
+	t.true(num(j, 'seconds') >= 0.5 && num(j, 'seconds') < 5);
+});
+
+test('server --once --verbose serves one block and reports it', async (t) => {
+	const port = await freePort();
+	const server = start(t, ['server', '--bind', '127.0.0.1', '--port', String(port), '--once', '--verbose', '--timeout', '30'], 30_000);
+	const r = await run(t, block(port, '--bytes', '1000', '--count', '1', '--warmup', '0'));
+	assertBlockOk(t, r, 1000, 1000, 1);
+	const sr = await server.done;
+	t.is(sr.code, 0, sr.stderr);
+	t.like(json(t, sr), { mode: 'block', role: 'server', bytes: 1000, msg_size: 1000, bytes_received: 1000, verified: true, status: 0 });
+});
+
+test('block --corrupt-at is detected and stops the run', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, block(s.port, '--bytes', String(MiB), '--count', '5', '--corrupt-at', '123457'));
+	t.is(r.code, 1, r.stderr);
+	const j = json(t, r);
+	t.is(j.mode, 'block');
+	t.is(j.verified, false);
+	t.is(j.mismatch_block, 0);
+	t.is(j.mismatch_offset, 123457);
+	t.is(j.count, 0); // the first (warm-up) block failed
+});
+
 test('connecting to a closed port exits 3 with an error JSON', async (t) => {
 	const port = await freePort();
 	const r = await run(t, ['stream', '--host', '127.0.0.1', '--port', String(port), '--bytes', '1000', '--connect-timeout', '1'], 10_000);
@@ -165,6 +255,11 @@ test('usage errors exit 2 with one line on stderr', async (t) => {
 		['stream', '--host', '127.0.0.1', '--bytes', '10', '--bogus'],
 		['stream', '--host', '127.0.0.1'],
 		['rr', '--host', '127.0.0.1', '--count', '5', '--seconds', '1'],
+		['block', '--host', '127.0.0.1', '--count', '5'],
+		['block', '--host', '127.0.0.1', '--bytes', '0', '--count', '5'],
+		['block', '--host', '127.0.0.1', '--bytes', '10'],
+		['block', '--host', '127.0.0.1', '--bytes', '10', '--count', '100001'],
+		['block', '--host', '127.0.0.1', '--bytes', '10', '--count', '1', '--direction', 'recv'],
 		['stream', '--host', '127.0.0.1', '--bytes', '10', '--msg-size', '0'],
 		['nonsense'],
 	]) {

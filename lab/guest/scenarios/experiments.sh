@@ -87,7 +87,8 @@ if [ -n "$BENCH" ]; then
     # Only what brings tunnels up, then the points: the tests are ./build.sh test's business.
     [ "${BENCH_WITH_TESTS:-0}" = 1 ] || ONLY='^(sync-ip-table-dom0|kmod-load-tunnel|bench-setup-ftp-disk|bench\..*)$'
     case ",$BENCH," in *,fig11,*) PLAN+=(bench-setup-ftp-disk) ;; esac
-    while read -r name _; do PLAN+=("$name"); done < <(bench_points)
+    # (dom0 has no /dev/fd, so no process substitution here)
+    while read -r name _; do PLAN+=("$name"); done <<< "$(bench_points)"
 fi
 
 # bench_geometry SERIES [CHANNEL_SIZE]: the module parameters in both domUs for the series' next connections
@@ -161,20 +162,21 @@ bench_fig10() {
 # domU2's page cache dropped before every transfer so each one reads the disk; busybox ftpget in domU1 fetches it.
 scn_bench_setup_ftp_disk() {
     need domU2 || return 1
-    local x loopdev mnt=/tmp/ftpdisk.mnt
-    rm -f "$FTP_DISK"; truncate -s "${FTP_DISK_MB}M" "$FTP_DISK"
-    mkfs.ext4 -q -F -m 0 "$FTP_DISK" || { fail "mkfs.ext4 failed"; return 1; }
-    mkdir -p "$mnt"; mount -o loop "$FTP_DISK" "$mnt" || { fail "cannot mount the FTP disk in dom0"; return 1; }
-    for x in $FIG11_FILES; do
-        head -c "$x" /dev/urandom > "$mnt/f-$x.bin"
-    done
-    (cd "$mnt" && sha256sum f-*.bin) > "$OUT/ftp-disk.sha256"
-    chmod 755 "$mnt"; chmod 644 "$mnt"/f-*.bin
-    umount "$mnt" || { fail "cannot unmount the FTP disk in dom0"; return 1; }
+    local x loopdev files=/tmp/ftpdisk.files
+    modprobe loop && modprobe xen-blkback || { fail "modprobe loop / xen-blkback failed"; return 1; }
+    # The files go in with mkfs.ext4 -d: dom0 never mounts the disk, so it needs no ext4 of its own.
+    rm -rf "$files" "$FTP_DISK"; mkdir -p "$files"
+    for x in $FIG11_FILES; do head -c "$x" /dev/urandom > "$files/f-$x.bin"; done
+    chmod 755 "$files"; chmod 644 "$files"/f-*.bin
+    (cd "$files" && sha256sum f-*.bin) > "$OUT/ftp-disk.sha256"
+    truncate -s "${FTP_DISK_MB}M" "$FTP_DISK"
+    mkfs.ext4 -q -F -m 0 -d "$files" "$FTP_DISK" > "$OUT/mkfs.log" 2>&1; local rc=$?
+    rm -rf "$files"
+    [ $rc -eq 0 ] || { fail "mkfs.ext4 -d failed: $(tr '\n' ' ' < "$OUT/mkfs.log")"; return 1; }
     loopdev=$(losetup -f --show -r "$FTP_DISK") || { fail "losetup failed"; return 1; }
     xl block-attach domU2 "format=raw, vdev=xvdb, access=ro, target=$loopdev" \
         || { fail "xl block-attach failed: $(xl dmesg | tail -3 | tr '\n' ' ')"; return 1; }
-    agent "$D2" "modprobe xen-blkfront; modprobe ext4; i=0; while [ ! -b /dev/xvdb ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done; mkdir -p /srv/ftp/disk && mount -o ro /dev/xvdb /srv/ftp/disk && ls -l /srv/ftp/disk" \
+    agent "$D2" "modprobe xen-blkfront; modprobe ext4; i=0; while [ ! -b /dev/xvdb ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done; mkdir -p /srv/ftp/disk && mount -o ro,noload /dev/xvdb /srv/ftp/disk && ls -l /srv/ftp/disk" \
         || { fail "domU2 cannot mount its FTP disk: $(agent "$D2" dmesg | tail -5 | tr '\n' ' ')"; return 1; }
     metrics "$(jq -cn --arg d "$loopdev" --argjson n "$(wc -l < "$OUT/ftp-disk.sha256")" '{loop_device: $d, files: $n}')"
 }
@@ -235,8 +237,9 @@ run_bench() {
     mark phase bench "$BENCH" "repeat=$BENCH_REPEAT" "quick=${BENCH_QUICK:-0}"
     case ",$BENCH," in *,fig11,*) run_scenario bench-setup-ftp-disk scn_bench_setup_ftp_disk ;; esac
     local name exp series x rep
+    # stdin from /dev/null: the lab agent must not eat the list
     while read -r name exp series x rep; do
-        run_scenario "$name" bench_point "$exp" "$series" "$x" "$rep" "bench_$exp"
-    done < <(bench_points)
+        run_scenario "$name" bench_point "$exp" "$series" "$x" "$rep" "bench_$exp" < /dev/null
+    done <<< "$(bench_points)"
     bench_defaults
 }

@@ -90,6 +90,7 @@ export function plotExperiment(r: ExperimentResults, note: string): string {
   const rows = summarize(r.samples, [e.metric]);
   const seriesPoints = (name: string): PlotSeries => ({
     name,
+    dashed: name === e.baseline,
     points: rows
       .filter((row) => row.series === name && !(e.baselineAsReference && name === e.baseline))
       .map((row) => ({ x: row.x, y: row.spread.median, lo: row.spread.min, hi: row.spread.max })),

@@ -30,6 +30,9 @@ finish() {
 die_early() { mark phase dom0-failed "$*"; finish; }
 
 # ---- Xen toolstack (no init system: started by hand, in dependency order) ----
+# The links udev would make: Xen's hotplug scripts lock with `stat /dev/stdin` (block-attach loops forever without it)
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for i in 0:stdin 1:stdout 2:stderr; do [ -e "/dev/${i#*:}" ] || ln -s "/proc/self/fd/${i%%:*}" "/dev/${i#*:}"; done
 modprobe xenfs && mount -t xenfs xenfs /proc/xen || die_early "cannot mount xenfs"
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge; do modprobe "$m" || die_early "modprobe $m"; done
 mkdir -p /var/run/xen /var/lib/xen /var/log/xen/console /var/lib/xenstored /run/xenstored

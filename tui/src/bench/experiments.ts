@@ -63,7 +63,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
     thesis: '4 channels; best at 4 KiB channels, no gain from larger ones',
     xLabel: 'channel size',
     metric: 'throughput_MBps',
-    yLabel: 'throughput (MB/s), 32 MiB stream in 64 KiB writes',
+    yLabel: 'throughput (MB/s), one stream, 64 KiB writes',
     yScale: 'linear',
     series: ['tunnel-4', 'tcp'],
     baseline: 'tcp',

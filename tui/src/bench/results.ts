@@ -203,13 +203,20 @@ export function medianTable(r: ExperimentResults): string {
   const e = r.experiment;
   const rows = summarize(r.samples, [e.metric]);
   const xs = [...new Set(rows.map((row) => row.x))].sort((a, b) => a - b);
-  const series = e.series.filter((s) => rows.some((row) => row.series === s));
+  const isRef = (s: string): boolean => e.baselineAsReference === true && s === e.baseline;
+  const series = e.series.filter((s) => !isRef(s) && rows.some((row) => row.series === s));
   const cell = (s: string, x: number): string => {
     const row = rows.find((rr) => rr.series === s && rr.x === x);
     return row ? String(Number(row.spread.median.toPrecision(4))) : '-';
   };
   const width = Math.max(10, ...series.map((s) => s.length + 1));
   const lines = [`${e.id}: ${e.metric}, median`, `${'x'.padEnd(10)}${series.map((s) => s.padStart(width)).join('')}`];
-  for (const x of xs) lines.push(`${(x === 0 ? '(ref)' : formatBytes(x)).padEnd(10)}${series.map((s) => cell(s, x).padStart(width)).join('')}`);
+  for (const x of xs) {
+    if (series.some((s) => rows.some((row) => row.series === s && row.x === x))) {
+      lines.push(`${formatBytes(x).padEnd(10)}${series.map((s) => cell(s, x).padStart(width)).join('')}`);
+    }
+  }
+  const ref = rows.find((row) => isRef(row.series));
+  if (ref) lines.push(`reference: ${ref.series} ${Number(ref.spread.median.toPrecision(4))}`);
   return `${lines.join('\n')}\n`;
 }

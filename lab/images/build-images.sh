@@ -66,7 +66,7 @@ install_modules() {
 
 # loop and xen-blkback give a domU a virtual disk (the FTP-from-disk experiment); the domUs mount it with ext4.
 DOM0_MODULES=(xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge virtio_pci virtio_blk loop xen-blkback)
-DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn xen-blkfront ext4)
+DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn xen-blkfront ext4 crc32c_generic)
 
 build_dom0() {
     local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images" "$ROOT/lab/guest/dom0/init")

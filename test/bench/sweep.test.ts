@@ -202,3 +202,60 @@ test('bench list names every experiment with what the thesis found', async (t) =
   for (const id of ['fig10', 'fig11', 'fig12', 'rtt', 'ring']) t.regex(r.stdout, new RegExp(`^${id} `, 'm'));
   t.regex(r.stdout, /best at 4 KiB channels/);
 });
+
+/** The plan experiments.sh makes for a dom0 command line (run with bash, /proc/cmdline faked). */
+function guestPlan(cmdline: string): Promise<{ plan: string[]; points: string[][]; marks: string }> {
+  const script = [
+    'mark() { echo "MARK $*" >&2; }',
+    `cat() { if [ "$1" = /proc/cmdline ]; then echo '${cmdline}'; else command cat "$@"; fi; }`,
+    'PLAN=()',
+    `. '${path.join(root, 'lab', 'guest', 'scenarios', 'experiments.sh')}'`,
+    'printf "%s\\n" "${PLAN[@]}"; echo ---; bench_points',
+  ].join('\n');
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => {
+      const [plan = '', points = ''] = out.split('---\n');
+      resolve({
+        plan: plan.split('\n').filter(Boolean),
+        points: points.split('\n').filter(Boolean).map((l) => l.split(' ')),
+        marks: err,
+      });
+    });
+  });
+}
+
+test('the lab sweeps: every point name is unique, parses back to its coordinates, and repetitions are interleaved', async (t) => {
+  const { plan, points } = await guestPlan('quiet fastivc.bench=fig10,fig11,fig12,rtt fastivc.bench_repeat=3');
+  // fig10 10 sizes x 4 series, fig11 6 x 4, fig12 7 sizes + the tcp reference, rtt 6 x 3; three times
+  t.is(points.length, (40 + 24 + 8 + 18) * 3);
+  t.deepEqual(plan, ['bench-setup-ftp-disk', ...points.map((p) => p[0])]);
+  t.is(new Set(points.map((p) => p[0])).size, points.length);
+  for (const [name = '', exp, series, x, rep] of points) {
+    t.deepEqual(parsePointName(name), { experiment: exp, series, rep: Number(rep) }, name);
+    t.is(xFromName(name), Number(x) === 0 ? 0 : Number(x), name);
+    t.regex(name, /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/);
+  }
+  t.deepEqual([...new Set(points.map((p) => p[4]))], ['1', '2', '3']);
+  t.is(points.findIndex((p) => p[4] === '2'), 90);
+});
+
+test('the lab sweeps: quick has fewer points, an unknown experiment runs none and says so', async (t) => {
+  const quick = await guestPlan('fastivc.bench=fig12,rtt fastivc.bench_repeat=1 fastivc.bench_quick=1');
+  t.deepEqual(
+    quick.points.map((p) => p[0]),
+    ['bench.fig12.tcp.0B.r1', 'bench.fig12.tunnel-4.4KiB.r1', 'bench.fig12.tunnel-4.64KiB.r1',
+     'bench.rtt.tcp.1B.r1', 'bench.rtt.tcp.4KiB.r1', 'bench.rtt.tunnel-4.1B.r1', 'bench.rtt.tunnel-4.4KiB.r1',
+     'bench.rtt.tunnel-16x64KiB.1B.r1', 'bench.rtt.tunnel-16x64KiB.4KiB.r1'],
+  );
+  const bad = await guestPlan('fastivc.bench=fig10,fig13');
+  t.deepEqual(bad.plan, []);
+  t.regex(bad.marks, /MARK phase bench-unknown fig13/);
+  const none = await guestPlan('quiet');
+  t.deepEqual(none.plan, []);
+});

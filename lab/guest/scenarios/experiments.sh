@@ -125,9 +125,10 @@ bench_path_check() {
         return 0
     fi
     [ "$created" -ge "$conns" ] || { fail "only $created tunnels for $conns connections: fell back to TCP"; return 1; }
-    # Bytes sent before the receiver mapped the tunnel go on TCP (sock.c); from 1 MiB on, 90% must be in tunnels.
-    if [ "$bytes" -ge $((1 << 20)) ] && [ "$sent" -lt $((bytes * 9 / 10)) ]; then
-        fail "only $sent of $bytes bytes went through tunnels"; return 1
+    # What a connection sends before its receiver has mapped the tunnel goes on TCP (sock.c): under TCG up to a few
+    # hundred KiB. As in the tunnel scenarios, at most 1 MiB per connection may (tunnel_share is the measured part).
+    if [ "$sent" -lt $((bytes - conns * (1 << 20))) ]; then
+        fail "only $sent of $bytes bytes went through tunnels ($conns connection(s))"; return 1
     fi
 }
 

@@ -131,7 +131,9 @@ async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): P
       tally.failed += setup.length;
       tally = add(tally, await writeAll(deps, flags.out, byExp.values(), { lab_report: reportPath, versions: report.versions, quick, repeat: flags.repeat }));
     }
-    for (const e of host) tally = add(tally, await hostSweep(deps, e, flags, quick, controller.signal));
+    for (const e of host) {
+      if (!controller.signal.aborted) tally = add(tally, await hostSweep(deps, e, flags, quick, controller.signal));
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -259,3 +259,12 @@ test('the lab sweeps: quick has fewer points, an unknown experiment runs none an
   const none = await guestPlan('quiet');
   t.deepEqual(none.plan, []);
 });
+
+test('table values: 4 significant digits, tiny ones in exponent form', async (t) => {
+  const { formatValue } = await import('../../tui/src/bench/results.js');
+  t.is(formatValue(51.8523), '51.85');
+  t.is(formatValue(0.0000024591), '2.459e-6');
+  t.is(formatValue(0.003193), '0.003193');
+  t.is(formatValue(0), '0');
+  t.is(formatValue(41760.4), '41760');
+});

@@ -198,6 +198,12 @@ export async function writeExperiment(
   return written;
 }
 
+/** 4 significant digits; below 0.001 in exponent form, so a column stays narrow ("2.459e-6"). */
+export function formatValue(v: number): string {
+  if (v !== 0 && Math.abs(v) < 0.001) return v.toExponential(3).replace(/e-0*/, 'e-');
+  return String(Number(v.toPrecision(4)));
+}
+
 /** A short table of medians for the terminal: one line per x, one column per series. */
 export function medianTable(r: ExperimentResults): string {
   const e = r.experiment;
@@ -207,9 +213,9 @@ export function medianTable(r: ExperimentResults): string {
   const series = e.series.filter((s) => !isRef(s) && rows.some((row) => row.series === s));
   const cell = (s: string, x: number): string => {
     const row = rows.find((rr) => rr.series === s && rr.x === x);
-    return row ? String(Number(row.spread.median.toPrecision(4))) : '-';
+    return row ? formatValue(row.spread.median) : '-';
   };
-  const width = Math.max(10, ...series.map((s) => s.length + 1));
+  const width = Math.max(11, ...series.map((s) => s.length + 2));
   const lines = [`${e.id}: ${e.metric}, median`, `${'x'.padEnd(10)}${series.map((s) => s.padStart(width)).join('')}`];
   for (const x of xs) {
     if (series.some((s) => rows.some((row) => row.series === s && row.x === x))) {
@@ -217,6 +223,6 @@ export function medianTable(r: ExperimentResults): string {
     }
   }
   const ref = rows.find((row) => isRef(row.series));
-  if (ref) lines.push(`reference: ${ref.series} ${Number(ref.spread.median.toPrecision(4))}`);
+  if (ref) lines.push(`reference: ${ref.series} ${formatValue(ref.spread.median)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -180,6 +180,15 @@ test('bench run fig12 against a recorded sweep: progress, tables, CSV, JSON, SVG
   t.regex(svg, /^<svg|^<\?xml/);
   t.regex(svg, /tcp \(median\)/);
   t.regex(svg, /1 point\(s\) failed/);
+  // plot: the same tables and files again from results.json; an experiment never run is an error when named
+  const again = await runCli(['bench', 'plot', '--out', out]);
+  t.is(again.code, 1, again.stderr);
+  t.regex(again.stdout, /64 KiB\s+121\.5\s/);
+  t.regex(again.stderr, /bench: 8 passed, 1 failed/);
+  t.is(await readFile(path.join(out, 'fig12', 'summary.csv'), 'utf8'), summary);
+  const missing = await runCli(['bench', 'plot', 'fig10', '--out', out]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /cannot read .*fig10.results\.json/);
 });
 
 test('bench report refuses a file without experiment points, and a file that is not a report', async (t) => {

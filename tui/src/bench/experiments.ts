@@ -25,6 +25,8 @@ export interface Experiment {
   baseline?: string;
   /** fig12: the baseline is measured once per repetition at x = 0 and drawn as a reference line. */
   baselineAsReference?: boolean;
+  /** The ratio panel's scale (log10 when the series differ by orders of magnitude). */
+  ratioScale?: 'linear' | 'log10';
   /** Larger is better (throughput) or smaller (latency): said in the ratio panel's label. */
   better: 'higher' | 'lower';
 }
@@ -86,7 +88,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     id: 'ring',
     where: 'host',
-    title: 'The ring protocol alone on the host, against TCP loopback, a UNIX socket and memcpy (not in the thesis)',
+    title: 'The ring protocol alone, between two processes (not in the thesis)',
     thesis: 'not in the thesis',
     xLabel: 'message size (bytes per send and per receive)',
     metric: 'throughput_MBps',
@@ -94,6 +96,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
     yScale: 'log10',
     series: ['memcpy', 'ring-16x64KiB', 'ring-4x4KiB', 'unix', 'tcp-loopback'],
     baseline: 'tcp-loopback',
+    ratioScale: 'log10',
     better: 'higher',
   },
 ];

@@ -6,7 +6,7 @@
  *
  *   build/experiments/<id>/{samples.csv, summary.csv, results.json, <id>.svg}
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { samplesCsv, summaryCsv } from './csv.js';
 import { experiment, type Experiment } from './experiments.js';
@@ -108,14 +108,17 @@ export function plotExperiment(r: ExperimentResults, note: string): string {
       .map((s) => ({ name: s, points: ratioOfMedians(rows, e.metric, s, base).map((p) => ({ x: p.x, y: p.ratio })) }));
     panels.push({
       yLabel: `${e.metric.startsWith('latency') ? 'time' : 'throughput'} / ${base} (${e.better} is better)`,
-      yScale: 'linear',
+      yScale: e.ratioScale ?? 'linear',
       series: ratios,
       reference: { y: 1, label: base },
     });
   }
   return renderSvg({
     title: e.title,
-    subtitle: `fastivc, Xen 4.17 + Linux 6.1 ${e.where === 'lab' ? 'PV domUs under QEMU (TCG)' : 'on the host'}`,
+    subtitle:
+      e.where === 'lab'
+        ? 'fastivc, Xen 4.17 + Linux 6.1 PV domUs under QEMU (TCG)'
+        : 'fastivc ring code (ivc_ring.h) on the host, against TCP loopback, a UNIX socket and memcpy',
     xLabel: e.xLabel,
     xScale: 'log2',
     formatX: formatBytes,
@@ -225,4 +228,23 @@ export function medianTable(r: ExperimentResults): string {
   const ref = rows.find((row) => isRef(row.series));
   if (ref) lines.push(`reference: ${ref.series} ${formatValue(ref.spread.median)}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** Reads <dir>/<id>/results.json back (for re-plotting); throws with the file named on a bad one. */
+export async function readExperiment(
+  dir: string,
+  exp: Experiment,
+): Promise<{ results: ExperimentResults; source: Record<string, unknown> }> {
+  const file = path.join(dir, exp.id, 'results.json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const r = parsed as Partial<ResultsFile>;
+  if (r.experiment !== exp.id || !Array.isArray(r.samples) || !Array.isArray(r.failed)) {
+    throw new Error(`${file} is not the results of ${exp.id}`);
+  }
+  return { results: { experiment: exp, samples: r.samples, failed: r.failed }, source: r.source ?? {} };
 }

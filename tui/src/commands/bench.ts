@@ -6,6 +6,8 @@
  *                                                   on stderr; tables, CSV, JSON and SVG under build/experiments/
  *   fastivc bench report LAB_REPORT                 the same files from the points of an existing lab report (the
  *                                                   test run's quick sweep, or a run that was interrupted)
+ *   fastivc bench plot [EXP...]                     the tables and files again from results.json (after a change to
+ *                                                   the plots, or with results.json from elsewhere)
  *
  * Exit status: 0 when every point measured, 1 when a point or the lab failed (the files are written all the same,
  * with the failed points listed in results.json).
@@ -18,7 +20,7 @@ import { DEFAULT_QEMU } from '../../../lab/runner/qemu.js';
 import { runLab } from '../../../lab/runner/run.js';
 import { EXPERIMENTS, selectExperiments, type Experiment } from '../bench/experiments.js';
 import { describePoint, formatDuration, pointValue, sweepPrinter, SweepProgress } from '../bench/progress.js';
-import { DEFAULT_OUT_DIR, labResults, medianTable, writeExperiment, type ExperimentResults, type PointScenario } from '../bench/results.js';
+import { DEFAULT_OUT_DIR, labResults, medianTable, readExperiment, writeExperiment, type ExperimentResults, type PointScenario } from '../bench/results.js';
 import { DEFAULT_RINGBENCH, ringPlan, runRingSweep } from '../bench/ring.js';
 import type { CliDeps } from '../deps.js';
 import { parsePositiveInt, parseText } from '../options.js';
@@ -192,6 +194,25 @@ async function benchReport(deps: CliDeps, file: string, out: string): Promise<nu
   return closing(deps, await writeAll(deps, out, byExp.values(), { lab_report: file }));
 }
 
+async function benchPlot(deps: CliDeps, names: string[], dir: string): Promise<number> {
+  let tally: Tally = { measured: 0, failed: 0 };
+  let found = 0;
+  for (const e of selectExperiments(names)) {
+    let read;
+    try {
+      read = await readExperiment(dir, e);
+    } catch (err) {
+      // every experiment by default: skip those never run; one named on the command line must be there
+      if (names.length > 0) throw err;
+      continue;
+    }
+    found += 1;
+    tally = add(tally, await writeAll(deps, dir, [read.results], read.source));
+  }
+  if (found === 0) throw new Error(`no results.json under ${dir}/<experiment>/: run fastivc bench run first`);
+  return closing(deps, tally);
+}
+
 export function registerBenchCommands(program: Command, deps: CliDeps): void {
   const bench = program
     .command('bench')
@@ -222,6 +243,15 @@ export function registerBenchCommands(program: Command, deps: CliDeps): void {
     .option('--verbose', 'more progress lines')
     .action(async (names: string[], flags: BenchRunFlags) => {
       process.exitCode = await benchRun(deps, names, flags);
+    });
+
+  bench
+    .command('plot')
+    .description('tables, CSV and plots again from the results.json files (default: every experiment found)')
+    .argument('[experiments...]', `ids: ${EXPERIMENTS.map((e) => e.id).join(', ')}, or all`)
+    .option('--out <dir>', 'the folder with <experiment>/results.json', parseText, DEFAULT_OUT_DIR)
+    .action(async (names: string[], flags: { out: string }) => {
+      process.exitCode = await benchPlot(deps, names, flags.out);
     });
 
   bench

@@ -48,7 +48,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     id: 'fig11',
     where: 'lab',
-    title: 'FTP download from disk: vsftpd and busybox ftpget (thesis Figure 11)',
+    title: 'FTP download from a virtual disk (thesis Figure 11)',
     thesis: 'vsftpd + ftp client, files from disk; 4 channels better than 2, 8 no better than 4',
     xLabel: 'file size',
     metric: 'throughput_MBps',

@@ -24,6 +24,7 @@ scn_ftp_get() {
     if ! agent "$server" "head -c $bytes /dev/urandom > /srv/ftp/$name && chmod 644 /srv/ftp/$name && sha256sum /srv/ftp/$name" \
         > "$OUT/ftp.src" 2>&1; then
         agent "$server" rm -f "/srv/ftp/$name"
+        agent "$server" "df -k / /tmp; free -k; dmesg | tail -5"
         fail "cannot make the test file in /srv/ftp on $server: $(tr '\n' ' ' < "$OUT/ftp.src")"; return 1
     fi
     sum1=$(cut -d' ' -f1 "$OUT/ftp.src")

@@ -101,6 +101,11 @@ export const EXPERIMENTS: readonly Experiment[] = [
   },
 ];
 
+/** fig12's tcp: measured once per repetition and drawn as a reference line, not as a series over x. */
+export function isReferenceSeries(e: Experiment, series: string): boolean {
+  return e.baselineAsReference === true && series === e.baseline;
+}
+
 export const EXPERIMENT_IDS: readonly ExperimentId[] = EXPERIMENTS.map((e) => e.id);
 
 export function experiment(id: string): Experiment | undefined {

@@ -59,6 +59,20 @@ export class SweepProgress {
   position(running: boolean): string {
     return `${Math.min(this.total, this.done + (running ? 1 : 0))}/${this.total}`;
   }
+
+  /** Counts a point as started at t; its progress line ("[ 312s] 37/144 fig10 tunnel-4 64 KiB r2 ..."). */
+  startLine(t: number, p: PointView): string {
+    this.start(t);
+    return `${formatElapsed(t)} ${this.position(true)} ${describePoint(p)} ...\n`;
+  }
+
+  /** Counts a point as finished at t; its progress line with `what` (the value or the failure) and the time left. */
+  finishLine(t: number, p: PointView, pass: boolean, what: string): string {
+    this.finish(t, pass);
+    const left = this.left();
+    const eta = left !== undefined && this.done < this.total ? `   ~${formatDuration(left)} left` : '';
+    return `${formatElapsed(t)} ${this.position(false)} ${describePoint(p)}  ${what}${eta}\n`;
+  }
 }
 
 /** "fig10 tunnel-4 64 KiB r2" (fig12's tcp reference point has x = 0). */
@@ -98,21 +112,15 @@ export function sweepPrinter(out: Writable, opts: { verbose?: boolean } = {}): L
     if (e.type === 'scenario-start') {
       const p = pointOf(e.name);
       if (p) {
-        sweep.start(e.t);
-        out.write(`${formatElapsed(e.t)} ${sweep.position(true)} ${describePoint(p)} ...\n`);
+        out.write(sweep.startLine(e.t, p));
         return;
       }
     }
     if (e.type === 'result') {
       const p = pointOf(e.result.name, e.result.metrics);
       if (p) {
-        sweep.finish(e.t, e.result.pass);
-        const left = sweep.left();
         const what = e.result.pass ? pointValue(p.experiment, e.result.metrics) : `FAILED: ${e.result.reason ?? '?'}`;
-        out.write(
-          `${formatElapsed(e.t)} ${sweep.position(false)} ${describePoint(p)}  ${what}` +
-            `${left !== undefined && sweep.done < sweep.total ? `   ~${formatDuration(left)} left` : ''}\n`,
-        );
+        out.write(sweep.finishLine(e.t, p, e.result.pass, what));
         return;
       }
     }

@@ -9,7 +9,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { samplesCsv, summaryCsv } from './csv.js';
-import { experiment, type Experiment } from './experiments.js';
+import { experiment, isReferenceSeries, type Experiment } from './experiments.js';
 import { ratioOfMedians, summarize, type Sample, type SummaryRow } from './stats.js';
 import { formatBytes, renderSvg, type Panel, type PlotSeries } from './svg.js';
 
@@ -92,15 +92,15 @@ export function plotExperiment(r: ExperimentResults, note: string): string {
     name,
     dashed: name === e.baseline,
     points: rows
-      .filter((row) => row.series === name && !(e.baselineAsReference && name === e.baseline))
+      .filter((row) => row.series === name)
       .map((row) => ({ x: row.x, y: row.spread.median, lo: row.spread.min, hi: row.spread.max })),
   });
-  const shown = e.series.filter((s) => !(e.baselineAsReference && s === e.baseline));
+  const shown = e.series.filter((s) => !isReferenceSeries(e, s));
   const top: Panel = { yLabel: e.yLabel, yScale: e.yScale, series: shown.map(seriesPoints) };
   const panels: Panel[] = [top];
-  if (e.baseline !== undefined && e.baselineAsReference) {
-    const ref = rows.find((row) => row.series === e.baseline);
-    if (ref) top.reference = { y: ref.spread.median, label: `${e.baseline} (median)` };
+  const ref = rows.find((row) => isReferenceSeries(e, row.series));
+  if (e.baselineAsReference) {
+    if (ref) top.reference = { y: ref.spread.median, label: `${ref.series} (median)` };
   } else if (e.baseline !== undefined) {
     const base = e.baseline;
     const ratios: PlotSeries[] = shown
@@ -212,7 +212,7 @@ export function medianTable(r: ExperimentResults): string {
   const e = r.experiment;
   const rows = summarize(r.samples, [e.metric]);
   const xs = [...new Set(rows.map((row) => row.x))].sort((a, b) => a - b);
-  const isRef = (s: string): boolean => e.baselineAsReference === true && s === e.baseline;
+  const isRef = (s: string): boolean => isReferenceSeries(e, s);
   const series = e.series.filter((s) => !isRef(s) && rows.some((row) => row.series === s));
   const cell = (s: string, x: number): string => {
     const row = rows.find((rr) => rr.series === s && rr.x === x);

@@ -19,7 +19,7 @@ import { formatElapsed } from '../../../lab/runner/progress.js';
 import { DEFAULT_QEMU } from '../../../lab/runner/qemu.js';
 import { runLab } from '../../../lab/runner/run.js';
 import { EXPERIMENTS, selectExperiments, type Experiment } from '../bench/experiments.js';
-import { describePoint, formatDuration, pointValue, sweepPrinter, SweepProgress } from '../bench/progress.js';
+import { pointValue, sweepPrinter, SweepProgress } from '../bench/progress.js';
 import { DEFAULT_OUT_DIR, labResults, medianTable, readExperiment, writeExperiment, type ExperimentResults, type PointScenario } from '../bench/results.js';
 import { DEFAULT_RINGBENCH, ringPlan, runRingSweep } from '../bench/ring.js';
 import type { CliDeps } from '../deps.js';
@@ -157,17 +157,12 @@ async function hostSweep(deps: CliDeps, e: Experiment, flags: BenchRunFlags, qui
     (p, done) => {
       const view = { experiment: e.id, series: p.series.name, x: p.x, rep: p.rep };
       if (done === false) {
-        sweep.start(t());
-        if (flags.verbose) deps.err(`${formatElapsed(t())} ${sweep.position(true)} ${describePoint(view)} ...\n`);
+        const line = sweep.startLine(t(), view);
+        if (flags.verbose) deps.err(line);
         return;
       }
-      sweep.finish(t(), done.error === undefined);
-      const left = sweep.left();
       const what = done.error !== undefined ? `FAILED: ${done.error}` : pointValue(e.id, { [e.metric]: done.value });
-      deps.err(
-        `${formatElapsed(t())} ${sweep.position(false)} ${describePoint(view)}  ${what}` +
-          `${left !== undefined && sweep.done < sweep.total ? `   ~${formatDuration(left)} left` : ''}\n`,
-      );
+      deps.err(sweep.finishLine(t(), view, done.error === undefined, what));
     },
     undefined,
     signal,

@@ -93,23 +93,13 @@ fi
 
 # bench_geometry SERIES [CHANNEL_SIZE]: the module parameters in both domUs for the series' next connections
 bench_geometry() {
-    local series=$1 size=${2:-4096} enable=1 n=4 d
+    local series=$1 size=${2:-4096} enable=1 n=4
     case $series in
         tcp) enable=0 ;;
         tunnel-16x64KiB) n=16 size=65536 ;;
         tunnel-*) n=${series#tunnel-} ;;
     esac
-    for d in "$D1" "$D2"; do
-        agent "$d" "echo $enable > /sys/module/fastivc/parameters/enable && echo $n > /sys/module/fastivc/parameters/channels && echo $size > /sys/module/fastivc/parameters/channel_size" \
-            || { fail "cannot set $series (${n} x $size, enable=$enable) in $d"; return 1; }
-    done
-}
-
-bench_defaults() {
-    local d
-    for d in "$D1" "$D2"; do
-        agent "$d" "echo 1 > /sys/module/fastivc/parameters/enable && echo 4 > /sys/module/fastivc/parameters/channels && echo 4096 > /sys/module/fastivc/parameters/channel_size"
-    done
+    tun_params "$enable" "$n" "$size"
 }
 
 # bench_path_check SERIES SENDER_BEFORE SENDER_AFTER CONNECTIONS BYTES: the point took its series' path. Sets
@@ -244,5 +234,5 @@ run_bench() {
     while read -r name exp series x rep; do
         run_scenario "$name" bench_point "$exp" "$series" "$x" "$rep" "bench_$exp" < /dev/null
     done <<< "$(bench_points)"
-    bench_defaults
+    tun_defaults
 }

@@ -512,17 +512,23 @@ run_tunnel_scenarios() {
     run_bench   # the experiments, if fastivc.bench= asks for them (experiments.sh), while both domUs live
     run_scenario peer-destroyed-domU-domU-tunnel scn_peer_destroyed # destroys domU2: last
 }
+# tun_params ENABLE CHANNELS SIZE: fastivc.ko's parameters in both domUs, for the connections they make from now on
+tun_params() {
+    local d
+    for d in "$D1" "$D2"; do
+        agent "$d" "echo $1 > /sys/module/fastivc/parameters/enable && echo $2 > /sys/module/fastivc/parameters/channels && echo $3 > /sys/module/fastivc/parameters/channel_size" \
+            || { fail "cannot set enable=$1, $2 x $3 in $d"; return 1; }
+    done
+}
+tun_defaults() { tun_params 1 4 4096; }
+
 # with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults
 with_geometry() {
-    local n=$1 sz=$2 d rc; shift 2
-    for d in "$D1" "$D2"; do
-        agent "$d" "echo $n > /sys/module/fastivc/parameters/channels && echo $sz > /sys/module/fastivc/parameters/channel_size" \
-            || { fail "cannot set the tunnel geometry in $d"; return 1; }
-    done
+    local rc
+    tun_params 1 "$1" "$2" || return 1
+    shift 2
     "$@"; rc=$?
-    for d in "$D1" "$D2"; do
-        agent "$d" "echo 4 > /sys/module/fastivc/parameters/channels && echo 4096 > /sys/module/fastivc/parameters/channel_size"
-    done
+    tun_defaults
     return $rc
 }
 

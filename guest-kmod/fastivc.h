@@ -4,6 +4,7 @@
  *
  *   monitor.c  Protocol Monitor: the initial operation set on tcp_prot, the per-socket decision, proto swap
  *   tunnel.c   Tunnel Manager: sender pages and grants, receiver mapping, release
+ *   geometry.c how big a new tunnel is (sized by demand from the socket's buffers, or fixed by parameters)
  *   sock.c     the tunnelled socket's operations (send, receive, poll, close) on top of ivc_ring.h
  *   sem.c      Socket Event Manager: VIRQ_EVTMGR, batched get_events, dispatch to sockets
  *   dem.c      the DEM hypercalls (xen-patches/ public/evtmgr.h)
@@ -103,6 +104,7 @@ struct fastivc_sock {
 	struct ivc_tunnel *tx, *rx;
 	unsigned long tx_created;       /* jiffies of EVENT_CREATE_TUNNEL */
 	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
+	u32 kick_pending;               /* EVENT_SEND_DATA / RECV_GET_DATA whose raise failed: the tick retries them */
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	/* statistics, read without the lock by stats.c */
@@ -116,7 +118,7 @@ struct fastivc_sock *fastivc_ctx_of(const struct sock *sk);
 #define fastivc_ctx(sk) fastivc_ctx_of(sk)
 
 /* module parameters (fastivc_main.c) */
-extern unsigned int fastivc_channels, fastivc_channel_size;
+extern unsigned int fastivc_channels, fastivc_channel_size, fastivc_auto_bytes;
 extern bool fastivc_enable;
 bool fastivc_port_excluded(u16 port);
 extern domid_t fastivc_domid;
@@ -126,7 +128,7 @@ extern struct workqueue_struct *fastivc_wq;
 struct fastivc_counters {
 	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
-	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_dropped;
+	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_failed, kicks_retried, tick_wakes;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -156,6 +158,10 @@ void ivc_tunnel_release(struct ivc_tunnel *t);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
 
+/* geometry.c */
+void fastivc_geometry_for(u32 bytes, u32 *nr_channels, u32 *channel_size);
+void fastivc_geometry(const struct sock *sk, u32 *nr_channels, u32 *channel_size);
+
 /* sock.c */
 extern struct proto fastivc_tunnel_prot, fastivc_tunnel6_prot;
 void fastivc_sock_build(const struct proto *base, const struct proto *base6, const struct proto_ops *base_ops);
@@ -173,6 +179,8 @@ void fastivc_break(struct fastivc_sock *ctx, int code);
 void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);
 void fastivc_sock_tick(struct fastivc_sock *ctx);
+void fastivc_sock_retry_kicks(struct fastivc_sock *ctx);
+void fastivc_sock_wake_check(struct fastivc_sock *ctx);
 
 /* sem.c */
 int fastivc_sem_init(void);

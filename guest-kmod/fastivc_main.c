@@ -3,8 +3,10 @@
  * fastivc.ko: module entry and parameters. The parts are described in fastivc.h.
  *
  * Parameters (also writable at run time under /sys/module/fastivc/parameters/; new tunnels use the new values):
- *   channels       channels per tunnel, 1..16 (default 4, the thesis' value)
- *   channel_size   bytes per channel, a multiple of 4096 in 4096..262144 (default 4096, a page, as in the thesis)
+ *   channels       channels per tunnel, 1..16, or 0 (the default): sized by demand (geometry.c)
+ *   channel_size   bytes per channel, a multiple of 4096 in 4096..262144, or 0 (the default): sized by demand.
+ *                  The thesis' own geometry is channels=4 channel_size=4096.
+ *   auto_bytes     bytes per tunnel that demand sizing gives a socket whose buffers TCP autotunes (geometry.c)
  *   enable         0: every socket the monitor decides stays on TCP (reason `disabled`)
  *   exclude_ports  comma-separated TCP ports whose connections stay on TCP (reason `excluded_port`), e.g. a
  *                  control channel that must not depend on the tunnel
@@ -17,8 +19,8 @@
 #include <xen/xen.h>
 #include "fastivc.h"
 
-unsigned int fastivc_channels = 4;
-unsigned int fastivc_channel_size = 4096;
+unsigned int fastivc_channels;     /* 0: by demand */
+unsigned int fastivc_channel_size; /* 0: by demand */
 bool fastivc_enable = true;
 domid_t fastivc_domid;
 struct workqueue_struct *fastivc_wq;
@@ -30,7 +32,7 @@ static int set_channels(const char *val, const struct kernel_param *kp)
 
 	if (rc)
 		return rc;
-	if (v < 1 || v > IVC_MAX_CHANNELS)
+	if (v > IVC_MAX_CHANNELS)
 		return -EINVAL;
 	WRITE_ONCE(fastivc_channels, v);
 	return 0;
@@ -43,7 +45,7 @@ static int set_channel_size(const char *val, const struct kernel_param *kp)
 
 	if (rc)
 		return rc;
-	if (!ivc_geometry_ok(1, v))
+	if (v && !ivc_geometry_ok(1, v))
 		return -EINVAL;
 	WRITE_ONCE(fastivc_channel_size, v);
 	return 0;
@@ -52,9 +54,9 @@ static int set_channel_size(const char *val, const struct kernel_param *kp)
 static const struct kernel_param_ops channels_ops = { .set = set_channels, .get = param_get_uint };
 static const struct kernel_param_ops channel_size_ops = { .set = set_channel_size, .get = param_get_uint };
 module_param_cb(channels, &channels_ops, &fastivc_channels, 0644);
-MODULE_PARM_DESC(channels, "channels per new tunnel, 1..16 (default 4)");
+MODULE_PARM_DESC(channels, "channels per new tunnel, 1..16, or 0 (default): sized by demand");
 module_param_cb(channel_size, &channel_size_ops, &fastivc_channel_size, 0644);
-MODULE_PARM_DESC(channel_size, "bytes per channel of new tunnels, 4096..262144, a multiple of 4096 (default 4096)");
+MODULE_PARM_DESC(channel_size, "bytes per channel of new tunnels, 4096..262144, a multiple of 4096, or 0 (default): sized by demand");
 module_param_named(enable, fastivc_enable, bool, 0644);
 MODULE_PARM_DESC(enable, "move co-resident connections to tunnels (default 1)");
 

@@ -12,26 +12,40 @@
  * The control page and directory pages are named in the DEM's EVENT_CREATE_TUNNEL (gref[0] = control page,
  * gref[1..] = directory pages); the data pages are granted read-only.
  *
- * Channel protocol, exactly the thesis' gen_num / size / pend_read:
- *   sender:   waits until the next channel (round robin) has pend_read == 0, writes gen_num = ++seq, copies the data,
- *             writes size, then (write barrier) pend_read = number of receivers: the channel is published and
- *             locked until every receiver has read it.
- *   receiver: keeps wait_gen, the next generation it expects. The channel it waits on is ready when
- *             gen_num == wait_gen and pend_read != 0; it reads size bytes (possibly over several reads), then
- *             decrements pend_read; the receiver that takes it to zero tells the sender (EVENT_RECV_GET_DATA).
- * Channels are initialised as if a previous round had run (channel c holds gen_num c + 1 - nr_channels), so the
- * receiver can always tell "not yet written" (gen_num == wait_gen - nr_channels) from a header the peer broke.
+ * Channel protocol (layout version 2): the thesis' gen_num / size / pend_read, with channels filled by bytes, not
+ * by calls. A tunnel holds nr_channels x channel_size bytes whatever the sizes of the writes.
+ *   open      the sender takes channel idx (round robin) once its pend_read is 0, and writes gen_num = seq + 1
+ *             before any data. The channel is invisible until its first bytes are committed.
+ *   fill      each write appends at `fill`: data, write barrier, size = fill. The first commit then (write barrier)
+ *             sets pend_read = number of receivers: the channel is published. Later writes keep appending to the
+ *             same channel, so consecutive small writes share it (packing, as TCP's autocorking does while the
+ *             reader is busy), and a reader already in the channel sees each new size at once.
+ *   seal      size gets IVC_SIZE_SEALED when the channel is full (in the same write as its last size), or when the
+ *             sender must end it early (ivc_tx_seal: before reverting to TCP). The sealed size is final; only then
+ *             does the sender move to the next channel.
+ *   read      the receiver keeps wait_gen, the generation expected next. Its channel is published when gen_num ==
+ *             wait_gen and pend_read != 0. It reads size (once per look; an open channel's size may only grow),
+ *             then the bytes between its offset and size, possibly while the sender still appends after them.
+ *   free      once the channel is sealed and read to its sealed size, the receiver decrements pend_read; the
+ *             receiver that takes it to zero gives the channel back to the sender (EVENT_RECV_GET_DATA if asked).
+ * A channel is in one state at a time: free (pend_read 0, previous round's gen_num), begun (new gen_num,
+ * pend_read 0), open (pend_read set, size < channel_size, no seal), sealed (seal set); nothing is written to a
+ * channel's data below its size while pend_read != 0. Channels are initialised as if a previous round had run
+ * (channel c holds gen_num c + 1 - nr_channels), so the receiver can always tell "not yet written" (gen_num ==
+ * wait_gen - nr_channels) from a header the peer broke.
  *
- * Event suppression: a side that is about to sleep bumps its *_want counter (rx_want: "tell me when you publish",
- * tx_want: "tell me when you free a channel"), issues a full barrier and checks again. The other side raises the
- * event after its next publish / free only if the counter changed since it last raised for it, so a busy tunnel
- * runs without any event and a sleeping side is always woken.
+ * Event suppression: a side that is about to sleep increments its *_want counter atomically (rx_want: "tell me
+ * when you publish", tx_want: "tell me when you free room"), issues a full barrier and checks again. The other side
+ * raises the event after its next commit / free only if the counter changed since its last raise that succeeded: a
+ * raise that fails leaves the request pending, so the next commit or free (or the SEM's tick) retries it. A busy
+ * tunnel runs without any event and a sleeping side is always woken. The receiver tells a waiting sender only once
+ * a tenth of the channels is free (ivc_rx_kick_threshold), as SMC does with 10% of its buffer.
  *
  * Hostile peers: every field the peer can write is read once (IVC_READ) into a local, checked against local state
  * the peer cannot write (wait_gen, nr_channels, channel_size, nr_receivers), and only the checked copy is used. A
  * violation returns a negative IVC_E* code; the caller breaks that one tunnel.
  *
- * The includer may define IVC_READ, IVC_WRITE, IVC_RMB, IVC_WMB, IVC_MB and IVC_ATOMIC_DEC_RETURN; the kernel
+ * The includer may define IVC_READ, IVC_WRITE, IVC_RMB, IVC_WMB, IVC_MB, IVC_ATOMIC_DEC_RETURN and IVC_ATOMIC_INC; the kernel
  * versions are used under __KERNEL__, GCC atomics otherwise.
  */
 #ifndef FASTIVC_IVC_RING_H
@@ -50,6 +64,7 @@
 #define IVC_MB()               virt_mb()
 /* pend_read lives in a page shared with another domain: a locked decrement is atomic across domains too. */
 #define IVC_ATOMIC_DEC_RETURN(p) ((uint32_t)atomic_dec_return((atomic_t *)(p)))
+#define IVC_ATOMIC_INC(p)      atomic_inc((atomic_t *)(p))
 #endif
 #else
 #include <stdint.h>
@@ -61,12 +76,13 @@
 #define IVC_WMB()              __atomic_thread_fence(__ATOMIC_RELEASE)
 #define IVC_MB()               __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define IVC_ATOMIC_DEC_RETURN(p) __atomic_sub_fetch((p), 1, __ATOMIC_SEQ_CST)
+#define IVC_ATOMIC_INC(p)      ((void)__atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST))
 #endif
 #endif
 
 #define IVC_PAGE_SIZE          4096u
 #define IVC_MAGIC              0x31435649u /* "IVC1" little-endian */
-#define IVC_LAYOUT_VERSION     1u
+#define IVC_LAYOUT_VERSION     2u /* 2: channels fill by bytes (open, sealed) */
 
 /* Geometry limits: the DEM's (public/evtmgr.h XEN_EVTMGR_MAX_CHANNELS etc.), repeated so this header stands alone. */
 #define IVC_MAX_CHANNELS       16u          /* channel headers in the control page */
@@ -77,6 +93,9 @@
 #define IVC_MAX_DIR_PAGES      ((IVC_MAX_DATA_PAGES + IVC_DIR_ENTRIES - 1) / IVC_DIR_ENTRIES)
 /* TCP has exactly one receiver per direction; the protocol (and its tests) allow more, as the thesis does. */
 #define IVC_MAX_RECEIVERS      8u
+
+/* ivc_chan_hdr.size: bytes in the channel (bits 0..30), and the seal (bit 31): the sender appends nothing more */
+#define IVC_SIZE_SEALED        (1u << 31)
 
 /* ivc_ctrl.tx_flags, written by the sender only */
 #define IVC_TX_SWITCHED        (1u << 0) /* data after TCP sequence switch_seq travels in the tunnel */
@@ -90,7 +109,7 @@
 
 /* Violations, returned negative. The caller breaks the tunnel and counts the code. */
 #define IVC_E_GEN              1  /* gen_num neither the expected nor the previous round's */
-#define IVC_E_SIZE             2  /* size 0 or larger than the channel */
+#define IVC_E_SIZE             2  /* size 0, larger than the channel, or shrinking */
 #define IVC_E_PEND_READ        3  /* pend_read larger than the number of receivers */
 #define IVC_E_LAYOUT           4  /* control page disagrees with the geometry the DEM carried */
 
@@ -194,12 +213,18 @@ static inline int ivc_ctrl_check(const struct ivc_ctrl *c, uint32_t nr_channels,
 
 /* ---- sender ---- */
 
+/*
+ * The sender's state. Channel idx is the one being filled: none yet (fill == 0 and !begun), begun (gen_num written,
+ * invisible to receivers) or open (published: pend_read set, size growing). seq is the generation of the last
+ * channel sealed.
+ */
 struct ivc_tx {
 	uint32_t nr_channels, channel_size, nr_receivers;
-	uint32_t seq;        /* generation of the last channel published */
-	uint32_t idx;        /* channel to fill next */
-	uint32_t want;       /* the tx_want value we last wrote */
-	uint32_t kicked;     /* the receiver's rx_want value we last raised EVENT_SEND_DATA for */
+	uint32_t seq;        /* generation of the last channel sealed */
+	uint32_t idx;        /* channel being filled, or to fill next */
+	uint32_t fill;       /* bytes in channel idx (published when non-zero) */
+	uint32_t begun;      /* channel idx has its new gen_num */
+	uint32_t kicked;     /* the receiver's rx_want value we last raised EVENT_SEND_DATA for, successfully */
 };
 
 static inline void ivc_tx_init(struct ivc_tx *tx, uint32_t nr_channels, uint32_t channel_size,
@@ -210,14 +235,15 @@ static inline void ivc_tx_init(struct ivc_tx *tx, uint32_t nr_channels, uint32_t
 	tx->nr_receivers = nr_receivers;
 	tx->seq = 0;
 	tx->idx = 0;
-	tx->want = 0;
+	tx->fill = 0;
+	tx->begun = 0;
 	tx->kicked = 0;
 }
 
-/* 1 if the next channel may be filled, 0 if receivers still hold it, negative on a violation. */
+/* 1 if channel idx is free (receivers released it), 0 if they still hold it, negative on a violation. */
 static inline int ivc_tx_free(const struct ivc_tx *tx, struct ivc_ctrl *c)
 {
-	uint32_t pr = IVC_READ(&c->chan[tx->idx].pend_read);
+	uint32_t pr = IVC_READ(&c->chan[IVC_READ(&tx->idx)].pend_read);
 
 	if (pr > tx->nr_receivers)
 		return -IVC_E_PEND_READ;
@@ -227,54 +253,124 @@ static inline int ivc_tx_free(const struct ivc_tx *tx, struct ivc_ctrl *c)
 	return 1;
 }
 
-/* Starts filling the free channel: writes its gen_num (before any data, as in the thesis). Returns its index. */
-static inline uint32_t ivc_tx_begin(const struct ivc_tx *tx, struct ivc_ctrl *c)
+/*
+ * Room to write now: bytes that fit at (*chan, *off), 0 if no channel can take a byte (the next one is still held
+ * by receivers), negative on a violation. Opens the next channel when the last one was sealed: writes its gen_num
+ * (before any data, as in the thesis); it stays invisible until ivc_tx_commit() publishes it.
+ */
+static inline int64_t ivc_tx_room(struct ivc_tx *tx, struct ivc_ctrl *c, uint32_t *chan, uint32_t *off)
 {
-	IVC_WRITE(&c->chan[tx->idx].gen_num, tx->seq + 1u);
-	return tx->idx;
+	int r;
+
+	if (!tx->begun) {
+		r = ivc_tx_free(tx, c);
+		if (r <= 0)
+			return r;
+		IVC_WRITE(&c->chan[tx->idx].gen_num, tx->seq + 1u);
+		tx->begun = 1;
+		tx->fill = 0;
+	}
+	*chan = tx->idx;
+	*off = tx->fill;
+	return (int64_t)tx->channel_size - tx->fill;
 }
 
-/* Publishes the channel being filled with `size` bytes (1..channel_size) and moves to the next one. */
-static inline void ivc_tx_publish(struct ivc_tx *tx, struct ivc_ctrl *c, uint32_t size)
+/* Moves to the next channel after channel idx was sealed. */
+static inline void ivc_tx_next(struct ivc_tx *tx)
 {
-	struct ivc_chan_hdr *h = &c->chan[tx->idx];
-
-	IVC_WRITE(&h->size, size);
-	IVC_WMB(); /* data, gen_num and size before pend_read */
-	IVC_WRITE(&h->pend_read, tx->nr_receivers);
 	tx->seq++;
 	tx->idx = tx->idx + 1 == tx->nr_channels ? 0 : tx->idx + 1;
+	tx->fill = 0;
+	tx->begun = 0;
 }
 
-/* After publishing: should EVENT_SEND_DATA be raised? (a receiver went to sleep since the last one) */
-static inline int ivc_tx_need_kick(struct ivc_tx *tx, struct ivc_ctrl *c)
+/*
+ * Makes n more bytes (1..room, already copied at the place ivc_tx_room() gave) visible to the receivers: the data
+ * before the new size, the size before the first pend_read. A channel that is full is sealed with the same write.
+ * Returns 1 if that sealed it.
+ */
+static inline int ivc_tx_commit(struct ivc_tx *tx, struct ivc_ctrl *c, uint32_t n)
 {
-	uint32_t w;
+	struct ivc_chan_hdr *h = &c->chan[tx->idx];
+	uint32_t first = tx->fill == 0, full;
 
-	IVC_MB(); /* publish before reading rx_want; pairs with ivc_rx_want() */
-	w = IVC_READ(&c->rx_want);
-	if (w == tx->kicked)
+	tx->fill += n;
+	full = tx->fill == tx->channel_size;
+	IVC_WMB(); /* the data before the size that covers it */
+	IVC_WRITE(&h->size, tx->fill | (full ? IVC_SIZE_SEALED : 0u));
+	if (first) {
+		IVC_WMB(); /* gen_num and size before pend_read */
+		IVC_WRITE(&h->pend_read, tx->nr_receivers);
+	}
+	if (!full)
 		return 0;
-	tx->kicked = w;
+	ivc_tx_next(tx);
 	return 1;
 }
 
-/* About to wait for a free channel: ask for EVENT_RECV_GET_DATA. The caller checks ivc_tx_free() again after. */
+/*
+ * Seals the channel being filled, whatever its fill: the receivers free it once they have read it. A channel begun
+ * with nothing committed goes back to the previous round's gen_num. Returns 1 if a channel was sealed.
+ */
+static inline int ivc_tx_seal(struct ivc_tx *tx, struct ivc_ctrl *c)
+{
+	if (!tx->begun)
+		return 0;
+	if (tx->fill == 0) {
+		IVC_WRITE(&c->chan[tx->idx].gen_num, tx->seq + 1u - tx->nr_channels);
+		tx->begun = 0;
+		return 0;
+	}
+	IVC_WMB();
+	IVC_WRITE(&c->chan[tx->idx].size, tx->fill | IVC_SIZE_SEALED);
+	ivc_tx_next(tx);
+	return 1;
+}
+
+/* Gives up a channel ivc_tx_room() opened when nothing could be copied into it (a fault). */
+static inline void ivc_tx_abort(struct ivc_tx *tx, struct ivc_ctrl *c)
+{
+	if (tx->begun && tx->fill == 0)
+		ivc_tx_seal(tx, c);
+}
+
+/* Lock-free, for poll: could a write make progress now? (room in the open channel, or the next one free) */
+static inline int ivc_tx_writable(const struct ivc_tx *tx, struct ivc_ctrl *c)
+{
+	if (IVC_READ(&tx->begun))
+		return 1;
+	return ivc_tx_free(tx, c) != 0;
+}
+
+/*
+ * After a commit or a seal: should EVENT_SEND_DATA be raised? (a receiver asked for one since the last raise that
+ * succeeded) Returns 1 and the request's value in *w; the caller passes it to ivc_tx_kicked() once the raise
+ * succeeded, so a raise that fails leaves the request pending and the next commit tries again.
+ */
+static inline int ivc_tx_need_kick(const struct ivc_tx *tx, struct ivc_ctrl *c, uint32_t *w)
+{
+	IVC_MB(); /* publish before reading rx_want; pairs with ivc_rx_want() */
+	*w = IVC_READ(&c->rx_want);
+	return *w != tx->kicked;
+}
+
+static inline void ivc_tx_kicked(struct ivc_tx *tx, uint32_t w)
+{
+	tx->kicked = w;
+}
+
+/*
+ * About to wait for room: ask for EVENT_RECV_GET_DATA. An atomic increment, since a poller bumps it too, without the
+ * socket lock: two bumps never merge into one. The caller checks the room again after.
+ */
 static inline void ivc_tx_want(struct ivc_tx *tx, struct ivc_ctrl *c)
 {
-	/* incremented from the shared value: poll() bumps it too, without the socket lock */
-	tx->want = IVC_READ(&c->tx_want) + 1u;
-	IVC_WRITE(&c->tx_want, tx->want);
+	(void)tx;
+	IVC_ATOMIC_INC(&c->tx_want);
 	IVC_MB();
 }
 
-/* Gives up the channel ivc_tx_begin() started (nothing could be copied): back to the previous round's gen_num. */
-static inline void ivc_tx_abort(const struct ivc_tx *tx, struct ivc_ctrl *c)
-{
-	IVC_WRITE(&c->chan[tx->idx].gen_num, tx->seq + 1u - tx->nr_channels);
-}
-
-/* Channels published and not yet freed by the receivers (what a sender may still have in flight). */
+/* Channels published and not yet freed by the receivers (what a sender still has in flight, the open one too). */
 static inline uint32_t ivc_tx_in_flight(const struct ivc_tx *tx, struct ivc_ctrl *c)
 {
 	uint32_t i, n = 0;
@@ -292,10 +388,11 @@ struct ivc_rx {
 	uint32_t wait_gen;   /* generation expected next */
 	uint32_t idx;        /* channel holding wait_gen */
 	uint32_t off;        /* bytes of the current channel already consumed */
-	uint32_t size;       /* checked size of the current channel, valid while have != 0 */
-	uint32_t have;       /* the current channel was found ready and checked */
-	uint32_t want;       /* the rx_want value we last wrote */
-	uint32_t kicked;     /* the sender's tx_want value we last raised EVENT_RECV_GET_DATA for */
+	uint32_t size;       /* checked size of the current channel as last read (never shrinks), valid while have */
+	uint32_t sealed;     /* the current channel was seen sealed (its size is final) */
+	uint32_t have;       /* the current channel was found published and checked */
+	uint32_t freed;      /* channels this receiver freed since ivc_rx_take_freed() */
+	uint32_t kicked;     /* the sender's tx_want value we last raised EVENT_RECV_GET_DATA for, successfully */
 };
 
 static inline void ivc_rx_init(struct ivc_rx *rx, uint32_t nr_channels, uint32_t channel_size,
@@ -308,26 +405,20 @@ static inline void ivc_rx_init(struct ivc_rx *rx, uint32_t nr_channels, uint32_t
 	rx->idx = 0;
 	rx->off = 0;
 	rx->size = 0;
+	rx->sealed = 0;
 	rx->have = 0;
-	rx->want = 0;
+	rx->freed = 0;
 	rx->kicked = 0;
 }
 
 /*
- * State of the channel `ahead` channels after the current one (0 = the current one): 1 and *size if it is
- * published (for ahead == 0 *size is what is left to read), 0 if not yet, negative on a violation. Does not consume.
+ * Is the channel `ahead` after the current one published? 1 if so, 0 if not yet (previous round, or begun and not
+ * published), negative on a violation. Reads gen_num then pend_read, once each.
  */
-static inline int ivc_rx_peek(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ahead, uint32_t *size)
+static inline int ivc_rx_published(const struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ahead)
 {
-	uint32_t idx, gen, pr, sz;
+	uint32_t idx = (rx->idx + ahead) % rx->nr_channels, gen, pr;
 
-	if (ahead >= rx->nr_channels)
-		return 0;
-	if (ahead == 0 && rx->have) {
-		*size = rx->size - rx->off;
-		return 1;
-	}
-	idx = (rx->idx + ahead) % rx->nr_channels;
 	gen = IVC_READ(&c->chan[idx].gen_num);
 	IVC_RMB(); /* gen_num before pend_read: never pair a new gen_num with an older round's pend_read */
 	pr = IVC_READ(&c->chan[idx].pend_read);
@@ -336,20 +427,122 @@ static inline int ivc_rx_peek(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ah
 	if (gen != rx->wait_gen + ahead)
 		return -IVC_E_GEN;
 	if (pr == 0)
-		return 0; /* being filled */
+		return 0; /* begun, not published */
 	if (pr > rx->nr_receivers)
 		return -IVC_E_PEND_READ;
-	IVC_RMB(); /* pend_read before size and data; pairs with the write barrier in ivc_tx_publish() */
-	sz = IVC_READ(&c->chan[idx].size);
-	if (sz == 0 || sz > rx->channel_size)
-		return -IVC_E_SIZE;
-	if (ahead == 0) {
-		rx->have = 1;
-		rx->size = sz;
-		rx->off = 0;
-	}
-	*size = sz;
 	return 1;
+}
+
+/* Reads a published channel's size word once: bytes and seal, checked against the geometry. */
+static inline int ivc_rx_size(const struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t idx, uint32_t *bytes,
+			      uint32_t *sealed)
+{
+	uint32_t w;
+
+	IVC_RMB(); /* pend_read (or the previous size) before size, size before the data it covers */
+	w = IVC_READ(&c->chan[idx].size);
+	*bytes = w & ~IVC_SIZE_SEALED;
+	*sealed = !!(w & IVC_SIZE_SEALED);
+	if (*bytes == 0 || *bytes > rx->channel_size)
+		return -IVC_E_SIZE;
+	IVC_RMB();
+	return 0;
+}
+
+/* Frees the current channel (sealed and read to its end) and moves to the next. Returns 1 if pend_read reached 0. */
+static inline int ivc_rx_release(struct ivc_rx *rx, struct ivc_ctrl *c)
+{
+	uint32_t left;
+
+	IVC_MB(); /* our reads of the data before the sender may overwrite it */
+	left = IVC_ATOMIC_DEC_RETURN(&c->chan[rx->idx].pend_read);
+	rx->wait_gen++;
+	rx->idx = rx->idx + 1 == rx->nr_channels ? 0 : rx->idx + 1;
+	rx->off = 0;
+	rx->size = 0;
+	rx->sealed = 0;
+	rx->have = 0;
+	if (left == 0)
+		rx->freed++;
+	return left == 0;
+}
+
+/*
+ * The current channel's news: 1 and *avail (>= 1 bytes not yet consumed) if it has data, 0 if not yet, negative on a
+ * violation. A channel sealed and read to its end is released on the way (ivc_rx_take_freed() says so), so a
+ * reader never stops on one. Re-reads the size of an open channel: it must never shrink.
+ */
+static inline int ivc_rx_current(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t *avail)
+{
+	uint32_t bytes, sealed, hops;
+	int r;
+
+	for (hops = 0; hops <= rx->nr_channels; hops++) {
+		if (!rx->have) {
+			r = ivc_rx_published(rx, c, 0);
+			if (r <= 0)
+				return r;
+			rx->have = 1;
+			rx->size = 0;
+			rx->sealed = 0;
+		}
+		if (!rx->sealed) {
+			r = ivc_rx_size(rx, c, rx->idx, &bytes, &sealed);
+			if (r < 0)
+				return r;
+			if (bytes < rx->size)
+				return -IVC_E_SIZE; /* an open channel's size only grows */
+			rx->size = bytes;
+			rx->sealed = sealed;
+		}
+		if (rx->off < rx->size) {
+			*avail = rx->size - rx->off;
+			return 1;
+		}
+		if (!rx->sealed)
+			return 0; /* open, everything read: the sender may append */
+		ivc_rx_release(rx, c);
+	}
+	return 0;
+}
+
+/*
+ * State of the channel `ahead` channels after the current one (0 = the current one): 1 and *size if it has data to
+ * read (for ahead == 0 what is left of it), 0 if not yet, negative on a violation. *sealed (may be NULL) says whether
+ * that channel is sealed: only then can the one after it hold data. For ahead > 0 nothing is consumed or cached; the
+ * caller asks for `ahead` only after `ahead - 1` was sealed.
+ */
+static inline int ivc_rx_avail(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ahead, uint32_t *size,
+			       uint32_t *sealed)
+{
+	uint32_t idx, sz, s;
+	int r;
+
+	if (ahead >= rx->nr_channels)
+		return 0;
+	if (ahead == 0) {
+		r = ivc_rx_current(rx, c, size);
+		if (r > 0 && sealed)
+			*sealed = rx->sealed;
+		return r;
+	}
+	r = ivc_rx_published(rx, c, ahead);
+	if (r <= 0)
+		return r;
+	idx = (rx->idx + ahead) % rx->nr_channels;
+	r = ivc_rx_size(rx, c, idx, &sz, &s);
+	if (r < 0)
+		return r;
+	*size = sz;
+	if (sealed)
+		*sealed = s;
+	return 1;
+}
+
+/* ivc_rx_avail() without the seal. */
+static inline int ivc_rx_peek(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t ahead, uint32_t *size)
+{
+	return ivc_rx_avail(rx, c, ahead, size, NULL);
 }
 
 /* Index of the channel `ahead` after the current one, and the offset reading starts at. */
@@ -360,85 +553,110 @@ static inline uint32_t ivc_rx_chan(const struct ivc_rx *rx, uint32_t ahead, uint
 }
 
 /*
- * Bytes ready to read now (all published channels, at most nr_channels), or a violation. Checks the current
- * channel (ivc_rx_peek with ahead 0) first.
+ * Bytes ready to read now: the current channel's rest, then every channel after it while the one before is sealed
+ * (at most nr_channels), or a violation.
  */
 static inline int64_t ivc_rx_ready(struct ivc_rx *rx, struct ivc_ctrl *c)
 {
-	uint32_t ahead, sz;
+	uint32_t ahead, sz, sealed = 0;
 	int64_t total = 0;
 	int r;
 
 	for (ahead = 0; ahead < rx->nr_channels; ahead++) {
-		r = ivc_rx_peek(rx, c, ahead, &sz);
+		r = ivc_rx_avail(rx, c, ahead, &sz, &sealed);
 		if (r < 0)
 			return r;
 		if (r == 0)
 			break;
 		total += sz;
+		if (!sealed)
+			break;
 	}
 	return total;
 }
 
 /*
- * Consumes n bytes of the current channel (which ivc_rx_peek found ready; n <= what it reported). When the channel
- * is used up, decrements pend_read and moves on; returns 1 if this receiver freed the channel (pend_read reached
- * zero: the sender may reuse it), 0 otherwise.
+ * Consumes n bytes of the current channel (n <= what ivc_rx_avail() reported for it). A sealed channel read to its
+ * end is released: returns 1 if this receiver freed it (pend_read reached zero: the sender may reuse it), 0
+ * otherwise.
  */
 static inline int ivc_rx_consume(struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t n)
 {
-	uint32_t left;
-
 	rx->off += n;
-	if (rx->off < rx->size)
+	if (rx->off < rx->size || !rx->sealed)
 		return 0;
-	IVC_MB(); /* our reads of the data before the sender may overwrite it */
-	left = IVC_ATOMIC_DEC_RETURN(&c->chan[rx->idx].pend_read);
-	rx->wait_gen++;
-	rx->idx = rx->idx + 1 == rx->nr_channels ? 0 : rx->idx + 1;
-	rx->off = 0;
-	rx->size = 0;
-	rx->have = 0;
-	return left == 0;
+	return ivc_rx_release(rx, c);
 }
 
-/* After freeing a channel: should EVENT_RECV_GET_DATA be raised? (the sender went to wait since the last one) */
-static inline int ivc_rx_need_kick(struct ivc_rx *rx, struct ivc_ctrl *c)
+/* Channels freed since the last call (by consume, or released on the way by ivc_rx_avail()). */
+static inline uint32_t ivc_rx_take_freed(struct ivc_rx *rx)
 {
-	uint32_t w;
+	uint32_t n = rx->freed;
+
+	rx->freed = 0;
+	return n;
+}
+
+/*
+ * How many channels must be free before a waiting sender is told (EVENT_RECV_GET_DATA): a tenth of the tunnel, as
+ * SMC (RFC 7609) updates its consumer cursor only once 10% of the buffer is free, and at least one channel. A sender
+ * waits only when every channel is sealed, so a reader that keeps reading always frees that many.
+ */
+static inline uint32_t ivc_rx_kick_threshold(uint32_t nr_channels)
+{
+	return (nr_channels + 9u) / 10u;
+}
+
+/*
+ * After freeing channels: should EVENT_RECV_GET_DATA be raised? (the sender asked since the last raise that
+ * succeeded, and enough channels are free) Returns 1 and the request's value in *w for ivc_rx_kicked().
+ */
+static inline int ivc_rx_need_kick(const struct ivc_rx *rx, struct ivc_ctrl *c, uint32_t *w)
+{
+	uint32_t i, busy = 0;
 
 	IVC_MB();
-	w = IVC_READ(&c->tx_want);
-	if (w == rx->kicked)
+	*w = IVC_READ(&c->tx_want);
+	if (*w == rx->kicked)
 		return 0;
-	rx->kicked = w;
-	return 1;
+	for (i = 0; i < rx->nr_channels; i++)
+		if (IVC_READ(&c->chan[i].pend_read) != 0)
+			busy++;
+	return rx->nr_channels - busy >= ivc_rx_kick_threshold(rx->nr_channels);
 }
 
-/* About to wait for data: ask for EVENT_SEND_DATA. The caller checks ivc_rx_peek() again after. */
+static inline void ivc_rx_kicked(struct ivc_rx *rx, uint32_t w)
+{
+	rx->kicked = w;
+}
+
+/* About to wait for data: ask for EVENT_SEND_DATA (atomic, see ivc_tx_want). The caller checks again after. */
 static inline void ivc_rx_want(struct ivc_rx *rx, struct ivc_ctrl *c)
 {
-	/* incremented from the shared value: poll() bumps it too, without the socket lock */
-	rx->want = IVC_READ(&c->rx_want) + 1u;
-	IVC_WRITE(&c->rx_want, rx->want);
+	(void)rx;
+	IVC_ATOMIC_INC(&c->rx_want);
 	IVC_MB();
 }
 
 /*
- * Lock-free readiness for poll and wake-up conditions: 1 if the current channel has news for the owner (published,
- * or a value the owner must look at under the lock), 0 if not. Changes nothing.
+ * Lock-free readiness for poll and wake-up conditions: 1 if the current channel has news for the owner (bytes not
+ * yet consumed, a seal to act on, or a value the owner must look at under the lock), 0 if not. Changes nothing.
  */
 static inline int ivc_rx_news(const struct ivc_rx *rx, const struct ivc_ctrl *c)
 {
-	uint32_t gen, pr;
+	uint32_t idx = IVC_READ(&rx->idx), wait_gen = IVC_READ(&rx->wait_gen), gen, pr, w;
 
-	if (IVC_READ(&rx->have))
-		return 1;
-	gen = IVC_READ(&c->chan[rx->idx].gen_num);
-	pr = IVC_READ(&c->chan[rx->idx].pend_read);
-	if (gen == rx->wait_gen - rx->nr_channels)
+	if (IVC_READ(&rx->have)) {
+		if (IVC_READ(&rx->sealed))
+			return 1; /* the owner releases it on its next look */
+		w = IVC_READ(&c->chan[idx].size);
+		return (w & ~IVC_SIZE_SEALED) != IVC_READ(&rx->off) || (w & IVC_SIZE_SEALED);
+	}
+	gen = IVC_READ(&c->chan[idx].gen_num);
+	pr = IVC_READ(&c->chan[idx].pend_read);
+	if (gen == wait_gen - rx->nr_channels)
 		return 0;
-	return gen != rx->wait_gen || pr != 0;
+	return gen != wait_gen || pr != 0;
 }
 
 #endif /* FASTIVC_IVC_RING_H */

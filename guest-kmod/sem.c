@@ -392,11 +392,32 @@ static bool is_creating(const struct fastivc_sock *ctx, const void *arg)
 	return READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING;
 }
 
-/* Once a second: the safety-net fetch, tunnel timeouts, peer liveness, the statistics mirror. */
+static bool has_kick_pending(const struct fastivc_sock *ctx, const void *arg)
+{
+	return READ_ONCE(ctx->kick_pending) != 0;
+}
+
+/* Every tunnelled socket's waiters, if it has news for them (lock-free: see fastivc_sock_wake_check). */
+static void sem_wake_check(void)
+{
+	struct fastivc_sock *ctx;
+
+	spin_lock_bh(&fastivc_socks_lock);
+	list_for_each_entry(ctx, &fastivc_socks, node)
+		fastivc_sock_wake_check(ctx);
+	spin_unlock_bh(&fastivc_socks_lock);
+}
+
+/*
+ * Once a second: the safety-net fetch, tunnel timeouts, data events whose raise failed, waiters with news, peer
+ * liveness, the statistics mirror.
+ */
 static void sem_tick(struct work_struct *w)
 {
 	tasklet_schedule(&sem_tasklet); /* the safety-net fetch */
 	sem_each_sock(is_creating, NULL, fastivc_sock_tick);
+	sem_each_sock(has_kick_pending, NULL, fastivc_sock_retry_kicks);
+	sem_wake_check();
 	sem_check_peers();
 	fastivc_stats_mirror();
 }

@@ -116,6 +116,17 @@ void fastivc_wake(struct sock *sk, __poll_t mask)
 
 static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait);
 
+/* Does anyone wait on the socket: another reader or writer, or a poll/epoll/select entry? */
+static bool sk_has_waiters(struct sock *sk)
+{
+	bool has;
+
+	rcu_read_lock();
+	has = skwq_has_sleeper(rcu_dereference(sk->sk_wq));
+	rcu_read_unlock();
+	return has;
+}
+
 /*
  * splice() from a tunnelled socket into a pipe. TCP's tcp_splice_read() takes skbs straight from TCP's receive
  * queue, so it would never see tunnel data (and would wait for good for TCP bytes after the switch). This reads
@@ -304,8 +315,10 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		return;
 	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && !ctx->tx_created) {
 		ctx->tx_created = jiffies | 1;
-		t = ivc_tunnel_create_tx(ctx->peer, READ_ONCE(fastivc_channels), READ_ONCE(fastivc_channel_size), &info,
-					 &why);
+		u32 nch, csize;
+
+		fastivc_geometry(sk, &nch, &csize);
+		t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why);
 		if (!t) {
 			tx_fallback(ctx, why);
 			return;
@@ -365,7 +378,7 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
 		return true;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
-	ready = !t || (drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_free(&t->tx, t->ctrl) != 0);
+	ready = !t || (drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_writable(&t->tx, t->ctrl));
 	rcu_read_unlock();
 	return ready;
 }
@@ -399,24 +412,52 @@ static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool 
 	return rc < 0 ? rc : 0;
 }
 
-static void kick(struct fastivc_sock *ctx, u32 ev)
+/*
+ * Raises a data event. Returns true if it was raised; the caller marks the peer's request served only then. A raise
+ * the DEM refuses for now (-EBUSY: the peer has 512 undelivered records; -ENOSPC: no record left) stays pending in
+ * ctx->kick_pending: the next commit or free tries again, and so does the SEM's tick (fastivc_sock_retry_kicks), so
+ * a poller waits at most a tick for it.
+ */
+static bool kick(struct fastivc_sock *ctx, u32 ev)
 {
 	int rc = dem_raise(ctx, ev, NULL);
 
 	switch (rc) {
 	case 0:
-		return;
-	case -EBUSY:  /* the peer does not fetch its events: it sees the channels when it does, or after a wait slice */
-	case -ENOSPC: /* no record left for the event: the same, a waiter finds the channel state by itself */
-		atomic64_inc(&fastivc_stats.kicks_dropped);
-		return;
+		if (ctx->kick_pending & ev)
+			WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~ev);
+		return true;
+	case -EBUSY:
+	case -ENOSPC:
+		atomic64_inc(&fastivc_stats.kicks_failed);
+		WRITE_ONCE(ctx->kick_pending, ctx->kick_pending | ev);
+		return false;
 	case -ENOENT: /* the peer's address left the DEM, or its domain is dying: nobody is at the other end */
 	case -ESRCH:
 		fastivc_peer_gone(ctx);
-		return;
+		return false;
 	default:
 		fastivc_break(ctx, rc);
+		return false;
 	}
+}
+
+/* EVENT_SEND_DATA, if the receiver asked for it since the last one that was raised. Lock held. */
+static void tx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
+{
+	u32 w;
+
+	if (ivc_tx_need_kick(&t->tx, t->ctrl, &w) && kick(ctx, EVTMGR_EVENT_SEND_DATA))
+		ivc_tx_kicked(&t->tx, w);
+}
+
+/* EVENT_RECV_GET_DATA, if the sender asked for it and enough channels are free. Lock held. */
+static void rx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
+{
+	u32 w;
+
+	if (ivc_rx_need_kick(&t->rx, t->ctrl, &w) && kick(ctx, EVTMGR_EVENT_RECV_GET_DATA))
+		ivc_rx_kicked(&t->rx, w);
 }
 
 /* Sends msg through the open tunnel. Lock held. Returns bytes sent or -errno. */
@@ -424,27 +465,28 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 {
 	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
 	size_t copied = 0;
-	int err = 0, r;
+	int err = 0;
 
 	while (msg_data_left(msg)) {
 		struct ivc_tunnel *t;
-		u32 chan, n, c;
+		u32 chan, off, n, c;
+		s64 room;
 
 		err = tx_error(sk, ctx);
 		if (err)
 			break;
 		t = ctx->tx;
-		r = ivc_tx_free(&t->tx, t->ctrl);
-		if (r == 0) {
+		room = ivc_tx_room(&t->tx, t->ctrl, &chan, &off);
+		if (room == 0) {
 			ivc_tx_want(&t->tx, t->ctrl);
-			r = ivc_tx_free(&t->tx, t->ctrl);
+			room = ivc_tx_room(&t->tx, t->ctrl, &chan, &off);
 		}
-		if (r < 0) {
-			fastivc_break(ctx, r);
+		if (room < 0) {
+			fastivc_break(ctx, (int)room);
 			err = -ECONNRESET;
 			break;
 		}
-		if (r == 0) {
+		if (room == 0) {
 			WRITE_ONCE(ctx->tx_stalls, ctx->tx_stalls + 1);
 			err = -EAGAIN;
 			if (!timeo)
@@ -457,9 +499,8 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 				break;
 			continue;
 		}
-		chan = ivc_tx_begin(&t->tx, t->ctrl);
-		n = min_t(size_t, msg_data_left(msg), t->channel_size);
-		c = ivc_copy_to_chan(t, chan, 0, &msg->msg_iter, n);
+		n = min_t(size_t, msg_data_left(msg), room);
+		c = ivc_copy_to_chan(t, chan, off, &msg->msg_iter, n);
 		if (!c) {
 			ivc_tx_abort(&t->tx, t->ctrl);
 			err = -EFAULT;
@@ -468,23 +509,23 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		switch (take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ)) {
 		case FAULT_GEN:
 			WRITE_ONCE(t->ctrl->chan[chan].gen_num, t->tx.seq + 1u + t->nr_channels + 7u);
-			ivc_tx_publish(&t->tx, t->ctrl, c);
+			ivc_tx_commit(&t->tx, t->ctrl, c);
 			break;
 		case FAULT_SIZE:
-			ivc_tx_publish(&t->tx, t->ctrl, t->channel_size + 1);
+			ivc_tx_commit(&t->tx, t->ctrl, c);
+			WRITE_ONCE(t->ctrl->chan[chan].size, t->channel_size + 1);
 			break;
 		case FAULT_PEND_READ:
-			ivc_tx_publish(&t->tx, t->ctrl, c);
+			ivc_tx_commit(&t->tx, t->ctrl, c);
 			WRITE_ONCE(t->ctrl->chan[chan].pend_read, IVC_MAX_RECEIVERS + 1);
 			break;
 		default:
-			ivc_tx_publish(&t->tx, t->ctrl, c);
+			ivc_tx_commit(&t->tx, t->ctrl, c);
 		}
 		copied += c;
 		WRITE_ONCE(ctx->tx_bytes, ctx->tx_bytes + c);
 		atomic64_add(c, &fastivc_stats.bytes_tx);
-		if (ivc_tx_need_kick(&t->tx, t->ctrl))
-			kick(ctx, EVTMGR_EVENT_SEND_DATA);
+		tx_kick(ctx, t);
 		if (c < n) {
 			err = -EFAULT;
 			break;
@@ -509,6 +550,8 @@ static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
 		if (err)
 			return err;
 		t = ctx->tx;
+		if (ivc_tx_seal(&t->tx, t->ctrl)) /* the open channel: the reader frees it once read */
+			tx_kick(ctx, t);
 		if (ivc_tx_in_flight(&t->tx, t->ctrl) == 0)
 			break;
 		ivc_tx_want(&t->tx, t->ctrl);
@@ -523,7 +566,8 @@ static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
 			return err;
 	}
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_REVERTED);
-	kick(ctx, EVTMGR_EVENT_SEND_DATA); /* a receiver waiting for data must see the flag */
+	/* a receiver waiting for data must see the flag: raised whether or not it asked (it may have asked already) */
+	kick(ctx, EVTMGR_EVENT_SEND_DATA);
 	set_dir(ctx, true, FIVC_DIR_REVERTED);
 	WRITE_ONCE(ctx->reason, FIVC_R_OOB);
 	fastivc_count_fallback(FIVC_R_OOB);
@@ -708,17 +752,20 @@ static void rx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo)
 	remove_wait_queue(sk_sleep(sk), &wait);
 }
 
-/* Reads from the tunnel into msg. Lock held. Returns bytes read (0: nothing ready) or -errno. */
+/*
+ * Reads from the tunnel into msg. Lock held. Returns bytes read (0: nothing ready) or -errno. MSG_PEEK reads on into
+ * the next channels while each one before is sealed, without consuming.
+ */
 static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg, size_t len, int flags)
 {
 	struct ivc_tunnel *t = ctx->rx;
-	bool peek = flags & MSG_PEEK, freed = false;
-	u32 ahead = 0, avail, chan, off, n, c;
+	bool peek = flags & MSG_PEEK;
+	u32 ahead = 0, avail, sealed, chan, off, n, c;
 	size_t copied = 0;
 	int r, err = 0;
 
 	while (copied < len) {
-		r = ivc_rx_peek(&t->rx, t->ctrl, ahead, &avail);
+		r = ivc_rx_avail(&t->rx, t->ctrl, ahead, &avail, &sealed);
 		if (r < 0) {
 			fastivc_break(ctx, r);
 			return copied ? copied : -ECONNRESET;
@@ -734,10 +781,11 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		}
 		copied += c;
 		if (peek) {
+			if (c < avail || !sealed)
+				break;
 			ahead++;
 		} else {
-			if (ivc_rx_consume(&t->rx, t->ctrl, c))
-				freed = true;
+			ivc_rx_consume(&t->rx, t->ctrl, c);
 			WRITE_ONCE(ctx->rx_bytes, ctx->rx_bytes + c);
 			atomic64_add(c, &fastivc_stats.bytes_rx);
 		}
@@ -746,8 +794,8 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			break;
 		}
 	}
-	if (freed && ivc_rx_need_kick(&t->rx, t->ctrl))
-		kick(ctx, EVTMGR_EVENT_RECV_GET_DATA);
+	if (ivc_rx_take_freed(&t->rx) || (ctx->kick_pending & EVTMGR_EVENT_RECV_GET_DATA))
+		rx_kick(ctx, t);
 	return copied ? copied : err;
 }
 
@@ -879,11 +927,14 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 			cond_resched();
 	}
 	/*
-	 * After a read, the next channel raises EVENT_SEND_DATA, as new TCP data wakes a socket: an epoll waiter
-	 * (edge-triggered ones included) polls only after a wake-up, so it must get one for the next channel whether or
-	 * not this read drained the tunnel. If it did and a channel came in meanwhile, wake whoever waits now.
+	 * After a read, new data raises EVENT_SEND_DATA if someone else waits on the socket, as new TCP data wakes a
+	 * socket: an epoll waiter (edge-triggered ones included) polls only after a wake-up, so it must get one for new
+	 * bytes whether or not this read drained the tunnel. If it did and bytes came in meanwhile, wake whoever waits
+	 * now. A reader alone (blocking reads, no poller) asks only when it is about to sleep, so a busy stream runs
+	 * without events.
 	 */
-	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK)) {
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK) &&
+	    sk_has_waiters(sk)) {
 		bool drained = !rx_wake_cond(sk, ctx);
 
 		ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
@@ -952,11 +1003,11 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
 	if (t && READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN && !(mask & (EPOLLERR | EPOLLHUP))) {
-		int free = ivc_tx_free(&t->tx, t->ctrl);
+		int free = ivc_tx_writable(&t->tx, t->ctrl);
 
 		if (free == 0) {
 			ivc_tx_want(&t->tx, t->ctrl);
-			free = ivc_tx_free(&t->tx, t->ctrl);
+			free = ivc_tx_writable(&t->tx, t->ctrl);
 		}
 		if (free)
 			mask |= EPOLLOUT | EPOLLWRNORM;
@@ -1092,6 +1143,53 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 	if (ctx->tx_state == FIVC_DIR_CREATING && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT) &&
 	    READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_MAPPED)
 		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+}
+
+/*
+ * From the SEM's tick (lock held): data events whose raise failed are raised again, so a waiter on the other side
+ * (a poller, which has no wait slices) is woken within a tick of the DEM accepting raises again.
+ */
+void fastivc_sock_retry_kicks(struct fastivc_sock *ctx)
+{
+	u32 ev = ctx->kick_pending;
+
+	if (!ev || ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	WRITE_ONCE(ctx->kick_pending, 0);
+	atomic64_inc(&fastivc_stats.kicks_retried);
+	if ((ev & EVTMGR_EVENT_SEND_DATA) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
+		tx_kick(ctx, ctx->tx);
+	if ((ev & EVTMGR_EVENT_RECV_GET_DATA) && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+		rx_kick(ctx, ctx->rx);
+}
+
+/*
+ * From the SEM's tick, lock-free (under fastivc_socks_lock, which keeps the socket): whoever waits on a tunnelled
+ * socket that has news (a poller, an epoll entry, a blocked reader or writer) is woken, so a waiter whose event was
+ * lost anywhere (a skipped VIRQ, a raise that failed on the other side) waits at most a tick. Counted in tick_wakes.
+ */
+void fastivc_sock_wake_check(struct fastivc_sock *ctx)
+{
+	struct sock *sk = ctx->sk;
+	__poll_t mask = 0;
+	struct ivc_tunnel *t;
+
+	if (READ_ONCE(ctx->mode) != FIVC_MODE_TUNNEL || !sk_has_waiters(sk))
+		return;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->rx);
+	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN && rx_at_switch(sk, ctx, t) &&
+	    ivc_rx_news(&t->rx, t->ctrl))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	t = READ_ONCE(ctx->tx);
+	if (t && READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN && READ_ONCE(ctx->tx_stalls) &&
+	    ivc_tx_writable(&t->tx, t->ctrl))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	rcu_read_unlock();
+	if (mask) {
+		atomic64_inc(&fastivc_stats.tick_wakes);
+		fastivc_wake(sk, mask);
+	}
 }
 
 static void override(struct proto *p)

@@ -80,7 +80,16 @@ static int format_stats(char *buf, size_t size)
 	CTR(pages_deferred);
 	CTR(lost_wakeups);
 	CTR(switch_pushes);
-	CTR(kicks_dropped);
+	CTR(kicks_failed);
+	CTR(kicks_retried);
+	CTR(tick_wakes);
+	{
+		/* events raised per MiB moved through tunnels, both directions, in hundredths */
+		s64 ev = atomic64_read(&fastivc_stats.events_raised);
+		s64 mib = (atomic64_read(&fastivc_stats.bytes_tx) + atomic64_read(&fastivc_stats.bytes_rx)) >> 20;
+
+		KV("events_per_MiB_x100", "%lld", mib ? (long long)div64_s64(ev * 100, mib) : 0LL);
+	}
 	for (i = FIVC_R_NONE + 1; i < FIVC_R_COUNT; i++)
 		n += scnprintf(buf + n, size - n, "fallback_%s %lld\n", fastivc_reason_names[i],
 			       (long long)atomic64_read(&fastivc_stats.fallback[i]));

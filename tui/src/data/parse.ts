@@ -25,7 +25,10 @@ export const STATS_KEYS = [
   'pages_deferred',
   'lost_wakeups',
   'switch_pushes',
-  'kicks_dropped',
+  'kicks_failed',
+  'kicks_retried',
+  'tick_wakes',
+  'events_per_MiB_x100',
 ] as const;
 
 /** The fallback reasons format 1 lists (every one always present in the stats). */

@@ -9,9 +9,14 @@ export LAB=/lab OUT=/tmp/lab-out
 FAULT=
 ONLY=       # fastivc.only=REGEX: run only the scenarios whose names match (the boot scenario always runs)
 DEMO=       # fastivc.demo=SECONDS: bring the tunnels up, then stream ivctop snapshots of demo traffic
+            # fastivc.domU_vcpus=N: vCPUs per domU instead of DOMU_VCPUS (topology.sh)
 for a in $(cat /proc/cmdline); do
-    case $a in fastivc.fault=*) FAULT=${a#*=} ;; fastivc.only=*) ONLY=${a#*=} ;; fastivc.demo=*) DEMO=${a#*=} ;; esac
+    case $a in
+        fastivc.fault=*) FAULT=${a#*=} ;; fastivc.only=*) ONLY=${a#*=} ;; fastivc.demo=*) DEMO=${a#*=} ;;
+        fastivc.domU_vcpus=*) DOMU_VCPUS=${a#*=} ;;
+    esac
 done
+case $DOMU_VCPUS in ''|*[!0-9]*|0) DOMU_VCPUS=2 ;; esac
 # The demo needs only what brings tunnels up; the scenarios are ./build.sh test's business.
 [ -n "$DEMO" ] && [ -z "$ONLY" ] && ONLY='^(sync-ip-table-dom0|kmod-load-tunnel)$'
 export ONLY
@@ -77,7 +82,7 @@ kernel = "/lab/domU/vmlinuz"
 ramdisk = "/lab/domU/initrd.img"
 extra = "console=hvc0 rdinit=$rdinit loglevel=4 fastivc.name=$name fastivc.ip=$ip"
 memory = $DOMU_MEM_MB
-vcpus = 1
+vcpus = $DOMU_VCPUS
 vif = [ 'bridge=$BRIDGE,ip=$ip,mac=$mac' ]
 on_crash = "destroy"
 CFG

@@ -35,12 +35,18 @@ bench_rr_result() {
     jq -e '.verified == true and .count > 0' "$f" >/dev/null || { fail "no verified round trips"; return 1; }
 }
 
+# The boot, and the CPUs each kernel sees: dom0 has all of the machine's (Xen's default, no dom0_max_vcpus), each
+# domU DOMU_VCPUS, so every scenario runs with real concurrency.
 scn_boot() {
-    local d why= m
-    m=$(jq -cn --argjson dom0 "$DOM0_UP_S" '{dom0_up_s: $dom0}')
+    local d why= m n
+    n=$(grep -c '^processor' /proc/cpuinfo)
+    m=$(jq -cn --argjson dom0 "$DOM0_UP_S" --argjson n "$n" '{dom0_up_s: $dom0, dom0_vcpus: $n}')
     for d in $DOMU_NAMES; do
         if [ -n "${DOMU_UP[$d]:-}" ]; then
-            m=$(echo "$m" | jq -c --arg k "${d}_boot_s" --argjson v "${DOMU_BOOT_S[$d]}" '. + {($k): $v}')
+            n=$(agent "${DOMU_IP[$d]}" grep -c '^processor' /proc/cpuinfo); n=${n:-0}
+            m=$(echo "$m" | jq -c --arg k "${d}_boot_s" --argjson v "${DOMU_BOOT_S[$d]}" --arg kv "${d}_vcpus" \
+                --argjson nv "$n" '. + {($k): $v, ($kv): $nv}')
+            [ "$n" = "$DOMU_VCPUS" ] || why+="$d's kernel sees $n vCPU(s), not $DOMU_VCPUS; "
         else why+="${DOMU_WHY[$d]}; "; fi
     done
     metrics "$m"

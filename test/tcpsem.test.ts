@@ -23,6 +23,9 @@ const CHECKS = [
 	'msg_oob',
 	'sendfile_first',
 	'splice_read',
+	'threads_two_senders',
+	'threads_recv_epoll',
+	'threads_close_in_recv',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.
@@ -73,7 +76,7 @@ function report(t: ExecutionContext, r: Result): Report {
 test('version prints the protocol JSON', async (t) => {
 	const r = await run(t, ['version']);
 	t.is(r.code, 0);
-	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.0.0', protocol: 1 });
+	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.1.0', protocol: 1 });
 });
 
 test('list prints every check name, one a line', async (t) => {
@@ -98,6 +101,12 @@ test('every check passes over loopback TCP', async (t) => {
 	t.regex(detail('close_unread'), /server: (recv|send) -> (ECONNRESET|EPIPE)/);
 	t.regex(detail('msg_oob'), /recv\(MSG_OOB\) returned 1 '!'/);
 	t.regex(detail('so_rcvtimeo'), /-1 EAGAIN after \d+ ms/);
+	t.regex(detail('threads_two_senders'), /server: received 2097152 bytes of each thread to EOF, each thread's bytes in order and exact/);
+	t.regex(detail('threads_recv_epoll'), /every round the recv returned \d+\.\.100 bytes and epoll_wait EPOLLIN/);
+	// Linux TCP: close() from another thread does not wake a blocked recv; it returns with the data, ~1 s later
+	t.regex(detail('threads_close_in_recv'), /left the blocked recv\(MSG_WAITALL\) asleep .* returned the server's 10000 bytes, exact, (\d+) ms after the close; server: EOF/);
+	const cirMs = Number(/exact, (\d+) ms after the close/.exec(detail('threads_close_in_recv'))?.[1]);
+	t.true(cirMs >= 900 && cirMs < 6000, `recv returned ${cirMs} ms after the close`);
 });
 
 test('--only runs the matching checks', async (t) => {

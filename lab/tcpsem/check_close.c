@@ -4,12 +4,10 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- shutdown_wr_eof ---- */
@@ -80,43 +78,22 @@ int shutdown_wr_eof_server(int fd, struct ctx *c)
 /* ---- close_unread ---- */
 
 /*
- * Two connections: the control connection ("CHECK close_unread") gets a token
- * and, at the end, the verdict; the data connection ("CHECK close_unread.data",
- * then the token line) is the one the client closes with the server's 64 KiB
- * unread.  The server's child for the data connection reports what it saw to
- * the control connection's child in a datagram on the abstract Unix socket
- * "@tcpsem-close_unread-<token>".
+ * Two connections (token.c): the control connection ("CHECK close_unread")
+ * gets a token and, at the end, the verdict; the data connection ("CHECK
+ * close_unread.data", then the token line) is the one the client closes with
+ * the server's 64 KiB unread.
  */
 #define CU_BYTES (64u << 10)
 #define CU_WINDOW_MS 2000
 
-static socklen_t cu_addr(struct sockaddr_un *a, const char *token)
-{
-	int n;
-
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "tcpsem-close_unread-%s", token);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
 int close_unread_client(int fd, struct ctx *c)
 {
-	char line[LINE_MAX_LEN], sv[LINE_MAX_LEN];
+	char sv[LINE_MAX_LEN];
 	ssize_t q;
-	int n, data;
+	int data = token_connect(fd, c->o, "close_unread");
 
-	n = recv_line(fd, line, sizeof(line));
-	if (n < 0 || strncmp(line, "TOKEN ", 6))
-		return n == -1 ? fail_sys("reading the token") : fail("no token line from the server");
-	data = connect_check(c->o, "close_unread.data");
 	if (data < 0)
 		return -1;
-	n = snprintf(sv, sizeof(sv), "%s\n", line + 6);
-	if (send_exact(data, sv, (size_t)n, "token") < 0) {
-		close(data);
-		return -1;
-	}
 	q = wait_queued(data, CU_BYTES, 2000);
 	if (q < 0) {
 		fail_sys("recv(MSG_PEEK|MSG_DONTWAIT)");
@@ -136,37 +113,8 @@ int close_unread_client(int fd, struct ctx *c)
 
 int close_unread_server(int fd, struct ctx *c)
 {
-	struct sockaddr_un a;
-	char token[24], line[48], msg[LINE_MAX_LEN];
-	ssize_t r;
-	int u, n, rc;
-
 	(void)c;
-	snprintf(token, sizeof(token), "%ld", (long)getpid());
-	u = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (u < 0 || bind(u, (struct sockaddr *)&a, cu_addr(&a, token)) < 0) {
-		fail_sys("abstract Unix socket for the data connection's report");
-		if (u >= 0)
-			close(u);
-		return send_verdict(fd, -1);
-	}
-	n = snprintf(line, sizeof(line), "TOKEN %s\n", token);
-	if (send_exact(fd, line, (size_t)n, "token") < 0) {
-		close(u);
-		return -1;
-	}
-	if (wait_for(u, POLLIN, 20000) <= 0) {
-		close(u);
-		return send_verdict(fd, fail("no report from the data connection within 20 s"));
-	}
-	r = recv(u, msg, sizeof(msg) - 1, 0);
-	close(u);
-	if (r < 0)
-		return send_verdict(fd, fail_sys("recv the data connection's report"));
-	msg[r] = 0;
-	rc = strncmp(msg, "OK ", 3) ? -1 : 0;
-	note("%s", msg + (rc ? 5 : 3));
-	return send_verdict(fd, rc); /* then close: the client expects EOF */
+	return token_verdict_server(fd, "close_unread", 20000);
 }
 
 /*
@@ -238,25 +186,9 @@ static int cu_observe(int fd, uint32_t seed)
 
 int close_unread_data_server(int fd, struct ctx *c)
 {
-	struct sockaddr_un a;
-	char token[32], msg[LINE_MAX_LEN + 8];
-	int n = recv_line(fd, token, sizeof(token)), rc, u;
+	char token[32];
 
-	if (n <= 0 || strspn(token, "0123456789") != (size_t)n)
-		return fail("bad token line");
-	rc = cu_observe(fd, c->check->seed);
-	n = snprintf(msg, sizeof(msg), "%s %s", rc ? "FAIL" : "OK", detail);
-	u = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (u < 0 || sendto(u, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, 0,
-			    (struct sockaddr *)&a, cu_addr(&a, token)) < 0) {
-		int e = errno;
-		size_t k = strlen(detail);
-
-		snprintf(detail + k, sizeof(detail) - k, "; reporting to the control connection: %s",
-			 errname(e));
-		rc = -1;
-	}
-	if (u >= 0)
-		close(u);
-	return rc;
+	if (token_read(fd, token, sizeof(token)) < 0)
+		return -1;
+	return token_report("close_unread", token, cu_observe(fd, c->check->seed));
 }

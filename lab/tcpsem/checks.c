@@ -28,8 +28,12 @@ const struct check checks[] = {
 	CHECK(msg_oob, 15),
 	CHECK(sendfile_first, 16),
 	CHECK(splice_read, 17),
-	/* server-only: the connection close_unread's client closes unread */
+	CHECK(threads_two_senders, 18),
+	CHECK(threads_recv_epoll, 19),
+	CHECK(threads_close_in_recv, 20),
+	/* server-only: the data connections of the checks with two connections (token.c) */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
+	{ "threads_close_in_recv.data", 20, NULL, threads_close_in_recv_data_server },
 };
 
 const size_t n_checks = sizeof(checks) / sizeof(checks[0]);

@@ -17,7 +17,7 @@
 
 #include "../common/netutil.h"
 
-#define TCPSEM_VERSION "1.0.0"
+#define TCPSEM_VERSION "1.1.0"
 #define TCPSEM_PROTOCOL 1
 #define DEFAULT_PORT 7002
 
@@ -83,7 +83,11 @@ DECLARE_CHECK(rr_ping_pong);
 DECLARE_CHECK(msg_oob);
 DECLARE_CHECK(sendfile_first);
 DECLARE_CHECK(splice_read);
+DECLARE_CHECK(threads_two_senders);
+DECLARE_CHECK(threads_recv_epoll);
+DECLARE_CHECK(threads_close_in_recv);
 int close_unread_data_server(int fd, struct ctx *c);
+int threads_close_in_recv_data_server(int fd, struct ctx *c);
 
 /* ---- pattern.c ---- */
 /* Byte at stream offset i: ((i + seed * 1000003) * 2654435761 mod 2^64) >> 13 & 0xff. */
@@ -135,6 +139,16 @@ int send_verdict(int fd, int rc);
 int read_verdict(int fd, char *out, size_t size);
 /* Connects to the server and sends "CHECK <name>\n": the socket, or -1 (detail set). */
 int connect_check(const struct opts *o, const char *name);
+
+/* ---- token.c: checks with a control and a data connection ---- */
+/* Client: reads "TOKEN <t>" on ctl, connects "CHECK <check>.data" and sends "<t>\n": the data socket, or -1. */
+int token_connect(int ctl, const struct opts *o, const char *check);
+/* Control connection's server: sends the token, waits up to ms for the data side's report, sends it as the verdict. */
+int token_verdict_server(int fd, const char *check, int ms);
+/* Data connection's server: reads the token line (digits): 0, or -1 with the detail set. */
+int token_read(int fd, char *token, size_t size);
+/* Data connection's server: sends "OK|FAIL <detail>" (rc) to the control side; returns rc, or -1 if it cannot. */
+int token_report(const char *check, const char *token, int rc);
 
 /* ---- client.c, server.c ---- */
 int cmd_client(const struct opts *o);

@@ -64,7 +64,7 @@ function assertStreamOk(t: ExecutionContext, r: Result, bytes: number, msgSize: 
 test('version prints the protocol JSON', async (t) => {
 	const r = await run(t, ['version']);
 	t.is(r.code, 0);
-	t.deepEqual(json(t, r), { tool: 'ivcbench', version: '1.1.0', protocol: 1 });
+	t.deepEqual(json(t, r), { tool: 'ivcbench', version: '1.2.0', protocol: 1 });
 });
 
 for (const msgSize of [1024, 64 * 1024, MiB]) {
@@ -147,6 +147,69 @@ test('rr --seconds stops at the deadline', async (t) => {
 	const j = json(t, r);
 	t.true(typeof j.count === 'number' && j.count > 0);
 	t.true(typeof j.seconds === 'number' && j.seconds >= 0.5 && j.seconds < 5);
+});
+
+function pipeline(port: number, ...args: string[]): string[] {
+	const timeout = args.includes('--timeout') ? [] : ['--timeout', '30'];
+	return ['pipeline', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', ...timeout, ...args];
+}
+
+for (const msgSize of [64, 4096]) {
+	test(`pipeline --count 256, msg size ${msgSize}: every request written before any answer is read`, async (t) => {
+		const s = await startServer(t, ['--verbose']);
+		const r = await run(t, pipeline(s.port, '--msg-size', String(msgSize), '--count', '256'));
+		t.is(r.code, 0, r.stderr);
+		const j = json(t, r);
+		t.like(j, {
+			tool: 'ivcbench', mode: 'pipeline', msg_size: msgSize, count: 256, warmup: 10,
+			bytes_sent: 266 * msgSize, bytes_received: 266 * msgSize, server_bytes_received: 266 * msgSize,
+			answers_verified: true, requests_verified: true, mismatch_offset: -1, server_mismatch_offset: -1, verified: true,
+		});
+		const secs = typeof j.seconds === 'number' ? j.seconds : 0;
+		t.true(secs > 0 && secs < 30);
+		t.true(typeof j.send_seconds === 'number' && j.send_seconds >= 0 && j.send_seconds <= secs);
+		t.true(Math.abs((j.pipeline_per_s as number) - 256 / secs) <= (256 / secs) * 1e-3 + 0.1, `pipeline_per_s ${String(j.pipeline_per_s)}`);
+	});
+}
+
+test('pipeline --warmup 0 with a msg size above the pattern window', async (t) => {
+	const s = await startServer(t);
+	const r = await run(t, pipeline(s.port, '--msg-size', String(300 * 1024 + 3), '--count', '3', '--warmup', '0', '--seed', '7'));
+	t.is(r.code, 0, r.stderr);
+	t.like(json(t, r), { mode: 'pipeline', count: 3, warmup: 0, verified: true });
+});
+
+test('pipeline that no path can buffer ends with exit 3 at the send timeout, naming the request', async (t) => {
+	// 1024 x 64 KiB requests with nothing read: more than loopback TCP buffers, so the client's send blocks for good
+	const s = await startServer(t);
+	const r = await run(t, pipeline(s.port, '--msg-size', '65536', '--count', '1024', '--timeout', '2'), 30_000);
+	t.is(r.code, 3, r.stderr);
+	const j = json(t, r);
+	t.is(j.mode, 'pipeline');
+	t.regex(String(j.error), /^send request \d+ of 1024 \(all requests before any answer; none read yet\): timed out after 2 s/);
+	t.true(r.ms < 15_000, `took ${r.ms} ms`);
+});
+
+test('memcpy: one copy per byte into a ring, verified, with its throughput', async (t) => {
+	const r = await run(t, ['memcpy', '--bytes', String(64 * MiB), '--msg-size', '64K']);
+	t.is(r.code, 0, r.stderr);
+	const j = json(t, r);
+	t.like(j, { tool: 'ivcbench', mode: 'memcpy', msg_size: 65536, ring_size: MiB, bytes: 64 * MiB, verified: true, mismatch_offset: -1 });
+	t.true(num(j, 'seconds') > 0);
+	const tp = (64 * MiB) / num(j, 'seconds') / 1e6;
+	t.true(Math.abs(num(j, 'throughput_MBps') - tp) <= tp * 1e-3 + 1e-3, `throughput_MBps ${num(j, 'throughput_MBps')} vs ${tp}`);
+});
+
+test('memcpy with writes larger than the ring and a ring that does not divide the stream', async (t) => {
+	for (const [bytes, msg, ring] of [
+		[1_000_003, 100_000, 4096],
+		[12_345, 7, 1_000_000],
+		[5 * MiB + 1, 65536, 77_777],
+	] as const) {
+		const r = await run(t, ['memcpy', '--bytes', String(bytes), '--msg-size', String(msg), '--ring-size', String(ring), '--seed', '0x99']);
+		t.is(r.code, 0, r.stderr);
+		t.like(json(t, r), { mode: 'memcpy', bytes, msg_size: msg, ring_size: ring, verified: true });
+	}
 });
 
 function block(port: number, ...args: string[]): string[] {
@@ -261,6 +324,13 @@ test('usage errors exit 2 with one line on stderr', async (t) => {
 		['block', '--host', '127.0.0.1', '--bytes', '10', '--count', '100001'],
 		['block', '--host', '127.0.0.1', '--bytes', '10', '--count', '1', '--direction', 'recv'],
 		['stream', '--host', '127.0.0.1', '--bytes', '10', '--msg-size', '0'],
+		['pipeline', '--host', '127.0.0.1'],
+		['pipeline', '--host', '127.0.0.1', '--count', '5', '--seconds', '1'],
+		['pipeline', '--count', '5'],
+		['memcpy'],
+		['memcpy', '--bytes', '10', '--ring-size', '0'],
+		['memcpy', '--bytes', '10', '--ring-size', '2G'],
+		['memcpy', '--bytes', '10', '--host', '127.0.0.1'],
 		['nonsense'],
 	]) {
 		const r = await run(t, args, 10_000);

@@ -9,7 +9,7 @@
 
 #include "../common/netutil.h"
 
-#define IVCB_VERSION "1.1.0"
+#define IVCB_VERSION "1.2.0"
 #define IVCB_PROTOCOL 1
 
 /* Exit codes (stable interface). */
@@ -22,11 +22,12 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
  * Request header, client -> server, 48 bytes:
  *   0  4  magic "IVCB"
  *   4  2  version (IVCB_PROTOCOL)
- *   6  1  mode (MODE_STREAM, MODE_RR, MODE_BLOCK)
+ *   6  1  mode (MODE_STREAM, MODE_RR, MODE_BLOCK, MODE_PIPELINE)
  *   7  1  direction (DIR_SEND: client -> server, DIR_RECV: server -> client)
  *   8  4  msg_size
  *  12  4  flags (HDR_F_CORRUPT)
- *  16  8  total: stream or block bytes, or rr request count (0 = until EOF)
+ *  16  8  total: stream or block bytes, rr request count (0 = until EOF),
+ *         or pipeline request count (warm-up included, at least 1)
  *  24  8  seed
  *  32  8  corrupt_at (stream offset, valid with HDR_F_CORRUPT)
  *  40  8  reserved, must be zero
@@ -34,6 +35,8 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
  * Block mode: the client sends the header and the block back to back; the
  * server answers ack and report together (one write) after the last byte, or
  * a non-zero ack at once if it rejects the header.
+ * Pipeline: the server answers each request with msg_size bytes as it reads
+ * it, and sends its report after the last answer (pipeline.c).
  * Report, receiver -> sender at the end of a stream, 32 bytes:
  *   "IVCR", u32 flags (REPORT_F_VERIFIED), u64 bytes_received,
  *   u64 checksum, u64 mismatch_offset (all ones = none).
@@ -41,7 +44,7 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
 #define HDR_LEN 48
 #define ACK_LEN 16
 #define REPORT_LEN 32
-enum { MODE_STREAM = 1, MODE_RR = 2, MODE_BLOCK = 3 };
+enum { MODE_STREAM = 1, MODE_RR = 2, MODE_BLOCK = 3, MODE_PIPELINE = 4 };
 enum { DIR_SEND = 0, DIR_RECV = 1 };
 enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
 #define HDR_F_CORRUPT 1u
@@ -54,6 +57,9 @@ enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
 #define RR_COUNT_MAX 10000000u
 /* Blocks (connections) in one block run, warm-up excluded. */
 #define BLOCK_COUNT_MAX 100000u
+/* memcpy's ring: default and largest size. */
+#define RING_SIZE_DEFAULT (1u << 20)
+#define RING_SIZE_MAX (1u << 30)
 /* The block server's read size, whatever the client's write size. */
 #define BLOCK_RECV_BUF (256u << 10)
 
@@ -94,6 +100,7 @@ struct opts {
 	uint64_t corrupt_at;
 	uint64_t count, warmup;
 	double seconds;
+	uint64_t ring_size; /* memcpy */
 };
 
 /* ---- net.c ---- */
@@ -188,6 +195,19 @@ int cmd_block(const struct opts *o);
  */
 int block_serve(int fd, const struct pattern *p, const struct hdr *h,
 		struct recv_result *r, int *verified);
+
+/* ---- pipeline.c ---- */
+int cmd_pipeline(const struct opts *o);
+/*
+ * Server side of a pipeline (the ack is sent): reads h->total requests of
+ * h->msg_size bytes, answering each as it is read, then sends the report.
+ * Returns 0 (*r, *count, *verified filled) or -1 (error set).
+ */
+int pipeline_serve(int fd, const struct pattern *p, const struct hdr *h,
+		   struct recv_result *r, uint64_t *count, int *verified);
+
+/* ---- memcpy.c ---- */
+int cmd_memcpy(const struct opts *o);
 
 /* ---- server.c ---- */
 int cmd_server(const struct opts *o);

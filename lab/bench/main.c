@@ -23,6 +23,9 @@ static const char usage_text[] =
 	"  ivcbench block --host H [--port P] --bytes N [--msg-size S]\n"
 	"                 (--count K | --seconds T) [--warmup W] [--seed X]\n"
 	"                 [--timeout SEC] [--connect-timeout SEC] [--corrupt-at OFFSET]\n"
+	"  ivcbench pipeline --host H [--port P] --count N [--msg-size S] [--warmup W]\n"
+	"                    [--seed X] [--timeout SEC] [--connect-timeout SEC]\n"
+	"  ivcbench memcpy --bytes N [--msg-size S] [--ring-size B] [--seed X]\n"
 	"  ivcbench version\n"
 	"Sizes accept a K, M or G suffix (powers of 1024). Output: one JSON line.\n"
 	"Exit: 0 ok, 1 verification failed, 2 usage, 3 network/timeout.\n";
@@ -168,7 +171,7 @@ static int usage_error(const char *fmt, ...)
 enum {
 	O_HOST, O_PORT, O_BIND, O_ONCE, O_VERBOSE, O_BYTES, O_MSG_SIZE, O_SEED,
 	O_DIRECTION, O_TIMEOUT, O_CONNECT_TIMEOUT, O_CORRUPT_AT, O_COUNT,
-	O_SECONDS, O_WARMUP,
+	O_SECONDS, O_WARMUP, O_RING_SIZE,
 };
 
 static const struct {
@@ -183,7 +186,7 @@ static const struct {
 	[O_CONNECT_TIMEOUT] = { "connect-timeout", 1 },
 	[O_CORRUPT_AT] = { "corrupt-at", 1 },
 	[O_COUNT] = { "count", 1 },	    [O_SECONDS] = { "seconds", 1 },
-	[O_WARMUP] = { "warmup", 1 },
+	[O_WARMUP] = { "warmup", 1 },	    [O_RING_SIZE] = { "ring-size", 1 },
 };
 #define NOPTS (int)(sizeof(optdefs) / sizeof(optdefs[0]))
 #define BIT(x) (1u << (x))
@@ -197,6 +200,9 @@ static const unsigned allowed_stream = BIT(O_BYTES) | BIT(O_DIRECTION) |
 static const unsigned allowed_rr = BIT(O_COUNT) | BIT(O_SECONDS) | BIT(O_WARMUP);
 static const unsigned allowed_block = BIT(O_BYTES) | BIT(O_COUNT) |
 	BIT(O_SECONDS) | BIT(O_WARMUP) | BIT(O_CORRUPT_AT);
+static const unsigned allowed_pipeline = BIT(O_COUNT) | BIT(O_WARMUP);
+static const unsigned allowed_memcpy = BIT(O_BYTES) | BIT(O_MSG_SIZE) |
+	BIT(O_RING_SIZE) | BIT(O_SEED);
 
 /* Unsigned integer: decimal (or 0x hex if allow_hex), optional K/M/G suffix. */
 static int parse_u64(const char *s, uint64_t *out, int allow_suffix, int allow_hex)
@@ -257,6 +263,7 @@ int main(int argc, char **argv)
 		.timeout = 120,
 		.connect_timeout = 30,
 		.warmup = 10,
+		.ring_size = RING_SIZE_DEFAULT,
 	};
 	const char *cmd;
 	unsigned seen = 0, allowed;
@@ -286,6 +293,10 @@ int main(int argc, char **argv)
 		allowed = allowed_client | allowed_rr;
 	else if (!strcmp(cmd, "block"))
 		allowed = allowed_client | allowed_block;
+	else if (!strcmp(cmd, "pipeline"))
+		allowed = allowed_client | allowed_pipeline;
+	else if (!strcmp(cmd, "memcpy"))
+		allowed = allowed_memcpy;
 	else
 		return usage_error("unknown command '%s'", cmd);
 	count_max = strcmp(cmd, "block") ? RR_COUNT_MAX : BLOCK_COUNT_MAX;
@@ -390,11 +401,21 @@ int main(int argc, char **argv)
 			if (parse_u64(val, &o.warmup, 1, 0) < 0 || o.warmup > count_max)
 				return usage_error("bad --warmup '%s'", val);
 			break;
+		case O_RING_SIZE:
+			if (parse_u64(val, &o.ring_size, 1, 0) < 0 || o.ring_size < 1 ||
+			    o.ring_size > RING_SIZE_MAX)
+				return usage_error("bad --ring-size '%s' (1 to 1G)", val);
+			break;
 		}
 	}
 
 	if (!strcmp(cmd, "server"))
 		return cmd_server(&o);
+	if (!strcmp(cmd, "memcpy")) {
+		if (!(seen & BIT(O_BYTES)) || o.bytes < 1)
+			return usage_error("'memcpy' needs --bytes (at least 1)");
+		return cmd_memcpy(&o);
+	}
 	if (!o.host)
 		return usage_error("'%s' needs --host", cmd);
 	if (!strcmp(cmd, "stream")) {
@@ -403,6 +424,11 @@ int main(int argc, char **argv)
 		if (o.corrupt && o.corrupt_at >= o.bytes)
 			return usage_error("--corrupt-at must be below --bytes");
 		return cmd_stream(&o);
+	}
+	if (!strcmp(cmd, "pipeline")) {
+		if (!(seen & BIT(O_COUNT)))
+			return usage_error("'pipeline' needs --count");
+		return cmd_pipeline(&o);
 	}
 	if (!!(seen & BIT(O_COUNT)) == !!(seen & BIT(O_SECONDS)))
 		return usage_error("'%s' needs exactly one of --count and --seconds", cmd);

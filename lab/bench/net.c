@@ -250,13 +250,17 @@ int hdr_check(const struct hdr *h)
 	if (h->version != IVCB_PROTOCOL)
 		return ACK_BAD_VERSION;
 	if ((h->mode != MODE_STREAM && h->mode != MODE_RR &&
-	     h->mode != MODE_BLOCK) ||
+	     h->mode != MODE_BLOCK && h->mode != MODE_PIPELINE) ||
 	    (h->direction != DIR_SEND && h->direction != DIR_RECV) ||
 	    h->msg_size < 1 || h->msg_size > MSG_SIZE_MAX ||
 	    (h->flags & ~HDR_F_CORRUPT))
 		return ACK_BAD_REQUEST;
 	/* A block goes client -> server, at least one byte, no server-side corruption. */
 	if (h->mode == MODE_BLOCK &&
+	    (h->direction != DIR_SEND || h->flags || h->total == 0))
+		return ACK_BAD_REQUEST;
+	/* A pipeline: at least one request, answered by the server, no corruption. */
+	if (h->mode == MODE_PIPELINE &&
 	    (h->direction != DIR_SEND || h->flags || h->total == 0))
 		return ACK_BAD_REQUEST;
 	return ACK_OK;

@@ -51,7 +51,8 @@ static void reap(int sig)
 static const char *mode_name(int mode)
 {
 	return mode == MODE_RR ? "rr" : mode == MODE_STREAM ? "stream" :
-	       mode == MODE_BLOCK ? "block" : "unknown";
+	       mode == MODE_BLOCK ? "block" : mode == MODE_PIPELINE ? "pipeline" :
+	       "unknown";
 }
 
 /*
@@ -110,6 +111,11 @@ static int handle_conn(int fd, const struct opts *o, const struct pattern *cache
 	}
 	if (h.mode == MODE_BLOCK) {
 		if (block_serve(fd, pat, &h, &r, &verified) < 0)
+			goto done;
+		have_recv = 1;
+	} else if (h.mode == MODE_PIPELINE) {
+		if (net_set_nodelay(fd) < 0 ||
+		    pipeline_serve(fd, pat, &h, &r, &count, &verified) < 0)
 			goto done;
 		have_recv = 1;
 	} else if (h.mode == MODE_RR) {
@@ -179,7 +185,7 @@ done:
 			json_u64(&j, "bytes", h.total);
 		}
 		json_u64(&j, "msg_size", h.msg_size);
-		if (h.mode == MODE_RR)
+		if (h.mode == MODE_RR || h.mode == MODE_PIPELINE)
 			json_u64(&j, "count", count);
 		if (have_recv) {
 			json_u64(&j, "bytes_received", r.bytes);

@@ -5,12 +5,20 @@
 D1=${DOMU_IP[domU1]} D2=${DOMU_IP[domU2]}
 BULK_BYTES=$((64 << 20))
 RR_SECONDS=5
+# Pipelined requests (ivcbench pipeline): all written before any answer is read, after 100 one at a time (warm-up:
+# the burst starts on an established path, as rr's). A burst that has not finished within PIPELINE_TIMEOUT seconds is a
+# deadlock: no blocking call may wait longer (--timeout), and the agent kills the client PIPELINE_TIMEOUT + 30 s in.
+PIPELINE_COUNT=256
+PIPELINE_WARMUP=100
+PIPELINE_TIMEOUT=60
+MEMCPY_BYTES=$((1 << 30))
 
 PLAN=(boot-xen-dom0-domUs kmod-load-domU
       bulk-64KiB-domU-domU-tcp bulk-4KiB-domU-domU-tcp bulk-1B-domU-domU-tcp
       rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp rr-64KiB-domU-domU-tcp
+      pipeline-64B-domU-domU-tcp pipeline-4KiB-domU-domU-tcp
       bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
-      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp
+      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU
       iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp)
 
 # bench_stream_result FILE RC [BYTES]: checks an ivcbench stream result and records its metrics.
@@ -33,6 +41,21 @@ bench_rr_result() {
                         msg_size_B: .msg_size, verified}' "$f")"
     [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "reply verification failed"' "$f")"; return 1; }
     jq -e '.verified == true and .count > 0' "$f" >/dev/null || { fail "no verified round trips"; return 1; }
+}
+
+# bench_pipeline_result FILE RC COUNT: checks an ivcbench pipeline result (COUNT requests in the burst, every byte
+# verified both ways) and records its metrics.
+bench_pipeline_result() {
+    local f=$1 rc=$2 n=$3
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    # (an error JSON has none of these: no null may reach the report)
+    metrics "$(jq -c '{pipeline_per_s, count, seconds, send_seconds, msg_size_B: .msg_size, verified}
+        | with_entries(select(.value != null))' "$f")"
+    [ "$rc" -ne 124 ] || { fail "the pipeline did not finish within $((PIPELINE_TIMEOUT + 30)) s (killed)"; return 1; }
+    [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "verification failed"' "$f")"; return 1; }
+    jq -e --argjson n "$n" '.verified == true and .count == $n and .bytes_received == .bytes_sent and
+        .server_bytes_received == .bytes_sent' "$f" >/dev/null || { fail "pipeline not byte-exact"; return 1; }
 }
 
 # The boot, and the CPUs each kernel sees: dom0 has all of the machine's (Xen's default, no dom0_max_vcpus), each
@@ -82,6 +105,28 @@ rr() { # rr CLIENT_IP SERVER_IP MSG_SIZE
     local f="$OUT/$SCENARIO.out" rc
     agent "$1" ivcbench rr --host "$2" --msg-size "$3" --seconds "$RR_SECONDS" --warmup 100 > "$f"; rc=$?
     bench_rr_result "$f" $rc
+}
+
+# pipeline CLIENT_IP SERVER_IP MSG_SIZE COUNT: one pipelined burst (requests client -> server, answers back)
+pipeline() {
+    local f="$OUT/$SCENARIO.out" rc
+    AGENT_TIMEOUT=$((PIPELINE_TIMEOUT + 30)) agent "$1" ivcbench pipeline --host "$2" --msg-size "$3" --count "$4" \
+        --warmup "$PIPELINE_WARMUP" --timeout "$PIPELINE_TIMEOUT" > "$f"; rc=$?
+    bench_pipeline_result "$f" $rc "$4"
+}
+
+# The memory-copy reference (ivcbench memcpy): one memcpy per byte, 64 KiB pieces into a 1 MiB ring (the tunnel's
+# default size), inside domU1. The ceiling of one side of a tunnel, which copies each byte twice.
+scn_memcpy() {
+    need domU1 || return 1
+    local f="$OUT/$SCENARIO.out" rc
+    agent "$D1" ivcbench memcpy --bytes "$MEMCPY_BYTES" --msg-size 65536 > "$f"; rc=$?
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    metrics "$(jq -c '{throughput_MBps, bytes, seconds, msg_size_B: .msg_size, ring_size_B: .ring_size, verified}
+        | with_entries(select(.value != null))' "$f")"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .throughput_MBps > 0' "$f" >/dev/null \
+        || { fail "ivcbench memcpy exit $rc: the ring does not hold the stream's last bytes"; return 1; }
 }
 
 scn_iperf3() {
@@ -136,6 +181,7 @@ scn_bulk_domU_dom0()   { need domU2 || return 1; bulk dom0 "$D2" --direction rec
 scn_bulk_loopback()    { need domU1 || return 1; bulk "$D1" 127.0.0.1; }
 scn_rr_domU_domU()     { need domU1 domU2 || return 1; rr "$D1" "$D2" "$1"; }
 scn_rr_loopback()      { need domU1 || return 1; rr "$D1" 127.0.0.1 1; }
+scn_pipeline()         { need domU1 domU2 || return 1; pipeline "$D1" "$D2" "$1" "$2"; }
 
 run_baseline_scenarios() {
     run_scenario boot-xen-dom0-domUs scn_boot
@@ -146,10 +192,13 @@ run_baseline_scenarios() {
     run_scenario rr-1B-domU-domU-tcp scn_rr_domU_domU 1
     run_scenario rr-4KiB-domU-domU-tcp scn_rr_domU_domU 4096
     run_scenario rr-64KiB-domU-domU-tcp scn_rr_domU_domU 65536
+    run_scenario pipeline-64B-domU-domU-tcp scn_pipeline 64 "$PIPELINE_COUNT"
+    run_scenario pipeline-4KiB-domU-domU-tcp scn_pipeline 4096 "$PIPELINE_COUNT"
     run_scenario bulk-64KiB-dom0-domU-tcp scn_bulk_dom0_domU
     run_scenario bulk-64KiB-domU-dom0-tcp scn_bulk_domU_dom0
     run_scenario bulk-64KiB-domU-loopback-tcp scn_bulk_loopback
     run_scenario rr-1B-domU-loopback-tcp scn_rr_loopback
+    run_scenario memcpy-64KiB-domU scn_memcpy
     run_scenario iperf3-domU-domU-tcp scn_iperf3
     run_scenario scp-64MiB-domU-domU-tcp scn_scp
     run_scenario ftp-64MiB-domU-domU-tcp scn_ftp_tcp

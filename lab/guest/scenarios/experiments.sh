@@ -6,7 +6,7 @@
 # the path its series names: a TCP point that created a tunnel, a tunnel point whose bytes stayed on TCP.
 #
 # dom0's command line selects them:
-#   fastivc.bench=fig10,fig11,fig12,rtt   the experiments to run (no test scenarios run then)
+#   fastivc.bench=fig10,fig11,fig12,rtt,geom,geomrr   the experiments to run (no test scenarios run then)
 #   fastivc.bench_repeat=N                 repetitions of each point (default 3), interleaved: rep 1 of every point,
 #                                          then rep 2..., so a slow phase of the host spreads over every series
 #   fastivc.bench_quick=1                  fewer points and shorter runs (the CI's smoke run of this code)
@@ -15,6 +15,11 @@
 #
 # Series: "tcp" is both modules with enable=0 (new sockets stay native: netfront -> bridge -> netback);
 # "tunnel-N" is N channels of 4 KiB (the thesis' geometry); fig12's points vary the channel size at 4 channels.
+# geom and geomrr (the sweep that chooses the default tunnel size): "tunnel-auto" is channels=0 channel_size=0 (the
+# module sizes each tunnel by demand) with auto_bytes = the point's x, so geometry.c picks 16 channels of x/16 (fewer,
+# of a page each, below 64 KiB); "thesis" is the fixed 4 x 4 KiB. tcp and thesis are measured once per repetition at
+# x = 0, the reference lines. After each of their points the defaults are back: enable=1, channels=0, channel_size=0,
+# auto_bytes=1 MiB.
 
 BENCH= BENCH_REPEAT=3 BENCH_QUICK= BENCH_WITH_TESTS=
 for a in $(cat /proc/cmdline); do
@@ -37,6 +42,9 @@ if [ -z "$BENCH_QUICK" ]; then
     FIG12_BYTES=$((32 << 20))
     RTT_SIZES="1 64 1024 4096 16384 65536"
     RTT_SECONDS=2
+    GEOM_SIZES="16384 65536 262144 1048576 4194304"
+    GEOM_BYTES=$((32 << 20))
+    GEOM_RR_SECONDS=2
 else
     FIG10_BLOCKS="1 65536 4194304"
     FIG10_SECONDS=0.5
@@ -45,11 +53,15 @@ else
     FIG12_BYTES=$((4 << 20))
     RTT_SIZES="1 4096"
     RTT_SECONDS=0.5
+    GEOM_SIZES="65536 1048576"
+    GEOM_BYTES=$((4 << 20))
+    GEOM_RR_SECONDS=0.5
 fi
 BENCH_SERIES="tcp tunnel-2 tunnel-4 tunnel-8"
 RTT_SERIES="tcp tunnel-4 tunnel-16x64KiB"
 FTP_DISK=/tmp/ftpdisk.img     # dom0's file behind domU2's virtual disk
 FTP_DISK_MB=160
+AUTO_BYTES_DEFAULT=1048576    # fastivc.ko's auto_bytes when loaded (guest-kmod/geometry.c)
 
 # bench_x_name BYTES: 1B, 64B, 4KiB, 1MiB (scenario names)
 bench_x_name() {
@@ -73,6 +85,10 @@ bench_points() {
                        for x in $FIG12_SIZES; do echo "bench.fig12.tunnel-4.$(bench_x_name "$x").r$rep fig12 tunnel-4 $x $rep"; done ;;
                 rtt)   for s in $RTT_SERIES; do for x in $RTT_SIZES; do
                            echo "bench.rtt.$s.$(bench_x_name "$x").r$rep rtt $s $x $rep"; done; done ;;
+                geom|geomrr)
+                       echo "bench.$e.tcp.0B.r$rep $e tcp 0 $rep"; echo "bench.$e.thesis.0B.r$rep $e thesis 0 $rep"
+                       for x in $GEOM_SIZES; do
+                           echo "bench.$e.tunnel-auto.$(bench_x_name "$x").r$rep $e tunnel-auto $x $rep"; done ;;
             esac
         done
     done
@@ -80,7 +96,7 @@ bench_points() {
 
 if [ -n "$BENCH" ]; then
     for e in ${BENCH//,/ }; do
-        case $e in fig10|fig11|fig12|rtt) ;; *) mark phase bench-unknown "$e"; BENCH= ;; esac
+        case $e in fig10|fig11|fig12|rtt|geom|geomrr) ;; *) mark phase bench-unknown "$e"; BENCH= ;; esac
     done
 fi
 if [ -n "$BENCH" ]; then
@@ -93,14 +109,28 @@ fi
 
 # bench_geometry SERIES [CHANNEL_SIZE]: the module parameters in both domUs for the series' next connections
 bench_geometry() {
-    local series=$1 size=${2:-4096} enable=1 n=4
+    local series=$1 size=${2:-$THESIS_CHANNEL_SIZE} enable=1 n=$THESIS_CHANNELS
     case $series in
         tcp) enable=0 ;;
+        tunnel-auto) n=0 size=0 ;;
+        thesis) n=${THESIS_CHANNELS:-4} size=${THESIS_CHANNEL_SIZE:-4096} ;;
         tunnel-16x64KiB) n=16 size=65536 ;;
         tunnel-*) n=${series#tunnel-} ;;
     esac
     tun_params "$enable" "$n" "$size"
 }
+
+# bench_auto_bytes BYTES: fastivc.ko's auto_bytes in both domUs (the bytes of a new demand-sized tunnel of a socket
+# whose buffers TCP autotunes), read back
+bench_auto_bytes() {
+    local d got
+    for d in "$D1" "$D2"; do
+        got=$(agent "$d" "echo $1 > /sys/module/fastivc/parameters/auto_bytes && cat /sys/module/fastivc/parameters/auto_bytes" | tr -d ' \r\n')
+        [ "$got" = "$1" ] || { fail "cannot set auto_bytes=$1 in $d (it reads ${got:-nothing})"; return 1; }
+    done
+}
+# bench_restore: the module's defaults in both domUs (enable=1, demand-sized tunnels, auto_bytes 1 MiB)
+bench_restore() { tun_defaults && bench_auto_bytes "$AUTO_BYTES_DEFAULT"; }
 
 # bench_path_check SERIES SENDER_BEFORE SENDER_AFTER CONNECTIONS BYTES: the point took its series' path. Sets
 # BENCH_PATH (JSON: tunnels created and tunnel bytes on the sender's side).
@@ -126,8 +156,10 @@ bench_path_check() {
 bench_point() {
     local exp=$1 series=$2 x=$3 rep=$4 fn=$5 rc
     need domU1 domU2 || return 1
-    bench_geometry "$series" "$( [ "$exp" = fig12 ] && [ "$x" -gt 0 ] && echo "$x" || echo 4096)" || return 1
+    bench_geometry "$series" "$( [ "$exp" = fig12 ] && [ "$x" -gt 0 ] && echo "$x" || echo "$THESIS_CHANNEL_SIZE")" || return 1
+    if [ "$series" = tunnel-auto ]; then bench_auto_bytes "$x" || { bench_restore; return 1; }; fi
     "$fn" "$series" "$x"; rc=$?
+    case $exp in geom|geomrr) bench_restore || rc=1 ;; esac
     [ -f "$OUT/$SCENARIO.json" ] || echo '{}' > "$OUT/$SCENARIO.json"
     metrics "$(jq -c --arg e "$exp" --arg s "$series" --argjson x "$x" --argjson r "$rep" \
         '{experiment: $e, series: $s, x: $x, rep: $r} + .' "$OUT/$SCENARIO.json")"
@@ -223,6 +255,74 @@ bench_rtt() {
     bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" 1 "$(( (n + 20) * size ))" || return 1
     metrics "$(jq -c --argjson p "$BENCH_PATH" '{latency_us_p50, latency_us_p90, latency_us_p99, rr_per_s,
         round_trips: .count} + $p' "$f")"
+}
+
+# geom and geomrr's path check, beyond bench_path_check: the receiver's side (SERIES RECEIVER_BEFORE RECEIVER_AFTER
+# SENDER_BYTES_TX). A tcp point created no tunnel there either; a tunnel point's receiver got every byte the sender
+# put in its tunnels.
+bench_rx_check() {
+    local series=$1 rb=$2 ra=$3 sent=$4 created recvd
+    created=$(kdelta "$rb" "$ra" tunnels_created); recvd=$(kdelta "$rb" "$ra" bytes_rx)
+    echo "receiver: tunnels created $created, tunnel bytes received $recvd"
+    if [ "$series" = tcp ]; then
+        [ "$created" -eq 0 ] || { fail "a TCP point created $created tunnel(s) at the receiver"; return 1; }
+    else
+        [ "$recvd" -eq "$sent" ] || { fail "tunnel bytes sent $sent but received $recvd"; return 1; }
+    fi
+}
+
+# bench_events SB SA RB RA BYTES: JSON, the DEM events both ends' modules raised, and per MiB of BYTES
+bench_events() {
+    local e=$(( $(kdelta "$1" "$2" events_raised) + $(kdelta "$3" "$4" events_raised) ))
+    jq -cn --argjson e "$e" --argjson b "$5" \
+        '{events_raised: $e, events_per_MiB: (if $b > 0 then ($e * 1048576 / $b * 100 | round / 100) else 0 end)}'
+}
+
+# geom (the sweep that chose the default tunnel size): fig12's stream, 64 KiB writes, through a tunnel of x bytes sized
+# by the module (tunnel-auto), against TCP and the thesis' 4 x 4 KiB (x = 0, the reference lines).
+bench_geom() {
+    local series=$1 f="$OUT/$SCENARIO.out" rc
+    kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    agent "$D1" ivcbench stream --host "$D2" --bytes "$GEOM_BYTES" --msg-size 65536 --timeout 120 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    cat "$f"
+    jq -e --argjson n "$GEOM_BYTES" '.verified == true and .bytes_received == $n and .checksum_sent == .checksum_received' \
+        "$f" >/dev/null 2>&1 || { fail "ivcbench stream exit $rc: $(jq -r '.error // "not byte-exact"' "$f" 2>/dev/null)"; return 1; }
+    bench_path_check "$series" "$OUT/sb.txt" "$OUT/sa.txt" 1 "$GEOM_BYTES" || return 1
+    bench_rx_check "$series" "$OUT/rb.txt" "$OUT/ra.txt" "$(jq .tunnel_bytes_tx <<< "$BENCH_PATH")" || return 1
+    metrics "$(jq -c --argjson p "$BENCH_PATH" \
+        --argjson e "$(bench_events "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$GEOM_BYTES")" \
+        '{throughput_MBps, seconds} + $p + $e' "$f")"
+}
+
+# geomrr: request/response of 1 B (ivcbench rr, one outstanding, TCP_NODELAY) at the same geometries. The 100 warm-up
+# round trips are for the switch: a tunnel point must have carried at least every measured round trip's bytes
+# through tunnels both ways (only what goes before the switch travels on TCP), a tcp point no byte.
+bench_geomrr() {
+    local series=$1 f="$OUT/$SCENARIO.out" rc n c1 c2 s1 s2
+    kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    agent "$D1" ivcbench rr --host "$D2" --msg-size 1 --seconds "$GEOM_RR_SECONDS" --warmup 100 > "$f"; rc=$?
+    kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+    cat "$f"
+    jq -e '.verified == true and .count > 0' "$f" >/dev/null 2>&1 \
+        || { fail "ivcbench rr exit $rc: $(jq -r '.error // "not verified"' "$f" 2>/dev/null)"; return 1; }
+    n=$(jq '.count' "$f")
+    c1=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created); c2=$(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created)
+    s1=$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" bytes_tx); s2=$(kdelta "$OUT/rb.txt" "$OUT/ra.txt" bytes_tx)
+    echo "path: $series, $n round trips (+100 warm-up); tunnels created: client $c1, server $c2; tunnel bytes: client $s1, server $s2"
+    if [ "$series" = tcp ]; then
+        [ "$c1" -eq 0 ] && [ "$c2" -eq 0 ] || { fail "a TCP point created tunnels ($c1/$c2)"; return 1; }
+    else
+        [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] || { fail "round trips did not use tunnels both ways (created $c1/$c2): fell back to TCP"; return 1; }
+        [ "$s1" -ge "$n" ] && [ "$s2" -ge "$n" ] \
+            || { fail "only $s1/$s2 bytes went through tunnels for $n measured round trips of 1 B"; return 1; }
+    fi
+    metrics "$(jq -c --argjson c1 "$c1" --argjson c2 "$c2" --argjson s1 "$s1" --argjson s2 "$s2" \
+        --argjson e "$(bench_events "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" $(( 2 * (n + 100) )))" \
+        '{rr_per_s, latency_us_p50, latency_us_p90, latency_us_p99, round_trips: .count,
+          tunnels_created_client: $c1, tunnels_created_server: $c2, tunnel_bytes_client: $s1, tunnel_bytes_server: $s2,
+          events_raised: $e.events_raised,
+          events_per_round_trip: (if .count > 0 then ($e.events_raised / (.count + 100) * 100 | round / 100) else 0 end)}' "$f")"
 }
 
 run_bench() {

@@ -11,6 +11,7 @@ NOBODY_PORT=7009
 PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
        rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
+       pipeline-64B-domU-domU-tunnel pipeline-4KiB-domU-domU-tunnel
        bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
        tcpsem-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
@@ -60,17 +61,21 @@ tun_diag() {
 # tunnel_check SENDER_BEFORE SENDER_AFTER RECEIVER_BEFORE RECEIVER_AFTER BYTES: the tunnel carried the transfer.
 # The first bytes may travel on TCP while the receiver maps the tunnel (nothing is lost or reordered, see sock.c),
 # so at least 90% of BYTES (and, for transfers of 1 MiB and more, all but 1 MiB) must have gone through tunnels.
+# Also counts the DEM events both ends' modules raised meanwhile (events_raised), per MiB of BYTES.
 tunnel_check() {
     local sb=$1 sa=$2 rb=$3 ra=$4 bytes=$5
-    local created sent recvd min
+    local created sent recvd min events
     created=$(kdelta "$sb" "$sa" tunnels_created)
     sent=$(kdelta "$sb" "$sa" bytes_tx)
     recvd=$(kdelta "$rb" "$ra" bytes_rx)
+    events=$(( $(kdelta "$sb" "$sa" events_raised) + $(kdelta "$rb" "$ra" events_raised) ))
     min=$((bytes * 9 / 10))
     [ "$bytes" -ge $((10 << 20)) ] && min=$((bytes - (1 << 20)))
-    echo "tunnels created $created, tunnel bytes sent $sent, received $recvd (of $bytes)"
+    echo "tunnels created $created, tunnel bytes sent $sent, received $recvd (of $bytes); events raised $events"
     TUN_METRICS=$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson r "$recvd" --argjson b "$bytes" \
-        '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_bytes_rx: $r, tcp_bytes_before_switch: ($b - $s)}')
+        --argjson e "$events" \
+        '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_bytes_rx: $r, tcp_bytes_before_switch: ($b - $s),
+          events_raised: $e, events_per_MiB: (if $b > 0 then ($e * 1048576 / $b * 100 | round / 100) else 0 end)}')
     [ "$created" -ge 1 ] || { tun_diag; fail "no tunnel was created: the transfer stayed on TCP"; return 1; }
     [ "$sent" -ge "$min" ] || { tun_diag; fail "only $sent of $bytes bytes went through the tunnel"; return 1; }
     [ "$recvd" -eq "$sent" ] || { fail "tunnel bytes sent $sent but received $recvd"; return 1; }
@@ -119,6 +124,29 @@ tun_rr() { # CLIENT SERVER MSG
     [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] || { fail "round trips did not use tunnels both ways (created $c1/$c2)"; return 1; }
     local min=$(( $(jq '.count' "$f") * $3 / 2 ))
     [ "$s1" -ge "$min" ] && [ "$s2" -ge "$min" ] || { fail "too few bytes in tunnels ($s1/$s2, want >= $min)"; return 1; }
+}
+
+# tun_pipeline CLIENT SERVER MSG COUNT: a pipelined burst (baseline.sh's pipeline) through tunnels, finished byte-exact
+# within PIPELINE_TIMEOUT; requests (client -> server) and answers (back) must each have gone through a tunnel.
+tun_pipeline() {
+    local f="$OUT/$SCENARIO.out" rc bytes q
+    kstats "$1" "$OUT/sb.txt"; kstats "$2" "$OUT/rb.txt"
+    AGENT_TIMEOUT=$((PIPELINE_TIMEOUT + 30)) agent "$1" ivcbench pipeline --host "$2" --msg-size "$3" --count "$4" \
+        --warmup "$PIPELINE_WARMUP" --timeout "$PIPELINE_TIMEOUT" > "$f"; rc=$?
+    kstats "$1" "$OUT/sa.txt"; kstats "$2" "$OUT/ra.txt"
+    bench_pipeline_result "$f" "$rc" "$4" || { tun_diag; return 1; }
+    bytes=$(jq '.bytes_sent' "$f")
+    echo "requests, client -> server:"
+    tunnel_check "$OUT/sb.txt" "$OUT/sa.txt" "$OUT/rb.txt" "$OUT/ra.txt" "$bytes" || return 1
+    q=$TUN_METRICS
+    echo "answers, server -> client:"
+    tunnel_check "$OUT/rb.txt" "$OUT/ra.txt" "$OUT/sb.txt" "$OUT/sa.txt" "$bytes" || return 1
+    # events: both ends' (either call counts them all), per MiB of requests and answers together
+    metrics "$(jq -c --argjson q "$q" --argjson a "$TUN_METRICS" '{pipeline_per_s, count, seconds, send_seconds,
+        msg_size_B: .msg_size, verified, tunnels_created_client: $q.tunnels_created,
+        tunnels_created_server: $a.tunnels_created, tunnel_bytes_requests: $q.tunnel_bytes_tx,
+        tunnel_bytes_answers: $a.tunnel_bytes_tx, events_raised: $q.events_raised,
+        events_per_MiB: ($q.events_per_MiB / 2 * 100 | round / 100)}' "$f")"
 }
 
 scn_tun_iperf3() {
@@ -457,6 +485,9 @@ scn_ratios() {
         | def ratio($a; $b; $k): (($all[$a] // {})[$k]) as $x | (($all[$b] // {})[$k]) as $y
             | if ($x | type) == "number" and ($y | type) == "number" and $y > 0 then ($x / $y * 100 | round / 100)
               else null end;
+          def ratio3($a; $b; $k): (($all[$a] // {})[$k]) as $x | (($all[$b] // {})[$k]) as $y
+            | if ($x | type) == "number" and ($y | type) == "number" and $y > 0 then ($x / $y * 1000 | round / 1000)
+              else null end;
         {bulk_64KiB_throughput: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-domU-tcp"; "throughput_MBps"),
          bulk_4KiB_throughput: ratio("bulk-4KiB-domU-domU-tunnel"; "bulk-4KiB-domU-domU-tcp"; "throughput_MBps"),
          bulk_1B_throughput: ratio("bulk-1B-domU-domU-tunnel"; "bulk-1B-domU-domU-tcp"; "throughput_MBps"),
@@ -466,6 +497,8 @@ scn_ratios() {
          rr_1B_latency_p50: ratio("rr-1B-domU-domU-tunnel"; "rr-1B-domU-domU-tcp"; "latency_us_p50"),
          rr_4KiB_latency_p50: ratio("rr-4KiB-domU-domU-tunnel"; "rr-4KiB-domU-domU-tcp"; "latency_us_p50"),
          rr_64KiB_latency_p50: ratio("rr-64KiB-domU-domU-tunnel"; "rr-64KiB-domU-domU-tcp"; "latency_us_p50"),
+         pipeline_64B_rate: ratio("pipeline-64B-domU-domU-tunnel"; "pipeline-64B-domU-domU-tcp"; "pipeline_per_s"),
+         pipeline_4KiB_rate: ratio("pipeline-4KiB-domU-domU-tunnel"; "pipeline-4KiB-domU-domU-tcp"; "pipeline_per_s"),
          bulk_64KiB_16x64KiB_throughput: ratio("bulk-64KiB-domU-domU-tunnel-16x64KiB"; "bulk-64KiB-domU-domU-tcp"; "throughput_MBps"),
          rr_64KiB_16x64KiB_rate: ratio("rr-64KiB-domU-domU-tunnel-16x64KiB"; "rr-64KiB-domU-domU-tcp"; "rr_per_s"),
          bulk_64KiB_dom0_domU_throughput: ratio("bulk-64KiB-dom0-domU-tunnel"; "bulk-64KiB-dom0-domU-tcp"; "throughput_MBps"),
@@ -473,7 +506,8 @@ scn_ratios() {
          bulk_64KiB_tunnel_vs_loopback: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-loopback-tcp"; "throughput_MBps"),
          iperf3_throughput: ratio("iperf3-domU-domU-tunnel"; "iperf3-domU-domU-tcp"; "throughput_MBps"),
          scp_throughput: ratio("scp-64MiB-domU-domU-tunnel"; "scp-64MiB-domU-domU-tcp"; "throughput_MBps"),
-         ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps")}
+         ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
+         bulk_64KiB_vs_memcpy: ratio3("bulk-64KiB-domU-domU-tunnel"; "memcpy-64KiB-domU"; "throughput_MBps")}
         | with_entries(select(.value != null))' \
         "$OUT/all-metrics.json")
     echo "$r" | jq .
@@ -492,6 +526,8 @@ run_tunnel_scenarios() {
     run_scenario rr-1B-domU-domU-tunnel tun_rr_need "$D1" "$D2" 1
     run_scenario rr-4KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 4096
     run_scenario rr-64KiB-domU-domU-tunnel tun_rr_need "$D1" "$D2" 65536
+    run_scenario pipeline-64B-domU-domU-tunnel tun_pipeline_need "$D1" "$D2" 64 "$PIPELINE_COUNT"
+    run_scenario pipeline-4KiB-domU-domU-tunnel tun_pipeline_need "$D1" "$D2" 4096 "$PIPELINE_COUNT"
     run_scenario bulk-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_stream_need "$D1" "$D2" "$BULK_BYTES" 65536
     run_scenario rr-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_rr_need "$D1" "$D2" 65536
     run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
@@ -520,7 +556,8 @@ tun_params() {
             || { fail "cannot set enable=$1, $2 x $3 in $d"; return 1; }
     done
 }
-tun_defaults() { tun_params 1 4 4096; }
+# The defaults: channels=0 channel_size=0, each new tunnel sized by demand (the module's "auto").
+tun_defaults() { tun_params 1 0 0; }
 
 # with_geometry CHANNELS SIZE FN ARGS...: FN with new tunnels of CHANNELS x SIZE in both domUs, then the defaults
 with_geometry() {
@@ -532,5 +569,12 @@ with_geometry() {
     return $rc
 }
 
+# The thesis' geometry, 4 channels of 4 KiB (experiments.sh's tunnel-N series are N channels of that size).
+THESIS_CHANNELS=4
+THESIS_CHANNEL_SIZE=4096
+# with_thesis_geometry FN ARGS...: FN with new tunnels of the thesis' 4 x 4 KiB, then the defaults
+with_thesis_geometry() { with_geometry "$THESIS_CHANNELS" "$THESIS_CHANNEL_SIZE" "$@"; }
+
 tun_stream_need() { need domU1 domU2 || return 1; tun_stream "$@"; }
 tun_rr_need() { need domU1 domU2 || return 1; tun_rr "$@"; }
+tun_pipeline_need() { need domU1 domU2 || return 1; tun_pipeline "$@"; }

@@ -22,10 +22,10 @@ test('experiments are selected in catalogue order, all by default, unknown names
     selectExperiments(['rtt', 'fig10', 'rtt']).map((e) => e.id),
     ['fig10', 'rtt'],
   );
-  t.is(selectExperiments([]).length, 5);
-  t.is(selectExperiments(['all', 'fig10']).length, 5);
+  t.is(selectExperiments([]).length, 7);
+  t.is(selectExperiments(['all', 'fig10']).length, 7);
   const e = t.throws(() => selectExperiments(['fig10', 'fig13']));
-  t.regex(e?.message ?? '', /unknown experiment fig13: choose from fig10, fig11, fig12, rtt, ring or all/);
+  t.regex(e?.message ?? '', /unknown experiment fig13: choose from fig10, fig11, fig12, rtt, geom, geomrr, ring or all/);
 });
 
 test('the dom0 command line names the lab experiments, the repetitions and quick', (t) => {
@@ -208,7 +208,7 @@ test('bench report refuses a file without experiment points, and a file that is 
 test('bench list names every experiment with what the thesis found', async (t) => {
   const r = await runCli(['bench', 'list']);
   t.is(r.code, 0);
-  for (const id of ['fig10', 'fig11', 'fig12', 'rtt', 'ring']) t.regex(r.stdout, new RegExp(`^${id} `, 'm'));
+  for (const id of ['fig10', 'fig11', 'fig12', 'rtt', 'geom', 'geomrr', 'ring']) t.regex(r.stdout, new RegExp(`^${id} `, 'm'));
   t.regex(r.stdout, /best at 4 KiB channels/);
 });
 
@@ -240,9 +240,10 @@ function guestPlan(cmdline: string): Promise<{ plan: string[]; points: string[][
 }
 
 test('the lab sweeps: every point name is unique, parses back to its coordinates, and repetitions are interleaved', async (t) => {
-  const { plan, points } = await guestPlan('quiet fastivc.bench=fig10,fig11,fig12,rtt fastivc.bench_repeat=3');
-  // fig10 10 sizes x 4 series, fig11 6 x 4, fig12 7 sizes + the tcp reference, rtt 6 x 3; three times
-  t.is(points.length, (40 + 24 + 8 + 18) * 3);
+  const { plan, points } = await guestPlan('quiet fastivc.bench=fig10,fig11,fig12,rtt,geom,geomrr fastivc.bench_repeat=3');
+  // fig10 10 sizes x 4 series, fig11 6 x 4, fig12 7 sizes + the tcp reference, rtt 6 x 3, geom and geomrr 5 sizes +
+  // the tcp and thesis references each; three times
+  t.is(points.length, (40 + 24 + 8 + 18 + 7 + 7) * 3);
   t.deepEqual(plan, ['bench-setup-ftp-disk', ...points.map((p) => p[0])]);
   t.is(new Set(points.map((p) => p[0])).size, points.length);
   for (const [name = '', exp, series, x, rep] of points) {
@@ -251,7 +252,7 @@ test('the lab sweeps: every point name is unique, parses back to its coordinates
     t.regex(name, /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/);
   }
   t.deepEqual([...new Set(points.map((p) => p[4]))], ['1', '2', '3']);
-  t.is(points.findIndex((p) => p[4] === '2'), 90);
+  t.is(points.findIndex((p) => p[4] === '2'), 104);
 });
 
 test('the lab sweeps: quick has fewer points, an unknown experiment runs none and says so', async (t) => {

@@ -1,11 +1,11 @@
 /**
- * The experiments `fastivc bench` knows: the thesis' chapter 4 (Figures 10-12) and our own (round-trip time, the ring
- * protocol on the host). One entry says where an experiment runs, what its x and its metric are, and how its plot
+ * The experiments `fastivc bench` knows: the thesis' chapter 4 (Figures 10-12) and our own (round-trip time, the
+ * sweep that chose the default tunnel size for bulk data and for request/response, the ring protocol on the host). One entry says where an experiment runs, what its x and its metric are, and how its plot
  * is drawn; the sweeps themselves (sizes, series, how a point is measured) live where they run:
  * lab/guest/scenarios/experiments.sh for the lab, experiments/ringbench for the host (see ring.ts).
  */
 
-export type ExperimentId = 'fig10' | 'fig11' | 'fig12' | 'rtt' | 'ring';
+export type ExperimentId = 'fig10' | 'fig11' | 'fig12' | 'rtt' | 'geom' | 'geomrr' | 'ring';
 
 export interface Experiment {
   id: ExperimentId;
@@ -23,8 +23,12 @@ export interface Experiment {
   series: readonly string[];
   /** The series the others are divided by in the ratio panel (none: no ratio panel). */
   baseline?: string;
-  /** fig12: the baseline is measured once per repetition at x = 0 and drawn as a reference line. */
-  baselineAsReference?: boolean;
+  /**
+   * Series measured once per repetition at x = 0 and drawn as horizontal reference lines (their median), not as
+   * series over x: fig12's tcp, geom's tcp and the thesis' 4 x 4 KiB. An experiment with references has no ratio
+   * panel; the baseline, if any, is one of them.
+   */
+  references?: readonly string[];
   /** The ratio panel's scale (log10 when the series differ by orders of magnitude). */
   ratioScale?: 'linear' | 'log10';
   /** Larger is better (throughput) or smaller (latency): said in the ratio panel's label. */
@@ -69,7 +73,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
     yScale: 'linear',
     series: ['tunnel-4', 'tcp'],
     baseline: 'tcp',
-    baselineAsReference: true,
+    references: ['tcp'],
     better: 'higher',
   },
   {
@@ -84,6 +88,34 @@ export const EXPERIMENTS: readonly Experiment[] = [
     series: ['tcp', 'tunnel-4', 'tunnel-16x64KiB'],
     baseline: 'tcp',
     better: 'lower',
+  },
+  {
+    id: 'geom',
+    where: 'lab',
+    title: 'Tunnel size by demand: bulk throughput against the tunnel bytes (not in the thesis)',
+    thesis: 'not in the thesis (a fixed 4 x 4 KiB); the sweep that chose auto_bytes, the default tunnel size',
+    xLabel: 'tunnel bytes (auto_bytes; 16 channels of a sixteenth, at least a page each)',
+    metric: 'throughput_MBps',
+    yLabel: 'throughput (MB/s), one stream, 64 KiB writes',
+    yScale: 'linear',
+    series: ['tunnel-auto', 'tcp', 'thesis'],
+    baseline: 'tcp',
+    references: ['tcp', 'thesis'],
+    better: 'higher',
+  },
+  {
+    id: 'geomrr',
+    where: 'lab',
+    title: 'Tunnel size by demand: 1 B request/response rate against the tunnel bytes (not in the thesis)',
+    thesis: 'not in the thesis (a fixed 4 x 4 KiB); with geom, the sweep that chose auto_bytes',
+    xLabel: 'tunnel bytes (auto_bytes; 16 channels of a sixteenth, at least a page each)',
+    metric: 'rr_per_s',
+    yLabel: 'round trips per second, 1 B request and echo',
+    yScale: 'linear',
+    series: ['tunnel-auto', 'tcp', 'thesis'],
+    baseline: 'tcp',
+    references: ['tcp', 'thesis'],
+    better: 'higher',
   },
   {
     id: 'ring',
@@ -101,9 +133,9 @@ export const EXPERIMENTS: readonly Experiment[] = [
   },
 ];
 
-/** fig12's tcp: measured once per repetition and drawn as a reference line, not as a series over x. */
+/** fig12's tcp, geom's tcp and thesis: measured once per repetition and drawn as a reference line, not over x. */
 export function isReferenceSeries(e: Experiment, series: string): boolean {
-  return e.baselineAsReference === true && series === e.baseline;
+  return e.references?.includes(series) === true;
 }
 
 export const EXPERIMENT_IDS: readonly ExperimentId[] = EXPERIMENTS.map((e) => e.id);

@@ -75,7 +75,7 @@ export class SweepProgress {
   }
 }
 
-/** "fig10 tunnel-4 64 KiB r2" (fig12's tcp reference point has x = 0). */
+/** "fig10 tunnel-4 64 KiB r2" (fig12's and geom's reference points have x = 0). */
 export function describePoint(p: PointView): string {
   return `${p.experiment} ${p.series} ${p.x === 0 ? 'reference' : formatBytes(p.x)} r${p.rep}`;
 }
@@ -86,7 +86,8 @@ export function pointValue(exp: string, metrics: Record<string, unknown>): strin
   const v = e ? metrics[e.metric] : undefined;
   if (typeof v !== 'number') return '';
   const n = Number(v.toPrecision(4));
-  return e?.metric.startsWith('latency_us') ? `${n} µs` : `${n} MB/s`;
+  if (e?.metric.startsWith('latency_us')) return `${n} µs`;
+  return e?.metric.endsWith('_per_s') ? `${n}/s` : `${n} MB/s`;
 }
 
 function pointOf(name: string, metrics: Record<string, unknown> = {}): PointView | undefined {

@@ -84,6 +84,11 @@ export function labResults(scenarios: readonly PointScenario[]): Map<string, Exp
   return out;
 }
 
+/** The rows of an experiment's reference series (one x each, 0), in the catalogue's order. */
+function referenceRows(e: Experiment, rows: readonly SummaryRow[]): SummaryRow[] {
+  return (e.references ?? []).flatMap((s) => rows.filter((row) => row.series === s).slice(0, 1));
+}
+
 /** The plot of one experiment: medians with min..max bars, and the ratio of medians to the baseline below. */
 export function plotExperiment(r: ExperimentResults, note: string): string {
   const e = r.experiment;
@@ -98,9 +103,9 @@ export function plotExperiment(r: ExperimentResults, note: string): string {
   const shown = e.series.filter((s) => !isReferenceSeries(e, s));
   const top: Panel = { yLabel: e.yLabel, yScale: e.yScale, series: shown.map(seriesPoints) };
   const panels: Panel[] = [top];
-  const ref = rows.find((row) => isReferenceSeries(e, row.series));
-  if (e.baselineAsReference) {
-    if (ref) top.reference = { y: ref.spread.median, label: `${ref.series} (median)` };
+  const refs = referenceRows(e, rows);
+  if (e.references !== undefined && e.references.length > 0) {
+    top.references = refs.map((ref) => ({ y: ref.spread.median, label: `${ref.series} (median)` }));
   } else if (e.baseline !== undefined) {
     const base = e.baseline;
     const ratios: PlotSeries[] = shown
@@ -225,8 +230,10 @@ export function medianTable(r: ExperimentResults): string {
       lines.push(`${formatBytes(x).padEnd(10)}${series.map((s) => cell(s, x).padStart(width)).join('')}`);
     }
   }
-  const ref = rows.find((row) => isRef(row.series));
-  if (ref) lines.push(`reference: ${ref.series} ${formatValue(ref.spread.median)}`);
+  const refs = referenceRows(e, rows);
+  if (refs.length > 0) {
+    lines.push(`reference: ${refs.map((ref) => `${ref.series} ${formatValue(ref.spread.median)}`).join(', ')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 

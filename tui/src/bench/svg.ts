@@ -34,6 +34,13 @@ export interface Panel {
   yMin?: number;
   /** A horizontal dashed line, e.g. ratio 1.0. */
   reference?: { y: number; label: string };
+  /** More such lines (e.g. TCP and the thesis' geometry, measured once), drawn like `reference`. */
+  references?: readonly { y: number; label: string }[];
+}
+
+/** The reference lines of a panel: `reference`, then `references`. */
+function referencesOf(panel: Panel): { y: number; label: string }[] {
+  return [...(panel.reference !== undefined ? [panel.reference] : []), ...(panel.references ?? [])];
 }
 
 export interface PlotSpec {
@@ -357,7 +364,7 @@ function axesOf(spec: PlotSpec, panels: readonly Panel[]): { yAxes: (Axis | null
       }
     }
     if (values.length === 0) return null;
-    if (panel.reference !== undefined && Number.isFinite(ty(panel.reference.y))) values.push(panel.reference.y);
+    for (const ref of referencesOf(panel)) if (Number.isFinite(ty(ref.y))) values.push(ref.y);
     return yAxis(panel, values);
   });
   return { yAxes, xs };
@@ -513,17 +520,27 @@ function drawPanel(chart: Chart, panel: Panel, i: number, ya: Axis | null): stri
     const middle = (l.plotLeft + l.plotRight) / 2;
     out.push(text(middle, (top + bottom) / 2 + 6, 'no data', 'font-size="16" fill="#888888" text-anchor="middle"'));
   } else {
-    const ref = panel.reference;
-    if (ref !== undefined && Number.isFinite(ty(ref.y)) && inY(ref.y)) {
+    // label baselines used so far, per side: a second line close to the first gets its label moved clear of it
+    const placed = { right: [] as number[], left: [] as number[] };
+    const clear = (used: number[], y0: number): number => {
+      let y = y0;
+      while (used.some((u) => Math.abs(u - y) < FONT_NOTE + 1)) y += FONT_NOTE + 1;
+      used.push(y);
+      return y;
+    };
+    for (const ref of referencesOf(panel)) {
+      if (!Number.isFinite(ty(ref.y)) || !inY(ref.y)) continue;
       const y = py(ref.y);
       out.push(line(l.plotLeft, y, l.plotRight, y, 'stroke="#555555" stroke-width="1.2" stroke-dasharray="4 4"'));
       // the label in the right margin when there is room (not beside the legend), else inside on the left, haloed
       const besideLegend = i === 0 && chart.colour.size > 0 && y < l.legendBottom + 8;
       if (!besideLegend && l.width - l.plotRight - 10 >= textWidth(ref.label, FONT_NOTE)) {
-        out.push(text(l.plotRight + 6, y + 4, ref.label, `font-size="${FONT_NOTE}" fill="#555555"`));
+        const ly = clear(placed.right, y + 4);
+        out.push(text(l.plotRight + 6, ly, ref.label, `font-size="${FONT_NOTE}" fill="#555555"`));
       } else {
         const halo = 'stroke="#ffffff" stroke-width="3" paint-order="stroke"';
-        out.push(text(l.plotLeft + 6, y - 5, ref.label, `font-size="${FONT_NOTE}" fill="#555555" ${halo}`));
+        const ly = clear(placed.left, y - 5);
+        out.push(text(l.plotLeft + 6, ly, ref.label, `font-size="${FONT_NOTE}" fill="#555555" ${halo}`));
       }
     }
     // series, clipped to the plot area widened so that markers on the frame stay whole

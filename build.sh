@@ -194,7 +194,7 @@ lab_tally() {
 }
 
 # ./build.sh test's pass over the experiments: every lab sweep's code path, a few points each, in the test boot.
-SMOKE_BENCH="fastivc.bench=fig10,fig11,fig12,rtt fastivc.bench_quick=1 fastivc.bench_repeat=1 fastivc.bench_with_tests=1"
+SMOKE_BENCH="fastivc.bench=fig10,fig11,fig12,rtt,geom,geomrr fastivc.bench_quick=1 fastivc.bench_repeat=1 fastivc.bench_with_tests=1"
 
 cmd_test() {
     build_all

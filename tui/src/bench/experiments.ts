@@ -92,7 +92,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     id: 'geom',
     where: 'lab',
-    title: 'Tunnel size by demand: bulk throughput against the tunnel bytes (not in the thesis)',
+    title: 'Throughput against tunnel size by demand (not in the thesis)',
     thesis: 'not in the thesis (a fixed 4 x 4 KiB); the sweep that chose auto_bytes, the default tunnel size',
     xLabel: 'tunnel bytes (auto_bytes; 16 channels of a sixteenth, at least a page each)',
     metric: 'throughput_MBps',
@@ -106,7 +106,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     id: 'geomrr',
     where: 'lab',
-    title: 'Tunnel size by demand: 1 B request/response rate against the tunnel bytes (not in the thesis)',
+    title: '1 B request/response against tunnel size (not in the thesis)',
     thesis: 'not in the thesis (a fixed 4 x 4 KiB); with geom, the sweep that chose auto_bytes',
     xLabel: 'tunnel bytes (auto_bytes; 16 channels of a sixteenth, at least a page each)',
     metric: 'rr_per_s',

@@ -27,7 +27,7 @@
 #include "ivc_ring.h"
 #include "evtmgr_abi.h"
 
-#define FASTIVC_VERSION "0.2.0"
+#define FASTIVC_VERSION "0.3.0"
 
 /* Why a socket (or one direction of it) is on TCP. Order = the order of the fallback_* lines in /proc/fastivc/stats. */
 enum fastivc_reason {

@@ -152,9 +152,14 @@ static int __init fastivc_init(void)
 	rc = fastivc_monitor_init();
 	if (rc)
 		goto fail_sem;
-	pr_info("fastivc: version %s loaded (domain %u, %u channels x %u bytes per tunnel, xen_domain=%d, pv=%d, initial_domain=%d)\n",
-		FASTIVC_VERSION, fastivc_domid, fastivc_channels, fastivc_channel_size, xen_domain(), xen_pv_domain(),
-		xen_initial_domain());
+	if (fastivc_channels && fastivc_channel_size)
+		pr_info("fastivc: version %s loaded (domain %u, %u channels x %u bytes per tunnel, xen_domain=%d, pv=%d, initial_domain=%d)\n",
+			FASTIVC_VERSION, fastivc_domid, fastivc_channels, fastivc_channel_size, xen_domain(),
+			xen_pv_domain(), xen_initial_domain());
+	else
+		pr_info("fastivc: version %s loaded (domain %u, tunnels sized by demand, %u bytes when autotuned, xen_domain=%d, pv=%d, initial_domain=%d)\n",
+			FASTIVC_VERSION, fastivc_domid, fastivc_auto_bytes, xen_domain(), xen_pv_domain(),
+			xen_initial_domain());
 	return 0;
 fail_sem:
 	fastivc_sem_exit();

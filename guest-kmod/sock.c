@@ -464,6 +464,7 @@ static void rx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
 static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg)
 {
 	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+	unsigned int fault = FAULT_NONE;
 	size_t copied = 0;
 	int err = 0;
 
@@ -476,6 +477,12 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		if (err)
 			break;
 		t = ctx->tx;
+		if (!fault) {
+			/* a fault goes into a channel of its own: the header a reader has not looked at yet */
+			fault = take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ);
+			if (fault && ivc_tx_seal(&t->tx, t->ctrl))
+				tx_kick(ctx, t);
+		}
 		room = ivc_tx_room(&t->tx, t->ctrl, &chan, &off);
 		if (room == 0) {
 			ivc_tx_want(&t->tx, t->ctrl);
@@ -506,14 +513,15 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			err = -EFAULT;
 			break;
 		}
-		switch (take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ)) {
+		switch (fault) {
 		case FAULT_GEN:
 			WRITE_ONCE(t->ctrl->chan[chan].gen_num, t->tx.seq + 1u + t->nr_channels + 7u);
 			ivc_tx_commit(&t->tx, t->ctrl, c);
 			break;
-		case FAULT_SIZE:
+		case FAULT_SIZE: /* sealed, so no later commit rewrites the bad size */
 			ivc_tx_commit(&t->tx, t->ctrl, c);
-			WRITE_ONCE(t->ctrl->chan[chan].size, t->channel_size + 1);
+			ivc_tx_seal(&t->tx, t->ctrl);
+			WRITE_ONCE(t->ctrl->chan[chan].size, (t->channel_size + 1) | IVC_SIZE_SEALED);
 			break;
 		case FAULT_PEND_READ:
 			ivc_tx_commit(&t->tx, t->ctrl, c);
@@ -522,6 +530,7 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		default:
 			ivc_tx_commit(&t->tx, t->ctrl, c);
 		}
+		fault = FAULT_NONE;
 		copied += c;
 		WRITE_ONCE(ctx->tx_bytes, ctx->tx_bytes + c);
 		atomic64_add(c, &fastivc_stats.bytes_tx);

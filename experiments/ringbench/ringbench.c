@@ -36,7 +36,7 @@
 
 #include "../../guest-kmod/ivc_ring.h"
 
-#define RB_VERSION      "1"
+#define RB_VERSION      "2"
 #define MAX_MSG         (16ull << 20)
 #define PATTERN_TARGET  (4u << 20)   /* the pattern period is the largest prime below this */
 #define WAIT_SLICE_NS   100000000L   /* as the kernel's FASTIVC_WAIT_SLICE (HZ / 10) */
@@ -556,19 +556,21 @@ struct ring_rx {
 };
 
 /*
- * One recv(len), as sock.c's rx_tunnel(): takes what the published channels hold, over several channels, up to len;
- * raises EVENT_RECV_GET_DATA once at the end if it freed a channel and ivc_rx_need_kick() says so.
- * Returns bytes read (0: nothing published) or a negative IVC_E_*.
+ * One recv(len), as the kernel's recvmsg: takes what the channels hold (open ones too, up to their current size),
+ * over several channels, up to len; raises EVENT_RECV_GET_DATA once at the end if it freed channels (by consuming
+ * them, or on the way: a channel sealed after it was read) and ivc_rx_need_kick() says so, marking the request
+ * served only then. Returns bytes read (0: nothing there) or a negative IVC_E_*.
  */
 static int64_t ring_recv(struct ring_rx *r, uint8_t *buf, uint64_t len)
 {
 	uint64_t copied = 0;
-	int freed = 0, pk;
+	uint32_t w;
+	int pk;
 
 	while (copied < len) {
 		uint32_t avail, off, chan, n, done = 0;
 
-		pk = ivc_rx_peek(&r->rx, r->c, 0, &avail);
+		pk = ivc_rx_avail(&r->rx, r->c, 0, &avail, NULL);
 		if (pk < 0)
 			return pk;
 		if (pk == 0)
@@ -583,11 +585,11 @@ static int64_t ring_recv(struct ring_rx *r, uint8_t *buf, uint64_t len)
 			done += k;
 		}
 		copied += n;
-		if (ivc_rx_consume(&r->rx, r->c, n))
-			freed = 1;
+		ivc_rx_consume(&r->rx, r->c, n);
 	}
-	if (freed && ivc_rx_need_kick(&r->rx, r->c)) {
+	if (ivc_rx_take_freed(&r->rx) && ivc_rx_need_kick(&r->rx, r->c, &w)) {
 		raise_event(&r->sp->tx_evt);
+		ivc_rx_kicked(&r->rx, w);
 		r->kicks++;
 	}
 	return (int64_t)copied;
@@ -704,52 +706,65 @@ static void ring_tx_check_peer(struct ring_tx *t, int rfd)
 	}
 }
 
+/* the sender's wait is over: its next channel is free and enough are for the receiver to say so */
+static int ring_tx_news(struct ring_tx *t)
+{
+	uint32_t i, busy = 0;
+
+	if (!ivc_tx_writable(&t->tx, t->c))
+		return 0;
+	for (i = 0; i < t->tx.nr_channels; i++)
+		busy += IVC_READ(&t->c->chan[i].pend_read) != 0;
+	return t->tx.nr_channels - busy >= ivc_rx_kick_threshold(t->tx.nr_channels);
+}
+
 /*
- * One send(len), as sock.c's tx_tunnel(): channel by channel (a channel carries min(left, channel_size) bytes of
- * this write and is published at once: small writes are not packed together), EVENT_SEND_DATA after a publish when
- * ivc_tx_need_kick() says so; no free channel: tx_want, look again, sleep.
+ * One send(len), as the kernel's sendmsg: appends to the open channel (room, copy, commit), so consecutive small
+ * writes share a channel while the receiver has not freed it; a full channel is sealed by its last commit and the
+ * rest of the write goes to the next. EVENT_SEND_DATA after a commit when ivc_tx_need_kick() says so, marked served
+ * once raised; no room: tx_want, look again, sleep.
  */
 static void ring_send(struct ring_tx *t, const uint8_t *src, uint64_t len, int rfd)
 {
 	while (len) {
-		uint32_t chan, n, done = 0;
+		uint32_t chan, off, n, done = 0, w;
 		uint32_t ev = 0;
-		int r = ivc_tx_free(&t->tx, t->c);
+		int64_t room = ivc_tx_room(&t->tx, t->c, &chan, &off);
 
-		if (r == 0) {
+		if (room == 0) {
 			ev = __atomic_load_n(&t->sp->tx_evt, __ATOMIC_ACQUIRE);
 			ivc_tx_want(&t->tx, t->c);
-			r = ivc_tx_free(&t->tx, t->c);
+			room = ivc_tx_room(&t->tx, t->c, &chan, &off);
 		}
-		if (r < 0)
-			fail("sender: protocol violation %s", ivc_err_name(r));
-		if (r == 0) {
-			long w;
+		if (room < 0)
+			fail("sender: protocol violation %s", ivc_err_name((int)room));
+		if (room == 0) {
+			long r;
 
 			ring_tx_check_peer(t, rfd);
 			t->sleeps++;
-			w = futex_wait(&t->sp->tx_evt, ev, WAIT_SLICE_NS);
-			if (w < 0 && errno == ETIMEDOUT) {
-				if (ivc_tx_free(&t->tx, t->c) != 0)
+			r = futex_wait(&t->sp->tx_evt, ev, WAIT_SLICE_NS);
+			if (r < 0 && errno == ETIMEDOUT) {
+				if (ring_tx_news(t))
 					t->lost++;
 				ring_tx_check_peer(t, rfd);
 			}
 			continue;
 		}
-		chan = ivc_tx_begin(&t->tx, t->c);
-		n = len < t->tx.channel_size ? (uint32_t)len : t->tx.channel_size;
+		n = len < (uint64_t)room ? (uint32_t)len : (uint32_t)room;
 		while (done < n) {
 			uint32_t k;
-			uint8_t *dst = chan_addr(t->data, t->tx.channel_size, chan, done, n - done, &k);
+			uint8_t *dst = chan_addr(t->data, t->tx.channel_size, chan, off + done, n - done, &k);
 
 			memcpy(dst, src + done, k);
 			done += k;
 		}
-		ivc_tx_publish(&t->tx, t->c, n);
+		ivc_tx_commit(&t->tx, t->c, n);
 		src += n;
 		len -= n;
-		if (ivc_tx_need_kick(&t->tx, t->c)) {
+		if (ivc_tx_need_kick(&t->tx, t->c, &w)) {
 			raise_event(&t->sp->rx_evt);
+			ivc_tx_kicked(&t->tx, w);
 			t->kicks++;
 		}
 	}
@@ -911,7 +926,8 @@ static int run_ring(const struct opts *o)
 		sent += m;
 		pos = (pos + m) % pat_period;
 	}
-	/* the end of the stream: nothing more will be published (not counted as a kick) */
+	/* the end of the stream: the last channel sealed, nothing more will be published (not counted as a kick) */
+	ivc_tx_seal(&t.tx, &sp->ctrl);
 	IVC_WMB();
 	IVC_WRITE(&sp->ctrl.tx_flags, IVC_READ(&sp->ctrl.tx_flags) | IVC_TX_CLOSED);
 	IVC_MB();

@@ -186,7 +186,11 @@ test('pipeline that no path can buffer ends with exit 3 at the send timeout, nam
 	t.is(r.code, 3, r.stderr);
 	const j = json(t, r);
 	t.is(j.mode, 'pipeline');
-	t.regex(String(j.error), /^send request \d+ of 1024 \(all requests before any answer; none read yet\): timed out after 2 s/);
+	// a blocked send times out, or (if the window still trickles) the burst's own deadline ends it
+	t.regex(
+		String(j.error),
+		/^(send request \d+ of 1024 \(all requests before any answer; none read yet\): timed out after 2 s|the burst did not finish within 2 s: \d+ of 1024 requests written)/,
+	);
 	t.true(r.ms < 15_000, `took ${r.ms} ms`);
 });
 

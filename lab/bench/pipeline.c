@@ -14,6 +14,11 @@
  * starts on an established path; the other --count requests are the pipelined
  * burst: all written, then all answers read.  After the last answer the
  * server sends its report (32 bytes: its verification of every request).
+ *
+ * Bounds: every blocking call waits at most --timeout (SO_SNDTIMEO and
+ * SO_RCVTIMEO), and the burst as a whole must be over within --timeout too,
+ * checked between requests: a stalled exchange that still trickles (a TCP
+ * window opening a few bytes at a time) ends as well, with how far it got.
  */
 #include "ivcbench.h"
 #include "pattern.h"
@@ -108,7 +113,7 @@ int cmd_pipeline(const struct opts *o)
 	struct report rep;
 	struct json j;
 	uint8_t hb[HDR_LEN], ab[ACK_LEN], rb[REPORT_LEN], *buf;
-	uint64_t i, mismatch = NO_MISMATCH, t0, t_sent, t1;
+	uint64_t i, mismatch = NO_MISMATCH, t0, t_sent, t1, deadline;
 	int fd, st, answers_ok, requests_ok;
 	ssize_t n;
 
@@ -157,14 +162,26 @@ int cmd_pipeline(const struct opts *o)
 			goto fail;
 	}
 	t0 = now_ns();
-	for (i = W; i < T; i++)
+	deadline = t0 + (uint64_t)(o->timeout * 1e9);
+	for (i = W; i < T; i++) {
+		if (now_ns() > deadline) {
+			set_err("the burst did not finish within %g s: %llu of %llu requests written, no answer read yet",
+				o->timeout, (unsigned long long)(i - W), (unsigned long long)o->count);
+			goto fail;
+		}
 		if (netutil_send_full(fd, pattern_at(&pat, i * S), S) < 0) {
 			set_err_sys("send request %llu of %llu (all requests before any answer; none read yet)",
 				    (unsigned long long)(i - W), (unsigned long long)o->count);
 			goto fail;
 		}
+	}
 	t_sent = now_ns();
-	for (i = W; i < T; i++)
+	for (i = W; i < T; i++) {
+		if (now_ns() > deadline) {
+			set_err("the burst did not finish within %g s: all %llu requests written, %llu answers read",
+				o->timeout, (unsigned long long)o->count, (unsigned long long)(i - W));
+			goto fail;
+		}
 		if (read_answer(fd, &pat, T, i, S, buf, &mismatch) < 0) {
 			size_t k = strlen(ivcb_err);
 
@@ -172,6 +189,7 @@ int cmd_pipeline(const struct opts *o)
 				 (unsigned long long)(i - W), (unsigned long long)o->count);
 			goto fail;
 		}
+	}
 	t1 = now_ns();
 	n = read_full(fd, rb, REPORT_LEN);
 	if (n < 0) {

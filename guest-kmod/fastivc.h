@@ -51,6 +51,7 @@ enum fastivc_reason {
 	FIVC_R_OOB,
 	FIVC_R_VIOLATION,
 	FIVC_R_PEER_GONE,
+	FIVC_R_BUDGET,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -81,6 +82,7 @@ struct ivc_tunnel {
 	grant_handle_t *handles;    /* receiver: ctrl, data */
 	struct page **map_pages;    /* receiver: pages backing ctrl + data mappings (gnttab_alloc_pages) */
 	u32 nr_maps;
+	u32 budget_pages;           /* pages charged to the page budget (tunnel.c), given back at release */
 	struct rcu_work release_work;
 	union {
 		struct ivc_tx tx;
@@ -105,6 +107,7 @@ struct fastivc_sock {
 	unsigned long tx_created;       /* jiffies of EVENT_CREATE_TUNNEL */
 	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
 	u32 kick_pending;               /* EVENT_SEND_DATA / RECV_GET_DATA whose raise failed: the tick retries them */
+	bool rx_poll_waiting, tx_poll_waiting; /* a poller found it not readable / writable (lock-free hint) */
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	/* statistics, read without the lock by stats.c */
@@ -151,6 +154,9 @@ void fastivc_monitor_exit(void);
 struct fastivc_sock *fastivc_attach(struct sock *sk);
 
 /* tunnel.c */
+extern unsigned int fastivc_tx_pages_max, fastivc_rx_pages_max;
+unsigned int fastivc_tx_pages(void);
+unsigned int fastivc_rx_pages(void);
 struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
 					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why);
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why);
@@ -161,6 +167,7 @@ int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter 
 /* geometry.c */
 void fastivc_geometry_for(u32 bytes, u32 *nr_channels, u32 *channel_size);
 void fastivc_geometry(const struct sock *sk, u32 *nr_channels, u32 *channel_size);
+bool fastivc_geometry_smaller(u32 *nr_channels, u32 *channel_size);
 
 /* sock.c */
 extern struct proto fastivc_tunnel_prot, fastivc_tunnel6_prot;

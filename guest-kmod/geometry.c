@@ -57,6 +57,27 @@ void fastivc_geometry_for(u32 bytes, u32 *nr_channels, u32 *channel_size)
 	*channel_size = cs;
 }
 
+/*
+ * The next smaller geometry, when a tunnel does not fit the page budget (tunnel.c): half the channel size, then half
+ * the channels, down to GEOM_MIN_BYTES. False when there is none.
+ */
+bool fastivc_geometry_smaller(u32 *nr_channels, u32 *channel_size)
+{
+	u32 n = *nr_channels, cs = *channel_size;
+
+	if (cs >= 2 * IVC_MIN_CHANNEL_SIZE)
+		cs = rounddown(cs / 2, IVC_PAGE_SIZE);
+	else if (n > 1)
+		n /= 2;
+	else
+		return false;
+	if (n * cs < GEOM_MIN_BYTES)
+		return false;
+	*nr_channels = n;
+	*channel_size = cs;
+	return true;
+}
+
 /* The geometry of a new sending tunnel of sk. Lock held. */
 void fastivc_geometry(const struct sock *sk, u32 *nr_channels, u32 *channel_size)
 {

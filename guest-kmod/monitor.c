@@ -163,19 +163,26 @@ static void fastivc_ulp_release(struct sock *sk)
 {
 	struct fastivc_sock *ctx = (__force struct fastivc_sock *)inet_csk(sk)->icsk_ulp_data;
 
+	struct ivc_tunnel *tx, *rx;
+
 	if (!ctx)
 		return;
-	if (ctx->tx || ctx->rx) { /* destroyed without close(), e.g. never accepted */
+	/* off the list first: lock-free readers (the tick's wake check, the statistics) find it there */
+	spin_lock_bh(&fastivc_socks_lock);
+	list_del(&ctx->node);
+	spin_unlock_bh(&fastivc_socks_lock);
+	tx = ctx->tx;
+	rx = ctx->rx;
+	if (tx || rx) { /* destroyed without close(), e.g. never accepted */
 		if (ctx->tx_state == FIVC_DIR_OPEN)
 			atomic64_dec(&fastivc_stats.tunnels_open);
 		if (ctx->rx_state == FIVC_DIR_OPEN)
 			atomic64_dec(&fastivc_stats.tunnels_open);
-		ivc_tunnel_release(ctx->tx);
-		ivc_tunnel_release(ctx->rx);
+		WRITE_ONCE(ctx->tx, NULL);
+		WRITE_ONCE(ctx->rx, NULL);
+		ivc_tunnel_release(tx);
+		ivc_tunnel_release(rx);
 	}
-	spin_lock_bh(&fastivc_socks_lock);
-	list_del(&ctx->node);
-	spin_unlock_bh(&fastivc_socks_lock);
 	rcu_assign_pointer(inet_csk(sk)->icsk_ulp_data, NULL);
 	kfree_rcu(ctx, rcu);
 }

@@ -116,11 +116,16 @@ void fastivc_wake(struct sock *sk, __poll_t mask)
 
 static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table *wait);
 
-/* Does anyone wait on the socket: another reader or writer, or a poll/epoll/select entry? */
+/*
+ * Does anyone wait on the socket: another reader or writer, a poll/epoll/select entry, or an O_ASYNC owner (SIGIO
+ * has no wait-queue entry)?
+ */
 static bool sk_has_waiters(struct sock *sk)
 {
 	bool has;
 
+	if (sock_flag(sk, SOCK_FASYNC))
+		return true;
 	rcu_read_lock();
 	has = skwq_has_sleeper(rcu_dereference(sk->sk_wq));
 	rcu_read_unlock();
@@ -192,40 +197,54 @@ static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
 /* The sender's direction stays on TCP for good. */
 static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
 {
-	if (ctx->tx) {
-		u32 f = READ_ONCE(ctx->tx->ctrl->tx_flags);
+	struct ivc_tunnel *t = ctx->tx;
 
-		WRITE_ONCE(ctx->tx->ctrl->tx_flags, f | IVC_TX_CLOSED);
+	if (t) {
+		u32 f = READ_ONCE(t->ctrl->tx_flags);
+
+		WRITE_ONCE(t->ctrl->tx_flags, f | IVC_TX_CLOSED);
 		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
-		ivc_tunnel_release(ctx->tx);
-		ctx->tx = NULL;
+		WRITE_ONCE(ctx->tx, NULL); /* before the release: lock-free readers must not find it after */
+		ivc_tunnel_release(t);
 	}
+	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_SEND_DATA);
 	set_dir(ctx, true, FIVC_DIR_TCP);
 	WRITE_ONCE(ctx->reason, why);
 	fastivc_count_fallback(why);
 }
 
+/*
+ * The pointer is cleared before the tunnel goes to ivc_tunnel_release(): a lock-free reader (poll, the tick's wake
+ * check, the statistics) that starts after the release was queued must not find it, as RCU waits only for readers
+ * that started before.
+ */
 static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
 {
-	if (!ctx->rx)
+	struct ivc_tunnel *t = ctx->rx;
+
+	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_RECV_GET_DATA);
+	if (!t)
 		return;
-	WRITE_ONCE(ctx->rx->ctrl->rx_state, IVC_RX_CLOSED);
+	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_CLOSED);
 	if (tell_peer)
 		dem_raise(ctx, EVTMGR_EVENT_RECV_CLOSE_TUNNEL, NULL);
-	ivc_tunnel_release(ctx->rx);
 	WRITE_ONCE(ctx->rx, NULL);
+	ivc_tunnel_release(t);
 	set_dir(ctx, false, st);
 }
 
 static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
 {
-	if (!ctx->tx)
+	struct ivc_tunnel *t = ctx->tx;
+
+	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_SEND_DATA);
+	if (!t)
 		return;
-	WRITE_ONCE(ctx->tx->ctrl->tx_flags, READ_ONCE(ctx->tx->ctrl->tx_flags) | IVC_TX_CLOSED);
+	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_CLOSED);
 	if (tell_peer)
 		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
-	ivc_tunnel_release(ctx->tx);
 	WRITE_ONCE(ctx->tx, NULL);
+	ivc_tunnel_release(t);
 	set_dir(ctx, true, st);
 }
 
@@ -314,11 +333,14 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return;
 	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && !ctx->tx_created) {
-		ctx->tx_created = jiffies | 1;
 		u32 nch, csize;
 
+		ctx->tx_created = jiffies | 1;
 		fastivc_geometry(sk, &nch, &csize);
-		t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why);
+		/* over the page budget: a smaller tunnel, down to the smallest; then TCP (reason tunnel_budget) */
+		while (!(t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why)) && why == FIVC_R_BUDGET &&
+		       fastivc_geometry_smaller(&nch, &csize))
+			;
 		if (!t) {
 			tx_fallback(ctx, why);
 			return;
@@ -442,22 +464,27 @@ static bool kick(struct fastivc_sock *ctx, u32 ev)
 	}
 }
 
-/* EVENT_SEND_DATA, if the receiver asked for it since the last one that was raised. Lock held. */
-static void tx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
+/*
+ * EVENT_SEND_DATA, if the receiver asked for it since the last one that was raised. Lock held. Returns false if the
+ * direction is no longer open afterwards (a refused raise ended the connection and released t: don't touch it).
+ */
+static bool tx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
 {
 	u32 w;
 
 	if (ivc_tx_need_kick(&t->tx, t->ctrl, &w) && kick(ctx, EVTMGR_EVENT_SEND_DATA))
 		ivc_tx_kicked(&t->tx, w);
+	return ctx->tx == t && ctx->tx_state == FIVC_DIR_OPEN;
 }
 
-/* EVENT_RECV_GET_DATA, if the sender asked for it and enough channels are free. Lock held. */
-static void rx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
+/* EVENT_RECV_GET_DATA, if the sender asked for it and enough channels are free. Lock held. As tx_kick(). */
+static bool rx_kick(struct fastivc_sock *ctx, struct ivc_tunnel *t)
 {
 	u32 w;
 
 	if (ivc_rx_need_kick(&t->rx, t->ctrl, &w) && kick(ctx, EVTMGR_EVENT_RECV_GET_DATA))
 		ivc_rx_kicked(&t->rx, w);
+	return ctx->rx == t && ctx->rx_state == FIVC_DIR_OPEN;
 }
 
 /* Sends msg through the open tunnel. Lock held. Returns bytes sent or -errno. */
@@ -480,8 +507,8 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		if (!fault) {
 			/* a fault goes into a channel of its own: the header a reader has not looked at yet */
 			fault = take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ);
-			if (fault && ivc_tx_seal(&t->tx, t->ctrl))
-				tx_kick(ctx, t);
+			if (fault && ivc_tx_seal(&t->tx, t->ctrl) && !tx_kick(ctx, t))
+				continue; /* the connection ended: tx_error() says how */
 		}
 		room = ivc_tx_room(&t->tx, t->ctrl, &chan, &off);
 		if (room == 0) {
@@ -496,8 +523,12 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		if (room == 0) {
 			WRITE_ONCE(ctx->tx_stalls, ctx->tx_stalls + 1);
 			err = -EAGAIN;
-			if (!timeo)
+			if (!timeo) {
+				WRITE_ONCE(ctx->tx_poll_waiting, true);
+				if (sk->sk_socket)
+					set_bit(SOCKWQ_ASYNC_NOSPACE, &sk->sk_socket->flags); /* SIGIO once room is back */
 				break;
+			}
 			err = sock_intr_errno(timeo);
 			if (signal_pending(current))
 				break;
@@ -559,8 +590,9 @@ static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
 		if (err)
 			return err;
 		t = ctx->tx;
-		if (ivc_tx_seal(&t->tx, t->ctrl)) /* the open channel: the reader frees it once read */
-			tx_kick(ctx, t);
+		/* the open channel: the reader frees it once read */
+		if (ivc_tx_seal(&t->tx, t->ctrl) && !tx_kick(ctx, t))
+			continue; /* the connection ended: tx_error() says how */
 		if (ivc_tx_in_flight(&t->tx, t->ctrl) == 0)
 			break;
 		ivc_tx_want(&t->tx, t->ctrl);
@@ -803,6 +835,7 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			break;
 		}
 	}
+	/* a refused raise may end the connection here (ctx->rx gone): the caller looks again before using it */
 	if (ivc_rx_take_freed(&t->rx) || (ctx->kick_pending & EVTMGR_EVENT_RECV_GET_DATA))
 		rx_kick(ctx, t);
 	return copied ? copied : err;
@@ -839,6 +872,8 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 
 	if (unlikely(flags & (MSG_OOB | MSG_ERRQUEUE)))
 		return base_prot->recvmsg(sk, msg, len, flags, addr_len);
+	if (unlikely(!len))
+		return 0; /* as TCP: nothing to copy, nothing to wait for */
 	swap_ops(sk);
 	lock_sock(sk);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
@@ -895,7 +930,9 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 					break;
 				continue;
 			}
-			/* the tunnel is empty */
+			/* the tunnel is empty, or a refused raise just ended the connection (then TCP says how) */
+			if (!ctx->rx || ctx->rx_state != FIVC_DIR_OPEN)
+				continue;
 			if (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_REVERTED) {
 				set_dir(ctx, false, FIVC_DIR_REVERTED);
 				continue;
@@ -916,8 +953,10 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 		if (copied >= target || (copied && (flags & MSG_PEEK)))
 			break;
 		if (!timeo) {
-			if (!copied)
+			if (!copied) {
 				err = -EAGAIN;
+				WRITE_ONCE(ctx->rx_poll_waiting, true); /* an O_ASYNC reader waits for SIGIO now */
+			}
 			break;
 		}
 		if (signal_pending(current)) {
@@ -942,8 +981,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	 * now. A reader alone (blocking reads, no poller) asks only when it is about to sleep, so a busy stream runs
 	 * without events.
 	 */
-	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && !(flags & MSG_PEEK) &&
-	    sk_has_waiters(sk)) {
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && sk_has_waiters(sk)) {
 		bool drained = !rx_wake_cond(sk, ctx);
 
 		ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
@@ -994,6 +1032,8 @@ static bool fastivc_sock_is_readable(struct sock *sk)
 		if (!ready) {
 			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
 			ready = at_switch && ivc_rx_news(&t->rx, t->ctrl);
+			if (!ready)
+				WRITE_ONCE(ctx->rx_poll_waiting, true); /* the tick's safety net (fastivc_sock_wake_check) */
 		}
 	}
 	rcu_read_unlock();
@@ -1017,6 +1057,8 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 		if (free == 0) {
 			ivc_tx_want(&t->tx, t->ctrl);
 			free = ivc_tx_writable(&t->tx, t->ctrl);
+			if (free == 0)
+				WRITE_ONCE(ctx->tx_poll_waiting, true);
 		}
 		if (free)
 			mask |= EPOLLOUT | EPOLLWRNORM;
@@ -1047,6 +1089,8 @@ static int fastivc_ioctl(struct sock *sk, int cmd, unsigned long arg)
 		ready = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl);
 		if (ready > 0)
 			answ += ready;
+		if (ivc_rx_take_freed(&ctx->rx->rx)) /* sealed channels read to their end were released on the way */
+			rx_kick(ctx, ctx->rx);
 	}
 	release_sock(sk);
 	return put_user(answ, (int __user *)arg);
@@ -1096,8 +1140,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
 		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
-		WRITE_ONCE(ctx->reason, FIVC_R_MAP_FAILED);
-		fastivc_count_fallback(FIVC_R_MAP_FAILED);
+		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : FIVC_R_MAP_FAILED);
+		fastivc_count_fallback(ctx->reason);
 		return;
 	}
 	swap_ops(ctx->sk); /* readers that never called recvmsg (splice only) must read through us from now on */
@@ -1162,9 +1206,9 @@ void fastivc_sock_retry_kicks(struct fastivc_sock *ctx)
 {
 	u32 ev = ctx->kick_pending;
 
+	WRITE_ONCE(ctx->kick_pending, 0);
 	if (!ev || ctx->mode != FIVC_MODE_TUNNEL)
 		return;
-	WRITE_ONCE(ctx->kick_pending, 0);
 	atomic64_inc(&fastivc_stats.kicks_retried);
 	if ((ev & EVTMGR_EVENT_SEND_DATA) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
 		tx_kick(ctx, ctx->tx);
@@ -1173,9 +1217,10 @@ void fastivc_sock_retry_kicks(struct fastivc_sock *ctx)
 }
 
 /*
- * From the SEM's tick, lock-free (under fastivc_socks_lock, which keeps the socket): whoever waits on a tunnelled
- * socket that has news (a poller, an epoll entry, a blocked reader or writer) is woken, so a waiter whose event was
- * lost anywhere (a skipped VIRQ, a raise that failed on the other side) waits at most a tick. Counted in tick_wakes.
+ * From the SEM's tick, lock-free (under fastivc_socks_lock, which keeps the socket): a poller (poll, epoll, select,
+ * or an O_ASYNC owner) that last found a tunnelled socket not readable (not writable) is woken once it is, so a
+ * waiter whose event was lost anywhere (a skipped VIRQ, a raise that failed on the other side) waits at most a tick.
+ * Blocking readers and writers have their wait slices. Counted in tick_wakes.
  */
 void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 {
@@ -1187,13 +1232,17 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 		return;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
-	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN && rx_at_switch(sk, ctx, t) &&
-	    ivc_rx_news(&t->rx, t->ctrl))
+	if (READ_ONCE(ctx->rx_poll_waiting) && t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN &&
+	    rx_at_switch(sk, ctx, t) && ivc_rx_news(&t->rx, t->ctrl)) {
+		WRITE_ONCE(ctx->rx_poll_waiting, false);
 		mask |= EPOLLIN | EPOLLRDNORM;
+	}
 	t = READ_ONCE(ctx->tx);
-	if (t && READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN && READ_ONCE(ctx->tx_stalls) &&
-	    ivc_tx_writable(&t->tx, t->ctrl))
+	if (READ_ONCE(ctx->tx_poll_waiting) && t && READ_ONCE(ctx->tx_state) == FIVC_DIR_OPEN &&
+	    ivc_tx_writable(&t->tx, t->ctrl)) {
+		WRITE_ONCE(ctx->tx_poll_waiting, false);
 		mask |= EPOLLOUT | EPOLLWRNORM;
+	}
 	rcu_read_unlock();
 	if (mask) {
 		atomic64_inc(&fastivc_stats.tick_wakes);

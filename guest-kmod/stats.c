@@ -38,6 +38,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_OOB] = "oob",
 	[FIVC_R_VIOLATION] = "violation",
 	[FIVC_R_PEER_GONE] = "peer_gone",
+	[FIVC_R_BUDGET] = "tunnel_budget",
 };
 
 static const char *const mode_names[] = { "native", "tunnel", "broken", "closed" };
@@ -80,6 +81,10 @@ static int format_stats(char *buf, size_t size)
 	CTR(pages_deferred);
 	CTR(lost_wakeups);
 	CTR(switch_pushes);
+	KV("tx_pages", "%u", fastivc_tx_pages());
+	KV("tx_pages_max", "%u", READ_ONCE(fastivc_tx_pages_max));
+	KV("rx_pages", "%u", fastivc_rx_pages());
+	KV("rx_pages_max", "%u", READ_ONCE(fastivc_rx_pages_max));
 	CTR(kicks_failed);
 	CTR(kicks_retried);
 	CTR(tick_wakes);
@@ -125,7 +130,7 @@ static int format_sock(struct fastivc_sock *ctx, char *buf, size_t size)
 			 READ_ONCE(ctx->violations));
 }
 
-#define STATS_BUF 2048
+#define STATS_BUF 4096
 #define SOCK_LINE 400
 
 static int stats_show(struct seq_file *m, void *v)

@@ -14,7 +14,39 @@
 #include <linux/uio.h>
 #include <xen/grant_table.h>
 #include <xen/page.h>
+#include <linux/moduleparam.h>
 #include "fastivc.h"
+
+/*
+ * The page budget: named limits on the pages this domain holds in tunnels, whatever the peers do.
+ *   tx_pages_max  pages of our sending tunnels (control, directory and data pages, each one grant): 8192 pages,
+ *                 32 MiB, a quarter of the 32768 grant entries of Xen's default max_grant_frames (64), so that
+ *                 netfront and blkfront always find grants. A new tunnel that does not fit is made smaller
+ *                 (geometry.c), and below the smallest stays on TCP (fallback_tunnel_budget).
+ *   rx_pages_max  pages of peers' tunnels we map: 8192 pages, 32 MiB of address space and of the ballooned pages
+ *                 that back the mappings. A CREATE_TUNNEL that does not fit is rejected (the peer stays on TCP).
+ * Deferred pages (a peer that still maps our pages at release) are no longer charged: they are counted in
+ * pages_deferred and bounded by what was charged before.
+ */
+unsigned int fastivc_tx_pages_max = 8192, fastivc_rx_pages_max = 8192;
+module_param_named(tx_pages_max, fastivc_tx_pages_max, uint, 0644);
+MODULE_PARM_DESC(tx_pages_max, "pages our sending tunnels may hold in all (default 8192: a quarter of the default grant table)");
+module_param_named(rx_pages_max, fastivc_rx_pages_max, uint, 0644);
+MODULE_PARM_DESC(rx_pages_max, "pages of peers' tunnels we may map in all (default 8192, 32 MiB)");
+static atomic_t tx_pages_used, rx_pages_used;
+
+unsigned int fastivc_tx_pages(void) { return atomic_read(&tx_pages_used); }
+unsigned int fastivc_rx_pages(void) { return atomic_read(&rx_pages_used); }
+
+/* Charges n pages to a budget; false (nothing charged) if they do not fit. */
+static bool budget_get(atomic_t *used, unsigned int max, u32 n)
+{
+	if (atomic_add_return(n, used) > (int)READ_ONCE(max)) {
+		atomic_sub(n, used);
+		return false;
+	}
+	return true;
+}
 
 static void tunnel_free_tx(struct ivc_tunnel *t)
 {
@@ -85,6 +117,7 @@ static void tunnel_release_work(struct work_struct *w)
 		tunnel_free_tx(t);
 	else
 		tunnel_free_rx(t);
+	atomic_sub(t->budget_pages, t->sender ? &tx_pages_used : &rx_pages_used);
 	kfree(t);
 }
 
@@ -115,9 +148,17 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 	*why = FIVC_R_NO_MEMORY;
 	if (!ivc_geometry_ok(nr_channels, channel_size))
 		return NULL;
-	t = kzalloc(sizeof(*t), GFP_KERNEL);
-	if (!t)
+	n = 1 + ivc_dir_pages(ivc_data_pages(nr_channels, channel_size)) + ivc_data_pages(nr_channels, channel_size);
+	if (!budget_get(&tx_pages_used, fastivc_tx_pages_max, n)) {
+		*why = FIVC_R_BUDGET;
 		return NULL;
+	}
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t) {
+		atomic_sub(n, &tx_pages_used);
+		return NULL;
+	}
+	t->budget_pages = n;
 	t->sender = true;
 	t->peer = peer;
 	t->nr_channels = nr_channels;
@@ -175,6 +216,7 @@ fail:
 		kvfree(t->data);
 		kfree(t->dir_pages);
 	}
+	atomic_sub(t->budget_pages, &tx_pages_used);
 	kfree(t);
 	return NULL;
 }
@@ -230,10 +272,16 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 	ndir = ivc_dir_pages(ndata);
 	if (info->nr_grefs != 1 + ndir || info->nr_grefs > EVTMGR_MAX_GREFS)
 		return NULL;
+	*why = -EDQUOT; /* over rx_pages_max */
+	if (!budget_get(&rx_pages_used, fastivc_rx_pages_max, 1 + ndir + ndata))
+		return NULL;
 	*why = -ENOMEM;
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
-	if (!t)
+	if (!t) {
+		atomic_sub(1 + ndir + ndata, &rx_pages_used);
 		return NULL;
+	}
+	t->budget_pages = 1 + ndir + ndata;
 	t->peer = peer;
 	t->nr_channels = nch;
 	t->channel_size = csize;
@@ -304,6 +352,7 @@ fail_free:
 	kvfree(refs);
 	kfree(dir_pages);
 	kfree(dir_handles);
+	atomic_sub(t->budget_pages, &rx_pages_used);
 	kfree(t);
 	return NULL;
 }

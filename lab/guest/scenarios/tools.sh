@@ -3,7 +3,7 @@
 # Sourced by dom0/run.sh after baseline.sh (uses D1, D2, DOM0_IP, DOMU_IP, need, agent, fail, metrics from lib.sh).
 
 IVCTOP_PORT=7001                 # the domUs' ivcbench server (domU/init)
-IVCTOP_BYTES=$((8 << 30))        # longer than ivctop's samples take under TCG; stopped once they are taken
+IVCTOP_BYTES=$((256 << 30))      # far longer than ivctop's samples take under TCG (8 GiB ran out at 100 MB/s); stopped once taken
 IVCTOP_WAIT=30                   # seconds for the tunnel to show up in ivctop
 
 # jq filter: the tunnels between domU1 and domU2 on the ivcbench port.

@@ -29,6 +29,10 @@ export const STATS_KEYS = [
   'kicks_retried',
   'tick_wakes',
   'events_per_MiB_x100',
+  'tx_pages',
+  'tx_pages_max',
+  'rx_pages',
+  'rx_pages_max',
 ] as const;
 
 /** The fallback reasons format 1 lists (every one always present in the stats). */
@@ -52,6 +56,7 @@ export const FALLBACK_REASONS = [
   'oob',
   'violation',
   'peer_gone',
+  'tunnel_budget',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

@@ -862,6 +862,38 @@ static void rx_eof_check(struct sock *sk, struct fastivc_sock *ctx, const char *
 			    READ_ONCE(t->ctrl->chan[t->rx.idx].size));
 }
 
+/*
+ * recv() of 0 bytes, answered as tcp_recvmsg() answers it: 0 at once when there is something to read, -EAGAIN when
+ * there is nothing and no time to wait, else one wait for data (or the timeout, or a signal) and then 0. Before the
+ * switch, TCP's own answer is the right one.
+ */
+static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg, int flags, int *addr_len)
+{
+	long timeo;
+	int err = 0;
+
+	lock_sock(sk);
+	if (ctx->mode != FIVC_MODE_TUNNEL || rx_phase(sk, ctx) != PH_TUNNEL) {
+		release_sock(sk);
+		return base_prot->recvmsg(sk, msg, 0, flags, addr_len);
+	}
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	if (!rx_wake_cond(sk, ctx)) {
+		if (!timeo) {
+			err = -EAGAIN;
+		} else if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+		} else {
+			while (timeo && ctx->rx && !rx_wake_cond(sk, ctx) && !signal_pending(current)) {
+				ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
+				rx_wait(sk, ctx, &timeo);
+			}
+		}
+	}
+	release_sock(sk);
+	return err;
+}
+
 static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
@@ -873,7 +905,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	if (unlikely(flags & (MSG_OOB | MSG_ERRQUEUE)))
 		return base_prot->recvmsg(sk, msg, len, flags, addr_len);
 	if (unlikely(!len))
-		return 0; /* as TCP: nothing to copy, nothing to wait for */
+		return recv_zero(sk, ctx, msg, flags, addr_len);
 	swap_ops(sk);
 	lock_sock(sk);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);

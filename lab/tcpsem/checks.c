@@ -31,6 +31,8 @@ const struct check checks[] = {
 	CHECK(threads_two_senders, 18),
 	CHECK(threads_recv_epoll, 19),
 	CHECK(threads_close_in_recv, 20),
+	CHECK(recv_zero, 21),
+	CHECK(o_async_sigio, 22),
 	/* server-only: the data connections of the checks with two connections (token.c) */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
 	{ "threads_close_in_recv.data", 20, NULL, threads_close_in_recv_data_server },

@@ -17,7 +17,7 @@
 
 #include "../common/netutil.h"
 
-#define TCPSEM_VERSION "1.1.0"
+#define TCPSEM_VERSION "1.2.0"
 #define TCPSEM_PROTOCOL 1
 #define DEFAULT_PORT 7002
 
@@ -86,6 +86,8 @@ DECLARE_CHECK(splice_read);
 DECLARE_CHECK(threads_two_senders);
 DECLARE_CHECK(threads_recv_epoll);
 DECLARE_CHECK(threads_close_in_recv);
+DECLARE_CHECK(recv_zero);
+DECLARE_CHECK(o_async_sigio);
 int close_unread_data_server(int fd, struct ctx *c);
 int threads_close_in_recv_data_server(int fd, struct ctx *c);
 

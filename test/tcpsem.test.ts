@@ -26,6 +26,8 @@ const CHECKS = [
 	'threads_two_senders',
 	'threads_recv_epoll',
 	'threads_close_in_recv',
+	'recv_zero',
+	'o_async_sigio',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.
@@ -76,7 +78,7 @@ function report(t: ExecutionContext, r: Result): Report {
 test('version prints the protocol JSON', async (t) => {
 	const r = await run(t, ['version']);
 	t.is(r.code, 0);
-	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.1.0', protocol: 1 });
+	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.2.0', protocol: 1 });
 });
 
 test('list prints every check name, one a line', async (t) => {
@@ -105,6 +107,8 @@ test('every check passes over loopback TCP', async (t) => {
 	t.regex(detail('threads_recv_epoll'), /every round the recv returned \d+\.\.100 bytes and epoll_wait EPOLLIN/);
 	// Linux TCP: close() from another thread does not wake a blocked recv; it returns with the data, ~1 s later
 	t.regex(detail('threads_close_in_recv'), /left the blocked recv\(MSG_WAITALL\) asleep .* returned the server's 10000 bytes, exact, (\d+) ms after the close; server: EOF/);
+	t.regex(detail('recv_zero'), /EAGAIN at once \(MSG_DONTWAIT\), 0 after \d+ ms \(SO_RCVTIMEO 300 ms\), 0 at once with data, nothing taken/);
+	t.regex(detail('o_async_sigio'), /1 MiB read between SIGIOs, byte-exact: \d+ waits/);
 	const cirMs = Number(/exact, (\d+) ms after the close/.exec(detail('threads_close_in_recv'))?.[1]);
 	t.true(cirMs >= 900 && cirMs < 6000, `recv returned ${cirMs} ms after the close`);
 });

@@ -211,7 +211,8 @@ cmd_test() {
     log "host tests: the ring experiment, quick (experiments/ringbench between two processes)"
     suite bench-ring node "$B/ts/tui/src/cli.js" bench run ring --quick --repeat 1 --out "$B/experiments-smoke" || rc=1
     log "lab: end-to-end scenarios, and a quick pass of every lab experiment's points (fastivc bench)"
-    lab_run --dom0-cmdline-extra "$SMOKE_BENCH" || rc=1
+    # 2-vCPU domUs under TCG: the scenarios and the quick sweeps take 20-30 min here, past the runner's 1500 s default
+    lab_run --dom0-cmdline-extra "$SMOKE_BENCH" --timeout-total 3000 || rc=1
     lab_tally "$B/lab/report.json"
     log "lab: the experiments' tables and plots from those points"
     node "$B/ts/tui/src/cli.js" bench report "$B/lab/report.json" --out "$B/experiments-smoke" > "$B/test-logs/bench-report.log" 2>&1 \

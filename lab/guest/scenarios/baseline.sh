@@ -20,7 +20,7 @@ PLAN=(boot-xen-dom0-domUs kmod-load-domU
       rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp rr-64KiB-domU-domU-tcp
       pipeline-64B-domU-domU-tcp pipeline-4KiB-domU-domU-tcp
       bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
-      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU
+      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU syscall-1B-domU
       iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp)
 
 # bench_stream_result FILE RC [BYTES]: checks an ivcbench stream result and records its metrics.
@@ -131,6 +131,24 @@ scn_memcpy() {
         || { fail "ivcbench memcpy exit $rc: the ring does not hold the stream's last bytes"; return 1; }
 }
 
+# The system-call reference: 1-byte read/write pairs from /dev/zero to /dev/null (dd bs=1) in a domU, the floor under
+# any path that moves one byte per call (stream, 1 B writes): a PV guest's system call goes through Xen, and under TCG
+# that is most of a 1-byte send's cost.
+SYSCALL_COUNT=200000
+scn_syscall() {
+    need domU1 || return 1
+    local out t0 t1 s
+    out=$(agent "$D1" "t0=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/null bs=1 count=$SYSCALL_COUNT 2>/dev/null; t1=\$(cut -d' ' -f1 /proc/uptime); echo \$t0 \$t1") \
+        || { fail "dd in $D1 failed"; return 1; }
+    echo "$out"
+    read -r t0 t1 <<< "$out"
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    awk -v s="$s" 'BEGIN { exit !(s > 0) }' || { fail "no time measured ($out)"; return 1; }
+    metrics "$(jq -cn --argjson n "$SYSCALL_COUNT" --argjson s "$s" \
+        '{calls: (2 * $n), seconds: $s, call_us: ($s / (2 * $n) * 1e6 * 100 | round / 100),
+          one_byte_writes_MBps: (($n / $s) / 1e6 * 1000 | round / 1000)}')"
+}
+
 scn_iperf3() {
     need domU1 domU2 || return 1
     local f="$OUT/iperf3.json" rc
@@ -201,6 +219,7 @@ run_baseline_scenarios() {
     run_scenario bulk-64KiB-domU-loopback-tcp scn_bulk_loopback
     run_scenario rr-1B-domU-loopback-tcp scn_rr_loopback
     run_scenario memcpy-64KiB-domU scn_memcpy
+    run_scenario syscall-1B-domU scn_syscall
     run_scenario iperf3-domU-domU-tcp scn_iperf3
     run_scenario scp-64MiB-domU-domU-tcp scn_scp
     run_scenario ftp-64MiB-domU-domU-tcp scn_ftp_tcp

@@ -7,7 +7,8 @@
  *     as the application asked, between GEOM_MIN_BYTES and IVC's maximum (4 MiB);
  *   - a socket TCP autotunes gets auto_bytes (a parameter): TCP would grow its buffers to tcp_wmem[2] + tcp_rmem[2]
  *     (4 + 6 MiB) for a connection that needs it, so a fixed small tunnel could block an exchange that completes
- *     over TCP; auto_bytes is the measured point where bulk throughput stops growing (README, "Tunnel size").
+ *     over TCP; auto_bytes (1 MiB) holds what TCP holds in the lab (512 pipelined 4 KiB requests, 2 MiB over both
+ *     directions) and is past the point where bulk throughput stops growing (64-256 KiB; the `geom` sweep, README).
  * The bytes are cut into GEOM_CHANNELS channels (fewer when a channel would be smaller than a page): channels fill
  * by bytes, so their count only sets how often the reader hands space back, at least a tenth of the tunnel at a time.
  * The parameters channels and channel_size, when both are set, override all of this (the experiments' fixed

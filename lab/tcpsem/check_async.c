@@ -113,18 +113,29 @@ int recv_zero_client(int fd, struct ctx *c)
 	return 0;
 }
 
-int recv_zero_server(int fd, struct ctx *c)
+/*
+ * The server side of both checks: WARMUP bytes, then, once the client says it is ready ('y'), `rest` more bytes
+ * after `delay_ms` (so a client that waits is already waiting), then the client's EOF.
+ */
+static int serve_after_ready(int fd, uint32_t seed, size_t rest, int delay_ms, const char *what)
 {
 	uint64_t off = 0;
 	uint8_t b;
 
-	if (send_pattern(fd, c->check->seed, &off, WARMUP, "the first 256 KiB") < 0)
+	if (send_pattern(fd, seed, &off, WARMUP, "the first 256 KiB") < 0)
 		return -1;
 	if (recv_exact(fd, &b, 1, "ready") < 0)
 		return -1;
-	if (send_pattern(fd, c->check->seed, &off, 1, "the last byte") < 0)
+	if (delay_ms)
+		msleep(delay_ms);
+	if (send_pattern(fd, seed, &off, rest, what) < 0)
 		return -1;
 	return expect_eof(fd, 10000, "at the end");
+}
+
+int recv_zero_server(int fd, struct ctx *c)
+{
+	return serve_after_ready(fd, c->check->seed, 1, 0, "the last byte");
 }
 
 /* ---- o_async_sigio ---- */
@@ -193,15 +204,6 @@ int o_async_sigio_client(int fd, struct ctx *c)
 
 int o_async_sigio_server(int fd, struct ctx *c)
 {
-	uint64_t off = 0;
-	uint8_t b;
-
-	if (send_pattern(fd, c->check->seed, &off, WARMUP, "the first 256 KiB") < 0)
-		return -1;
-	if (recv_exact(fd, &b, 1, "ready") < 0)
-		return -1;
-	msleep(100); /* the client waits for SIGIO before the data comes */
-	if (send_pattern(fd, c->check->seed, &off, ASYNC_BYTES, "the O_ASYNC data") < 0)
-		return -1;
-	return expect_eof(fd, 10000, "at the end");
+	/* the client waits for SIGIO before the data comes */
+	return serve_after_ready(fd, c->check->seed, ASYNC_BYTES, 100, "the O_ASYNC data");
 }

@@ -194,25 +194,6 @@ static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
 		WRITE_ONCE(ctx->rx_state, st);
 }
 
-/* The sender's direction stays on TCP for good. */
-static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
-{
-	struct ivc_tunnel *t = ctx->tx;
-
-	if (t) {
-		u32 f = READ_ONCE(t->ctrl->tx_flags);
-
-		WRITE_ONCE(t->ctrl->tx_flags, f | IVC_TX_CLOSED);
-		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
-		WRITE_ONCE(ctx->tx, NULL); /* before the release: lock-free readers must not find it after */
-		ivc_tunnel_release(t);
-	}
-	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_SEND_DATA);
-	set_dir(ctx, true, FIVC_DIR_TCP);
-	WRITE_ONCE(ctx->reason, why);
-	fastivc_count_fallback(why);
-}
-
 /*
  * The pointer is cleared before the tunnel goes to ivc_tunnel_release(): a lock-free reader (poll, the tick's wake
  * check, the statistics) that starts after the release was queued must not find it, as RCU waits only for readers
@@ -246,6 +227,15 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	WRITE_ONCE(ctx->tx, NULL);
 	ivc_tunnel_release(t);
 	set_dir(ctx, true, st);
+}
+
+/* The sender's direction stays on TCP for good. */
+static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
+{
+	tx_release(ctx, FIVC_DIR_TCP, true);
+	set_dir(ctx, true, FIVC_DIR_TCP);
+	WRITE_ONCE(ctx->reason, why);
+	fastivc_count_fallback(why);
 }
 
 /* Ends this connection only: both tunnels released, TCP reset (RST to the peer), err for the application. Lock held. */

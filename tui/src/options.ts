@@ -1,4 +1,5 @@
 /** Shared commander argument parsers: they throw InvalidArgumentError, which commander turns into one error line. */
+import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import { DOMID_MAX, isDomid, isIPv4 } from '../../native/lib/index.js';
 
@@ -43,4 +44,24 @@ export function parseDomid(value: string): number {
     throw new InvalidArgumentError(`expected a domain id, an integer 0..${DOMID_MAX}.`);
   }
   return n;
+}
+
+/**
+ * Where to listen: `[host:]port`. port 0..65535 (0: any free port); host an IPv4 address (0.0.0.0: every
+ * interface), `localhost` or `[IPv6]`; a port alone listens on 127.0.0.1 only.
+ */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):)?(\d{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new InvalidArgumentError('expected [host:]port, e.g. 9464 or 0.0.0.0:9464.');
+  const h = m[1];
+  if (h === undefined) return { host: '127.0.0.1', port };
+  if (h.startsWith('[')) {
+    if (!isIPv6(h.slice(1, -1))) throw new InvalidArgumentError(`${h} is not an IPv6 address.`);
+    return { host: h.slice(1, -1), port };
+  }
+  if (h !== 'localhost' && h !== '0.0.0.0' && !isIPv4(h)) {
+    throw new InvalidArgumentError('expected the host as an IPv4 address, localhost or [IPv6].');
+  }
+  return { host: h, port };
 }

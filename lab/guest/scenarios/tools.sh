@@ -1,5 +1,6 @@
 # The dom0 tools on the real system: `fastivc sync` fills the DEM's IP table from the toolstack's vif addresses,
-# and `ivctop --once --json` lists a tunnelled transfer between the two domUs with growing byte counts.
+# `ivctop --once --json` lists a tunnelled transfer between the two domUs with growing byte counts, and
+# `fastivc status --openmetrics --out` writes the counters for Prometheus' textfile collector.
 # Sourced by dom0/run.sh after baseline.sh (uses D1, D2, DOM0_IP, DOMU_IP, need, agent, fail, metrics from lib.sh).
 
 IVCTOP_PORT=7001                 # the domUs' ivcbench server (domU/init)
@@ -90,4 +91,94 @@ scn_ivctop_once() {
     [ "$k1" = "$k2" ] || { fail "the two samples list different connections ($k1, $k2)"; return 1; }
     [ "$ids" = "$want" ] || { fail "the tunnel's domains are $ids, expected $want"; return 1; }
     [ "$b2" -gt "$b1" ] || { fail "byte count did not grow between the samples ($b1 -> $b2)"; return 1; }
+}
+
+# ---- fastivc status --openmetrics --out: the DEM's counters and each domU's tunnel bytes, with a domain label ----
+
+OM_FILE=$OUT/status-openmetrics.prom
+OM_XFER_BYTES=$((4 << 20))   # a transfer of its own first: the domUs' byte counters are not 0 even when run alone
+# The DEM's counters: `fastivc status --json` key, then the OpenMetrics sample.
+OM_DEM_COUNTERS="raises:fastivc_dem_raises_total raisesDenied:fastivc_dem_raises_denied_total
+    virqs:fastivc_dem_virqs_total fetches:fastivc_dem_fetches_total eventsDelivered:fastivc_dem_events_delivered_total
+    recordsCreated:fastivc_dem_records_created_total recordsFreed:fastivc_dem_records_freed_total
+    lookups:fastivc_dem_lookups_total"
+
+# om_get FILE SAMPLE: the value of the one line whose first field is SAMPLE (name{labels}); fails unless exactly one
+om_get() { awk -v k="$2" '$1 == k { v = $2; n++ } END { if (n != 1) exit 1; print v }' "$1"; }
+
+# om_between WHAT BEFORE METRIC AFTER: fails unless the three are integers and BEFORE <= METRIC <= AFTER
+om_between() {
+    local v
+    for v in "$2" "$3" "$4"; do
+        [[ $v =~ ^[0-9]+$ ]] || { fail "$1: not an integer: before '$2', metric '$3', after '$4'"; return 1; }
+    done
+    [ "$2" -le "$3" ] && [ "$3" -le "$4" ] || { fail "$1: $3 is not between $2 (status --json before) and $4 (after)"; return 1; }
+    echo "$1: $2 <= $3 <= $4"
+}
+
+# The file's structure: every sample belongs to the family of the last # TYPE (counter: NAME_total), no family twice.
+OM_AWK='
+/^# TYPE / { if ($3 in seen) { print "family twice: " $3; bad = 1 } seen[$3] = 1; fam = $3; type = $4; next }
+/^#/ { next }
+{ name = $1; sub(/\{.*/, "", name)
+  want = (type == "counter") ? fam "_total" : fam
+  if (name != want) { print "sample of no declared family: " $0; bad = 1 } }
+END { exit bad }'
+
+scn_status_openmetrics() {
+    need domU1 domU2 || return 1
+    tools_kmod_up || return 1
+    local rc kv key name b m a d id sent=() missing
+    agent "$D1" ivcbench stream --host "$D2" --bytes "$OM_XFER_BYTES" --msg-size 65536 --timeout 120 \
+        > "$OUT/om-xfer.json" 2>&1; rc=$?
+    cat "$OUT/om-xfer.json"
+    [ $rc -eq 0 ] || { fail "the transfer before the samples failed (ivcbench exit $rc)"; return 1; }
+    sleep 2   # the domUs mirror their statistics to xenstore once a second
+    echo stale > "$OM_FILE"
+    fastivc status --json > "$OUT/om-before.json" || { fail "fastivc status --json (before) failed"; return 1; }
+    fastivc status --openmetrics --out "$OM_FILE" > "$OUT/om-out.log" 2>&1; rc=$?
+    fastivc status --json > "$OUT/om-after.json" || { fail "fastivc status --json (after) failed"; return 1; }
+    cat "$OUT/om-out.log" "$OM_FILE"
+    [ $rc -eq 0 ] || { fail "fastivc status --openmetrics --out exited $rc: $(tail -1 "$OUT/om-out.log")"; return 1; }
+    [ "$(tail -n 1 "$OM_FILE")" = "# EOF" ] || { fail "$OM_FILE does not end with # EOF"; return 1; }
+    [ "$(grep -c '^# EOF$' "$OM_FILE")" = 1 ] || { fail "# EOF is not there exactly once"; return 1; }
+    missing=$(ls "$OM_FILE".tmp.* 2>/dev/null)
+    [ -z "$missing" ] || { fail "temporary file left: $missing"; return 1; }
+    awk "$OM_AWK" "$OM_FILE" || { fail "$OM_FILE is not well formed (see above)"; return 1; }
+    [ "$(om_get "$OM_FILE" fastivc_dem_up)" = 1 ] || { fail "fastivc_dem_up is not 1"; return 1; }
+    grep -q '^# TYPE fastivc_dem_raises counter$' "$OM_FILE" || { fail "no counter family fastivc_dem_raises"; return 1; }
+    # the DEM's counters, between the two JSON samples
+    for kv in $OM_DEM_COUNTERS; do
+        key=${kv%%:*}; name=${kv#*:}
+        b=$(jq -r --arg k "$key" '.dem.counters[$k]' "$OUT/om-before.json")
+        a=$(jq -r --arg k "$key" '.dem.counters[$k]' "$OUT/om-after.json")
+        m=$(om_get "$OM_FILE" "$name") || { fail "no single sample $name"; return 1; }
+        om_between "$name" "$b" "$m" "$a" || return 1
+    done
+    # each domU: its tunnel byte counters with its domain label, between the two samples, and not 0
+    for d in domU1 domU2; do
+        id=$(xl domid "$d") || { fail "no domain id for $d"; return 1; }
+        [ "$(om_get "$OM_FILE" "fastivc_module_up{domain=\"$id\",source=\"xenstore\"}")" = 1 ] \
+            || { fail "fastivc_module_up of $d (domain $id) is not 1"; return 1; }
+        for kv in bytes_tx:fastivc_tunnel_sent_bytes_total bytes_rx:fastivc_tunnel_received_bytes_total; do
+            key=${kv%%:*}; name="${kv#*:}{domain=\"$id\"}"
+            b=$(jq -r --argjson id "$id" --arg k "$key" '.domains[] | select(.domid == $id) | .stats[$k]' "$OUT/om-before.json")
+            a=$(jq -r --argjson id "$id" --arg k "$key" '.domains[] | select(.domid == $id) | .stats[$k]' "$OUT/om-after.json")
+            m=$(om_get "$OM_FILE" "$name") || { fail "no single sample $name"; return 1; }
+            om_between "$name" "$b" "$m" "$a" || return 1
+            [ "$key" = bytes_tx ] && sent+=("$m")
+            [ "$m" -gt 0 ] || { fail "$name is 0 after a tunnelled transfer"; return 1; }
+        done
+        grep -q "^fastivc_fallbacks_total{domain=\"$id\",reason=\"not_coresident\"} [0-9][0-9]*\$" "$OM_FILE" \
+            || { fail "no fastivc_fallbacks_total of $d for reason not_coresident"; return 1; }
+    done
+    # every sample names its domain but the DEM's (host-wide) and the two about the sample itself
+    missing=$(grep -v '^#' "$OM_FILE" | grep -Ev '^fastivc_(dem_[a-z_]+|scrape_errors|sample_timestamp_seconds) ' \
+        | grep -Ev '^[a-z_]+\{domain="[0-9]+"')
+    [ -z "$missing" ] || { fail "module samples without a domain label: $(echo "$missing" | head -1)"; return 1; }
+    ! grep -E '^fastivc_dem_[a-z_]*\{' "$OM_FILE" || { fail "a DEM sample with labels"; return 1; }
+    metrics "$(jq -cn --argjson f "$(grep -c '^# TYPE ' "$OM_FILE")" --argjson l "$(grep -vc '^#' "$OM_FILE")" \
+        --argjson r "$(om_get "$OM_FILE" fastivc_dem_raises_total)" --argjson s1 "${sent[0]}" --argjson s2 "${sent[1]}" \
+        --argjson e "$(om_get "$OM_FILE" fastivc_scrape_errors)" \
+        '{families: $f, samples: $l, dem_raises: $r, domU1_sent_bytes: $s1, domU2_sent_bytes: $s2, scrape_errors: $e}')"
 }

@@ -13,7 +13,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
        pipeline-64B-domU-domU-tunnel pipeline-4KiB-domU-domU-tunnel
        bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
-       bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel
+       bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
        tcpsem-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
        not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
@@ -533,6 +533,7 @@ run_tunnel_scenarios() {
     run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
     run_scenario bulk-64KiB-domU-dom0-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536 --direction recv
     run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once
+    run_scenario status-openmetrics-dom0 scn_status_openmetrics
     run_scenario tcpsem-domU-domU-tunnel scn_tun_tcpsem
     run_scenario switch-in-sendfile-domU-domU-tunnel scn_switch_in_sendfile
     [ -n "$STRESS" ] && run_scenario tcpsem-stress-domU-domU-tunnel scn_tcpsem_stress

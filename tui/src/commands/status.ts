@@ -1,15 +1,20 @@
 /**
- * `fastivc status [--json]`: the DEM (info, counters, IP table size) and the module's statistics of this domain
- * (/proc/fastivc/stats) and of the domUs (their mirrors in xenstore). Each part that cannot be read is one line under
- * "problems" (or in `errors` with --json); the command still exits 0, since what it could read is the answer.
+ * `fastivc status [--json | --openmetrics [--out FILE] | --serve [host:]port]`: the DEM (info, counters, IP table
+ * size) and the module's statistics of this domain (/proc/fastivc/stats) and of the domUs (their mirrors in
+ * xenstore). Each part that cannot be read is one line under "problems" (or in `errors` with --json, or counted in
+ * `fastivc_scrape_errors`); the command still exits 0, since what it could read is the answer.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { sampleLive, DEFAULT_PROC_DIR } from '../data/live.js';
 import { fallbacksOf } from '../data/parse.js';
 import { isDemError, type DomainReport, type Snapshot } from '../data/types.js';
 import type { CliDeps } from '../deps.js';
-import { parseText } from '../options.js';
+import { toOpenMetrics } from '../metrics/openmetrics.js';
+import { serveMetrics } from '../metrics/serve.js';
+import { writeAtomic } from '../metrics/textfile.js';
+import { parseListen, parseText } from '../options.js';
 import { ENV_HELP } from './map.js';
+import { stopSignal } from './sync.js';
 
 export interface StatusJson {
   dem: { error: string } | { info?: unknown; counters: unknown; ipEntries: number; records: number };
@@ -62,22 +67,71 @@ export function formatStatus(s: Snapshot): string {
   return out;
 }
 
+interface StatusFlags {
+  json?: boolean;
+  openmetrics?: boolean;
+  out?: string;
+  serve?: { host: string; port: number };
+  procDir: string;
+  xenstore: boolean;
+}
+
+const METRICS_HELP = `
+--openmetrics, --out and --serve give the counters as OpenMetrics text: fastivc_dem_* (the DEM), per domain
+fastivc_tunnel_*, fastivc_fallbacks_total{reason} and the rest with a domain label, and fastivc_dem_up,
+fastivc_module_up and fastivc_scrape_errors for what could not be read. For node_exporter's textfile collector:
+  fastivc status --out /var/lib/prometheus/node-exporter/fastivc.prom   (e.g. from cron)
+`;
+
 export function registerStatusCommand(program: Command, deps: CliDeps): void {
   program
     .command('status')
     .description("the DEM's counters and IP table size, and the module's statistics of this domain and the domUs")
-    .option('--json', 'print JSON: {dem, domains, errors}')
+    .addOption(new Option('--json', 'print JSON: {dem, domains, errors}').conflicts(['openmetrics', 'out', 'serve']))
+    .option('--openmetrics', 'print the counters as OpenMetrics text (Prometheus)')
+    .addOption(
+      new Option('--out <file>', 'write the OpenMetrics text to FILE atomically (via FILE.tmp.<pid>)')
+        .argParser(parseText)
+        .conflicts('serve'),
+    )
+    .option(
+      '--serve <[host:]port>',
+      'serve GET /metrics (OpenMetrics, sampled per request) until SIGINT/SIGTERM; a port alone is 127.0.0.1',
+      parseListen,
+    )
     .option('--proc-dir <dir>', "this domain's module statistics folder", parseText, DEFAULT_PROC_DIR)
     .option('--no-xenstore', "do not read the domUs' mirrors from xenstore")
-    .addHelpText('after', ENV_HELP)
-    .action(async (flags: { json?: boolean; procDir: string; xenstore: boolean }) => {
-      const s = await sampleLive({
-        dem: deps.dem,
-        procDir: flags.procDir,
-        xenstore: flags.xenstore,
-        ...(deps.exec ? { exec: deps.exec } : {}),
-        ...(deps.readFile ? { readFile: deps.readFile } : {}),
-      });
-      deps.out(flags.json === true ? `${JSON.stringify(statusJson(s), null, 2)}\n` : formatStatus(s));
+    .addHelpText('after', METRICS_HELP + ENV_HELP)
+    .action(async (flags: StatusFlags) => {
+      const cache = {};
+      const sample = (): Promise<Snapshot> =>
+        sampleLive(
+          {
+            dem: deps.dem,
+            procDir: flags.procDir,
+            xenstore: flags.xenstore,
+            ...(deps.exec ? { exec: deps.exec } : {}),
+            ...(deps.readFile ? { readFile: deps.readFile } : {}),
+          },
+          cache,
+        );
+      if (flags.serve !== undefined) {
+        const stop = deps.signal ? { signal: deps.signal, dispose: () => {} } : stopSignal();
+        try {
+          await serveMetrics({
+            ...flags.serve,
+            render: async () => toOpenMetrics(await sample()),
+            signal: stop.signal,
+            onListening: (url) => deps.err(`fastivc status: serving ${url}\n`),
+          });
+        } finally {
+          stop.dispose();
+        }
+        return;
+      }
+      const s = await sample();
+      if (flags.out !== undefined) await writeAtomic(flags.out, toOpenMetrics(s));
+      else if (flags.openmetrics === true) deps.out(toOpenMetrics(s));
+      else deps.out(flags.json === true ? `${JSON.stringify(statusJson(s), null, 2)}\n` : formatStatus(s));
     });
 }

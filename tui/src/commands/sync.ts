@@ -33,7 +33,8 @@ interface SyncFlags {
   dom0Ip: string[];
 }
 
-function stopSignal(): { signal: AbortSignal; dispose: () => void } {
+/** Aborts on SIGINT or SIGTERM (also used by `status --serve`); dispose() removes the handlers. */
+export function stopSignal(): { signal: AbortSignal; dispose: () => void } {
   const c = new AbortController();
   const on = (): void => c.abort();
   process.once('SIGINT', on);

@@ -8,7 +8,8 @@
 #   ./build.sh native   the node-addon-api addon -> native/build/Release/fastivc.node
 #   ./build.sh ts       the TypeScript -> build/ts/
 #   ./build.sh bench    the guest programs (ivcbench, lab-agent, dem-probe) -> build/bench/
-#   ./build.sh lab      the lab images -> build/lab/
+#   ./build.sh debs     the packages a real host installs -> build/debs/ (packaging/: hypervisor, fastivc-dkms, tools)
+#   ./build.sh lab      the lab images, from those packages -> build/lab/
 #   ./build.sh lab-run  build, then boot the lab once and run its scenarios (options go to `fastivc lab run`)
 #   ./build.sh demo     build everything, boot the lab, show the traffic
 #   ./build.sh experiments [EXP...]  build, then `fastivc bench run` (default: every experiment, 3 repetitions)
@@ -26,7 +27,7 @@ JOBS=$(nproc)
 
 # ---- deps ----
 APT_PACKAGES=(flex bison gcc g++ make python3 openssh-client qemu-system-x86 debootstrap cpio dpkg-dev xz-utils kmod busybox-static jq
-              "linux-headers-$KERNEL_ABI")
+              lintian systemd binutils "linux-headers-$KERNEL_ABI")
 
 # A deb-src entry derived from the machine's own Debian sources (same URIs), for `apt-get source xen`.
 ensure_deb_src() {
@@ -154,9 +155,15 @@ cmd_native() {
 }
 cmd_ts() { log "ts: tsc"; (cd "$ROOT" && npx tsc -p tsconfig.json); }
 
-# ---- lab images ----
-cmd_lab() {
+# ---- Debian packages (packaging/build-debs.sh) ----
+cmd_debs() {
     cmd_bench; cmd_kmod
+    "$ROOT/packaging/build-debs.sh"
+}
+
+# ---- lab images: the packages installed as a real host installs them (lab/images/build-images.sh) ----
+cmd_lab() {
+    cmd_debs
     "$ROOT/lab/images/build-images.sh"
 }
 
@@ -164,7 +171,7 @@ build_all() { cmd_deps; cmd_xen; cmd_native; cmd_ts; cmd_lab; }
 
 lab_run() { # extra args go to `fastivc lab run`
     node "$B/ts/tui/src/cli.js" lab run \
-        --xen "$B/xen/xen" --kernel "$B/kernel/vmlinuz" --initrd "$B/lab/dom0.img" --disk "$B/lab/input.img" \
+        --xen "$B/lab/xen" --kernel "$B/kernel/vmlinuz" --initrd "$B/lab/dom0.img" --disk "$B/lab/input.img" \
         --report "$B/lab/report.json" --logs "$B/lab/logs" "$@"
 }
 
@@ -205,6 +212,8 @@ cmd_test() {
     suite kmod-ring make -s -C "$ROOT/guest-kmod/tests" run OUT="$B/kmod-tests" || rc=1
     log "host tests: ava"
     suite ava bash -c "cd '$ROOT' && npx ava" || rc=1
+    log "packages: lintian, the systemd unit, install/remove in a Debian tree, the DKMS build for the lab kernel"
+    suite packaging "$ROOT/packaging/check-debs.sh" || rc=1
     log "lab: fault injection (a domU that never comes up must fail its scenarios, within the timeout)"
     export -f lab_run; export B
     suite lab-fault "$ROOT/test/lab/fault-domU-noboot.sh" || rc=1
@@ -235,8 +244,8 @@ cmd_experiments() { build_all; (cd "$ROOT" && node "$B/ts/tui/src/cli.js" bench 
 cmd_lab_run() { build_all; lab_run "$@"; }
 
 case "${1:-}" in
-    deps|xen|kmod|native|ts|bench|lab|test|demo|experiments) step=$1; shift; "cmd_$step" "$@" ;;
+    deps|xen|kmod|native|ts|bench|debs|lab|test|demo|experiments) step=$1; shift; "cmd_$step" "$@" ;;
     lab-run) shift; cmd_lab_run "$@" ;;
     all) build_all ;;
-    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

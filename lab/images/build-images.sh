@@ -3,7 +3,13 @@
 #
 #   rootfs/      debootstrap (minbase) + xen-utils-4.17 at exactly $XEN_DEB_VERSION + the programs the guests run;
 #                the one Debian tree both images are cut from.                                   (cached: slow)
-#   dom0.img     dom0's initramfs: rootfs + dom0's kernel modules + dom0/init.                   (cached)
+#   builder/     rootfs + dkms + the lab kernel's headers: where fastivc-dkms builds the module the domUs load, as
+#                it builds on a real guest (and where packaging/check-debs.sh installs and removes the packages).
+#   dkms/fastivc.ko  the module DKMS built there from build/debs/fastivc-dkms_*.deb.              (cached)
+#   dom0.img     dom0's initramfs: rootfs + the packages a real dom0 installs (build/debs: the hypervisor and
+#                fastivc-tools, with `apt-get install ./*.deb`) + dom0's kernel modules + dom0/init.  (cached)
+#   xen          the hypervisor the lab boots: the /boot/xen-*.gz that the hypervisor package installed in dom0's
+#                tree, uncompressed (QEMU's multiboot loader takes an ELF image).
 #   domU-base.cpio.gz  the PV domU's userland: busybox plus real Debian programs (iperf3, sshd, ...) copied from
 #                rootfs with their libraries, and its kernel modules.                             (cached)
 #   input.img    a raw disk (a tar archive) that dom0 unpacks at boot: the lab scripts, our guest programs, the module,
@@ -27,7 +33,9 @@ XEN_TOOL_PACKAGES=(xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17
                    libxentoollog1 libxenhypfs1)
 
 build_rootfs() {
-    local h; h=$(inputs_hash "$ROOT/lab/images/build-images.sh" "SUITE=$DEBIAN_SUITE" "XEN=$XEN_DEB_VERSION")
+    # What the tree is made of, not this whole script: a change elsewhere here must not redo the debootstrap.
+    local h; h=$(inputs_hash "$(declare -f build_rootfs)" "PACKAGES=$ROOTFS_PACKAGES" "XEN_TOOLS=${XEN_TOOL_PACKAGES[*]}" \
+        "SUITE=$DEBIAN_SUITE" "XEN=$XEN_DEB_VERSION")
     if stamp_fresh rootfs "$h" && [ -x "$L/rootfs/usr/sbin/xl" ]; then return 0; fi
     local mirror; mirror=$(debian_mirror)
     [ -n "$mirror" ] || die "cannot find the Debian mirror in /etc/apt/sources.list.d/debian.sources"
@@ -68,12 +76,74 @@ install_modules() {
 DOM0_MODULES=(xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge virtio_pci virtio_blk loop xen-blkback)
 DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn xen-blkfront ext4 crc32c_generic)
 
+# deb_file PACKAGE: build/debs/'s file of PACKAGE (packaging/build-debs.sh's index)
+deb_file() {
+    local f; f=$(jq -r --arg p "$1" '.[$p].file // empty' "$B/debs/index.json" 2>/dev/null)
+    [ -n "$f" ] && [ -f "$B/debs/$f" ] || die "no $1 package in build/debs (run ./build.sh debs)"
+    echo "$B/debs/$f"
+}
+
+# apt_install_debs ROOT DEB...: `apt-get install ./X.deb` inside ROOT, as the install guide tells a real host to do
+apt_install_debs() {
+    local r=$1 d; shift
+    local args=()
+    mkdir -p "$r/tmp/debs"
+    for d in "$@"; do cp "$d" "$r/tmp/debs/"; args+=("/tmp/debs/$(basename "$d")"); done
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get install -y -q --no-install-recommends "${args[@]}" || rc=$?
+    rm -rf "$r/tmp/debs"
+    return $rc
+}
+
+# The guests' module build, as on a real guest: Debian's dkms and the kernel's headers in a Debian tree. Kept
+# separate from rootfs so that neither image carries a compiler.
+BUILDER_PACKAGES=(dkms "linux-headers-$KERNEL_ABI")
+build_builder() {
+    local h; h=$(inputs_hash "$B/stamps/rootfs" "${BUILDER_PACKAGES[@]}")
+    if stamp_fresh builder "$h" && [ -x "$L/builder/usr/sbin/dkms" ]; then return 0; fi
+    log "lab: builder tree (rootfs + ${BUILDER_PACKAGES[*]})"
+    rm -rf "$L/builder"; cp -a "$L/rootfs" "$L/builder"
+    DEBIAN_FRONTEND=noninteractive chroot "$L/builder" apt-get install -y -q --no-install-recommends "${BUILDER_PACKAGES[@]}" \
+        > "$L/builder-apt.log" 2>&1 || { tail -20 "$L/builder-apt.log" >&2; die "installing ${BUILDER_PACKAGES[*]} in the builder failed"; }
+    chroot "$L/builder" apt-get clean
+    ln -sfn /proc/self/fd "$L/builder/dev/fd"     # dkms reads process substitutions
+    stamp_write builder "$h"
+}
+
+# fastivc.ko for the lab, built by DKMS from the fastivc-dkms package (its postinst builds for every kernel with headers)
+build_dkms_module() {
+    local deb; deb=$(deb_file fastivc-dkms)
+    local h; h=$(inputs_hash "$B/stamps/builder" "$deb")
+    if stamp_fresh dkms "$h" && [ -f "$L/dkms/fastivc.ko" ]; then return 0; fi
+    log "lab: fastivc.ko by DKMS ($(basename "$deb"))"
+    rm -rf "$L/dkms"; mkdir -p "$L/dkms"
+    [ -e "$L/builder/dev/fd" ] || ln -s /proc/self/fd "$L/builder/dev/fd"
+    mountpoint -q "$L/builder/proc" || mount -t proc proc "$L/builder/proc"   # dkms needs /proc
+    local rc=0
+    apt_install_debs "$L/builder" "$deb" > "$L/dkms/install.log" 2>&1 || rc=$?
+    umount "$L/builder/proc" 2>/dev/null || true
+    [ $rc -eq 0 ] || { tail -30 "$L/dkms/install.log" >&2; die "installing $(basename "$deb") in the builder failed"; }
+    local ko="$L/builder/lib/modules/$KERNEL_ABI/updates/dkms/fastivc.ko"
+    [ -f "$ko" ] || { tail -30 "$L/dkms/install.log" >&2; die "DKMS did not install fastivc.ko for $KERNEL_ABI"; }
+    cp "$ko" "$L/dkms/fastivc.ko"
+    chroot "$L/builder" dkms status > "$L/dkms/status.txt" 2>&1 || true
+    cp "$L/builder"/var/lib/dkms/fastivc/*/build/make.log "$L/dkms/make.log" 2>/dev/null || true
+    stamp_write dkms "$h"
+}
+
 build_dom0() {
-    local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images" "$ROOT/lab/guest/dom0/init")
-    if stamp_fresh dom0 "$h" && [ -f "$L/dom0.img" ]; then return 0; fi
-    log "lab: dom0 image"
+    local hyp tools
+    hyp=$(deb_file xen-hypervisor-4.17-fastivc-amd64); tools=$(deb_file fastivc-tools)
+    local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images" "$ROOT/lab/guest/dom0/init" "$hyp" "$tools")
+    if stamp_fresh dom0 "$h" && [ -f "$L/dom0.img" ] && [ -f "$L/xen" ]; then return 0; fi
+    log "lab: dom0 image (with $(basename "$hyp") and $(basename "$tools"))"
     local s="$L/stage-dom0"
     rm -rf "$s"; cp -a "$L/rootfs" "$s"
+    apt_install_debs "$s" "$hyp" "$tools" > "$L/dom0-debs.log" 2>&1 \
+        || { tail -20 "$L/dom0-debs.log" >&2; die "installing the dom0 packages failed (build/lab/dom0-debs.log)"; }
+    local xgz; xgz=$(dpkg-deb -c "$hyp" | awk '$NF ~ /^\.\/boot\/xen-.*\.gz$/ { print substr($NF, 2) }')
+    [ -n "$xgz" ] && [ -f "$s$xgz" ] || die "the hypervisor package installed no /boot/xen-*.gz"
+    zcat "$s$xgz" > "$L/xen.tmp" && mv "$L/xen.tmp" "$L/xen"
     rm -rf "$s"/usr/share/{doc,man,info,locale} "$s"/var/cache/apt/* "$s"/var/lib/apt/lists/*
     install_modules "$s" "${DOM0_MODULES[@]}"
     install -m 0755 "$ROOT/lab/guest/dom0/init" "$s/init"
@@ -89,7 +159,7 @@ DOMU_PROGRAMS=(/usr/bin/iperf3 /usr/sbin/sshd /usr/bin/ssh /usr/bin/scp /usr/lib
 
 build_domU_base() {
     local h; h=$(inputs_hash "$B/stamps/rootfs" "$B/stamps/kernel" "$ROOT/lab/images")
-    if stamp_fresh domU-base "$h" && [ -f "$L/domU-base.cpio.gz" ]; then return 0; fi
+    if stamp_fresh domU-base "$h" && [ -f "$L/domU-base.cpio.gz" ] && [ -f "$L/lab-root-key" ]; then return 0; fi
     log "lab: domU base image"
     local s="$L/stage-domU"
     rm -rf "$s"; mkdir -p "$s"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,var/empty,usr/bin,usr/sbin}
@@ -106,6 +176,8 @@ build_domU_base() {
     ssh-keygen -q -t ed25519 -N '' -f "$s/etc/ssh/ssh_host_ed25519_key" -C lab-host
     ssh-keygen -q -t ed25519 -N '' -f "$s/root/.ssh/id_ed25519" -C lab-root
     cp "$s/root/.ssh/id_ed25519.pub" "$s/root/.ssh/authorized_keys"
+    # dom0 logs in with it too (bench-remote-dom0: fastivc bench run --remote over ssh); build_input ships it
+    install -m 0600 "$s/root/.ssh/id_ed25519" "$L/lab-root-key"; install -m 0644 "$s/root/.ssh/id_ed25519.pub" "$L/lab-root-key.pub"
     chmod 700 "$s/root/.ssh"; chmod 600 "$s/root/.ssh/authorized_keys"
     cat > "$s/etc/ssh/sshd_config" <<'EOF'
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -157,45 +229,26 @@ EOF
 
 # The disk dom0 reads at boot: a tar of everything that changes often. The domU's initramfs is its cached base plus
 # a small overlay archive (Linux unpacks concatenated cpio archives in order).
-# Our Node tools for dom0 (fastivc, later ivctop): the machine's node binary (it needs only glibc and libstdc++,
-# which the Debian rootfs has), the compiled TypeScript, the production node_modules and the addon, laid out as in
-# the repository so module resolution works unchanged.
-stage_node_app() {
-    local dest=$1 m
-    mkdir -p "$dest/app/native/build/Release" "$dest/app/build" "$dest/bin"
-    install -m 0755 "$(command -v node)" "$dest/bin/node"
-    cp "$ROOT/package.json" "$dest/app/"
-    cp -r "$B/ts" "$dest/app/build/ts"
-    cp "$ROOT/native/build/Release/fastivc.node" "$dest/app/native/build/Release/"
-    (cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null) | while read -r m; do
-        # top-level packages only: a nested node_modules comes with the package that holds it
-        case ${m#"$ROOT"/} in node_modules/*/node_modules/*) continue ;; node_modules/*) ;; *) continue ;; esac
-        mkdir -p "$dest/app/$(dirname "${m#"$ROOT"/}")"
-        cp -r "$m" "$dest/app/${m#"$ROOT"/}"
-    done
-    printf '#!/bin/sh\nexec /lab/bin/node /lab/app/build/ts/tui/src/cli.js "$@"\n' > "$dest/bin/fastivc"
-    chmod +x "$dest/bin/fastivc"
-    printf '#!/bin/sh\nexec /lab/bin/node /lab/app/build/ts/tui/src/ivctop/cli.js "$@"\n' > "$dest/bin/ivctop"
-    chmod +x "$dest/bin/ivctop"
-}
-
 build_input() {
-    local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod" "$L/domU-base.cpio.gz" \
-        "$B/kernel/vmlinuz" "$B/ts" "$ROOT/native/build/Release/fastivc.node" "$ROOT/package-lock.json" \
-        "NODE=$(node --version)")
+    local h; h=$(inputs_hash "$ROOT/lab/guest" "$B/bench" "$B/kmod/dem_hcall.ko" "$L/dkms/fastivc.ko" \
+        "$L/domU-base.cpio.gz" "$B/kernel/vmlinuz")
     if stamp_fresh input "$h" && [ -f "$L/input.img" ]; then return 0; fi
     log "lab: input disk"
     local s="$L/stage-input"
     rm -rf "$s"; mkdir -p "$s/domU-overlay/usr/local/bin" "$s/domU-overlay/lib/fastivc" "$s/lab"
     cp -r "$ROOT/lab/guest/." "$s/lab/"
+    install -D -m 0600 "$L/lab-root-key" "$s/lab/ssh/id_ed25519"   # the domUs' lab-only root key (bench-remote-dom0)
     install -m 0755 "$ROOT/lab/guest/domU/init" "$s/domU-overlay/init"
     install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$B/bench/tcpsem" "$s/domU-overlay/usr/local/bin/"
-    install -m 0644 "$B/kmod/fastivc.ko" "$B/kmod/dem_hcall.ko" "$s/domU-overlay/lib/fastivc/"
+    install -m 0644 "$L/dkms/fastivc.ko" "$B/kmod/dem_hcall.ko" "$s/domU-overlay/lib/fastivc/"
     mkdir -p "$s/lab/bin" "$s/lab/domU"
     install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$B/bench/tcpsem" "$s/lab/bin/"
-    stage_node_app "$s/lab"
-    install -m 0644 "$B/kmod/fastivc.ko" "$s/lab/bin/"
+    install -m 0644 "$L/dkms/fastivc.ko" "$s/lab/bin/"
     cp "$B/kernel/vmlinuz" "$s/lab/domU/vmlinuz"
+    if [ -d "$s/lab/app" ]; then   # fastivc bench run --remote: bench.sh, what it sources, ivcbench under the app's root
+        mkdir -p "$s/lab/app/lab" "$s/lab/app/build/bench"
+        cp -r "$ROOT/lab/guest" "$s/lab/app/lab/guest"; install -m 0755 "$B/bench/ivcbench" "$s/lab/app/build/bench/"
+    fi
     (cd "$s/domU-overlay" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$s/overlay.cpio.gz"
     cat "$L/domU-base.cpio.gz" "$s/overlay.cpio.gz" > "$s/lab/domU/initrd.img"
     tar -C "$s/lab" -cf "$L/input.img.tmp" .
@@ -205,6 +258,8 @@ build_input() {
 }
 
 build_rootfs
+build_builder
+build_dkms_module
 build_dom0
 build_domU_base
 build_input

@@ -67,6 +67,7 @@ mark versions "$(jq -cn --arg xen "$(xl info | awk -F': ' '/^xen_version/ {print
 . /lab/scenarios/apps.sh
 . /lab/scenarios/dem.sh
 . /lab/scenarios/tools.sh
+. /lab/scenarios/install.sh
 . /lab/scenarios/tunnel.sh
 . /lab/scenarios/experiments.sh   # fastivc.bench=...: the experiments instead of the tests
 if [ -n "$ONLY" ]; then
@@ -114,6 +115,9 @@ for d in $DOMU_NAMES; do
     done
     [ -n "${DOMU_UP[$d]:-}" ] || mark phase domU-failed "$d" "${DOMU_WHY[$d]}"
 done
+# The machine the numbers come from (`fastivc bench`: results.json's source.hardware), as a remote run names it.
+hw_up=(); for d in $DOMU_NAMES; do [ -n "${DOMU_UP[$d]:-}" ] && hw_up+=("$d=${DOMU_IP[$d]}"); done
+hw=$(AGENT_TIMEOUT=30 hardware_json lab "${hw_up[@]}") && [ -n "$hw" ] && mark versions "$(jq -c '{hardware: .}' <<< "$hw")"
 
 # need DOMAIN...: inside a scenario, fails it when a domU it uses is not up.
 need() {
@@ -128,6 +132,7 @@ dem_fill_table > "$OUT/map-fill.log" 2>&1; DEM_FILL_RC=$?
 
 run_baseline_scenarios
 run_dem_scenarios
+run_install_scenarios
 run_tunnel_scenarios
 
 # The demo: traffic between the domUs through tunnels while ivctop's snapshots go to the host over the console.

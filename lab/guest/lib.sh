@@ -28,10 +28,54 @@ emit_log() {
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-# agent HOST CMD...: runs CMD inside the domU at HOST through its lab-agent, bounded by $AGENT_TIMEOUT seconds.
+# agent HOST CMD...: runs CMD (one shell command line, as `sh -c` runs it) inside the domU at HOST, bounded by
+# $AGENT_TIMEOUT seconds. In the lab through the domU's lab-agent. `fastivc bench run --remote` (remote/bench.sh) sets
+# AGENT_VIA=ssh (or agent, or a transport of its own for its tests, the function agent_$AGENT_VIA), AGENT_LOGIN[HOST]
+# (the ssh destination of an address), AGENT_SSH_OPTS, AGENT_BIN (lab-agent) and AGENT_PREFIX (shell code run before
+# CMD: the PATH with its copy of ivcbench).
+declare -gA AGENT_LOGIN
 agent() {
     local host=$1; shift
-    "$LAB/bin/lab-agent" run --host "$host" --timeout "${AGENT_TIMEOUT:-300}" --connect-timeout 10 -- "$@"
+    [ -n "${AGENT_PREFIX:-}" ] && set -- "$AGENT_PREFIX$*"
+    case ${AGENT_VIA:-agent} in
+        agent) "${AGENT_BIN:-$LAB/bin/lab-agent}" run --host "${AGENT_LOGIN[$host]:-$host}" --timeout "${AGENT_TIMEOUT:-300}" \
+                   --connect-timeout 10 -- "$@" ;;
+        # -n: never read the caller's stdin; --foreground: ssh stays in this process group (a stop reaches it)
+        ssh) timeout --foreground -k 5 "${AGENT_TIMEOUT:-300}" \
+                 ssh -n "${AGENT_SSH_OPTS[@]}" "${AGENT_LOGIN[$host]:-$host}" -- "$*" ;;
+        *) "agent_$AGENT_VIA" "$host" "$@" ;;
+    esac
+}
+
+# hardware_json RUN [NAME=ADDR...]: the machine the numbers come from, as one JSON object (results.json's
+# source.hardware, tui/src/bench/results.ts): this dom0's CPU model, Xen's view of the host (`xl info`), dom0's
+# kernel, vCPUs and memory, and each domU's kernel, vCPUs and memory, asked through agent. RUN: lab or remote.
+# What cannot be read is null.
+hardware_json() {
+    local run=$1 xi cpu d name addr info doms='[]'
+    shift
+    xi=$(xl info 2>/dev/null)
+    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+    [ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
+    for d in "$@"; do
+        name=${d%%=*} addr=${d#*=}
+        info=$(agent "$addr" 'uname -r; grep -c ^processor /proc/cpuinfo; awk '"'"'/^MemTotal:/ { print int($2 / 1024) }'"'"' /proc/meminfo' \
+            < /dev/null 2>/dev/null | tr -d '\r')
+        doms=$(jq -c --arg n "$name" --arg a "$addr" --arg i "$info" \
+            '. + [($i | split("\n")) as $l | {name: $n, addr: $a, kernel: ($l[0] // "" | if . == "" then null else . end),
+                  vcpus: ($l[1] // "" | tonumber? // null), memory_MiB: ($l[2] // "" | tonumber? // null)}]' <<< "$doms")
+    done
+    jq -cn --arg run "$run" --arg cpu "$cpu" --arg xi "$xi" --arg k "$(uname -r)" \
+        --arg v "$(grep -c ^processor /proc/cpuinfo 2>/dev/null)" \
+        --arg m "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null)" --argjson doms "$doms" '
+        def nul: if . == "" then null else . end;
+        def num: tonumber? // null;
+        ($xi | split("\n") | map(capture("^(?<k>[a-z_]+)\\s*:\\s*(?<v>.*)$")? // empty) | map({(.k): (.v | sub("\\s+$"; ""))})
+            | add // {}) as $x
+        | {run: $run, cpu_model: ($cpu | nul), xen_version: $x.xen_version, nr_cpus: ($x.nr_cpus | num),
+           cores_per_socket: ($x.cores_per_socket | num), threads_per_core: ($x.threads_per_core | num),
+           cpu_mhz: ($x.cpu_mhz | num), total_memory_MiB: ($x.total_memory | num), virt_caps: $x.virt_caps,
+           xen_caps: $x.xen_caps, dom0_kernel: $k, dom0_vcpus: ($v | num), dom0_memory_MiB: ($m | num), domUs: $doms}'
 }
 
 # run_scenario NAME FUNCTION [ARGS...]

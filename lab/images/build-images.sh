@@ -245,10 +245,6 @@ build_input() {
     install -m 0755 "$B/bench/ivcbench" "$B/bench/lab-agent" "$B/bench/dem-probe" "$B/bench/tcpsem" "$s/lab/bin/"
     install -m 0644 "$L/dkms/fastivc.ko" "$s/lab/bin/"
     cp "$B/kernel/vmlinuz" "$s/lab/domU/vmlinuz"
-    if [ -d "$s/lab/app" ]; then   # fastivc bench run --remote: bench.sh, what it sources, ivcbench under the app's root
-        mkdir -p "$s/lab/app/lab" "$s/lab/app/build/bench"
-        cp -r "$ROOT/lab/guest" "$s/lab/app/lab/guest"; install -m 0755 "$B/bench/ivcbench" "$s/lab/app/build/bench/"
-    fi
     (cd "$s/domU-overlay" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$s/overlay.cpio.gz"
     cat "$L/domU-base.cpio.gz" "$s/overlay.cpio.gz" > "$s/lab/domU/initrd.img"
     tar -C "$s/lab" -cf "$L/input.img.tmp" .

@@ -46,7 +46,9 @@ export interface Report {
 export const LAB_BOOT = 'lab-boot';
 export const LAB_RUN = 'lab-run';
 export const LAB_PROTOCOL = 'lab-protocol';
-export type LabScenarioName = typeof LAB_BOOT | typeof LAB_RUN;
+/** `fastivc bench run --remote`: lab/guest/remote/bench.sh failed or was stopped (tui/src/bench/remote.ts). */
+export const REMOTE_RUN = 'remote-run';
+export type LabScenarioName = typeof LAB_BOOT | typeof LAB_RUN | typeof REMOTE_RUN;
 
 /** At most this many protocol errors are quoted in the lab-protocol reason. */
 const MAX_QUOTED_PROTOCOL_ERRORS = 5;

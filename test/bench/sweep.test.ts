@@ -212,13 +212,17 @@ test('bench list names every experiment with what the thesis found', async (t) =
   t.regex(r.stdout, /best at 4 KiB channels/);
 });
 
-/** The plan experiments.sh makes for a dom0 command line (run with bash, /proc/cmdline faked). */
+/**
+ * The plan experiments.sh makes for a dom0 command line (run with bash, /proc/cmdline faked), kept to the scenarios
+ * its ONLY selects, as dom0's run.sh does.
+ */
 function guestPlan(cmdline: string): Promise<{ plan: string[]; points: string[][]; marks: string }> {
   const script = [
     'mark() { echo "MARK $*" >&2; }',
     `cat() { if [ "$1" = /proc/cmdline ]; then echo '${cmdline}'; else command cat "$@"; fi; }`,
-    'PLAN=()',
+    'PLAN=() ONLY=',
     `. '${path.join(root, 'lab', 'guest', 'scenarios', 'experiments.sh')}'`,
+    'if [ -n "$ONLY" ]; then kept=(); for n in "${PLAN[@]}"; do [[ $n =~ $ONLY ]] && kept+=("$n"); done; PLAN=("${kept[@]}"); fi',
     'printf "%s\\n" "${PLAN[@]}"; echo ---; bench_points',
   ].join('\n');
   return new Promise((resolve, reject) => {
@@ -263,11 +267,15 @@ test('the lab sweeps: quick has fewer points, an unknown experiment runs none an
      'bench.rtt.tcp.1B.r1', 'bench.rtt.tcp.4KiB.r1', 'bench.rtt.tunnel-4.1B.r1', 'bench.rtt.tunnel-4.4KiB.r1',
      'bench.rtt.tunnel-16x64KiB.1B.r1', 'bench.rtt.tunnel-16x64KiB.4KiB.r1'],
   );
+  // no experiment: the test plan's own (bench-remote-dom0, fastivc bench run --remote from dom0)
   const bad = await guestPlan('fastivc.bench=fig10,fig13');
-  t.deepEqual(bad.plan, []);
+  t.deepEqual(bad.plan, ['bench-remote-dom0']);
   t.regex(bad.marks, /MARK phase bench-unknown fig13/);
   const none = await guestPlan('quiet');
-  t.deepEqual(none.plan, []);
+  t.deepEqual(none.plan, ['bench-remote-dom0']);
+  // with the tests, both
+  const both = await guestPlan('fastivc.bench=fig12 fastivc.bench_quick=1 fastivc.bench_repeat=1 fastivc.bench_with_tests=1');
+  t.deepEqual(both.plan, ['bench.fig12.tcp.0B.r1', 'bench.fig12.tunnel-4.4KiB.r1', 'bench.fig12.tunnel-4.64KiB.r1', 'bench-remote-dom0']);
 });
 
 test('table values: 4 significant digits, tiny ones in exponent form', async (t) => {

@@ -28,3 +28,23 @@ export function packageInfo(): PackageInfo {
     dir = parent;
   }
 }
+
+/**
+ * The folder that holds the project's package.json: the repository root, or the installed app (the Debian package's
+ * /usr/lib/fastivc/app, the lab's /lab/app), laid out like the repository (build/ts/..., lab/guest/..., build/bench/).
+ * Found from this file's location, never from the current directory. Throws when there is none.
+ */
+export function appRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Partial<PackageInfo>;
+      if (pkg.name === 'fastivc') return dir;
+    } catch {
+      // not here; keep walking up
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no fastivc package.json above ${from}`);
+    dir = parent;
+  }
+}

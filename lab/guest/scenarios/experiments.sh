@@ -21,15 +21,21 @@
 # x = 0, the reference lines. After each of their points the defaults are back: enable=1, channels=0, channel_size=0,
 # auto_bytes=1 MiB.
 
-BENCH= BENCH_REPEAT=3 BENCH_QUICK= BENCH_WITH_TESTS=
-for a in $(cat /proc/cmdline); do
-    case $a in
-        fastivc.bench=*) BENCH=${a#*=} ;;
-        fastivc.bench_repeat=*) BENCH_REPEAT=${a#*=} ;;
-        fastivc.bench_quick=*) BENCH_QUICK=${a#*=} ;;
-        fastivc.bench_with_tests=*) BENCH_WITH_TESTS=${a#*=} ;;
-    esac
-done
+#
+# On a real host, `fastivc bench run --remote` (lab/guest/remote/bench.sh) sources this file with BENCH, BENCH_REPEAT
+# and BENCH_QUICK already set and BENCH_FROM_ENV=1 (that host's command line is not ours), and agent reaching the
+# domUs by ssh; D1 and D2 are then the real domUs' addresses.
+if [ "${BENCH_FROM_ENV:-}" != 1 ]; then
+    BENCH= BENCH_REPEAT=3 BENCH_QUICK= BENCH_WITH_TESTS=
+    for a in $(cat /proc/cmdline); do
+        case $a in
+            fastivc.bench=*) BENCH=${a#*=} ;;
+            fastivc.bench_repeat=*) BENCH_REPEAT=${a#*=} ;;
+            fastivc.bench_quick=*) BENCH_QUICK=${a#*=} ;;
+            fastivc.bench_with_tests=*) BENCH_WITH_TESTS=${a#*=} ;;
+        esac
+    done
+fi
 case $BENCH_REPEAT in ''|*[!0-9]*|0) BENCH_REPEAT=3 ;; esac
 [ "$BENCH_QUICK" = 0 ] && BENCH_QUICK=
 
@@ -106,6 +112,8 @@ if [ -n "$BENCH" ]; then
     # (dom0 has no /dev/fd, so no process substitution here)
     while read -r name _; do PLAN+=("$name"); done <<< "$(bench_points)"
 fi
+# The remote path run for real from this dom0 (not a point; the test plan's, so fastivc.bench= alone leaves it out).
+[ "${BENCH_FROM_ENV:-}" = 1 ] || PLAN+=(bench-remote-dom0)
 
 # bench_geometry SERIES [CHANNEL_SIZE]: the module parameters in both domUs for the series' next connections
 bench_geometry() {
@@ -325,7 +333,62 @@ bench_geomrr() {
           events_per_round_trip: (if .count > 0 then ($e.events_raised / (.count + 100) * 100 | round / 100) else 0 end)}' "$f")"
 }
 
+# bench-remote-dom0: `fastivc bench run --remote` from this dom0 as on a real host: over ssh to the domUs' sshd with
+# the lab-only root key (build-images.sh puts it at /lab/ssh/id_ed25519), fig12's quick sweep once. Checks its exit
+# status, that every point measured and took its series' path (tunnel points through tunnels, the tcp one none), the
+# hardware named in results.json, and that the domUs were left as found (module parameters, no temporary folder).
+BENCH_REMOTE_OUT=/tmp/bench-remote
+bench_remote_params() {
+    local d
+    for d in "$D1" "$D2"; do
+        agent "$d" 'cd /sys/module/fastivc/parameters && echo $(cat enable channels channel_size auto_bytes); ls -d /tmp/fastivc-bench.* 2>/dev/null'
+    done
+}
+scn_bench_remote_dom0() {
+    need domU1 domU2 || return 1
+    local key=/tmp/lab-root-key out=$BENCH_REMOTE_OUT rc t0 secs r
+    [ -r "$LAB/ssh/id_ed25519" ] || { fail "no lab root key at $LAB/ssh/id_ed25519 (build-images.sh: build_input)"; return 1; }
+    install -m 600 "$LAB/ssh/id_ed25519" "$key"
+    # The domUs' host key changes with every image build: nothing to check it against here.
+    mkdir -p /root/.ssh && chmod 700 /root/.ssh
+    printf 'Host 192.0.2.*\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n' > /root/.ssh/config
+    bench_remote_params > "$OUT/remote-before.txt"
+    rm -rf "$out"; t0=$(now)
+    timeout 600 fastivc bench run fig12 --quick --repeat 1 --remote "root@$D1,root@$D2" --via ssh --ssh-key "$key" \
+        --out "$out" > "$OUT/bench-remote.out" 2>&1; rc=$?
+    secs=$(elapsed "$t0")
+    cat "$OUT/bench-remote.out"
+    for r in "$out"/logs/*.log; do [ -f "$r" ] && { echo "== $r"; tail -n 40 "$r"; }; done
+    r=$out/fig12/results.json
+    [ -f "$r" ] || { fail "fastivc bench run --remote exited $rc without $r: $(tail -n 3 "$OUT/bench-remote.out" | tr '\n' ' ')"; return 1; }
+    jq -c '.source' "$r"
+    metrics "$(jq -c --argjson s "$secs" --argjson rc "$rc" '{exit: $rc, seconds: $s, points: (.samples | length),
+        failed: (.failed | length), cpu_model: .source.hardware.cpu_model, nr_cpus: .source.hardware.nr_cpus,
+        tcp_MBps: ([.samples[] | select(.series == "tcp") | .values.throughput_MBps] | first),
+        tunnel_4KiB_MBps: ([.samples[] | select(.series == "tunnel-4" and .x == 4096) | .values.throughput_MBps] | first),
+        tunnel_64KiB_MBps: ([.samples[] | select(.series == "tunnel-4" and .x == 65536) | .values.throughput_MBps] | first)}' "$r")"
+    [ "$rc" -eq 0 ] || { fail "fastivc bench run --remote exited $rc: $(jq -r '[.failed[] | "\(.name): \(.reason)"] | join("; ")' "$r")"; return 1; }
+    jq -e '(.samples | length) == 3 and (.failed | length) == 0' "$r" >/dev/null || { fail "expected 3 measured points, no failure"; return 1; }
+    # every point's path, from the sender's module counters (bench_path_check wrote them into the metrics)
+    jq -e 'all(.samples[]; if .series == "tcp" then .values.tunnels_created == 0 and .values.tunnel_bytes_tx == 0
+                             else .values.tunnels_created >= 1 and .values.tunnel_share >= 0.5 end)' "$r" >/dev/null \
+        || { fail "a point did not take its series' path: $(jq -c '[.samples[] | {series, x, values}]' "$r")"; return 1; }
+    jq -e --arg d1 "$D1" --arg d2 "$D2" --arg k "$(uname -r)" --argjson v "$DOMU_VCPUS" '.source.run == "remote" and
+        (.source.hardware | .run == "remote" and (.cpu_model | type == "string" and length > 0)
+         and (.xen_version | type == "string" and length > 0) and .nr_cpus > 0 and .total_memory_MiB > 0
+         and (.virt_caps | type == "string") and .dom0_kernel == $k
+         and ([.domUs[].addr] == [$d1, $d2]) and all(.domUs[]; .kernel == $k and .vcpus == $v and .memory_MiB > 0))' \
+        "$r" >/dev/null || { fail "results.json does not name the hardware: $(jq -c .source.hardware "$r")"; return 1; }
+    jq -e '[.scenarios[] | select(.name == "remote-setup")][0].pass == true' "$out/remote-report.json" >/dev/null \
+        || { fail "no passing remote-setup in remote-report.json"; return 1; }
+    bench_remote_params > "$OUT/remote-after.txt"
+    echo "domUs before: $(tr '\n' ' ' < "$OUT/remote-before.txt"); after: $(tr '\n' ' ' < "$OUT/remote-after.txt")"
+    cmp -s "$OUT/remote-before.txt" "$OUT/remote-after.txt" || { fail "the domUs were not left as found (module parameters or /tmp/fastivc-bench.*)"; return 1; }
+}
+
 run_bench() {
+    # the remote path for real, from this dom0 (the test plan's; a real host's run of this file has no lab to test)
+    [ "${BENCH_FROM_ENV:-}" = 1 ] || run_scenario bench-remote-dom0 scn_bench_remote_dom0
     [ -n "$BENCH" ] || return 0
     mark phase bench "$BENCH" "repeat=$BENCH_REPEAT" "quick=${BENCH_QUICK:-0}"
     case ",$BENCH," in *,fig11,*) run_scenario bench-setup-ftp-disk scn_bench_setup_ftp_disk ;; esac

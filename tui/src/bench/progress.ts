@@ -101,7 +101,7 @@ function pointOf(name: string, metrics: Record<string, unknown> = {}): PointView
  * `fastivc lab run` prints them, then one line per point, with the position and the time left; no scenario table at
  * the end (the sweep's tables follow).
  */
-export function sweepPrinter(out: Writable, opts: { verbose?: boolean } = {}): LabEventListener {
+export function sweepPrinter(out: Writable, opts: { verbose?: boolean; report?: string } = {}): LabEventListener {
   const sweep = new SweepProgress();
   return (e: LabEvent) => {
     if (e.type === 'plan') {
@@ -126,7 +126,7 @@ export function sweepPrinter(out: Writable, opts: { verbose?: boolean } = {}): L
       }
     }
     if (e.type === 'report') {
-      out.write(`${formatElapsed(e.t)} lab report: ${e.path} (${sweep.done} point(s), ${sweep.failed} failed)\n`);
+      out.write(`${formatElapsed(e.t)} ${opts.report ?? 'lab report'}: ${e.path} (${sweep.done} point(s), ${sweep.failed} failed)\n`);
       return;
     }
     const line = formatEvent(e, opts);

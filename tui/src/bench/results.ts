@@ -7,6 +7,7 @@
  *   build/experiments/<id>/{samples.csv, summary.csv, results.json, <id>.svg}
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { samplesCsv, summaryCsv } from './csv.js';
 import { experiment, isReferenceSeries, type Experiment } from './experiments.js';
@@ -130,6 +131,35 @@ export function plotExperiment(r: ExperimentResults, note: string): string {
     panels,
     note,
   });
+}
+
+/**
+ * results.json's `source.hardware`: the machine the numbers come from. Lab and remote runs take it from the run's
+ * `versions` marker (`hardware`, written by hardware_json in lab/guest/lib.sh: CPU model, Xen's view from `xl info`
+ * (xen_version, nr_cpus, cores_per_socket, threads_per_core, cpu_mhz, total_memory_MiB, virt_caps), dom0's kernel,
+ * vCPUs and memory, each domU's address, kernel, vCPUs and memory); `run` says lab, remote or host.
+ */
+export function sourceHardware(versions: Record<string, unknown>, run: 'lab' | 'remote'): Record<string, unknown> {
+  const h = versions.hardware;
+  return { run, ...(typeof h === 'object' && h !== null && !Array.isArray(h) ? (h as Record<string, unknown>) : {}) };
+}
+
+/** The run's versions without the hardware (which source.hardware holds). */
+export function versionsWithoutHardware(versions: Record<string, unknown>): Record<string, unknown> {
+  const { hardware: _hardware, ...rest } = versions;
+  return rest;
+}
+
+/** The hardware of this machine, for the host experiment (ring). */
+export function hostHardware(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    run: 'host',
+    cpu_model: cpus[0]?.model ?? null,
+    cpus: cpus.length,
+    memory_MiB: Math.round(os.totalmem() / 1048576),
+    kernel: os.release(),
+  };
 }
 
 /** results.json's shape. */

@@ -4,6 +4,9 @@
  *   fastivc bench list                              what each experiment is
  *   fastivc bench run [EXP...] [--repeat N]         lab experiments in one lab boot, then the host one; live progress
  *                                                   on stderr; tables, CSV, JSON and SVG under build/experiments/
+ *   fastivc bench run [EXP...] --remote D1,D2       the lab experiments on a real host: from this dom0 against two
+ *       [--via ssh|agent] [--ssh-key F] [--addr A1,A2]   real domUs (lab/guest/remote/bench.sh, tui/src/bench/remote.ts),
+ *                                                   no QEMU; the same files, remote-report.json next to them
  *   fastivc bench report LAB_REPORT                 the same files from the points of an existing lab report (the
  *                                                   test run's quick sweep, or a run that was interrupted)
  *   fastivc bench plot [EXP...]                     the tables and files again from results.json (after a change to
@@ -14,13 +17,38 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { access } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { formatElapsed } from '../../../lab/runner/progress.js';
-import { DEFAULT_QEMU } from '../../../lab/runner/qemu.js';
+import { DEFAULT_QEMU, shellQuote } from '../../../lab/runner/qemu.js';
+import type { Report } from '../../../lab/runner/report.js';
 import { runLab } from '../../../lab/runner/run.js';
 import { EXPERIMENTS, selectExperiments, type Experiment } from '../bench/experiments.js';
 import { pointValue, sweepPrinter, SweepProgress } from '../bench/progress.js';
-import { DEFAULT_OUT_DIR, labResults, medianTable, readExperiment, writeExperiment, type ExperimentResults, type PointScenario } from '../bench/results.js';
+import {
+  DEFAULT_OUT_DIR,
+  hostHardware,
+  labResults,
+  medianTable,
+  readExperiment,
+  sourceHardware,
+  versionsWithoutHardware,
+  writeExperiment,
+  type ExperimentResults,
+  type PointScenario,
+} from '../bench/results.js';
+import {
+  REMOTE_REPORT_NAME,
+  VIAS,
+  defaultRemoteContext,
+  parseAddrs,
+  parseRemote,
+  remoteCommand,
+  remoteFlagsProblem,
+  remoteSelection,
+  runRemote,
+  type Via,
+} from '../bench/remote.js';
 import { DEFAULT_RINGBENCH, ringPlan, runRingSweep } from '../bench/ring.js';
 import type { CliDeps } from '../deps.js';
 import { parsePositiveInt, parseText } from '../options.js';
@@ -41,6 +69,11 @@ interface BenchRunFlags {
   disk: string;
   ringbench: string;
   verbose?: boolean;
+  /** --remote: [user@]host of two real domUs; no lab boot. */
+  remote?: string[];
+  via: Via;
+  sshKey?: string;
+  addr?: string[];
 }
 
 /** The dom0 command-line options that select the lab experiments (lab/guest/scenarios/experiments.sh). */
@@ -86,11 +119,25 @@ function closing(deps: CliDeps, t: Tally): number {
   return t.failed === 0 ? 0 : 1;
 }
 
-async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): Promise<number> {
+async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags, viaGiven = false): Promise<number> {
+  const problem = remoteFlagsProblem(flags, viaGiven);
+  if (problem !== undefined) throw new Error(problem);
   const chosen = selectExperiments(names);
   const quick = flags.quick === true;
-  const lab = chosen.filter((e) => e.where === 'lab');
-  const host = chosen.filter((e) => e.where === 'host');
+  let lab = chosen.filter((e) => e.where === 'lab');
+  let host = chosen.filter((e) => e.where === 'host');
+  let skipped: string[] = [];
+  if (flags.remote !== undefined) {
+    const sel = remoteSelection(chosen, names);
+    lab = sel.remote;
+    host = sel.host;
+    skipped = sel.skipped;
+    if (flags.sshKey !== undefined) {
+      await access(flags.sshKey).catch(() => {
+        throw new Error(`cannot read the ssh key ${flags.sshKey ?? ''}`);
+      });
+    }
+  }
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     if (!controller.signal.aborted) {
@@ -102,10 +149,14 @@ async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): P
   process.on('SIGTERM', onSignal);
   let tally: Tally = { measured: 0, failed: 0 };
   try {
+    const ran = [...lab, ...host].map((e) => e.id);
     deps.err(
-      `bench: ${chosen.map((e) => e.id).join(', ')}; ${flags.repeat} repetition(s) of each point${quick ? ', quick' : ''}; output in ${flags.out}/\n`,
+      `bench: ${ran.join(', ') || 'nothing'}; ${flags.repeat} repetition(s) of each point${quick ? ', quick' : ''}; output in ${flags.out}/\n`,
     );
-    if (lab.length > 0) {
+    for (const s of skipped) deps.err(`bench: --remote skips ${s}\n`);
+    if (lab.length > 0 && flags.remote !== undefined) {
+      tally = add(tally, await remoteSweep(deps, lab, flags, quick, controller.signal));
+    } else if (lab.length > 0) {
       const reportPath = path.join(flags.out, 'lab-report.json');
       const { report } = await runLab({
         qemu: flags.qemu,
@@ -124,14 +175,7 @@ async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): P
         signal: controller.signal,
         onEvent: sweepPrinter({ write: (s: string) => deps.err(s) }, { verbose: flags.verbose === true }),
       });
-      const byExp = labResults(report.scenarios);
-      for (const e of lab) {
-        if (!byExp.has(e.id)) byExp.set(e.id, { experiment: e, samples: [], failed: [] });
-      }
-      const setup = report.scenarios.filter((s) => !s.pass && !s.name.startsWith('bench.'));
-      for (const s of setup) deps.err(`lab: ${s.name} failed: ${s.reason ?? '?'}\n`);
-      tally.failed += setup.length;
-      tally = add(tally, await writeAll(deps, flags.out, byExp.values(), { lab_report: reportPath, versions: report.versions, quick, repeat: flags.repeat }));
+      tally = add(tally, await writeRun(deps, flags, lab, report, { lab_report: reportPath, run: 'lab' }));
     }
     for (const e of host) {
       if (!controller.signal.aborted) tally = add(tally, await hostSweep(deps, e, flags, quick, controller.signal));
@@ -142,6 +186,66 @@ async function benchRun(deps: CliDeps, names: string[], flags: BenchRunFlags): P
   }
   if (controller.signal.aborted) return 1;
   return closing(deps, tally);
+}
+
+/**
+ * A lab or remote run's report into the experiments' files: its points grouped by experiment (an experiment without
+ * any point still gets its files), its failed setup steps counted as failures, the hardware in results.json.
+ */
+async function writeRun(
+  deps: CliDeps,
+  flags: BenchRunFlags,
+  exps: readonly Experiment[],
+  report: Report,
+  where: { lab_report: string; run: 'lab' } | { remote_report: string; run: 'remote' },
+): Promise<Tally> {
+  const byExp = labResults(report.scenarios);
+  for (const e of exps) {
+    if (!byExp.has(e.id)) byExp.set(e.id, { experiment: e, samples: [], failed: [] });
+  }
+  const setup = report.scenarios.filter((s) => !s.pass && !s.name.startsWith('bench.'));
+  for (const s of setup) deps.err(`${where.run}: ${s.name} failed: ${s.reason ?? '?'}\n`);
+  const source: Record<string, unknown> = {
+    ...where,
+    hardware: sourceHardware(report.versions, where.run),
+    versions: versionsWithoutHardware(report.versions),
+    quick: flags.quick === true,
+    repeat: flags.repeat,
+  };
+  if (where.run === 'remote') Object.assign(source, { domus: flags.remote, via: flags.via });
+  const t = await writeAll(deps, flags.out, byExp.values(), source);
+  return { measured: t.measured, failed: t.failed + setup.length };
+}
+
+/** The lab experiments from this dom0 against two real domUs (lab/guest/remote/bench.sh); no QEMU. */
+async function remoteSweep(
+  deps: CliDeps,
+  exps: readonly Experiment[],
+  flags: BenchRunFlags,
+  quick: boolean,
+  signal: AbortSignal,
+): Promise<Tally> {
+  const cmd = remoteCommand(
+    {
+      domus: flags.remote ?? [],
+      via: flags.via,
+      ...(flags.sshKey !== undefined ? { sshKey: flags.sshKey } : {}),
+      ...(flags.addr !== undefined ? { addrs: flags.addr } : {}),
+      experiments: exps.map((e) => e.id),
+      repeat: flags.repeat,
+      quick,
+    },
+    defaultRemoteContext(),
+  );
+  deps.err(`bench: on this host, ${shellQuote([cmd.command, ...cmd.args])} against ${(flags.remote ?? []).join(' and ')} (${flags.via})\n`);
+  const reportPath = path.join(flags.out, REMOTE_REPORT_NAME);
+  const { report } = await runRemote(cmd, {
+    reportPath,
+    logsDir: path.join(flags.out, 'logs'),
+    signal,
+    onEvent: sweepPrinter({ write: (s: string) => deps.err(s) }, { verbose: flags.verbose === true, report: 'remote report' }),
+  });
+  return writeRun(deps, flags, exps, report, { remote_report: reportPath, run: 'remote' });
 }
 
 async function hostSweep(deps: CliDeps, e: Experiment, flags: BenchRunFlags, quick: boolean, signal: AbortSignal): Promise<Tally> {
@@ -169,6 +273,7 @@ async function hostSweep(deps: CliDeps, e: Experiment, flags: BenchRunFlags, qui
   );
   return writeAll(deps, flags.out, [{ experiment: e, samples: result.samples, failed: result.failed }], {
     host: true,
+    hardware: hostHardware(),
     ringbench: flags.ringbench,
     quick,
     repeat: flags.repeat,
@@ -186,7 +291,9 @@ async function benchReport(deps: CliDeps, file: string, out: string): Promise<nu
   if (!Array.isArray(scenarios)) throw new Error(`${file} is not a lab report (no scenarios)`);
   const byExp = labResults(scenarios as PointScenario[]);
   if (byExp.size === 0) throw new Error(`${file} has no experiment points (bench.* scenarios)`);
-  return closing(deps, await writeAll(deps, out, byExp.values(), { lab_report: file }));
+  const versions = (parsed as { versions?: unknown }).versions;
+  const v = typeof versions === 'object' && versions !== null ? (versions as Record<string, unknown>) : {};
+  return closing(deps, await writeAll(deps, out, byExp.values(), { lab_report: file, hardware: sourceHardware(v, 'lab') }));
 }
 
 async function benchPlot(deps: CliDeps, names: string[], dir: string): Promise<number> {
@@ -224,11 +331,17 @@ export function registerBenchCommands(program: Command, deps: CliDeps): void {
 
   bench
     .command('run')
-    .description('run experiments (default all): the lab ones in one lab boot, then the host one; writes build/experiments/<id>/')
+    .description(
+      'run experiments (default all): the lab ones in one lab boot, then the host one; with --remote the lab ones on a real host instead; writes build/experiments/<id>/',
+    )
     .argument('[experiments...]', `ids: ${EXPERIMENTS.map((e) => e.id).join(', ')}, or all`)
     .addOption(new Option('--repeat <n>', 'repetitions of each point (medians and spread)').argParser(parsePositiveInt).default(DEFAULT_REPEAT))
     .option('--quick', 'fewer points and shorter runs (a smoke run, not for conclusions)')
     .option('--out <dir>', 'output folder', parseText, DEFAULT_OUT_DIR)
+    .option('--remote <domU1,domU2>', 'no lab: run from this dom0 (as root) against two real domUs, [user@]host each', parseRemote)
+    .addOption(new Option('--via <how>', 'with --remote: reach the domUs by ssh, or by their lab-agent').choices(VIAS).default('ssh'))
+    .option('--ssh-key <file>', 'with --remote: the ssh identity file', parseText)
+    .option('--addr <ip1,ip2>', "with --remote: the domUs' addresses to measure between (default: the host if it is one, else the domU's first global IPv4)", parseAddrs)
     .option('--qemu <bin>', 'QEMU binary', parseText, DEFAULT_QEMU)
     .option('--xen <file>', 'Xen hypervisor image', parseText, 'build/xen/xen')
     .option('--kernel <file>', 'dom0 Linux kernel', parseText, 'build/kernel/vmlinuz')
@@ -236,8 +349,18 @@ export function registerBenchCommands(program: Command, deps: CliDeps): void {
     .option('--disk <file>', 'lab input disk', parseText, 'build/lab/input.img')
     .option('--ringbench <file>', 'the host ring benchmark (experiments/ringbench)', parseText, DEFAULT_RINGBENCH)
     .option('--verbose', 'more progress lines')
-    .action(async (names: string[], flags: BenchRunFlags) => {
-      process.exitCode = await benchRun(deps, names, flags);
+    .addHelpText(
+      'after',
+      `
+On a real host (--remote): run as root in dom0; each domU needs fastivc.ko loaded (the fastivc-dkms package) and
+root logins by ssh key (or a lab-agent on port 7070 with --via agent), and the DEM's table must hold both domUs'
+addresses (the fastivc-sync service). ivcbench is copied to a temporary folder in each domU and removed at the end,
+the module's parameters are put back. fig11 (FTP from a virtual disk the lab attaches) is lab-only, and ring runs
+here only when named. Each remote command may take AGENT_TIMEOUT seconds (default 300). Example:
+  fastivc bench run fig12 rtt --remote root@10.0.0.11,root@10.0.0.12 --ssh-key ~/.ssh/id_ed25519`,
+    )
+    .action(async (names: string[], flags: BenchRunFlags, cmd: Command) => {
+      process.exitCode = await benchRun(deps, names, flags, cmd.getOptionValueSource('via') === 'cli');
     });
 
   bench

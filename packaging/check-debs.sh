@@ -87,6 +87,18 @@ hyp_beside_stock() {
     [ "$(in_c dpkg-query -W -f='${Version}' xen-utils-4.17)" = "$XEN_DEB_VERSION" ] || { echo "xen-utils-4.17 is not $XEN_DEB_VERSION"; return 1; }
 }
 check "apt-get install ./xen-hypervisor-4.17-fastivc-amd64 beside xen-hypervisor-4.17-amd64" hyp_beside_stock
+grub_offers_both() { # Debian's own generator (grub-common's 20_linux_xen), with the lab kernel in /boot
+    local k="$B/kernel/root/boot"
+    cp "$k/vmlinuz-$KERNEL_ABI" "$k/config-$KERNEL_ABI" "$C/boot/"
+    in_c env pkgdatadir=/usr/share/grub GRUB_DEVICE=/dev/xvda1 GRUB_FS=ext4 GRUB_DISTRIBUTOR=Debian \
+        GRUB_CMDLINE_LINUX= GRUB_CMDLINE_LINUX_DEFAULT=quiet sh /etc/grub.d/20_linux_xen 2>/dev/null > "$C/tmp/grub.cfg"
+    rm -f "$C/boot/vmlinuz-$KERNEL_ABI" "$C/boot/config-$KERNEL_ABI"
+    grep -E "submenu 'Xen hypervisor, version|multiboot2" "$C/tmp/grub.cfg" | sed 's/\$menuentry.*//'
+    # the first entry (GRUB's default) boots ours: the generator takes the newest by version, 4.17-fastivc > 4.17-amd64
+    [ "$(awk '$1 == "multiboot2" { print $2; exit }' "$C/tmp/grub.cfg")" = /boot/xen-4.17-fastivc-amd64.gz ] || return 1
+    grep -q "submenu 'Xen hypervisor, version 4.17-amd64'" "$C/tmp/grub.cfg" || { echo "the stock Xen is not offered"; return 1; }
+}
+check "GRUB's 20_linux_xen: the default entry boots ours, the stock Xen stays in the menu" grub_offers_both
 hyp_purges() {
     in_c apt-get purge -y -q xen-hypervisor-4.17-fastivc-amd64 || return 1
     [ ! -e "$C/boot/xen-4.17-fastivc-amd64.gz" ] && [ ! -e "$C/boot/xen-4.17-fastivc-amd64.config" ] || { echo "files left in /boot"; return 1; }

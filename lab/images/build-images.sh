@@ -3,7 +3,7 @@
 #
 #   rootfs/      debootstrap (minbase) + xen-utils-4.17 at exactly $XEN_DEB_VERSION + the programs the guests run;
 #                the one Debian tree both images are cut from.                                   (cached: slow)
-#   builder/     rootfs + dkms + the lab kernel's headers: where fastivc-dkms builds the module the domUs load, as
+#   builder/     rootfs + dkms + the lab kernel's headers (+ grub-common): where fastivc-dkms builds the module the domUs load, as
 #                it builds on a real guest (and where packaging/check-debs.sh installs and removes the packages).
 #   dkms/fastivc.ko  the module DKMS built there from build/debs/fastivc-dkms_*.deb.              (cached)
 #   dom0.img     dom0's initramfs: rootfs + the packages a real dom0 installs (build/debs: the hypervisor and
@@ -97,11 +97,13 @@ apt_install_debs() {
 
 # The guests' module build, as on a real guest: Debian's dkms and the kernel's headers in a Debian tree. Kept
 # separate from rootfs so that neither image carries a compiler.
-BUILDER_PACKAGES=(dkms "linux-headers-$KERNEL_ABI")
+# grub-common: Debian's GRUB menu generator, which packaging/check-debs.sh runs against the installed hypervisors.
+BUILDER_PACKAGES=(dkms "linux-headers-$KERNEL_ABI" grub-common)
 build_builder() {
     local h; h=$(inputs_hash "$B/stamps/rootfs" "${BUILDER_PACKAGES[@]}")
     if stamp_fresh builder "$h" && [ -x "$L/builder/usr/sbin/dkms" ]; then return 0; fi
     log "lab: builder tree (rootfs + ${BUILDER_PACKAGES[*]})"
+    umount "$L/builder/proc" 2>/dev/null || true    # never delete through a mounted /proc
     rm -rf "$L/builder"; cp -a "$L/rootfs" "$L/builder"
     DEBIAN_FRONTEND=noninteractive chroot "$L/builder" apt-get install -y -q --no-install-recommends "${BUILDER_PACKAGES[@]}" \
         > "$L/builder-apt.log" 2>&1 || { tail -20 "$L/builder-apt.log" >&2; die "installing ${BUILDER_PACKAGES[*]} in the builder failed"; }

@@ -155,15 +155,16 @@ cmd_native() {
 }
 cmd_ts() { log "ts: tsc"; (cd "$ROOT" && npx tsc -p tsconfig.json); }
 
-# ---- Debian packages (packaging/build-debs.sh) ----
-cmd_debs() {
+# ---- Debian packages (packaging/build-debs.sh), from the outputs of the steps above ----
+build_debs() {
     cmd_bench; cmd_kmod
     "$ROOT/packaging/build-debs.sh"
 }
+cmd_debs() { cmd_deps; cmd_xen; cmd_native; cmd_ts; build_debs; }
 
 # ---- lab images: the packages installed as a real host installs them (lab/images/build-images.sh) ----
 cmd_lab() {
-    cmd_debs
+    build_debs
     "$ROOT/lab/images/build-images.sh"
 }
 

@@ -8,6 +8,7 @@
 # Inputs are the build's own outputs (build/xen, build/ts, the addon, build/kmod for the parameter list, build/bench);
 # ./build.sh debs builds those first. Rebuilt only when an input changes (build/stamps/debs).
 set -euo pipefail
+shopt -s inherit_errexit      # the package builders run in $(...): a failing step must stop the build there too
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B="$ROOT/build"
 . "$ROOT/lab/versions.env"
@@ -21,6 +22,10 @@ OUT="$B/debs"
 # Reproducible: file times and changelog dates from the last commit (or 0 outside a checkout).
 SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH
+# Every build of a new commit gets a higher version than the one before, so that `apt-get install ./X.deb` over an
+# older build replaces it (the same version would be "already the newest"): +git<commit time>.<commit>.
+DEB_BUILD_TAG=$(git -C "$ROOT" log -1 --format='git%cd.%h' --date=format-local:%Y%m%d%H%M 2>/dev/null || echo local)
+export TZ=UTC DEB_BUILD_TAG
 
 h=$(inputs_hash "$ROOT/packaging" "$B/xen/xen.gz" "$B/xen/src/xen/.config" "$ROOT/xen-patches" "$ROOT/guest-kmod" \
     "$B/kmod/fastivc.ko" "$B/ts" "$ROOT/native/build/Release/fastivc.node" "$ROOT/package.json" "$ROOT/package-lock.json" \

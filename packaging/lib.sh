@@ -47,7 +47,7 @@ deb_build() {
         | (cd "$s" && xargs -0 -r md5sum) > "$s/DEBIAN/md5sums"
     [ -s "$s/DEBIAN/md5sums" ] || rm -f "$s/DEBIAN/md5sums"
     sed -i '/^Installed-Size:/d' "$s/DEBIAN/control"
-    echo "Installed-Size: $(du -sk --exclude=DEBIAN "$s" | cut -f1)" >> "$s/DEBIAN/control"
+    echo "Installed-Size: $(du -sk --apparent-size --exclude=DEBIAN "$s" | cut -f1)" >> "$s/DEBIAN/control"
     chmod 0755 "$s/DEBIAN"; chmod 0644 "$s/DEBIAN/control" "$s/DEBIAN/md5sums" 2>/dev/null || true
     for f in preinst postinst prerm postrm; do [ -f "$s/DEBIAN/$f" ] && chmod 0755 "$s/DEBIAN/$f"; done
     find "$s" -path "$s/DEBIAN" -prune -o -exec touch -h -d "@${SOURCE_DATE_EPOCH:-0}" {} +

@@ -11,7 +11,7 @@ fastivc_module_version() { sed -n 's/^#define FASTIVC_VERSION "\(.*\)"$/\1/p' "$
 build_fastivc_dkms() {
     local out=$1 s="$B/debs/stage/$DKMS_PKG" mver ver src
     mver=$(fastivc_module_version); [ -n "$mver" ] || die "no FASTIVC_VERSION in guest-kmod/fastivc.h"
-    ver="$mver-1"; src="$s/usr/src/fastivc-$mver"
+    ver="$mver-1+$DEB_BUILD_TAG"; src="$s/usr/src/fastivc-$mver"
     [ -f "$B/kmod/fastivc.ko" ] || die "no build/kmod/fastivc.ko to read the parameters from (run ./build.sh kmod)"
     rm -rf "$s"; mkdir -p "$s/DEBIAN" "$src" "$s/etc/modules-load.d" "$s/etc/modprobe.d"
     # The module's sources only: its host tests (guest-kmod/tests) are not part of a build.

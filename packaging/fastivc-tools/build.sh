@@ -48,7 +48,7 @@ man_page() {
 
 build_fastivc_tools() {
     local out=$1 s="$B/debs/stage/$TOOLS_PKG" ver app name
-    ver="$(tools_version)-1"; app="$s/usr/lib/fastivc/app"
+    ver="$(tools_version)-1+$DEB_BUILD_TAG"; app="$s/usr/lib/fastivc/app"
     [ -f "$ROOT/native/build/Release/fastivc.node" ] || die "no addon (run ./build.sh native)"
     [ -f "$B/bench/ivcbench" ] || die "no build/bench/ivcbench (run ./build.sh bench)"
     rm -rf "$s"; mkdir -p "$s/DEBIAN" "$s/usr/bin" "$s/lib/systemd/system" "$s/etc/default" "$s/usr/share/man/man1"

@@ -1,14 +1,17 @@
 # xen-hypervisor-4.17-fastivc-amd64: our Xen 4.17 (Debian's source package + xen-patches/series) as /boot/xen-*.gz
 # beside Debian's own xen-hypervisor-4.17-amd64, never replacing it: GRUB's 20_linux_xen offers every /boot/xen*.gz,
-# so the stock Xen stays one menu entry away. Its version is the Debian source's plus +fastivcN, and it depends on
-# xen-utils-4.17 of exactly that Debian version (the toolstack our hypervisor was built and tested with).
+# so the stock Xen stays one menu entry away. Its version is the Debian source's plus +fastivcN and the build tag.
+# It needs xen-utils-4.17 of that Debian version or a later 4.17 one: the lab runs exactly that version, and a pin to
+# it (=) would make the package uninstallable as soon as Debian publishes a 4.17 security update of the toolstack
+# (4.17.7 already is), or hold those updates back; the hypervisor/toolstack interfaces (domctl, sysctl versions)
+# do not change within a Xen release.
 # Sourced by packaging/build-debs.sh: build_xen_hypervisor OUTDIR.
 XEN_PKG=xen-hypervisor-4.17-fastivc-amd64
 XEN_PKG_SUFFIX=+fastivc1          # bump when the patch series changes without a new Debian source
 XEN_BOOT_NAME=xen-4.17-fastivc-amd64
 
 build_xen_hypervisor() {
-    local out=$1 s="$B/debs/stage/$XEN_PKG" ver="$XEN_DEB_VERSION$XEN_PKG_SUFFIX" p
+    local out=$1 s="$B/debs/stage/$XEN_PKG" ver="$XEN_DEB_VERSION$XEN_PKG_SUFFIX+$DEB_BUILD_TAG" p
     [ -f "$B/xen/xen.gz" ] || die "no build/xen/xen.gz (run ./build.sh xen)"
     rm -rf "$s"; mkdir -p "$s/DEBIAN" "$s/boot"
     install -m 0644 "$B/xen/xen.gz" "$s/boot/$XEN_BOOT_NAME.gz"
@@ -23,11 +26,10 @@ build_xen_hypervisor() {
     done < "$ROOT/xen-patches/series"
     cat > "$s/DEBIAN/control" <<CONTROL
 Package: $XEN_PKG
-Source: xen
 Version: $ver
 Architecture: amd64
 Maintainer: $DEB_MAINTAINER
-Depends: xen-utils-4.17 (= $XEN_DEB_VERSION)
+Depends: xen-utils-4.17 (>= $XEN_DEB_VERSION), xen-utils-4.17 (<< 4.18~)
 Recommends: xen-hypervisor-common
 Provides: xen-hypervisor, xen-hypervisor-4.17
 Section: kernel

@@ -2,7 +2,7 @@
 # `apt-get install ./X.deb`, as the README's "Install on a Xen host" tells a real host to):
 #   packages-dom0      both dom0 packages installed at build/debs' versions; `fastivc` is the package's; the booted
 #                      Xen is the packaged one and its DEM is up (`xl dmesg`); `fastivc status` answers
-#   service-sync-dom0  fastivc-sync.service's own command line (ExecStart with /etc/default/fastivc), run as systemd
+#   service-sync-dom0  fastivc-sync.service's own command lines (ExecCondition, then ExecStart with /etc/default/fastivc), run as systemd
 #                      would run it, puts a removed domU address back, and stops cleanly on SIGTERM
 # Sourced by dom0/run.sh (uses D2, DOMU_IP, need, fail, metrics from lib.sh and topology.sh).
 PLAN+=(packages-dom0 service-sync-dom0)
@@ -34,9 +34,11 @@ scn_packages() {
 scn_service_sync() {
     need domU2 || return 1
     [ -f "$SYNC_UNIT" ] || { fail "no $SYNC_UNIT"; return 1; }
-    local exec id2 pid i rc
-    exec=$(sed -n 's/^ExecStart=//p' "$SYNC_UNIT")
-    echo "ExecStart=$exec"
+    local exec cond id2 pid i rc
+    exec=$(sed -n 's/^ExecStart=//p' "$SYNC_UNIT"); cond=$(sed -n 's/^ExecCondition=//p' "$SYNC_UNIT")
+    echo "ExecCondition=$cond"; echo "ExecStart=$exec"
+    # On this hypervisor (the DEM is there) the condition holds; on the stock Xen it would skip the unit.
+    $cond || { fail "the unit's ExecCondition ($cond) fails on the DEM hypervisor: the service would never start"; return 1; }
     id2=$(xl domid domU2)
     fastivc map del "$D2" || { fail "cannot remove $D2 from the table first"; return 1; }
     # As systemd runs it: the environment file's variables, then the command split on blanks.

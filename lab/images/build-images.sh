@@ -104,7 +104,7 @@ build_builder() {
     if stamp_fresh builder "$h" && [ -x "$L/builder/usr/sbin/dkms" ]; then return 0; fi
     log "lab: builder tree (rootfs + ${BUILDER_PACKAGES[*]})"
     umount "$L/builder/proc" 2>/dev/null || true    # never delete through a mounted /proc
-    rm -rf "$L/builder"; cp -a "$L/rootfs" "$L/builder"
+    rm -rf --one-file-system "$L/builder"; cp -a "$L/rootfs" "$L/builder"
     DEBIAN_FRONTEND=noninteractive chroot "$L/builder" apt-get install -y -q --no-install-recommends "${BUILDER_PACKAGES[@]}" \
         > "$L/builder-apt.log" 2>&1 || { tail -20 "$L/builder-apt.log" >&2; die "installing ${BUILDER_PACKAGES[*]} in the builder failed"; }
     chroot "$L/builder" apt-get clean
@@ -121,9 +121,11 @@ build_dkms_module() {
     rm -rf "$L/dkms"; mkdir -p "$L/dkms"
     [ -e "$L/builder/dev/fd" ] || ln -s /proc/self/fd "$L/builder/dev/fd"
     mountpoint -q "$L/builder/proc" || mount -t proc proc "$L/builder/proc"   # dkms needs /proc
+    trap 'umount "$L/builder/proc" 2>/dev/null' EXIT
     local rc=0
     apt_install_debs "$L/builder" "$deb" > "$L/dkms/install.log" 2>&1 || rc=$?
     umount "$L/builder/proc" 2>/dev/null || true
+    trap - EXIT
     [ $rc -eq 0 ] || { tail -30 "$L/dkms/install.log" >&2; die "installing $(basename "$deb") in the builder failed"; }
     local ko="$L/builder/lib/modules/$KERNEL_ABI/updates/dkms/fastivc.ko"
     [ -f "$ko" ] || { tail -30 "$L/dkms/install.log" >&2; die "DKMS did not install fastivc.ko for $KERNEL_ABI"; }

@@ -10,6 +10,8 @@
 # marker with the hardware, the points (bench.<exp>.<series>.<x>.r<rep>, as in the lab), then the clean-up: the
 # module's parameters as they were, our ivcbench server stopped, the temporary folders removed, ssh's connections
 # closed. A stop (SIGTERM/SIGINT) cleans up the same way. "done" ends a run that got that far.
+# When dom0 runs fastivc.ko too, the ssh connections to the domUs are tunnels like any other: a few KiB of domU1's
+# replies a point then count in its tunnel bytes (a tcp point must still create no tunnel; the checks allow for it).
 #
 # Environment (fastivc bench run sets it; tui/src/bench/remote.ts, remoteCommand):
 #   FASTIVC_BENCH_DOMUS        "DOMU1 DOMU2": [user@]host each for ssh (the user must be root: the experiments write

@@ -358,7 +358,7 @@ scn_bench_remote_dom0() {
         --out "$out" > "$OUT/bench-remote.out" 2>&1; rc=$?
     secs=$(elapsed "$t0")
     cat "$OUT/bench-remote.out"
-    for r in "$out"/logs/*.log; do [ -f "$r" ] && { echo "== $r"; tail -n 40 "$r"; }; done
+    for r in "$out"/logs/*.log; do [ -f "$r" ] && [ "${r##*/}" != remote.log ] && { echo "== $r"; tail -n 40 "$r"; }; done
     r=$out/fig12/results.json
     [ -f "$r" ] || { fail "fastivc bench run --remote exited $rc without $r: $(tail -n 3 "$OUT/bench-remote.out" | tr '\n' ' ')"; return 1; }
     jq -c '.source' "$r"
@@ -369,9 +369,11 @@ scn_bench_remote_dom0() {
         tunnel_64KiB_MBps: ([.samples[] | select(.series == "tunnel-4" and .x == 65536) | .values.throughput_MBps] | first)}' "$r")"
     [ "$rc" -eq 0 ] || { fail "fastivc bench run --remote exited $rc: $(jq -r '[.failed[] | "\(.name): \(.reason)"] | join("; ")' "$r")"; return 1; }
     jq -e '(.samples | length) == 3 and (.failed | length) == 0' "$r" >/dev/null || { fail "expected 3 measured points, no failure"; return 1; }
-    # every point's path, from the sender's module counters (bench_path_check wrote them into the metrics)
-    jq -e 'all(.samples[]; if .series == "tcp" then .values.tunnels_created == 0 and .values.tunnel_bytes_tx == 0
-                             else .values.tunnels_created >= 1 and .values.tunnel_share >= 0.5 end)' "$r" >/dev/null \
+    # every point's path, from the sender's module counters (bench_path_check wrote them into the metrics). dom0 runs
+    # fastivc.ko here, so the ssh connections to the domUs are tunnels too: domU1's replies on them (a few KiB a point)
+    # count in its tunnel bytes, even during a tcp point, whose stream itself must create no tunnel.
+    jq -e 'all(.samples[]; if .series == "tcp" then .values.tunnels_created == 0 and .values.tunnel_bytes_tx < 65536
+                             else .values.tunnels_created >= 1 and .values.tunnel_share >= 0.75 end)' "$r" >/dev/null \
         || { fail "a point did not take its series' path: $(jq -c '[.samples[] | {series, x, values}]' "$r")"; return 1; }
     jq -e --arg d1 "$D1" --arg d2 "$D2" --arg k "$(uname -r)" --argjson v "$DOMU_VCPUS" '.source.run == "remote" and
         (.source.hardware | .run == "remote" and (.cpu_model | type == "string" and length > 0)

@@ -343,7 +343,7 @@ export function registerBenchCommands(program: Command, deps: CliDeps): void {
     .option('--ssh-key <file>', 'with --remote: the ssh identity file', parseText)
     .option('--addr <ip1,ip2>', "with --remote: the domUs' addresses to measure between (default: the host if it is one, else the domU's first global IPv4)", parseAddrs)
     .option('--qemu <bin>', 'QEMU binary', parseText, DEFAULT_QEMU)
-    .option('--xen <file>', 'Xen hypervisor image', parseText, 'build/xen/xen')
+    .option('--xen <file>', 'Xen hypervisor image (the one the hypervisor package installs, unpacked by ./build.sh lab)', parseText, 'build/lab/xen')
     .option('--kernel <file>', 'dom0 Linux kernel', parseText, 'build/kernel/vmlinuz')
     .option('--initrd <file>', 'dom0 initrd', parseText, 'build/lab/dom0.img')
     .option('--disk <file>', 'lab input disk', parseText, 'build/lab/input.img')

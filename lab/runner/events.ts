@@ -40,3 +40,14 @@ export type LabEvent =
   | { type: 'report'; t: number; path: string; report: Report };
 
 export type LabEventListener = (event: LabEvent) => void;
+
+/** `listener` (if any) made safe to call: an exception it throws is ignored, as a broken view must not break a run. */
+export function guardedListener(listener: LabEventListener | undefined): LabEventListener {
+  return (e) => {
+    try {
+      listener?.(e);
+    } catch {
+      // A broken view must not break the run.
+    }
+  };
+}

@@ -6,12 +6,12 @@
  *   const { report } = await runLab({ xen, kernel, initrd, disk, onEvent: progressPrinter(process.stderr) });
  */
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { LabEvent, LabEventListener } from './events.js';
-import { MARKER_PREFIX, MarkerStream, isValidScenarioName, type MarkerEvent } from './markers.js';
+import { guardedListener, type LabEventListener } from './events.js';
+import { MARKER_PREFIX, MarkerStream, type MarkerEvent } from './markers.js';
 import {
   DEFAULT_QEMU,
   LabConfigError,
@@ -24,6 +24,7 @@ import {
   type QemuCommandOptions,
 } from './qemu.js';
 import { LAB_BOOT, LAB_RUN, ReportBuilder, relativePath, writeReport, type Report } from './report.js';
+import { createMarkerSink, endStream } from './sink.js';
 
 /** Timeouts in seconds (fractions allowed, which the tests use). */
 export interface LabTimeouts {
@@ -138,17 +139,6 @@ async function inspectInputs(opts: QemuCommandOptions): Promise<Record<string, {
   return out;
 }
 
-function endStream(s: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (s.closed || s.destroyed) {
-      resolve();
-      return;
-    }
-    s.once('error', () => resolve());
-    s.end(() => resolve());
-  });
-}
-
 /** A way the run ended. `reason` goes into the lab-boot/lab-run scenario; `short` into "no result: ..." reasons. */
 interface Ending {
   failure?: { reason: string; short: string };
@@ -162,13 +152,7 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
   const t0 = performance.now();
   const startedAt = new Date();
   const elapsed = (): number => (performance.now() - t0) / 1000;
-  const emit = (e: LabEvent): void => {
-    try {
-      opts.onEvent?.(e);
-    } catch {
-      // A broken view must not break the run.
-    }
-  };
+  const emit = guardedListener(opts.onEvent);
 
   const reportPath = path.resolve(opts.reportPath ?? DEFAULT_REPORT_PATH);
   const reportDir = path.dirname(reportPath);
@@ -216,9 +200,6 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
   const stderrOut = createWriteStream(stderrLog);
   serialOut.on('error', () => undefined);
   stderrOut.on('error', () => undefined);
-  const logStreams = new Map<string, WriteStream>();
-  const logsOpenedOnce = new Set<string>();
-  const allLogStreams: WriteStream[] = [];
   const markers = new MarkerStream();
   let gotOutput = false;
   let dom0Up = false;
@@ -281,6 +262,15 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
     builder.addProtocolError(`${message}${where}`);
     emit({ type: 'protocol-error', t: elapsed(), message, line });
   };
+  const sink = createMarkerSink({
+    builder,
+    logsDir,
+    reportDir,
+    reserved: [serialLog, stderrLog],
+    reservedFor: "the runner's own logs",
+    emit,
+    onProtocolError: protocolError,
+  });
 
   const onMarkerEvent = (ev: MarkerEvent): void => {
     const t = elapsed();
@@ -292,7 +282,7 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
       case 'log-line':
         // A log being shipped is dom0's script at work: it counts as activity for the idle timeout.
         touch();
-        logStreams.get(ev.name)?.write(`${ev.line}\n`);
+        sink.logLine(ev.name, ev.line);
         return;
       case 'error':
         if (ev.line !== '') {
@@ -319,18 +309,9 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
         break;
     }
     const m = ev.marker;
+    if (sink.apply(m, ev.line, t)) return; // plan, versions, result, log blocks, scenario-start
     switch (m.kind) {
       case 'phase':
-        if (m.name === 'scenario-start') {
-          const name = m.detail[0];
-          if (name === undefined || m.detail.length !== 1 || !isValidScenarioName(name)) {
-            protocolError('phase scenario-start expects exactly one valid scenario name', ev.line);
-            return;
-          }
-          builder.scenarioStarted(name);
-          emit({ type: 'scenario-start', t, name });
-          return;
-        }
         if (m.name === 'dom0-up' && !dom0Up) {
           dom0Up = true;
           clearTimer('dom0Up');
@@ -347,40 +328,6 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
         }
         emit({ type: 'phase', t, name: m.name, detail: m.detail });
         return;
-      case 'plan':
-        builder.setPlan(m.names);
-        emit({ type: 'plan', t, names: m.names });
-        return;
-      case 'versions':
-        builder.mergeVersions(m.versions);
-        emit({ type: 'versions', t, versions: m.versions });
-        return;
-      case 'result':
-        if (builder.addResult(m.result)) protocolError(`second result for ${m.result.name} (the last one counts)`, ev.line);
-        emit({ type: 'result', t, result: m.result });
-        return;
-      case 'log-begin': {
-        const file = path.join(logsDir, `${m.name}.log`);
-        if (file === serialLog || file === stderrLog) {
-          protocolError(`log name ${m.name} is reserved for the runner's own logs`, ev.line);
-          return;
-        }
-        const s = createWriteStream(file, { flags: logsOpenedOnce.has(m.name) ? 'a' : 'w' });
-        s.on('error', () => undefined);
-        logsOpenedOnce.add(m.name);
-        logStreams.set(m.name, s);
-        allLogStreams.push(s);
-        builder.setLog(m.name, relativePath(reportDir, file));
-        emit({ type: 'log-begin', t, name: m.name, file });
-        return;
-      }
-      case 'log-end': {
-        const s = logStreams.get(m.name);
-        logStreams.delete(m.name);
-        if (s) s.end();
-        emit({ type: 'log-end', t, name: m.name });
-        return;
-      }
       case 'done':
         if (!doneSeen) {
           doneSeen = true;
@@ -490,7 +437,7 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
   child.stderr?.destroy();
   for (const ev of markers.end({ cutShort: ending?.failure !== undefined })) onMarkerEvent(ev);
   for (const name of [...timers.keys()]) clearTimer(name);
-  await Promise.all([endStream(serialOut), endStream(stderrOut), ...allLogStreams.map(endStream)]);
+  await Promise.all([endStream(serialOut), endStream(stderrOut), sink.closeAll()]);
 
   if (!builder.failed && !builder.hasScenarios()) {
     const scenario = dom0Up ? LAB_RUN : LAB_BOOT;

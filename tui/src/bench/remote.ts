@@ -3,22 +3,23 @@
  * dom0) runs `bash <appRoot>/lab/guest/remote/bench.sh` with the settings in its environment; bench.sh sources the
  * lab's experiments.sh, reaches the two domUs by ssh (or by a lab-agent installed by hand) and prints the lab's
  * marker protocol (lab/runner/README.md) on its stdout. That stream is read here as the lab runner reads the serial
- * console (MarkerStream, ReportBuilder, the same LabEvents for the progress view), and ends in a report
- * (<out>/remote-report.json) and one log per point (<out>/logs/), which `fastivc bench` turns into the same files as
- * a lab run.
+ * console (MarkerStream, the MarkerSink of lab/runner/sink.ts, ReportBuilder, the same LabEvents for the progress
+ * view), and ends in a report (<out>/remote-report.json) and one log per point (<out>/logs/), which `fastivc bench`
+ * turns into the same files as a lab run.
  *
  * Pure parts (tested directly): the option parsers, the experiment selection and remoteCommand, the command line and
  * environment bench.sh is started with.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from 'commander';
-import type { LabEvent, LabEventListener } from '../../../lab/runner/events.js';
-import { MARKER_PREFIX, MarkerStream, isValidScenarioName, type MarkerEvent } from '../../../lab/runner/markers.js';
+import { guardedListener, type LabEventListener } from '../../../lab/runner/events.js';
+import { MARKER_PREFIX, MarkerStream, type MarkerEvent } from '../../../lab/runner/markers.js';
 import { REMOTE_RUN, ReportBuilder, relativePath, writeReport, type Report } from '../../../lab/runner/report.js';
+import { createMarkerSink, endStream } from '../../../lab/runner/sink.js';
 import { isIPv4 } from '../../../native/lib/index.js';
 import { appRoot } from '../pkg.js';
 import type { Experiment } from './experiments.js';
@@ -202,17 +203,6 @@ export interface RemoteRunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-function endStream(s: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (s.closed || s.destroyed) {
-      resolve();
-      return;
-    }
-    s.once('error', () => resolve());
-    s.end(() => resolve());
-  });
-}
-
 function quoteTail(text: string, lines = 3, max = 300): string {
   const tail = text.trim().split('\n').slice(-lines).join(' | ');
   return JSON.stringify(tail.length > max ? `...${tail.slice(-max)}` : tail);
@@ -226,13 +216,7 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
   const t0 = performance.now();
   const startedAt = new Date();
   const elapsed = (): number => (performance.now() - t0) / 1000;
-  const emit = (e: LabEvent): void => {
-    try {
-      opts.onEvent?.(e);
-    } catch {
-      // a broken view must not break the run
-    }
-  };
+  const emit = guardedListener(opts.onEvent);
   const reportPath = path.resolve(opts.reportPath);
   const reportDir = path.dirname(reportPath);
   const logsDir = path.resolve(opts.logsDir);
@@ -245,9 +229,6 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
   const stderrOut = createWriteStream(stderrLog);
   stdoutOut.on('error', () => undefined);
   stderrOut.on('error', () => undefined);
-  const logStreams = new Map<string, WriteStream>();
-  const opened = new Set<string>();
-  const allLogs: WriteStream[] = [];
   const markers = new MarkerStream();
   const idleS = opts.idleS ?? DEFAULT_REMOTE_IDLE_S;
   let doneSeen = false;
@@ -263,6 +244,15 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
     builder.addProtocolError(line === '' ? message : `${message} in line ${JSON.stringify(line.slice(0, 200))}`);
     emit({ type: 'protocol-error', t: elapsed(), message, line });
   };
+  const sink = createMarkerSink({
+    builder,
+    logsDir,
+    reportDir,
+    reserved: [stdoutLog, stderrLog],
+    reservedFor: "the run's own logs",
+    emit,
+    onProtocolError: protocolError,
+  });
 
   const child = spawn(cmd.command, cmd.args, {
     env: { ...(opts.env ?? process.env), ...cmd.env },
@@ -307,7 +297,7 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
         return;
       case 'log-line':
         touch();
-        logStreams.get(ev.name)?.write(`${ev.line}\n`);
+        sink.logLine(ev.name, ev.line);
         return;
       case 'error':
         touch();
@@ -321,55 +311,14 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
     touch();
     const m = ev.marker;
     if (m.kind !== 'ivctop') lastMarker = ev.line.slice(Math.max(0, ev.line.indexOf(MARKER_PREFIX)));
+    if (sink.apply(m, ev.line, t)) return; // plan, versions, result, log blocks, scenario-start
     switch (m.kind) {
       case 'phase':
-        if (m.name === 'scenario-start') {
-          const name = m.detail[0];
-          if (name === undefined || m.detail.length !== 1 || !isValidScenarioName(name)) {
-            protocolError('phase scenario-start expects exactly one valid scenario name', ev.line);
-            return;
-          }
-          builder.scenarioStarted(name);
-          emit({ type: 'scenario-start', t, name });
-          return;
-        }
         if (m.name === 'remote-failed') {
           failRun(m.detail.join(' ') || 'bench.sh gave up (no detail)');
           return;
         }
         emit({ type: 'phase', t, name: m.name, detail: m.detail });
-        return;
-      case 'plan':
-        builder.setPlan(m.names);
-        emit({ type: 'plan', t, names: m.names });
-        return;
-      case 'versions':
-        builder.mergeVersions(m.versions);
-        emit({ type: 'versions', t, versions: m.versions });
-        return;
-      case 'result':
-        if (builder.addResult(m.result)) protocolError(`second result for ${m.result.name} (the last one counts)`, ev.line);
-        emit({ type: 'result', t, result: m.result });
-        return;
-      case 'log-begin': {
-        const file = path.join(logsDir, `${m.name}.log`);
-        if (file === stdoutLog || file === stderrLog) {
-          protocolError(`log name ${m.name} is reserved for the run's own logs`, ev.line);
-          return;
-        }
-        const s = createWriteStream(file, { flags: opened.has(m.name) ? 'a' : 'w' });
-        s.on('error', () => undefined);
-        opened.add(m.name);
-        logStreams.set(m.name, s);
-        allLogs.push(s);
-        builder.setLog(m.name, relativePath(reportDir, file));
-        emit({ type: 'log-begin', t, name: m.name, file });
-        return;
-      }
-      case 'log-end':
-        logStreams.get(m.name)?.end();
-        logStreams.delete(m.name);
-        emit({ type: 'log-end', t, name: m.name });
         return;
       case 'done':
         doneSeen = true;
@@ -414,7 +363,7 @@ export async function runRemote(cmd: RemoteCommand, opts: RemoteRunOptions): Pro
     failRun(`bench.sh ${how} before it reported done (last marker: ${JSON.stringify(lastMarker ?? 'none')})${err}`);
   }
   if (!builder.failed && !builder.hasScenarios()) failRun('bench.sh reported done without any scenario');
-  await Promise.all([endStream(stdoutOut), endStream(stderrOut), ...allLogs.map(endStream)]);
+  await Promise.all([endStream(stdoutOut), endStream(stderrOut), sink.closeAll()]);
   const report = builder.build({
     durationS: elapsed(),
     whyEnded: builder.failureReason ?? 'bench.sh reported done without it',

@@ -54,8 +54,8 @@ check "systemd-analyze verify fastivc-sync.service" unit_verifies
 # ---- the module package ----
 dkms_installs() {
     installed fastivc-dkms || install_c "$DKMS" || return 1
-    in_c dkms status -m fastivc -v "$MVER" -k "$KERNEL_ABI" | grep -q ': installed' \
-        || { in_c dkms status; echo "fastivc/$MVER is not installed for $KERNEL_ABI"; return 1; }
+    local st; st=$(in_c dkms status -m fastivc -v "$MVER" -k "$KERNEL_ABI")
+    grep -q ': installed' <<< "$st" || { echo "$st"; echo "fastivc/$MVER is not installed for $KERNEL_ABI"; return 1; }
     local ko="$C/lib/modules/$KERNEL_ABI/updates/dkms/fastivc.ko"
     [ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$KERNEL_ABI" ] || { modinfo "$ko"; return 1; }
     [ "$(modinfo -F version "$ko")" = "$MVER" ] || { modinfo "$ko"; return 1; }
@@ -123,7 +123,9 @@ tools_install() {
     install_c "$TOOLS" || return 1
     local v; v=$(in_c fastivc --version) || return 1
     [ "$v" = "$(dpkg-deb -f "$TOOLS" Version | sed 's/-[^-]*$//')" ] || { echo "fastivc --version says '$v'"; return 1; }
-    in_c ivctop --help | grep -q -- '--once' || { echo "ivctop --help"; return 1; }
+    # (read whole: grep -q would close the pipe early, and the CLIs end with EPIPE then)
+    local help; help=$(in_c ivctop --help) || { echo "ivctop --help failed"; return 1; }
+    grep -q -- '--once' <<< "$help" || { echo "ivctop --help lacks --once"; return 1; }
     # no hypervisor here: status still answers, with the DEM's error, and exits 0
     in_c fastivc status --json --no-xenstore | jq -e '.dem.error | type == "string"' >/dev/null || return 1
     [ -L "$C/etc/systemd/system/multi-user.target.wants/fastivc-sync.service" ] || { echo "fastivc-sync.service not enabled"; return 1; }

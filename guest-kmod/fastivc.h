@@ -132,6 +132,7 @@ struct fastivc_counters {
 	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
 	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_failed, kicks_retried, tick_wakes;
+	atomic64_t virq_steers;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -192,6 +193,8 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx);
 /* sem.c */
 int fastivc_sem_init(void);
 void fastivc_sem_exit(void);
+void sem_steer_virq(void);
+int sem_virq_cpu(void);
 
 /* stats.c */
 int fastivc_stats_init(void);

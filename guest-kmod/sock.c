@@ -418,6 +418,8 @@ static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool 
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	int rc;
 
+	if (ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
+		sem_steer_virq();
 	add_wait_queue(sk_sleep(sk), &wait);
 	SLICED_WAIT(sk, timeo, tx_wake_cond(sk, ctx, drain), &wait, rc);
 	remove_wait_queue(sk_sleep(sk), &wait);
@@ -778,6 +780,8 @@ static void rx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo)
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	int rc;
 
+	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+		sem_steer_virq(); /* the wake-up comes with VIRQ_EVTMGR: have it delivered here */
 	add_wait_queue(sk_sleep(sk), &wait);
 	SLICED_WAIT(sk, timeo, rx_wake_cond(sk, ctx), &wait, rc);
 	remove_wait_queue(sk_sleep(sk), &wait);
@@ -1090,6 +1094,9 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 	rcu_read_unlock();
 	if (fastivc_sock_is_readable(sk))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	/* a poller that found a tunnel direction not ready is about to sleep until a VIRQ_EVTMGR wake-up */
+	if (READ_ONCE(ctx->rx_poll_waiting) || READ_ONCE(ctx->tx_poll_waiting))
+		sem_steer_virq();
 	return mask;
 }
 

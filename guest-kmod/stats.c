@@ -88,6 +88,8 @@ static int format_stats(char *buf, size_t size)
 	CTR(kicks_failed);
 	CTR(kicks_retried);
 	CTR(tick_wakes);
+	CTR(virq_steers);
+	KV("virq_cpu", "%d", sem_virq_cpu());
 	{
 		/* events raised per MiB moved through tunnels, both directions, in hundredths */
 		s64 ev = atomic64_read(&fastivc_stats.events_raised);

@@ -20,7 +20,7 @@ PLAN=(boot-xen-dom0-domUs kmod-load-domU
       rr-1B-domU-domU-tcp rr-4KiB-domU-domU-tcp rr-64KiB-domU-domU-tcp
       pipeline-64B-domU-domU-tcp pipeline-4KiB-domU-domU-tcp
       bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
-      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU syscall-1B-domU
+      bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU syscall-1B-domU ftp-floor-64MiB-domU
       iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp)
 
 # bench_stream_result FILE RC [BYTES]: checks an ivcbench stream result and records its metrics.
@@ -137,7 +137,7 @@ scn_memcpy() {
 SYSCALL_COUNT=200000
 scn_syscall() {
     need domU1 || return 1
-    local out t0 t1 s
+    local out t0 t1 s sz
     out=$(agent "$D1" "t0=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/null bs=1 count=$SYSCALL_COUNT 2>/dev/null; t1=\$(cut -d' ' -f1 /proc/uptime); echo \$t0 \$t1") \
         || { fail "dd in $D1 failed"; return 1; }
     echo "$out"
@@ -147,6 +147,24 @@ scn_syscall() {
     metrics "$(jq -cn --argjson n "$SYSCALL_COUNT" --argjson s "$s" \
         '{calls: (2 * $n), seconds: $s, call_us: ($s / (2 * $n) * 1e6 * 100 | round / 100),
           one_byte_writes_MBps: ((2 * $n / $s) / 1e6 * 1000 | round / 1000)}')"
+}
+
+# The FTP client's floor: what ftpget does with every byte it receives, without the network. busybox's ftpget moves
+# the data connection into its file with sendfile(), and the file is in tmpfs (scn_ftp_get), so each byte is copied
+# once into a freshly allocated tmpfs page: dd writes FTP_BYTES of zeros there in 64 KiB pieces, in the same domU.
+# ftp_ceiling in the ratios is this rate over TCP's FTP rate: the most any path could gain over TCP in that test.
+scn_ftp_floor() {
+    need domU1 || return 1
+    local out t0 t1 s sz
+    out=$(agent "$D1" "rm -f /tmp/floor.bin; t0=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/tmp/floor.bin bs=65536 count=$((FTP_BYTES >> 16)) 2>/dev/null; t1=\$(cut -d' ' -f1 /proc/uptime); sz=\$(wc -c < /tmp/floor.bin); rm -f /tmp/floor.bin; echo \$t0 \$t1 \$sz") \
+        || { fail "dd in $D1 failed"; return 1; }
+    echo "$out"
+    read -r t0 t1 sz <<< "$out"
+    [ "$sz" = "$FTP_BYTES" ] || { fail "dd wrote ${sz:-nothing} of $FTP_BYTES bytes into $D1's /tmp"; return 1; }
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    awk -v s="$s" 'BEGIN { exit !(s > 0) }' || { fail "no time measured ($out)"; return 1; }
+    metrics "$(jq -cn --argjson b "$FTP_BYTES" --argjson s "$s" \
+        '{bytes: $b, seconds: $s, throughput_MBps: (($b / $s / 1e6) * 100 | round / 100)}')"
 }
 
 scn_iperf3() {
@@ -220,6 +238,7 @@ run_baseline_scenarios() {
     run_scenario rr-1B-domU-loopback-tcp scn_rr_loopback
     run_scenario memcpy-64KiB-domU scn_memcpy
     run_scenario syscall-1B-domU scn_syscall
+    run_scenario ftp-floor-64MiB-domU scn_ftp_floor
     run_scenario iperf3-domU-domU-tcp scn_iperf3
     run_scenario scp-64MiB-domU-domU-tcp scn_scp
     run_scenario ftp-64MiB-domU-domU-tcp scn_ftp_tcp

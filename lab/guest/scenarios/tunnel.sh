@@ -12,7 +12,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
        rr-1B-domU-domU-tunnel rr-4KiB-domU-domU-tunnel rr-64KiB-domU-domU-tunnel
        pipeline-64B-domU-domU-tunnel pipeline-4KiB-domU-domU-tunnel
-       bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB
+       bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB virq-steer-domU-domU-tunnel
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
        tcpsem-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
@@ -474,6 +474,34 @@ scn_preexisting() {
     [ "$created" -ge 1 ] && [ "$sent" -gt 0 ] || { fail "the connection did not move to a tunnel ($created created, $sent bytes)"; return 1; }
 }
 
+# VIRQ steering (sem.c): round trips whose two ends are pinned to vCPU N of each domU must leave VIRQ_EVTMGR on
+# vCPU N in both, for N = 0 then 1 (so it moved at least once, whatever vCPU it started on), through tunnels.
+VIRQ_STEER_PORT=7012 # and 7013: one single-connection server per vCPU
+scn_virq_steer() {
+    need domU1 domU2 || return 1
+    local cpu d f="$OUT/$SCENARIO.out" got rc rates=()
+    for cpu in 0 1; do
+        agent "$D2" "timeout 120 taskset -c $cpu ivcbench server --port $((VIRQ_STEER_PORT + cpu)) --once --timeout 60 > /var/log/ivcbench-steer-$cpu.log 2>&1 &"
+        sleep 1
+        kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+        agent "$D1" "taskset -c $cpu ivcbench rr --host $D2 --port $((VIRQ_STEER_PORT + cpu)) --msg-size 1 --count 300 --warmup 20" > "$f"; rc=$?
+        kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
+        jq -e '.verified == true and .count > 0' "$f" >/dev/null 2>&1 \
+            || { fail "pinned to vCPU $cpu: ivcbench rr exit $rc: $(jq -r '.error // "not verified"' "$f" 2>/dev/null)"; return 1; }
+        [ "$(kdelta "$OUT/sb.txt" "$OUT/sa.txt" tunnels_created)" -ge 1 ] && [ "$(kdelta "$OUT/rb.txt" "$OUT/ra.txt" tunnels_created)" -ge 1 ] \
+            || { fail "pinned to vCPU $cpu: the round trips did not use tunnels both ways"; return 1; }
+        rates+=("$(jq -r .rr_per_s "$f")")
+        for d in sa ra; do
+            got=$(kget "$OUT/$d.txt" virq_cpu)
+            echo "pinned to vCPU $cpu: $([ $d = sa ] && echo "$D1" || echo "$D2") delivers VIRQ_EVTMGR to vCPU $got (moves so far: $(kget "$OUT/$d.txt" virq_steers)), ${rates[-1]} round trips/s"
+            [ "$got" = "$cpu" ] || { fail "$([ $d = sa ] && echo "$D1" || echo "$D2"): VIRQ_EVTMGR on vCPU ${got:-?} while its tunnel's waiter sleeps on vCPU $cpu"; return 1; }
+        done
+    done
+    metrics "$(jq -cn --argjson a "${rates[0]}" --argjson b "${rates[1]}" --argjson c "$(kget "$OUT/sa.txt" virq_steers)" \
+        --argjson s "$(kget "$OUT/ra.txt" virq_steers)" \
+        '{rr_per_s_vcpu0: $a, rr_per_s_vcpu1: $b, virq_steers_client: $c, virq_steers_server: $s}')"
+}
+
 # The same run's ratios, tunnel / TCP over netfront, from the scenarios' metrics files.
 scn_ratios() {
     local f r
@@ -482,9 +510,10 @@ scn_ratios() {
     done | jq -s 'add' > "$OUT/all-metrics.json"
     r=$(jq -c '
         . as $all
-        | def ratio($a; $b; $k): (($all[$a] // {})[$k]) as $x | (($all[$b] // {})[$k]) as $y
+        | def ratiok($a; $ka; $b; $kb): (($all[$a] // {})[$ka]) as $x | (($all[$b] // {})[$kb]) as $y
             | if ($x | type) == "number" and ($y | type) == "number" and $y > 0 then ($x / $y * 100 | round / 100)
               else null end;
+          def ratio($a; $b; $k): ratiok($a; $k; $b; $k);
           def ratio3($a; $b; $k): (($all[$a] // {})[$k]) as $x | (($all[$b] // {})[$k]) as $y
             | if ($x | type) == "number" and ($y | type) == "number" and $y > 0 then ($x / $y * 1000 | round / 1000)
               else null end;
@@ -507,6 +536,8 @@ scn_ratios() {
          iperf3_throughput: ratio("iperf3-domU-domU-tunnel"; "iperf3-domU-domU-tcp"; "throughput_MBps"),
          scp_throughput: ratio("scp-64MiB-domU-domU-tunnel"; "scp-64MiB-domU-domU-tcp"; "throughput_MBps"),
          ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
+         bulk_1B_ceiling: ratiok("syscall-1B-domU"; "one_byte_writes_MBps"; "bulk-1B-domU-domU-tcp"; "throughput_MBps"),
+         ftp_ceiling: ratio("ftp-floor-64MiB-domU"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
          bulk_64KiB_vs_memcpy: ratio3("bulk-64KiB-domU-domU-tunnel"; "memcpy-64KiB-domU"; "throughput_MBps")}
         | with_entries(select(.value != null))' \
         "$OUT/all-metrics.json")
@@ -530,6 +561,7 @@ run_tunnel_scenarios() {
     run_scenario pipeline-4KiB-domU-domU-tunnel tun_pipeline_need "$D1" "$D2" 4096 "$PIPELINE_COUNT"
     run_scenario bulk-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_stream_need "$D1" "$D2" "$BULK_BYTES" 65536
     run_scenario rr-64KiB-domU-domU-tunnel-16x64KiB with_geometry 16 65536 tun_rr_need "$D1" "$D2" 65536
+    run_scenario virq-steer-domU-domU-tunnel scn_virq_steer
     run_scenario bulk-64KiB-dom0-domU-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536
     run_scenario bulk-64KiB-domU-dom0-tunnel tun_stream_need dom0 "$D2" "$BULK_BYTES" 65536 --direction recv
     run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once

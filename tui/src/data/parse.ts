@@ -28,6 +28,8 @@ export const STATS_KEYS = [
   'kicks_failed',
   'kicks_retried',
   'tick_wakes',
+  'virq_steers',
+  'virq_cpu',
   'events_per_MiB_x100',
   'tx_pages',
   'tx_pages_max',

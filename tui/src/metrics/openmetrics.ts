@@ -100,6 +100,8 @@ const SWITCH_PUSHES = fam('switch_pushes', 'counter', 'switches to a tunnel that
 const KICKS_FAILED = fam('kicks_failed', 'counter', 'data events the DEM refused for lack of room (raised again)');
 const KICKS_RETRIED = fam('kicks_retried', 'counter', "sockets whose pending data events the SEM's tick raised again");
 const TICK_WAKES = fam('tick_wakes', 'counter', "wake-ups the SEM's tick gave a waiter with news");
+const VIRQ_STEERS = fam('virq_steers', 'counter', 'moves of VIRQ_EVTMGR to the vCPU of a task about to sleep on a tunnel');
+const VIRQ_CPU = fam('virq_cpu', 'gauge', 'the vCPU VIRQ_EVTMGR is delivered to (-1: not bound)');
 const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per MiB carried by tunnels, since load');
 const FALLBACKS = fam('fallbacks', 'counter', 'sockets (or directions) that stayed on or returned to TCP, per reason');
 
@@ -134,6 +136,8 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   kicks_failed: { family: KICKS_FAILED },
   kicks_retried: { family: KICKS_RETRIED },
   tick_wakes: { family: TICK_WAKES },
+  virq_steers: { family: VIRQ_STEERS },
+  virq_cpu: { family: VIRQ_CPU },
   events_per_MiB_x100: { family: EVENTS_PER_MIB, scale: 0.01 }, // a ratio since load: a gauge, in units (not x100)
 };
 
@@ -166,6 +170,8 @@ export const FAMILIES: readonly Family[] = [
   KICKS_FAILED,
   KICKS_RETRIED,
   TICK_WAKES,
+  VIRQ_STEERS,
+  VIRQ_CPU,
   EVENTS_PER_MIB,
   FALLBACKS,
 ];

@@ -1070,7 +1070,7 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 {
 	struct sock *sk = sock->sk;
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
-	__poll_t mask = tcp_poll(file, sock, wait);
+	__poll_t mask = tcp_poll(file, sock, wait), waits = 0;
 	struct ivc_tunnel *t;
 
 	if (!ctx)
@@ -1083,8 +1083,10 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 		if (free == 0) {
 			ivc_tx_want(&t->tx, t->ctrl);
 			free = ivc_tx_writable(&t->tx, t->ctrl);
-			if (free == 0)
+			if (free == 0) {
 				WRITE_ONCE(ctx->tx_poll_waiting, true);
+				waits |= EPOLLOUT;
+			}
 		}
 		if (free)
 			mask |= EPOLLOUT | EPOLLWRNORM;
@@ -1094,8 +1096,10 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 	rcu_read_unlock();
 	if (fastivc_sock_is_readable(sk))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	/* a poller that found a tunnel direction not ready is about to sleep until a VIRQ_EVTMGR wake-up */
-	if (READ_ONCE(ctx->rx_poll_waiting) || READ_ONCE(ctx->tx_poll_waiting))
+	else if (READ_ONCE(ctx->rx) && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN)
+		waits |= EPOLLIN;
+	/* the caller asked about a tunnel direction that is not ready: it sleeps until a VIRQ_EVTMGR wake-up */
+	if (waits & poll_requested_events(wait))
 		sem_steer_virq();
 	return mask;
 }

@@ -4,7 +4,7 @@
 
 D1=${DOMU_IP[domU1]} D2=${DOMU_IP[domU2]}
 BULK_BYTES=$((64 << 20))
-RR_SECONDS=5
+RR_SECONDS=3
 # Pipelined requests (ivcbench pipeline): all written before any answer is read, after 100 one at a time (warm-up:
 # the burst starts on an established path, as rr's). A burst that has not finished within PIPELINE_TIMEOUT seconds is a
 # deadlock: ivcbench's --timeout bounds each blocking call and the burst, and the agent kills the client
@@ -29,7 +29,7 @@ bench_stream_result() {
     cat "$f"
     jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
     metrics "$(jq -c '{throughput_MBps, bytes: .bytes_received, seconds, msg_size_B: .msg_size, verified,
-                        mismatch_offset}' "$f")"
+                        mismatch_offset, runs, throughput_MBps_min, throughput_MBps_max} | with_entries(select(.value != null))' "$f")"
     [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "data verification failed"' "$f")"; return 1; }
     jq -e --argjson n "$n" '.verified == true and .bytes_received == $n and
         .checksum_sent == .checksum_received' "$f" >/dev/null || { fail "stream not byte-exact"; return 1; }
@@ -40,7 +40,8 @@ bench_rr_result() {
     cat "$f"
     jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
     metrics "$(jq -c '{rr_per_s, latency_us_p50, latency_us_p90, latency_us_p99, latency_us_max, count,
-                        msg_size_B: .msg_size, verified}' "$f")"
+                        msg_size_B: .msg_size, verified, runs, rr_per_s_min, rr_per_s_max}
+                        | with_entries(select(.value != null))' "$f")"
     [ "$rc" -eq 0 ] || { fail "ivcbench exit $rc: $(jq -r '.error // "reply verification failed"' "$f")"; return 1; }
     jq -e '.verified == true and .count > 0' "$f" >/dev/null || { fail "no verified round trips"; return 1; }
 }
@@ -93,19 +94,21 @@ bulk() { bulk_n "$1" "$2" "$BULK_BYTES" 65536 "${@:3}"; }
 # bulk_n CLIENT_HOST(dom0|IP) SERVER_IP BYTES MSG_SIZE [ivcbench args...]
 bulk_n() {
     local client=$1 server=$2 bytes=$3 msg=$4; shift 4
-    local f="$OUT/$SCENARIO.out" rc
+    local f="$OUT/$SCENARIO.out" rc runs; runs=$(stream_runs_for "$msg")
     if [ "$client" = dom0 ]; then
-        ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" > "$f"; rc=$?
+        bench_runs "$f" "$runs" throughput_MBps ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" \
+            --timeout 240 "$@"; rc=$?
     else
-        agent "$client" ivcbench stream --host "$server" --bytes "$bytes" --msg-size "$msg" --timeout 240 "$@" \
-            > "$f"; rc=$?
+        bench_runs "$f" "$runs" throughput_MBps agent "$client" ivcbench stream --host "$server" --bytes "$bytes" \
+            --msg-size "$msg" --timeout 240 "$@"; rc=$?
     fi
     bench_stream_result "$f" $rc "$bytes"
 }
 
 rr() { # rr CLIENT_IP SERVER_IP MSG_SIZE
     local f="$OUT/$SCENARIO.out" rc
-    agent "$1" ivcbench rr --host "$2" --msg-size "$3" --seconds "$RR_SECONDS" --warmup 100 > "$f"; rc=$?
+    bench_runs "$f" "$BENCH_RUNS" rr_per_s agent "$1" ivcbench rr --host "$2" --msg-size "$3" --seconds "$RR_SECONDS" \
+        --warmup 100; rc=$?
     bench_rr_result "$f" $rc
 }
 
@@ -137,7 +140,7 @@ scn_memcpy() {
 SYSCALL_COUNT=200000
 scn_syscall() {
     need domU1 || return 1
-    local out t0 t1 s sz
+    local out t0 t1 s
     out=$(agent "$D1" "t0=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/null bs=1 count=$SYSCALL_COUNT 2>/dev/null; t1=\$(cut -d' ' -f1 /proc/uptime); echo \$t0 \$t1") \
         || { fail "dd in $D1 failed"; return 1; }
     echo "$out"

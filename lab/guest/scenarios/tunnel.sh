@@ -560,6 +560,7 @@ scn_ratios() {
          bulk_64KiB_dom0_domU_throughput: ratio("bulk-64KiB-dom0-domU-tunnel"; "bulk-64KiB-dom0-domU-tcp"; "throughput_MBps"),
          bulk_64KiB_domU_dom0_throughput: ratio("bulk-64KiB-domU-dom0-tunnel"; "bulk-64KiB-domU-dom0-tcp"; "throughput_MBps"),
          bulk_64KiB_tunnel_vs_loopback: ratio("bulk-64KiB-domU-domU-tunnel"; "bulk-64KiB-domU-loopback-tcp"; "throughput_MBps"),
+         rr_1B_tunnel_vs_loopback: ratio("rr-1B-domU-domU-tunnel"; "rr-1B-domU-loopback-tcp"; "rr_per_s"),
          iperf3_throughput: ratio("iperf3-domU-domU-tunnel"; "iperf3-domU-domU-tcp"; "throughput_MBps"),
          scp_throughput: ratio("scp-64MiB-domU-domU-tunnel"; "scp-64MiB-domU-domU-tcp"; "throughput_MBps"),
          ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),

@@ -33,6 +33,11 @@ MVER=$(dpkg-deb -f "$DKMS" Version); MVER=${MVER%-*}
 
 # node (the tools) reads /proc; the builder tree gets it for the checks only
 mountpoint -q "$C/proc" || mount -t proc proc "$C/proc"
+# The checks install these packages into the builder tree, which the lab's DKMS build also uses: start from a tree
+# without them, so that what is checked is this build's packages, not an earlier build of the same version.
+for p in fastivc-tools fastivc-dkms xen-hypervisor-4.17-fastivc-amd64; do
+    installed "$p" && { in_c apt-get purge -y -q "$p" > /dev/null 2>&1 || echo "warning: could not purge $p from the builder tree"; }
+done
 [ -e "$C/dev/fd" ] || ln -s /proc/self/fd "$C/dev/fd"
 trap 'umount "$C/proc" 2>/dev/null; rm -rf "$C/tmp/debs"' EXIT
 

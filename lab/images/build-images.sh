@@ -90,7 +90,9 @@ apt_install_debs() {
     mkdir -p "$r/tmp/debs"
     for d in "$@"; do cp "$d" "$r/tmp/debs/"; args+=("/tmp/debs/$(basename "$d")"); done
     local rc=0
-    DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get install -y -q --no-install-recommends "${args[@]}" || rc=$?
+    # --reinstall: two builds of one commit carry the same version (git<time>.<sha>) and, when their control fields
+    # match, apt would keep the package already installed in a reused tree (the builder) and its old module
+    DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get install --reinstall -y -q --no-install-recommends "${args[@]}" || rc=$?
     rm -rf "$r/tmp/debs"
     return $rc
 }

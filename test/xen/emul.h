@@ -343,8 +343,29 @@ static int emul_xsm_raise(xsm_default_t action, const struct domain *src, const 
         return -EPERM;
     }
 }
+/* SILO's rule (silo_mode_dom_check): the owners a domain may learn are those it may talk to, itself included. */
+static unsigned long emul_xsm_lookups;    /* evtmgr_lookup checks, to see that ip_lookup asks XSM */
+static int emul_xsm_lookup(xsm_default_t action, const struct domain *src, const struct domain *dst, bool l1_held)
+{
+    assert(action == XSM_HOOK);
+    assert(src == current->domain);
+    assert(dst && dst->exists);
+    assert(l1_held);              /* dst (the owner) stays valid only under L1 */
+    emul_xsm_lookups++;
+    switch ( emul_xsm )
+    {
+    case EMUL_XSM_DUMMY:
+        return 0;
+    case EMUL_XSM_SILO:
+        return (src->is_privileged || dst->is_privileged || src == dst) ? 0 : -EPERM;
+    default:
+        return -EPERM;
+    }
+}
 #define xsm_evtmgr_admin(action) emul_xsm_admin(action)
 #define xsm_evtmgr_raise(action, src, dst) emul_xsm_raise(action, src, dst)
+/* Expanded inside evtmgr.c, where evtmgr_L1_lock is visible. */
+#define xsm_evtmgr_lookup(action, src, dst) emul_xsm_lookup(action, src, dst, rw_is_locked(&evtmgr_L1_lock))
 
 /* ---- the ABI ---- */
 #include "public/evtmgr.h"        /* generated: the real public/evtmgr.h without #include "xen.h" */

@@ -695,6 +695,75 @@ static void test_privileged_ops(void)
     CHECK_EQ(counters().ip_entries, 4);
 }
 
+/* One ip_lookup with the whole entry kept: what the caller sees in its memory after the call. */
+static long lookup_entry(struct domain *caller, const char *ip, xen_evtmgr_ip_entry_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->addr = A(ip);
+    e->domid = 0x1234;                   /* an OUT field: whatever the guest left there */
+    return hc(caller, XEN_EVTMGR_OP_ip_lookup, e);
+}
+
+/* XSM evtmgr_lookup: the dummy policy shows every owner; SILO hides other domUs' addresses as unknown ones. */
+static void test_lookup_xsm(void)
+{
+    xen_evtmgr_ip_entry_t hidden, unknown;
+    xen_evtmgr_counters_t k;
+    unsigned long x0;
+    long rc_hidden, rc_unknown;
+
+    std_world();
+
+    /* the dummy policy (the default): any domain learns any owner, and XSM is asked for each */
+    x0 = emul_xsm_lookups;
+    CHECK_EQ(lookup(d1, "10.0.0.2"), 2);                          /* another domU */
+    CHECK_EQ(lookup(d1, "10.0.0.100"), 0);                        /* dom0 */
+    CHECK_EQ(lookup(d1, "10.0.0.1"), 1);                          /* itself */
+    CHECK_EQ(lookup(d0, "10.0.0.3"), 3);
+    CHECK_EQ(emul_xsm_lookups - x0, 4);
+    CHECK_EQ(lookup(d1, "192.168.1.1"), XEN_EVTMGR_DOMID_NONE);   /* nobody's: no owner to ask about */
+    CHECK_EQ(emul_xsm_lookups - x0, 4);
+
+    /* SILO: a domU learns only the owners it may raise towards (dom0, itself) */
+    emul_xsm = EMUL_XSM_SILO;
+    CHECK_EQ(lookup(d1, "10.0.0.2"), XEN_EVTMGR_DOMID_NONE);      /* another domU: looks unknown */
+    CHECK_EQ(lookup(d1, "10.0.0.3"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d2, "10.0.0.1"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d1, "10.0.0.100"), 0);                        /* dom0: answered */
+    CHECK_EQ(lookup(d1, "10.0.0.1"), 1);                          /* its own address */
+    CHECK_EQ(lookup(d0, "10.0.0.2"), 2);                          /* the control domain sees every owner */
+    CHECK_EQ(lookup(d0, "10.0.0.1"), 1);
+    /* and what lookup hides, raise refuses: the two hooks agree */
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.2", 2, EV_DATA), -EPERM);
+    CHECK_EQ(raise_ev(d1, "10.0.0.1", 1, "10.0.0.100", 2, EV_DATA), 0);
+
+    /* exactly the answer for an address nobody owns: same result, same bytes in the caller's entry */
+    rc_hidden = lookup_entry(d1, "10.0.0.2", &hidden);
+    rc_unknown = lookup_entry(d1, "10.0.9.9", &unknown);
+    CHECK_EQ(rc_hidden, 0);
+    CHECK_EQ(rc_unknown, 0);
+    CHECK_EQ(hidden.domid, XEN_EVTMGR_DOMID_NONE);
+    unknown.addr = hidden.addr;
+    CHECK(!memcmp(&hidden, &unknown, sizeof(hidden)));
+    /* a hidden owner's address with a bad pad is refused as any other lookup's, before XSM is asked */
+    x0 = emul_xsm_lookups;
+    hidden.pad = 1;
+    CHECK_EQ(hc(d1, XEN_EVTMGR_OP_ip_lookup, &hidden), -EINVAL);
+    CHECK_EQ(emul_xsm_lookups - x0, 0);
+
+    /* XSM refusing everything: every address looks unknown, even to the control domain */
+    emul_xsm = EMUL_XSM_DENY;
+    CHECK_EQ(lookup(d0, "10.0.0.2"), XEN_EVTMGR_DOMID_NONE);
+    CHECK_EQ(lookup(d1, "10.0.0.1"), XEN_EVTMGR_DOMID_NONE);
+
+    /* back to the dummy policy: every owner again */
+    emul_xsm = EMUL_XSM_DUMMY;
+    CHECK_EQ(lookup(d1, "10.0.0.2"), 2);
+    CHECK_EQ(lookup(d2, "10.0.0.1"), 1);
+    k = counters();
+    CHECK_EQ(k.lookups, 18);                          /* hidden ones counted too (-EINVAL ones not): dom0's view */
+}
+
 static void test_ip_limits(void)
 {
     char ip[32];
@@ -1581,7 +1650,15 @@ static void test_docs(void)
     CHECK_HAS(doc, "CONFIG_MEM_PAGING");
     CHECK_HAS(doc, "bounce buffer");
     CHECK_HAS(doc, "under FLASK, `xsm_fixup_ops()` gives");
-    CHECK_HAS(doc, "`ip_lookup` is not mediated");
+    /* XSM evtmgr_lookup: the header's per-op text and the design say what the policies do */
+    CHECK_HAS(hdr, "XSM evtmgr_lookup(caller, owner)");
+    CHECK_HAS(hdr, "answered exactly as an address no domain owns");
+    CHECK_HAS(hdr, "Dummy policy (the default): every lookup is allowed");
+    CHECK_HAS(doc, "`xsm_evtmgr_lookup(src, dst)` (`XSM_HOOK`)");
+    CHECK_HAS(doc, "The dummy policy (the default) allows every `raise` and every `ip_lookup`");
+    CHECK_HAS(doc, "so `ip_lookup` is no co-residency");
+    /* release of an unknown connection: the locking section says it never takes W(L1) */
+    CHECK_HAS(doc, "answers `-ENOENT` from there; only when there is a record to free");
     free(doc);
     free(hdr);
     free(src);
@@ -1811,6 +1888,54 @@ static void test_release(void)
     CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
     CHECK_EQ(d2->virqs, 1);
     CHECK_EQ(fetch(d2).n, 2);
+}
+
+static void race_release_d2_same(void)        /* d2 releases the record the outer release is about to free */
+{
+    xen_evtmgr_conn_t c = C("10.0.0.2", 80, "10.0.0.1", 1234);
+
+    race_rc = nested_hc(d2, XEN_EVTMGR_OP_release, &c);
+}
+
+/* A release of a connection the caller has no record for is answered under L1 read: never L1 write. */
+static void test_release_unknown_no_write_lock(void)
+{
+    xen_evtmgr_conn_t c = C("10.0.0.1", 1234, "10.0.0.2", 80);
+    unsigned long w0;
+    unsigned int i;
+
+    std_world();
+    CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
+    w0 = emul_write_locks;
+    /* a guest looping on release of connections it has no record for */
+    for ( i = 0; i < 1000; i++ )
+        CHECK_EQ(release_c(d2, C("10.0.0.2", 80, "10.0.0.1", 2000 + i)), -ENOENT);
+    CHECK_EQ(release_c(d1, c), -ENOENT);                 /* the raiser does not own it */
+    CHECK_EQ(release_c(d2, c), -ENOENT);                 /* the owner names its own end as src */
+    CHECK_EQ(release_c(d3, swapped(c)), -ENOENT);        /* a third domain */
+    CHECK_EQ(release_c(d0, C("10.0.0.100", 1, "10.9.9.9", 2)), -ENOENT);   /* addresses nobody owns */
+    CHECK_EQ(emul_write_locks - w0, 0);
+    /* meanwhile the record and its events are untouched */
+    CHECK_EQ(owner_pending(d2), 1);
+    CHECK_EQ(counters().records, 1);
+
+    /* a record to free: one L1 write */
+    CHECK_EQ(release_c(d2, swapped(c)), 0);
+    CHECK_EQ(emul_write_locks - w0, 1);
+    CHECK_EQ(counters().records, 0);
+    CHECK_EQ(owner_pending(d2), 0);
+    CHECK_EQ(release_c(d2, swapped(c)), -ENOENT);        /* and once gone, no L1 write again */
+    CHECK_EQ(emul_write_locks - w0, 1);
+
+    /* found under L1 read, gone before L1 write (another vCPU released it): the answer for an unknown one */
+    CHECK_EQ(raise_c(d1, c, EV_DATA), 0);
+    CHECK_EQ(counters().records, 1);
+    emul_before_write_lock = race_release_d2_same;
+    CHECK_EQ(release_c(d2, swapped(c)), -ENOENT);
+    CHECK(!emul_before_write_lock);                      /* it did go on to L1 write */
+    CHECK_EQ(race_rc, 0);
+    CHECK_EQ(counters().records, 0);
+    CHECK_EQ(counters().records_freed, 2);
 }
 
 static void test_teardown_both_directions(void)
@@ -2466,6 +2591,7 @@ int main(void)
     RUN(table_validation);
     RUN(table_set_errors);
     RUN(privileged_ops);
+    RUN(lookup_xsm);
     RUN(ip_limits);
     RUN(ip_global_limit);
     RUN(ip_alloc_failure);
@@ -2493,6 +2619,7 @@ int main(void)
     RUN(efault_out);
     RUN(alloc_failure);
     RUN(release);
+    RUN(release_unknown_no_write_lock);
     RUN(teardown_both_directions);
     RUN(teardown_destination_signalled);
     RUN(ip_change_purges_records);

@@ -11,7 +11,8 @@
  *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
  *
  * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
- * The SEM runs in one work item and takes at most one socket lock at a time. Tunnel pages are touched only by the
+ * The SEM runs in one work item and takes at most one socket lock at a time, and never waits for one that the socket's
+ * owner holds (sem.c: sem_trylock_sock). Tunnel pages are touched only by the
  * socket's owner (under lock_sock) or, for the shared header, read lock-free by poll and wake-up conditions.
  */
 #ifndef FASTIVC_H
@@ -52,6 +53,7 @@ enum fastivc_reason {
 	FIVC_R_VIOLATION,
 	FIVC_R_PEER_GONE,
 	FIVC_R_BUDGET,
+	FIVC_R_USER_TIMEOUT,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -110,6 +112,11 @@ struct fastivc_sock {
 	bool rx_poll_waiting, tx_poll_waiting; /* a poller found it not readable / writable (lock-free hint) */
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
+	bool rx_unpublished;            /* receiver: mapped, IVC_RX_MAPPED not yet written (no read through us yet) */
+	bool tx_accepted;               /* sender: the receiver accepted (RECV_GET_DATA): no create timeout */
+	atomic_t tx_tcp_senders;        /* sendmsg/sendpage calls inside TCP's own (no switch while one is) */
+	unsigned long tx_stall_since;   /* jiffies | 1 since every channel is held with no progress (TCP_USER_TIMEOUT) */
+	u32 tx_stall_seq;               /* the sender's tx.seq then: a sealed channel since is progress */
 	/* statistics, read without the lock by stats.c */
 	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations;
 	u32 tx_channels, tx_channel_size, rx_channels, rx_channel_size;
@@ -159,7 +166,7 @@ extern unsigned int fastivc_tx_pages_max, fastivc_rx_pages_max;
 unsigned int fastivc_tx_pages(void);
 unsigned int fastivc_rx_pages(void);
 struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
-					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why);
+					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why, bool fault_nomem);
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why);
 void ivc_tunnel_release(struct ivc_tunnel *t);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);

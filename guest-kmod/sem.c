@@ -57,6 +57,12 @@ static void reject_conn(__be32 me, u16 lport, __be32 peer, u16 rport)
  * soon as it has the SYN-ACK, while our end may still be a request socket waiting for the final ACK. Such events
  * are retried every SEM_RETRY_MS for up to SEM_RETRY_FOR (well within the sender's 5 s), then rejected. Bounded
  * list: beyond SEM_RETRY_MAX the event is rejected at once.
+ *
+ * The same list holds the control events of a socket whose lock its owner holds (sem_trylock_sock): one task that
+ * keeps its socket locked (a send faulting on slow user memory: userfaultfd, FUSE, NFS) must not stall the control
+ * events of every other socket. Those are retried every SEM_RETRY_MS for as long as the owner holds the lock, and a
+ * later event for the same connection waits behind them, so a connection's events keep their order. Only when the
+ * list is full is an event dispatched by waiting for the lock.
  */
 #define SEM_RETRY_MS 20
 #define SEM_RETRY_FOR (HZ)
@@ -86,8 +92,29 @@ static void forget_conn(const struct xen_evtmgr_event *ev)
 	dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
 }
 
-/* Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false. */
-static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
+/*
+ * lock_sock() unless the socket's owner holds it (process context): the SEM and its tick never wait for a socket's
+ * owner. true: locked (release_sock() as usual).
+ */
+static bool sem_trylock_sock(struct sock *sk)
+{
+	bool ok;
+
+	spin_lock_bh(&sk->sk_lock.slock);
+	ok = !sock_owned_by_user_nocheck(sk);
+	if (ok) {
+		sk->sk_lock.owned = 1; /* as lock_sock_nested() on its fast path */
+		mutex_acquire(&sk->sk_lock.dep_map, 0, 1, _RET_IP_);
+	}
+	spin_unlock_bh(&sk->sk_lock.slock);
+	return ok;
+}
+
+/*
+ * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EBUSY if the socket's
+ * owner holds its lock and `wait` is false (the caller retries later).
+ */
+static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait)
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
@@ -116,7 +143,12 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		forget_conn(ev);
 		return 0;
 	}
-	lock_sock(sk);
+	if (wait) {
+		lock_sock(sk);
+	} else if (!sem_trylock_sock(sk)) {
+		sock_put(sk);
+		return -EBUSY;
+	}
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
 	if (!ctx || ctx->peer != ev->peer || READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
 		/*
@@ -159,7 +191,45 @@ static void sem_retry_later(const struct xen_evtmgr_event *ev)
 	if (r)
 		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
 	else
-		sem_dispatch(ev, true);
+		sem_dispatch(ev, true, true);
+}
+
+static bool same_conn(const struct xen_evtmgr_event *a, const struct xen_evtmgr_event *b)
+{
+	return a->conn.src_port == b->conn.src_port && a->conn.dst_port == b->conn.dst_port &&
+	       !memcmp(&a->conn.src, &b->conn.src, sizeof(a->conn.src)) &&
+	       !memcmp(&a->conn.dst, &b->conn.dst, sizeof(a->conn.dst));
+}
+
+/* Is an earlier event of the same connection waiting in the retry list? Then this one waits behind it. */
+static bool retry_has_conn(const struct xen_evtmgr_event *ev)
+{
+	struct sem_retry *r;
+	bool found = false;
+
+	mutex_lock(&retry_lock);
+	if (retry_count)
+		list_for_each_entry(r, &retry_list, node)
+			if (same_conn(&r->ev, ev)) {
+				found = true;
+				break;
+			}
+	mutex_unlock(&retry_lock);
+	return found;
+}
+
+/* retry_lock held: does an entry before r hold an event of the same connection? */
+static bool retry_blocked(struct sem_retry *r)
+{
+	struct sem_retry *e;
+
+	list_for_each_entry(e, &retry_list, node) {
+		if (e == r)
+			return false;
+		if (same_conn(&e->ev, &r->ev))
+			return true;
+	}
+	return false;
 }
 
 static void sem_retry(struct work_struct *w)
@@ -169,7 +239,16 @@ static void sem_retry(struct work_struct *w)
 
 	mutex_lock(&retry_lock);
 	list_for_each_entry_safe(r, tmp, &retry_list, node) {
-		if (sem_dispatch(&r->ev, time_after(jiffies, r->deadline)) == -EAGAIN)
+		int rc;
+
+		/*
+		 * Behind an earlier event of its connection that still waits: keep the order. A socket its owner holds
+		 * is retried for as long as it is held (-EBUSY); a socket not yet established until the deadline.
+		 */
+		if (retry_blocked(r))
+			continue;
+		rc = sem_dispatch(&r->ev, time_after(jiffies, r->deadline), false);
+		if (rc == -EAGAIN || rc == -EBUSY)
 			continue;
 		list_del(&r->node);
 		retry_count--;
@@ -205,8 +284,12 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 		WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
 		if (ev->events & EVTMGR_EVENT_SEND_DATA)
 			mask |= EPOLLIN | EPOLLRDNORM;
-		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
+		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA) {
 			mask |= EPOLLOUT | EPOLLWRNORM;
+			/* the receiver's accept of a tunnel being created: it maps it, and may publish it much later */
+			if (READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING && !READ_ONCE(ctx->tx_accepted))
+				WRITE_ONCE(ctx->tx_accepted, true);
+		}
 		fastivc_wake(sk, mask);
 	} else {
 		forget_conn(ev); /* as sem_dispatch() */
@@ -269,7 +352,9 @@ static void sem_control(struct work_struct *w)
 		}
 		ev = ctl_ring[ctl_tail++ % SEM_CTL_RING];
 		spin_unlock_bh(&ctl_lock);
-		if (sem_dispatch(&ev, false) == -EAGAIN)
+		if (retry_has_conn(&ev))
+			sem_retry_later(&ev); /* behind its connection's earlier events */
+		else if (sem_dispatch(&ev, false, false) < 0) /* -EAGAIN: not established yet; -EBUSY: held */
 			sem_retry_later(&ev);
 		cond_resched();
 	}
@@ -402,11 +487,13 @@ static void sem_each_sock(bool (*match)(const struct fastivc_sock *ctx, const vo
 	}
 	spin_unlock_bh(&fastivc_socks_lock);
 	for (i = 0; i < n; i++) {
-		lock_sock(todo[i]);
-		ctx = fastivc_ctx(todo[i]);
-		if (ctx)
-			act(ctx);
-		release_sock(todo[i]);
+		/* a socket its owner holds waits for the next tick: the tick never waits for one */
+		if (sem_trylock_sock(todo[i])) {
+			ctx = fastivc_ctx(todo[i]);
+			if (ctx)
+				act(ctx);
+			release_sock(todo[i]);
+		}
 		sock_put(todo[i]);
 	}
 }
@@ -488,9 +575,10 @@ static void sem_check_peers(void)
 		sem_each_sock(peer_is_gone, &(struct sem_peers){ peers, np }, fastivc_peer_gone);
 }
 
+/* fastivc_sock_tick's sockets: a sender waiting for its receiver, or one that found every channel held */
 static bool is_creating(const struct fastivc_sock *ctx, const void *arg)
 {
-	return READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING;
+	return READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING || READ_ONCE(ctx->tx_stall_since);
 }
 
 static bool has_kick_pending(const struct fastivc_sock *ctx, const void *arg)

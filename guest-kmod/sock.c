@@ -6,7 +6,13 @@
  * Each direction moves to its tunnel independently and without losing or reordering a byte:
  *   sender    creates the tunnel on its first send and keeps sending on TCP until the receiver has mapped it
  *             (ctrl->rx_state == IVC_RX_MAPPED). It then writes switch_seq = the TCP sequence number of its next
- *             byte and sets IVC_TX_SWITCHED; everything after goes into channels.
+ *             byte and sets IVC_TX_SWITCHED; everything after goes into channels. No switch while another thread
+ *             of the socket is inside TCP's own send (it would queue bytes behind switch_seq).
+ *   mapping   the receiver maps the tunnel as soon as EVENT_CREATE_TUNNEL comes and accepts it (RECV_GET_DATA: the
+ *             sender stops its create timeout), but writes IVC_RX_MAPPED only once a read has gone through this
+ *             file's receive path (rx_publish). A reader blocked in TCP's own recvmsg or splice since before the
+ *             socket was decided would wait there for TCP bytes that no longer come: until it returns, the sender
+ *             stays on TCP.
  *   receiver  reads TCP until its copied_seq reaches switch_seq (rx_data_seq: a FIN read with the last bytes does not
  *             count), then reads channels. So data the sender queued on TCP before the switch (or before the module
  *             was loaded) is read first.
@@ -27,6 +33,8 @@
 #include <linux/splice.h>
 #include <linux/sched/signal.h>
 #include <linux/sockios.h>
+#include <linux/skbuff.h>
+#include <linux/errqueue.h>
 #include <asm/ioctls.h>
 #include <net/tcp.h>
 #include <net/inet_common.h>
@@ -43,18 +51,19 @@ static DEFINE_MUTEX(ops6_lock);
  * Fault injection, for the lab's hostile-peer test: fault_inject=PORT:KIND makes this module, as a sender, write one
  * bad channel header on the next channel it publishes on a connection with local or remote port PORT, then clears
  * itself. KIND: gen (gen_num from the wrong round), size (larger than the channel), pend_read (more receivers than
- * the tunnel has). The receiving domain must break that connection only. A timing fault, switch_in_batch: on the
+ * the tunnel has). The receiving domain must break that connection only. nomem: the next tunnel created on PORT fails
+ * one of its allocations half way (the connection must stay on TCP, reason no_memory). A timing fault, switch_in_batch: on the
  * next sendfile()/splice() page sent on TCP before the switch that is not the last of its batch, wait (up to 1 s)
  * until the receiver has mapped the tunnel, so the switch falls inside the batch, with TCP holding that page back
  * (the race of tx_push_tcp). Never set on a production host.
  */
-enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH };
+enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH, FAULT_NOMEM };
 static unsigned int fault_port, fault_kind;
 static DEFINE_SPINLOCK(fault_lock);
 
 static int set_fault(const char *val, const struct kernel_param *kp)
 {
-	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch" };
+	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch", "nomem" };
 	char kind[16];
 	unsigned int port, k;
 
@@ -78,7 +87,7 @@ static int get_fault(char *buf, const struct kernel_param *kp)
 
 static const struct kernel_param_ops fault_ops = { .set = set_fault, .get = get_fault };
 module_param_cb(fault_inject, &fault_ops, NULL, 0600);
-MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
+MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:nomem fails the next tunnel allocation on PORT half way; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
 
 /* The fault to inject now on this connection, if one of kinds (a mask of 1 << FAULT_*) is set (one-shot). */
 static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
@@ -309,7 +318,7 @@ static bool tx_push_tcp(struct sock *sk, struct fastivc_sock *ctx)
 	lock_sock(sk);
 	atomic64_inc(&fastivc_stats.switch_pushes);
 	return ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_CREATING && ctx->tx &&
-	       READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED;
+	       READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders);
 }
 
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
@@ -328,7 +337,8 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		ctx->tx_created = jiffies | 1;
 		fastivc_geometry(sk, &nch, &csize);
 		/* over the page budget: a smaller tunnel, down to the smallest; then TCP (reason tunnel_budget) */
-		while (!(t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why)) && why == FIVC_R_BUDGET &&
+		while (!(t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why,
+						  take_fault(ctx, 1u << FAULT_NOMEM))) && why == FIVC_R_BUDGET &&
 		       fastivc_geometry_smaller(&nch, &csize))
 			;
 		if (!t) {
@@ -352,7 +362,12 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		struct ivc_ctrl *c = ctx->tx->ctrl;
 
-		if (READ_ONCE(c->rx_state) == IVC_RX_MAPPED) {
+		/*
+		 * Not while another thread is inside TCP's sendmsg/sendpage: it released the socket lock to wait for
+		 * memory, and the bytes it has still to queue would land after switch_seq, where the receiver no longer
+		 * reads TCP. This call goes to TCP too; the switch comes with a send that finds TCP free.
+		 */
+		if (READ_ONCE(c->rx_state) == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
 			if (!tx_push_tcp(sk, ctx))
 				return;
 			c = ctx->tx->ctrl;
@@ -360,7 +375,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 			virt_wmb(); /* switch_seq before the flag */
 			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
 			set_dir(ctx, true, FIVC_DIR_OPEN);
-		} else if (time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
+		} else if (!READ_ONCE(ctx->tx_accepted) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
 			tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
 		}
 	}
@@ -443,6 +458,7 @@ static bool kick(struct fastivc_sock *ctx, u32 ev)
 		return true;
 	case -EBUSY:
 	case -ENOSPC:
+	case -ENOMEM: /* Xen is short of memory for a record: as short of room, for now */
 		atomic64_inc(&fastivc_stats.kicks_failed);
 		WRITE_ONCE(ctx->kick_pending, ctx->kick_pending | ev);
 		return false;
@@ -451,7 +467,14 @@ static bool kick(struct fastivc_sock *ctx, u32 ev)
 		fastivc_peer_gone(ctx);
 		return false;
 	default:
-		fastivc_break(ctx, rc);
+		/*
+		 * Not the peer's doing, so not a violation: -EACCES (the toolstack gave our own address to another domain:
+		 * this connection's address is no longer ours) or an error of the DEM. The connection cannot go on.
+		 */
+		pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u: the DEM refused an event (%d): connection %s\n",
+				    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, rc,
+				    rc == -EACCES ? "aborted" : "reset");
+		abort_conn(ctx, FIVC_R_DEM_ERROR, rc == -EACCES ? ECONNABORTED : ECONNRESET, rc != -EACCES);
 		return false;
 	}
 }
@@ -514,6 +537,10 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		}
 		if (room == 0) {
 			WRITE_ONCE(ctx->tx_stalls, ctx->tx_stalls + 1);
+			if (!ctx->tx_stall_since || ctx->tx_stall_seq != t->tx.seq) { /* TCP_USER_TIMEOUT's clock */
+				WRITE_ONCE(ctx->tx_stall_since, jiffies | 1);
+				ctx->tx_stall_seq = t->tx.seq;
+			}
 			err = -EAGAIN;
 			if (!timeo) {
 				WRITE_ONCE(ctx->tx_poll_waiting, true);
@@ -624,6 +651,26 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 	return 0;
 }
 
+/*
+ * MSG_ZEROCOPY (with SO_ZEROCOPY) on the tunnel: the bytes are copied into the channels before the call returns, so
+ * the buffer is the application's again at once. Its completion is posted as TCP posts one for data it had to copy
+ * (SO_EE_CODE_ZEROCOPY_COPIED, one notification id per call): an application waiting on the error queue gets it.
+ */
+static int tx_tunnel_zerocopy(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg, size_t size)
+{
+	struct ubuf_info *uarg = msg_zerocopy_realloc(sk, size, NULL);
+	int rc;
+
+	if (!uarg)
+		return -ENOBUFS; /* as tcp_sendmsg_locked(): optmem or RLIMIT_MEMLOCK exhausted */
+	rc = tx_tunnel(sk, ctx, msg);
+	if (rc > 0)
+		msg_zerocopy_callback(NULL, uarg, false); /* the last reference: posts the "copied" completion */
+	else
+		msg_zerocopy_put_abort(uarg, true);      /* nothing sent: the id is given back, nothing posted */
+	return rc;
+}
+
 static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
@@ -640,10 +687,16 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 	}
 	tx_prepare(sk, ctx);
 	if (ctx->tx_state != FIVC_DIR_OPEN) {
+		atomic_inc(&ctx->tx_tcp_senders); /* under the lock: tx_prepare() sees it before it can switch */
 		release_sock(sk);
-		return base_prot->sendmsg(sk, msg, size);
+		rc = base_prot->sendmsg(sk, msg, size);
+		atomic_dec(&ctx->tx_tcp_senders);
+		return rc;
 	}
-	rc = tx_tunnel(sk, ctx, msg);
+	if (unlikely((msg->msg_flags & MSG_ZEROCOPY) && size && sock_flag(sk, SOCK_ZEROCOPY)))
+		rc = tx_tunnel_zerocopy(sk, ctx, msg, size);
+	else
+		rc = tx_tunnel(sk, ctx, msg);
 	release_sock(sk);
 	return rc;
 }
@@ -682,8 +735,10 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 		bool delay = ctx->tx_state == FIVC_DIR_CREATING && (flags & MSG_SENDPAGE_NOTLAST) &&
 			     take_fault(ctx, 1u << FAULT_SWITCH_IN_BATCH);
 
+		atomic_inc(&ctx->tx_tcp_senders);
 		release_sock(sk);
 		rc = base_prot->sendpage(sk, page, offset, size, flags);
+		atomic_dec(&ctx->tx_tcp_senders);
 		if (unlikely(delay))
 			fault_wait_mapped(sk, ctx);
 		return rc;
@@ -759,7 +814,8 @@ static bool rx_wake_cond(struct sock *sk, struct fastivc_sock *ctx)
 	struct ivc_tunnel *t;
 	bool news;
 
-	if (READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+	/* a tunnel mapped while this reader waited: it publishes it (rx_publish) */
+	if (READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) || READ_ONCE(ctx->rx_unpublished))
 		return true;
 	rcu_read_lock(); /* tunnels are freed after a grace period (ivc_tunnel_release) */
 	t = READ_ONCE(ctx->rx);
@@ -809,7 +865,8 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			break;
 		chan = ivc_rx_chan(&t->rx, ahead, &off);
 		n = min_t(size_t, avail, len - copied);
-		c = ivc_copy_from_chan(t, chan, off, &msg->msg_iter, n);
+		/* MSG_TRUNC: as tcp_recvmsg(), the bytes are taken (or, with MSG_PEEK, counted) without being copied */
+		c = (flags & MSG_TRUNC) ? n : ivc_copy_from_chan(t, chan, off, &msg->msg_iter, n);
 		if (!c) {
 			err = -EFAULT;
 			break;
@@ -857,6 +914,19 @@ static void rx_eof_check(struct sock *sk, struct fastivc_sock *ctx, const char *
 }
 
 /*
+ * A read goes through the tunnel's receive path: a tunnel mapped since may be used now (see the top of this file).
+ * Lock held.
+ */
+static void rx_publish(struct fastivc_sock *ctx)
+{
+	if (likely(!ctx->rx_unpublished))
+		return;
+	WRITE_ONCE(ctx->rx_unpublished, false);
+	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+		WRITE_ONCE(ctx->rx->ctrl->rx_state, IVC_RX_MAPPED);
+}
+
+/*
  * recv() of 0 bytes, answered as tcp_recvmsg() answers it: 0 at once when there is something to read, -EAGAIN when
  * there is nothing and no time to wait, else one wait for data (or the timeout, or a signal) and then 0. Before the
  * switch, TCP's own answer is the right one.
@@ -867,6 +937,7 @@ static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 	int err = 0;
 
 	lock_sock(sk);
+	rx_publish(ctx);
 	if (ctx->mode != FIVC_MODE_TUNNEL || rx_phase(sk, ctx) != PH_TUNNEL) {
 		release_sock(sk);
 		return base_prot->recvmsg(sk, msg, 0, flags, addr_len);
@@ -888,6 +959,131 @@ static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 	return err;
 }
 
+/*
+ * Lock-free (under RCU, or with the lock held): bytes a reader could take now, in order: TCP's up to the switch,
+ * then, once TCP is read up to it, the tunnel's. Lock-free callers get an estimate (another reader may be taking
+ * bytes), good for deciding whether to sleep.
+ */
+static u64 rx_queued(struct sock *sk, struct fastivc_sock *ctx)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 tcp = READ_ONCE(tp->rcv_nxt) - READ_ONCE(tp->copied_seq), until, seq;
+	struct ivc_tunnel *t;
+	u64 queued = tcp;
+	s64 ready;
+
+	if (sock_flag(sk, SOCK_DONE) && tcp)
+		queued = --tcp; /* the FIN carries no byte */
+	rcu_read_lock(); /* tunnels are freed after a grace period (ivc_tunnel_release) */
+	t = READ_ONCE(ctx->rx);
+	if (!t || READ_ONCE(ctx->rx_state) != FIVC_DIR_OPEN)
+		goto out;
+	if (READ_ONCE(ctx->rx_switched)) {
+		smp_rmb(); /* the flag before switch_seq */
+		seq = READ_ONCE(ctx->rx_switch_seq);
+	} else {
+		if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED))
+			goto out;
+		virt_rmb();
+		seq = READ_ONCE(t->ctrl->switch_seq);
+	}
+	until = seq - rx_data_seq(sk);
+	/* TCP's bytes up to the switch go first (a switch_seq behind them is refused by rx_phase()) */
+	if (tcp < until || until > (1u << 30)) {
+		queued = min(tcp, until);
+		goto out;
+	}
+	ready = ivc_rx_ready(&t->rx, t->ctrl);
+	queued = until + (ready > 0 ? ready : 0);
+out:
+	rcu_read_unlock();
+	return queued;
+}
+
+/*
+ * MSG_PEEK with a target above one byte (MSG_WAITALL, SO_RCVLOWAT): tcp_recvmsg() waits until the target is queued
+ * (or EOF, an error, the timeout, a signal) and then copies without consuming. This waits the same way, counting
+ * TCP's bytes up to the switch and the tunnel's after it, and then peeks once across both: TCP's part, then the
+ * channels'. Lock held on entry and exit.
+ */
+static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *msg, size_t len, int flags,
+		     size_t target, int *addr_len)
+{
+	long timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	int copied = 0, r;
+	u64 queued;
+
+	for (;;) {
+		enum rx_phase ph;
+
+		if (ctx->mode != FIVC_MODE_TUNNEL) { /* TCP alone from here: its own peek waits as it should */
+			release_sock(sk);
+			r = base_prot->recvmsg(sk, msg, len, flags, addr_len);
+			lock_sock(sk);
+			return r;
+		}
+		ph = rx_phase(sk, ctx);
+		if (ph == PH_BROKEN)
+			return -ECONNRESET;
+		if (ph == PH_TUNNEL && ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) == 0 &&
+		    (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_REVERTED)) {
+			set_dir(ctx, false, FIVC_DIR_REVERTED); /* the rest comes on TCP */
+			continue;
+		}
+		queued = rx_queued(sk, ctx);
+		if (queued >= target || sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) || sk->sk_state == TCP_CLOSE ||
+		    !timeo || signal_pending(current))
+			break;
+		if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+			ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
+		{
+			DEFINE_WAIT_FUNC(wait, woken_wake_function);
+			int rc;
+
+			if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+				sem_steer_virq();
+			add_wait_queue(sk_sleep(sk), &wait);
+			SLICED_WAIT(sk, &timeo, rx_queued(sk, ctx) != queued || READ_ONCE(sk->sk_err) ||
+				    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN), &wait, rc);
+			remove_wait_queue(sk_sleep(sk), &wait);
+		}
+	}
+	if (rx_phase(sk, ctx) != PH_TUNNEL) {
+		size_t want = len;
+		u32 until = 0;
+
+		if (rx_phase(sk, ctx) == PH_TCP_UNTIL) {
+			until = ctx->rx_switch_seq - rx_data_seq(sk);
+			want = min_t(size_t, want, until);
+		}
+		release_sock(sk);
+		r = base_prot->recvmsg(sk, msg, want, (flags | MSG_DONTWAIT) & ~MSG_WAITALL, addr_len);
+		lock_sock(sk);
+		if (r < 0 && r != -EAGAIN)
+			return r;
+		copied = max(r, 0);
+		/* TCP's part ends at the switch: the channels' part follows it */
+		if (!until || copied != until || copied >= len || !ctx->rx || ctx->rx_state != FIVC_DIR_OPEN)
+			goto out;
+	}
+	r = rx_tunnel(sk, ctx, msg, len - copied, flags);
+	if (r < 0 && !copied)
+		return r;
+	copied += max(r, 0);
+out:
+	if (copied)
+		return copied;
+	if (sk->sk_err)
+		return sock_error(sk);
+	if (sk->sk_shutdown & RCV_SHUTDOWN)
+		return 0;
+	if (sk->sk_state == TCP_CLOSE)
+		return -ENOTCONN;
+	if (!timeo)
+		return -EAGAIN;
+	return sock_intr_errno(timeo);
+}
+
 static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
@@ -904,9 +1100,18 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	lock_sock(sk);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
 	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
+	rx_publish(ctx);
+	if (unlikely((flags & MSG_PEEK) && target > 1 && ctx->mode == FIVC_MODE_TUNNEL)) {
+		r = recv_peek(sk, ctx, msg, len, flags, target, addr_len);
+		release_sock(sk);
+		return r;
+	}
 	for (;;) {
-		enum rx_phase ph = ctx->mode == FIVC_MODE_TUNNEL ? rx_phase(sk, ctx) : PH_TCP;
+		enum rx_phase ph;
 		size_t copied_before = copied;
+
+		rx_publish(ctx); /* a tunnel mapped while we waited */
+		ph = ctx->mode == FIVC_MODE_TUNNEL ? rx_phase(sk, ctx) : PH_TCP;
 
 		if (ph == PH_BROKEN) {
 			err = -ECONNRESET;
@@ -1049,15 +1254,20 @@ static bool fastivc_sock_is_readable(struct sock *sk)
 
 	if (!ctx)
 		return false;
+	int lowat = READ_ONCE(sk->sk_rcvlowat);
+
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
 	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
 		bool at_switch = rx_at_switch(sk, ctx, t);
 
-		ready = at_switch && (ivc_rx_news(&t->rx, t->ctrl) || (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED));
+		/* SO_RCVLOWAT: as tcp_poll(), readable once that many bytes are queued (TCP's before the switch included) */
+		ready = at_switch && (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
+		if (!ready)
+			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_news(&t->rx, t->ctrl);
 		if (!ready) {
 			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
-			ready = at_switch && ivc_rx_news(&t->rx, t->ctrl);
+			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_news(&t->rx, t->ctrl);
 			if (!ready)
 				WRITE_ONCE(ctx->rx_poll_waiting, true); /* the tick's safety net (fastivc_sock_wake_check) */
 		}
@@ -1104,12 +1314,52 @@ static __poll_t fastivc_poll(struct file *file, struct socket *sock, poll_table 
 	return mask;
 }
 
+/*
+ * Bytes the receiver has not consumed from our channels (lock held): a channel counts whole until the receiver gives
+ * it back, as the sender cannot see how far into it the reader is. The sizes are ours, but the control page is
+ * writable by the peer, so each is clamped to the channel.
+ */
+static u32 tx_unread(const struct fastivc_sock *ctx)
+{
+	const struct ivc_tunnel *t = ctx->tx;
+	u32 i, sz, n = 0;
+
+	if (!t || ctx->tx_state != FIVC_DIR_OPEN)
+		return 0;
+	for (i = 0; i < t->nr_channels; i++) {
+		if (!READ_ONCE(t->ctrl->chan[i].pend_read))
+			continue;
+		sz = READ_ONCE(t->ctrl->chan[i].size) & ~IVC_SIZE_SEALED;
+		n += min(sz, t->channel_size);
+	}
+	return n;
+}
+
+/*
+ * SIOCINQ counts the tunnel's readable bytes after TCP's. SIOCOUTQ and SIOCOUTQNSD count, after TCP's, the bytes in
+ * our channels that the receiver has not consumed: the tunnel has no acknowledgement apart from the reader taking a
+ * channel back, so until then those bytes are both unacknowledged and, for the peer's application, not yet sent
+ * (the same count as TCP_INFO's tcpi_notsent_bytes below).
+ */
 static int fastivc_ioctl(struct sock *sk, int cmd, unsigned long arg)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	const struct tcp_sock *tp = tcp_sk(sk);
 	int answ = 0;
 	s64 ready;
 
+	if (cmd == SIOCOUTQ || cmd == SIOCOUTQNSD) {
+		lock_sock(sk);
+		if (sk->sk_state == TCP_LISTEN) {
+			release_sock(sk);
+			return -EINVAL;
+		}
+		if (!((1 << sk->sk_state) & (TCPF_SYN_SENT | TCPF_SYN_RECV)))
+			answ = READ_ONCE(tp->write_seq) - (cmd == SIOCOUTQ ? tp->snd_una : READ_ONCE(tp->snd_nxt));
+		answ += tx_unread(ctx);
+		release_sock(sk);
+		return put_user(answ, (int __user *)arg);
+	}
 	if (cmd != SIOCINQ)
 		return base_prot->ioctl(sk, cmd, arg);
 	lock_sock(sk);
@@ -1118,6 +1368,7 @@ static int fastivc_ioctl(struct sock *sk, int cmd, unsigned long arg)
 		return -EINVAL;
 	}
 	answ = tcp_inq(sk);
+	rx_publish(ctx);
 	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && rx_phase(sk, ctx) == PH_TUNNEL) {
 		ready = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl);
 		if (ready > 0)
@@ -1129,6 +1380,122 @@ static int fastivc_ioctl(struct sock *sk, int cmd, unsigned long arg)
 	return put_user(answ, (int __user *)arg);
 }
 
+/*
+ * TCP_INFO: TCP's own, with the tunnel's bytes added as TCP would count them: bytes the receiver took back are sent
+ * and acknowledged, bytes still in our channels are not sent yet (SIOCOUTQNSD above), and bytes read from the
+ * peer's tunnel are received.
+ */
+static int fastivc_getsockopt(struct sock *sk, int level, int optname, char __user *optval, int __user *optlen)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	struct tcp_info info;
+	u32 unread;
+	int len;
+
+	if (level != SOL_TCP || optname != TCP_INFO || !ctx)
+		return base_prot->getsockopt(sk, level, optname, optval, optlen);
+	if (get_user(len, optlen))
+		return -EFAULT;
+	if (len < 0)
+		return -EINVAL;
+	tcp_get_info(sk, &info);
+	lock_sock(sk);
+	unread = tx_unread(ctx);
+	info.tcpi_bytes_sent += ctx->tx_bytes - unread;
+	info.tcpi_bytes_acked += ctx->tx_bytes - unread;
+	info.tcpi_notsent_bytes += unread;
+	info.tcpi_bytes_received += ctx->rx_bytes;
+	release_sock(sk);
+	len = min_t(unsigned int, len, sizeof(info));
+	if (put_user(len, optlen) || copy_to_user(optval, &info, len))
+		return -EFAULT;
+	return 0;
+}
+
+/* The tunnel part of ending a connection (lock held): both tunnels and the DEM record go. */
+static void conn_release(struct fastivc_sock *ctx)
+{
+	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
+	rx_release(ctx, FIVC_DIR_CLOSED, true);
+	/* our record of the connection (broken ones too; the SEM drops what native sockets get, see forget_conn) */
+	if (ctx->mode != FIVC_MODE_NATIVE && ctx->mode != FIVC_MODE_CLOSED) {
+		dem_release(ctx);
+		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
+	}
+}
+
+/*
+ * connect(AF_UNSPEC) (lock held by inet_stream_connect): the connection ends, and so do its tunnels and DEM record,
+ * before TCP's disconnect. The socket is plain TCP from then on (mode closed): a new connect() starts a connection
+ * that never sees the old peer's channels.
+ */
+static int fastivc_disconnect(struct sock *sk, int flags)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+
+	if (ctx)
+		conn_release(ctx);
+	return base_prot->disconnect(sk, flags);
+}
+
+/*
+ * shutdown(SHUT_WR) (lock held by inet_shutdown): nothing more will be written, so the channel being filled is sealed
+ * and its reader gives it back once it has read it. SIOCOUTQ, TCP_INFO and a lingering close then see it consumed.
+ */
+static void fastivc_shutdown(struct sock *sk, int how)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	struct ivc_tunnel *t;
+
+	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN) {
+		t = ctx->tx;
+		if (ivc_tx_seal(&t->tx, t->ctrl))
+			tx_kick(ctx, t);
+	}
+	base_prot->shutdown(sk, how);
+}
+
+/* Lock-free: is the lingering close done (every channel taken back, or nobody left to take them)? */
+static bool linger_done(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t;
+	bool done;
+
+	if (READ_ONCE(sk->sk_err) || READ_ONCE(ctx->tx_peer_closed) || READ_ONCE(ctx->tx_state) != FIVC_DIR_OPEN)
+		return true;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->tx);
+	done = !t || ivc_tx_in_flight(&t->tx, t->ctrl) == 0;
+	rcu_read_unlock();
+	return done;
+}
+
+/*
+ * close() with SO_LINGER (timeout > 0): as TCP waits for its data to be acknowledged, wait, up to the linger time,
+ * until the receiver has consumed every channel (the open one is sealed first, so that it can be given back).
+ * Returns what is left of the timeout for TCP's own close. Lock held.
+ */
+static long tx_linger(struct sock *sk, struct fastivc_sock *ctx, long timeo)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct ivc_tunnel *t;
+	int rc;
+
+	while (timeo > 0 && !signal_pending(current) && !linger_done(sk, ctx)) {
+		t = ctx->tx;
+		if (ivc_tx_seal(&t->tx, t->ctrl) && !tx_kick(ctx, t))
+			continue; /* the connection ended */
+		ivc_tx_want(&t->tx, t->ctrl);
+		if (linger_done(sk, ctx))
+			break;
+		sem_steer_virq();
+		add_wait_queue(sk_sleep(sk), &wait);
+		SLICED_WAIT(sk, &timeo, linger_done(sk, ctx), &wait, rc);
+		remove_wait_queue(sk_sleep(sk), &wait);
+	}
+	return max(timeo, 0L);
+}
+
 /* close: release both tunnels (the receiver can still drain what was sent), then TCP's close. */
 static void fastivc_close(struct sock *sk, long timeout)
 {
@@ -1137,15 +1504,16 @@ static void fastivc_close(struct sock *sk, long timeout)
 
 	__module_get(THIS_MODULE);
 	lock_sock(sk);
-	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN && ctx->rx_switched)
+	if (timeout > 0 && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
+		timeout = tx_linger(sk, ctx, timeout);
+	/*
+	 * Unread tunnel data, whether or not this reader ever reached the switch (the sender may have switched and
+	 * published after the last recvmsg): TCP resets a connection closed with unread data.
+	 */
+	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN &&
+	    (ctx->rx_switched || (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_SWITCHED)))
 		unread = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) != 0;
-	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
-	rx_release(ctx, FIVC_DIR_CLOSED, true);
-	/* our record of the connection (broken ones too; the SEM drops what native sockets get, see forget_conn) */
-	if (ctx->mode != FIVC_MODE_NATIVE) {
-		dem_release(ctx);
-		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
-	}
+	conn_release(ctx);
 	if (unread) {
 		/* data the application never read: the peer sees a reset, as with TCP */
 		sock_set_flag(sk, SOCK_LINGER);
@@ -1183,10 +1551,11 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	WRITE_ONCE(ctx->rx, t);
 	set_dir(ctx, false, FIVC_DIR_OPEN);
 	atomic64_inc(&fastivc_stats.tunnels_mapped);
-	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_MAPPED);
-	/* the accept: RECV_GET_DATA with nothing read yet tells the sender it may switch */
+	/* IVC_RX_MAPPED waits for the first read through us (rx_publish) */
+	WRITE_ONCE(ctx->rx_unpublished, true);
+	/* the accept: RECV_GET_DATA with nothing read yet; the sender stops its create timeout */
 	dem_raise(ctx, EVTMGR_EVENT_RECV_GET_DATA, NULL);
-	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a blocked reader re-arms rx_want for the new tunnel */
+	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a reader of ours publishes the tunnel and re-arms rx_want */
 }
 
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
@@ -1223,12 +1592,53 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 	fastivc_wake(ctx->sk, EPOLLOUT | EPOLLWRNORM);
 }
 
+/*
+ * TCP_USER_TIMEOUT (lock held, from the tick): TCP aborts a connection whose data stays unacknowledged, or whose
+ * peer keeps a zero window, for longer than that. A tunnel's equivalent is a sender that found every channel held
+ * (tx_tunnel() starts the clock) with no channel taken back since (tx.seq unchanged). The connection is aborted with
+ * ETIMEDOUT, as TCP's tcp_write_err(). Checked once a second: up to a second late.
+ */
+static void tx_user_timeout(struct fastivc_sock *ctx)
+{
+	u32 ut = READ_ONCE(inet_csk(ctx->sk)->icsk_user_timeout);
+	struct ivc_tunnel *t = ctx->tx;
+
+	if (!ctx->tx_stall_since)
+		return;
+	if (ivc_tx_writable(&t->tx, t->ctrl) != 0 || ctx->tx_stall_seq != t->tx.seq) {
+		WRITE_ONCE(ctx->tx_stall_since, 0); /* room again: the receiver is reading */
+		return;
+	}
+	if (ut && time_after_eq(jiffies, ctx->tx_stall_since + msecs_to_jiffies(ut))) {
+		struct sock *sk = ctx->sk;
+
+		pr_info_ratelimited("fastivc: %pI4:%u -> %pI4:%u: no channel read for %u ms (TCP_USER_TIMEOUT): connection timed out\n",
+				    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ut);
+		WRITE_ONCE(ctx->mode, FIVC_MODE_BROKEN);
+		WRITE_ONCE(ctx->reason, FIVC_R_USER_TIMEOUT);
+		fastivc_count_fallback(FIVC_R_USER_TIMEOUT);
+		tx_release(ctx, FIVC_DIR_BROKEN, true);
+		rx_release(ctx, FIVC_DIR_BROKEN, true);
+		/*
+		 * As tcp_write_err(): the error first (nobody may read another one meanwhile: tcp_disconnect() would post
+		 * ECONNRESET and wake the application before ours), then the socket is done, without a reset. The peer
+		 * learns from its tunnels' close events, and TCP answers its next segment with a reset.
+		 */
+		WRITE_ONCE(sk->sk_err, ETIMEDOUT);
+		sk_error_report(sk);
+		tcp_done(sk);
+	}
+}
+
 /* Once a second, from the SEM (lock held): a sender still waiting for its receiver gives up after a while. */
 void fastivc_sock_tick(struct fastivc_sock *ctx)
 {
-	if (ctx->tx_state == FIVC_DIR_CREATING && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT) &&
+	if (ctx->tx_state == FIVC_DIR_CREATING && !READ_ONCE(ctx->tx_accepted) &&
+	    time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT) &&
 	    READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_MAPPED)
 		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN)
+		tx_user_timeout(ctx);
 }
 
 /*
@@ -1290,6 +1700,9 @@ static void override(struct proto *p)
 	p->sendpage = fastivc_sendpage;
 	p->close = fastivc_close;
 	p->ioctl = fastivc_ioctl;
+	p->getsockopt = fastivc_getsockopt;
+	p->disconnect = fastivc_disconnect;
+	p->shutdown = fastivc_shutdown;
 	p->sock_is_readable = fastivc_sock_is_readable;
 }
 

@@ -39,6 +39,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_VIOLATION] = "violation",
 	[FIVC_R_PEER_GONE] = "peer_gone",
 	[FIVC_R_BUDGET] = "tunnel_budget",
+	[FIVC_R_USER_TIMEOUT] = "user_timeout",
 };
 
 static const char *const mode_names[] = { "native", "tunnel", "broken", "closed" };

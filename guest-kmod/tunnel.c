@@ -53,9 +53,15 @@ static void tunnel_free_tx(struct ivc_tunnel *t)
 	u32 i, n = 1 + t->nr_dir_pages + t->nr_data_pages;
 
 	for (i = 0; i < n; i++) {
-		struct page *pg = i == 0 ? t->ctrl_page : i <= t->nr_dir_pages ? t->dir_pages[i - 1] :
-				  t->data[i - 1 - t->nr_dir_pages];
+		struct page *pg;
 
+		/* a creation that failed part way may have no page arrays (kvfree/kfree take NULL) */
+		if (i == 0)
+			pg = t->ctrl_page;
+		else if (i <= t->nr_dir_pages)
+			pg = t->dir_pages ? t->dir_pages[i - 1] : NULL;
+		else
+			pg = t->data ? t->data[i - 1 - t->nr_dir_pages] : NULL;
 		if (!pg)
 			continue;
 		if (t->refs[i] == 0) { /* never granted: ours alone */
@@ -139,7 +145,7 @@ static struct page *zeroed_page(void)
 }
 
 struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
-					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why)
+					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why, bool fault_nomem)
 {
 	struct ivc_tunnel *t;
 	u32 i, n;
@@ -169,6 +175,10 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 	t->refs = kvcalloc(n, sizeof(*t->refs), GFP_KERNEL);
 	t->data = kvcalloc(t->nr_data_pages, sizeof(*t->data), GFP_KERNEL);
 	t->dir_pages = kcalloc(t->nr_dir_pages, sizeof(*t->dir_pages), GFP_KERNEL);
+	if (unlikely(fault_nomem)) { /* fault_inject PORT:nomem: as if this allocation had failed */
+		kfree(t->dir_pages);
+		t->dir_pages = NULL;
+	}
 	if (!t->refs || !t->data || !t->dir_pages)
 		goto fail;
 	t->ctrl_page = zeroed_page();

@@ -28,6 +28,18 @@ const CHECKS = [
 	'threads_close_in_recv',
 	'recv_zero',
 	'o_async_sigio',
+	'peek_waitall',
+	'msg_trunc',
+	'rcvlowat_poll',
+	'outq_info',
+	'msg_zerocopy',
+	'threads_switch_senders',
+	'user_timeout',
+	'so_linger',
+	'close_unread_switched',
+	'disconnect_reconnect',
+	'recv_waitall_first',
+	'held_sender',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.
@@ -78,7 +90,7 @@ function report(t: ExecutionContext, r: Result): Report {
 test('version prints the protocol JSON', async (t) => {
 	const r = await run(t, ['version']);
 	t.is(r.code, 0);
-	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.2.0', protocol: 1 });
+	t.deepEqual(JSON.parse(r.stdout), { tool: 'tcpsem', version: '1.3.0', protocol: 1 });
 });
 
 test('list prints every check name, one a line', async (t) => {
@@ -103,7 +115,19 @@ test('every check passes over loopback TCP', async (t) => {
 	t.regex(detail('close_unread'), /server: (recv|send) -> (ECONNRESET|EPIPE)/);
 	t.regex(detail('msg_oob'), /recv\(MSG_OOB\) returned 1 '!'/);
 	t.regex(detail('so_rcvtimeo'), /-1 EAGAIN after \d+ ms/);
-	t.regex(detail('threads_two_senders'), /server: received 2097152 bytes of each thread to EOF, each thread's bytes in order and exact/);
+	t.regex(detail('threads_two_senders'), /server: received 2097152 and 2097152 bytes of threads 0 and 1 to EOF, each thread's bytes in order and exact/);
+	t.regex(detail('threads_switch_senders'), /server: received 2097152 and 262144 bytes of threads 0 and 1 to EOF, each thread's bytes in order and exact/);
+	t.regex(detail('peek_waitall'), /MSG_WAITALL\) returned all 10000 after \d+ ms/);
+	t.regex(detail('msg_trunc'), /MSG_TRUNC without a buffer discarded them/);
+	t.regex(detail('rcvlowat_poll'), /no POLLIN in 500 ms for 500 queued bytes, POLLIN \d+ ms after 600 more/);
+	t.regex(detail('outq_info'), /SIOCOUTQ [1-9]\d* with the peer not reading, 0 once it had read all/);
+	t.regex(detail('user_timeout'), /SO_ERROR ETIMEDOUT \d+ ms after the first EAGAIN/);
+	t.regex(detail('so_linger'), /SO_LINGER \{1, 10\}: .* close\(\) -> 0: \d+ ms; server: .* exactly 524288 bytes, verified/);
+	t.regex(detail('close_unread_switched'), /server: (recv|send) -> (ECONNRESET|EPIPE) .* no EOF before it/);
+	t.regex(detail('disconnect_reconnect'), /connect\(AF_UNSPEC\) -> 0, connected again .* 1048576 bytes each way at once, client verified/);
+	t.regex(detail('recv_waitall_first'), /MSG_WAITALL\), blocked before the peer wrote, returned all 65536 bytes/);
+	t.regex(detail('held_sender'), /a send of 65536 bytes held \d+ ms in a page fault \(userfaultfd\) returned all of them/);
+	t.regex(detail('msg_zerocopy'), /16 send\(MSG_ZEROCOPY\) calls of 65536 bytes, each completed once/);
 	t.regex(detail('threads_recv_epoll'), /every round the recv returned \d+\.\.100 bytes and epoll_wait EPOLLIN/);
 	// Linux TCP: close() from another thread does not wake a blocked recv; it returns with the data, ~1 s later
 	t.regex(detail('threads_close_in_recv'), /left the blocked recv\(MSG_WAITALL\) asleep .* returned the server's 10000 bytes, exact, (\d+) ms after the close; server: EOF/);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * tcpsem checks that drive one socket from two threads of the client:
- * threads_two_senders, threads_recv_epoll, threads_close_in_recv.
+ * threads_two_senders, threads_switch_senders, threads_recv_epoll, threads_close_in_recv.
  *
  * A worker thread runs one step at a time: the main thread starts a step
  * (worker_go), can wait until the worker sleeps inside the step's blocking
@@ -262,7 +262,8 @@ int threads_two_senders_client(int fd, struct ctx *c)
 	return 0;
 }
 
-int threads_two_senders_server(int fd, struct ctx *c)
+/* Reads to EOF, splits the stream by bit 7 and verifies each thread's bytes and count (want0, want1); the verdict. */
+static int ts_receive(int fd, uint32_t seed, uint64_t want0, uint64_t want1)
 {
 	static uint8_t buf[64 << 10];
 	uint64_t got[2] = { 0, 0 }, off = 0, runs = 0;
@@ -279,7 +280,7 @@ int threads_two_senders_server(int fd, struct ctx *c)
 			break;
 		for (i = 0; i < r; i++) {
 			unsigned t = buf[i] >> 7;
-			uint8_t want = ts_byte(c->check->seed, t, got[t]);
+			uint8_t want = ts_byte(seed, t, got[t]);
 
 			if (rc == 0 && buf[i] != want)
 				rc = fail("thread %u's byte %llu (stream offset %llu) is 0x%02x, expected 0x%02x", t,
@@ -293,13 +294,115 @@ int threads_two_senders_server(int fd, struct ctx *c)
 		}
 		off += (uint64_t)r;
 	}
-	if (rc == 0 && (got[0] != TS_BYTES || got[1] != TS_BYTES))
-		rc = fail("received %llu bytes of thread 0 and %llu of thread 1 to EOF, expected %u of each",
-			  (unsigned long long)got[0], (unsigned long long)got[1], TS_BYTES);
+	if (rc == 0 && (got[0] != want0 || got[1] != want1))
+		rc = fail("received %llu bytes of thread 0 and %llu of thread 1 to EOF, expected %llu and %llu",
+			  (unsigned long long)got[0], (unsigned long long)got[1], (unsigned long long)want0,
+			  (unsigned long long)want1);
 	if (rc == 0)
-		note("received %u bytes of each thread to EOF, each thread's bytes in order and exact, in %llu runs",
-		     TS_BYTES, (unsigned long long)runs);
+		note("received %llu and %llu bytes of threads 0 and 1 to EOF, each thread's bytes in order and exact, in %llu runs",
+		     (unsigned long long)want0, (unsigned long long)want1, (unsigned long long)runs);
 	return send_verdict(fd, rc);
+}
+
+int threads_two_senders_server(int fd, struct ctx *c)
+{
+	return ts_receive(fd, c->check->seed, TS_BYTES, TS_BYTES);
+}
+
+/* ---- threads_switch_senders ---- */
+
+/*
+ * A second sender while the first is inside TCP's send at the switch. Thread 0 sends SW_BIG bytes in one blocking
+ * send from the start of the connection, while the server does not read for SW_SERVER_PAUSE_MS: over a tunnelled
+ * connection that first send creates the tunnel and goes on TCP, where it blocks with the socket lock released.
+ * SW_SECOND_DELAY_MS later (the tunnel is mapped by then) thread 1 sends SW_SMALL bytes in writes of SW_CHUNK. Thread
+ * 0's bytes still to queue must not land behind the switch: the server reads to EOF and every byte of both threads
+ * must arrive, in order per thread (tagged as in threads_two_senders).
+ */
+#define SW_BIG (2u << 20)
+#define SW_SMALL (256u << 10)
+#define SW_CHUNK 4096u
+#define SW_SECOND_DELAY_MS 300
+#define SW_SERVER_PAUSE_MS 800
+
+struct sw_state {
+	int fd;
+	uint32_t seed;
+};
+
+static void sw_send(struct worker *w, int n)
+{
+	struct sw_state *s = w->arg;
+	size_t total = w->id == 0 ? SW_BIG : SW_SMALL, chunk = w->id == 0 ? SW_BIG : SW_CHUNK, j;
+	uint8_t *buf = malloc(chunk);
+	uint64_t off = 0;
+
+	(void)n;
+	w->r = -1;
+	if (!buf) {
+		snprintf(w->why, sizeof(w->why), "out of memory");
+		return;
+	}
+	if (w->id == 1)
+		msleep(SW_SECOND_DELAY_MS);
+	while (off < total) {
+		ssize_t r;
+
+		for (j = 0; j < chunk; j++)
+			buf[j] = ts_byte(s->seed, (unsigned)w->id, off + j);
+		do
+			r = send(s->fd, buf, chunk, MSG_NOSIGNAL);
+		while (r < 0 && errno == EINTR);
+		if (r != (ssize_t)chunk) {
+			w->err = errno;
+			snprintf(w->why, sizeof(w->why), "thread %d: send(%zu) at its byte %llu returned %zd (%s)", w->id,
+				 chunk, (unsigned long long)off, r, r < 0 ? errname(errno) : "short");
+			free(buf);
+			return;
+		}
+		off += chunk;
+	}
+	free(buf);
+	w->r = (ssize_t)off;
+}
+
+int threads_switch_senders_client(int fd, struct ctx *c)
+{
+	struct sw_state s = { .fd = fd, .seed = c->check->seed };
+	struct worker w[2];
+	char sv[LINE_MAX_LEN];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (worker_start(&w[i], i, sw_send, &s) < 0)
+			return -1;
+	if (worker_go(&w[0], 0) < 0 || worker_go(&w[1], 0) < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		int r = worker_wait(&w[i], TS_WAIT_MS);
+
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return fail("thread %d did not finish sending within %d s", i, TS_WAIT_MS / 1000);
+		if (w[i].r < 0)
+			return fail("%s", w[i].why);
+	}
+	worker_stop(&w[0]);
+	worker_stop(&w[1]);
+	if (shutdown(fd, SHUT_WR) < 0)
+		return fail_sys("shutdown(SHUT_WR)");
+	if (read_verdict(fd, sv, sizeof(sv)) < 0 || expect_eof(fd, 5000, "after the verdict") < 0)
+		return -1;
+	note("thread 0 sent %u bytes in one send from the start, thread 1 %u bytes in %u-byte sends %d ms later, the server reading only after %d ms; server: %s",
+	     SW_BIG, SW_SMALL, SW_CHUNK, SW_SECOND_DELAY_MS, SW_SERVER_PAUSE_MS, sv);
+	return 0;
+}
+
+int threads_switch_senders_server(int fd, struct ctx *c)
+{
+	msleep(SW_SERVER_PAUSE_MS);
+	return ts_receive(fd, c->check->seed, SW_BIG, SW_SMALL);
 }
 
 /* ---- threads_recv_epoll ---- */

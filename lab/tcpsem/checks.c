@@ -33,9 +33,24 @@ const struct check checks[] = {
 	CHECK(threads_close_in_recv, 20),
 	CHECK(recv_zero, 21),
 	CHECK(o_async_sigio, 22),
+	CHECK(peek_waitall, 23),
+	CHECK(msg_trunc, 24),
+	CHECK(rcvlowat_poll, 25),
+	CHECK(outq_info, 26),
+	CHECK(msg_zerocopy, 27),
+	CHECK(threads_switch_senders, 28),
+	CHECK(user_timeout, 29),
+	CHECK(so_linger, 30),
+	CHECK(close_unread_switched, 31),
+	CHECK(disconnect_reconnect, 32),
+	CHECK(recv_waitall_first, 33),
+	CHECK(held_sender, 34),
 	/* server-only: the data connections of the checks with two connections (token.c) */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
 	{ "threads_close_in_recv.data", 20, NULL, threads_close_in_recv_data_server },
+	{ "so_linger.data", 30, NULL, so_linger_data_server },
+	{ "close_unread_switched.data", 31, NULL, close_unread_switched_data_server },
+	{ "disconnect_reconnect.second", 32, NULL, disconnect_reconnect_second_server },
 };
 
 const size_t n_checks = sizeof(checks) / sizeof(checks[0]);

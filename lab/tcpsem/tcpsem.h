@@ -17,7 +17,7 @@
 
 #include "../common/netutil.h"
 
-#define TCPSEM_VERSION "1.2.0"
+#define TCPSEM_VERSION "1.3.0"
 #define TCPSEM_PROTOCOL 1
 #define DEFAULT_PORT 7002
 
@@ -88,8 +88,23 @@ DECLARE_CHECK(threads_recv_epoll);
 DECLARE_CHECK(threads_close_in_recv);
 DECLARE_CHECK(recv_zero);
 DECLARE_CHECK(o_async_sigio);
+DECLARE_CHECK(peek_waitall);
+DECLARE_CHECK(msg_trunc);
+DECLARE_CHECK(rcvlowat_poll);
+DECLARE_CHECK(outq_info);
+DECLARE_CHECK(msg_zerocopy);
+DECLARE_CHECK(threads_switch_senders);
+DECLARE_CHECK(user_timeout);
+DECLARE_CHECK(so_linger);
+DECLARE_CHECK(close_unread_switched);
+DECLARE_CHECK(disconnect_reconnect);
+DECLARE_CHECK(recv_waitall_first);
+DECLARE_CHECK(held_sender);
 int close_unread_data_server(int fd, struct ctx *c);
 int threads_close_in_recv_data_server(int fd, struct ctx *c);
+int so_linger_data_server(int fd, struct ctx *c);
+int close_unread_switched_data_server(int fd, struct ctx *c);
+int disconnect_reconnect_second_server(int fd, struct ctx *c);
 
 /* ---- pattern.c ---- */
 /* Byte at stream offset i: ((i + seed * 1000003) * 2654435761 mod 2^64) >> 13 & 0xff. */

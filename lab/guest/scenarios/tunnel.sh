@@ -14,9 +14,10 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        pipeline-64B-domU-domU-tunnel pipeline-4KiB-domU-domU-tunnel
        bulk-64KiB-domU-domU-tunnel-16x64KiB rr-64KiB-domU-domU-tunnel-16x64KiB virq-steer-domU-domU-tunnel
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
-       tcpsem-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
+       tcpsem-domU-domU-tunnel held-socket-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel kmod-unload-busy-domU
+       not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp
+       kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU peer-destroyed-domU-domU-tunnel)
 
 
@@ -295,6 +296,37 @@ scn_rejected() {
     [ "$sent" -eq 0 ] || { fail "$sent bytes went into a tunnel the receiver rejected"; return 1; }
 }
 
+# One socket held by its owner must not stall every other socket's control events. tcpsem held_sender keeps a send
+# inside the kernel for 6 s (its buffer faults on a userfaultfd; the socket lock stays taken), and its peer's first
+# send on that connection raises a CREATE_TUNNEL for it meanwhile. While it is held, a new connection from domU2 to
+# domU1 must get its tunnel mapped in domU1 and carry its bytes through it; then the held send completes, exact.
+scn_held_socket() {
+    need domU1 domU2 || return 1
+    local f="$OUT/held.json" hpid rc held mapped rx wrc
+    agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
+    ( agent "$D1" "tcpsem client --host $D2 --port 7005 --only '^held_sender\$' --timeout 30" > "$f" 2> "$OUT/held.err"
+      echo $? > "$OUT/held.rc" ) &
+    hpid=$!
+    sleep 2.5
+    kstats "$D1" "$OUT/kb.txt"
+    agent "$D1" ivcbench stream --host "$D2" --bytes 8M --msg-size 65536 --timeout 30 --direction recv > "$OUT/other.json" 2>&1
+    rc=$?
+    kstats "$D1" "$OUT/ka.txt"
+    held=$(agent "$D1" 'pidof tcpsem > /dev/null && echo 1 || echo 0')
+    wait $hpid; wrc=$(cat "$OUT/held.rc" 2>/dev/null); wrc=${wrc:-1}
+    echo "held sender (exit $wrc):"; cat "$f" "$OUT/held.err"; echo "other connection (exit $rc):"; cat "$OUT/other.json"
+    mapped=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" tunnels_mapped); rx=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" bytes_rx)
+    metrics "$(jq -cn --argjson m "$mapped" --argjson r "$rx" --argjson h "${held:-0}" --argjson w "$wrc" \
+        '{tunnels_mapped_while_held: $m, tunnel_bytes_rx_while_held: $r, still_held_after: $h, held_exit: $w}')"
+    [ "$held" = 1 ] || { fail "the held send ended before the other connection finished: nothing was shown"; return 1; }
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$OUT/other.json" >/dev/null \
+        || { fail "the other connection failed (exit $rc)"; return 1; }
+    [ "$mapped" -ge 1 ] && [ "$rx" -ge 4194304 ] \
+        || { fail "while one socket was held, another connection's tunnel was not used ($mapped mapped, $rx bytes): the control events stalled"; return 1; }
+    [ "$wrc" -eq 0 ] && jq -e '.failed == 0 and .passed == 1' "$f" >/dev/null 2>&1 \
+        || { fail "the held sender's connection failed: $(jq -r '.checks[0].detail' "$f" 2>/dev/null)"; return 1; }
+}
+
 # For hunting rare races (not in ./build.sh test): fastivc.stress=N on dom0's command line runs tcpsem's checks N times
 # over tunnels (fastivc.stress_only=REGEX: those that match) and stops at the first failure, with both modules' view.
 STRESS= STRESS_ONLY=.   # fastivc.stress_only=REGEX: only tcpsem's checks that match
@@ -385,6 +417,31 @@ scn_hostile() {
         || { fail "the clean transfer on the other tunnel failed (exit $rc_clean)"; return 1; }
 }
 
+# A tunnel whose allocation fails half way (fault_inject PORT:nomem, one-shot: the page arrays are as if never
+# allocated): the connection stays on TCP (fallback_no_memory), carries every byte, and the kernel stays quiet (the
+# half-built tunnel is freed without touching the arrays it never got; before the fix that was a NULL dereference).
+scn_alloc_fail() {
+    need domU1 domU2 || return 1
+    local nm created rc oops=0 left
+    kstats "$D1" "$OUT/kb.txt"
+    agent "$D1" "echo 7001:nomem > /sys/module/fastivc/parameters/fault_inject" \
+        || { fail "cannot set fault_inject in domU1"; return 1; }
+    agent "$D1" ivcbench stream --host "$D2" --bytes 8M --msg-size 65536 --timeout 60 > "$OUT/nm.json" 2>&1; rc=$?
+    kstats "$D1" "$OUT/ka.txt"
+    cat "$OUT/nm.json"
+    left=$(agent "$D1" cat /sys/module/fastivc/parameters/fault_inject)
+    nm=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" fallback_no_memory)
+    created=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" tunnels_created)
+    agent "$D1" dmesg > "$OUT/d1-dmesg.txt"
+    grep -Eq 'BUG:|Oops|WARNING:|general protection|Call Trace' "$OUT/d1-dmesg.txt" && oops=1
+    metrics "$(jq -cn --argjson n "$nm" --argjson c "$created" --argjson r "$rc" --argjson o "$oops" \
+        '{fallbacks_no_memory: $n, tunnels_created: $c, exit: $r, kernel_warnings: $o}')"
+    [ "$oops" -eq 0 ] || { grep -A20 -E 'BUG:|Oops' "$OUT/d1-dmesg.txt" | head -40; fail "a kernel oops or warning in domU1"; return 1; }
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$OUT/nm.json" >/dev/null \
+        || { fail "the transfer failed (exit $rc)"; return 1; }
+    [ "$nm" -ge 1 ] || { fail "no fallback_no_memory counted (+$nm): the fault did not fire (fault_inject now $left)"; return 1; }
+}
+
 # A peer domain destroyed in the middle of two tunnelled transfers, domU1 sending to domU2 and receiving from it
 # (reliability matrix: peer crash mid-transfer). Xen purges domU2's address from the DEM as it dies; domU1's module
 # must notice within a tick, abort both connections with ECONNABORTED (fallback_peer_gone +2), and release their
@@ -467,23 +524,35 @@ scn_unload_busy() {
 }
 
 # A connection that existed before the module was loaded moves to a tunnel on its next send, byte-exact (domU1's
-# module was unloaded by the previous scenario; this one loads it in the middle of a request/response run).
+# module was unloaded by the previous scenario; this one loads it in the middle of a request/response run). And a
+# reader already blocked in TCP's own recv(MSG_WAITALL) when the module is loaded (tcpsem recv_waitall_first, whose
+# server starts writing 1 KiB pieces 2.5 s after the connection) is not stranded when domU2's sender creates a tunnel
+# towards it: domU1 maps it but publishes it only once a read goes through the module.
 scn_preexisting() {
     need domU1 domU2 || return 1
     agent "$D1" 'grep -q "^fastivc " /proc/modules' && { fail "fastivc.ko is still loaded in domU1"; return 1; }
+    agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     ( agent "$D1" ivcbench rr --host "$D2" --msg-size 4096 --seconds 10 > "$OUT/pre-rr.json" 2>&1 ) &
-    local pid=$! rc created sent
-    sleep 3
-    agent "$D1" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS || { kill $pid; fail "insmod in domU1 failed"; return 1; }
+    local pid=$! rc created sent wpid wrc
+    sleep 2
+    ( agent "$D1" "tcpsem client --host $D2 --port 7005 --only '^recv_waitall_first\$' --timeout 30" \
+        > "$OUT/pre-waitall.json" 2> "$OUT/pre-waitall.err"; echo $? > "$OUT/pre-waitall.rc" ) &
+    wpid=$!
+    sleep 1
+    agent "$D1" insmod /lib/fastivc/fastivc.ko $TUN_MODULE_ARGS || { kill $pid $wpid; fail "insmod in domU1 failed"; return 1; }
     wait $pid; rc=$?
+    wait $wpid; wrc=$(cat "$OUT/pre-waitall.rc" 2>/dev/null); wrc=${wrc:-1}
     kstats "$D1" "$OUT/pre-k1.txt"
     cat "$OUT/pre-rr.json"; cat "$OUT/pre-k1.txt"
+    echo "blocked-first reader (exit $wrc):"; cat "$OUT/pre-waitall.json" "$OUT/pre-waitall.err"
     created=$(kget "$OUT/pre-k1.txt" tunnels_created); sent=$(kget "$OUT/pre-k1.txt" bytes_tx)
-    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" '{rr_per_s, count, verified, tunnels_created: $c,
-        tunnel_bytes_tx: $s}' "$OUT/pre-rr.json" 2>/dev/null || echo '{}')"
+    metrics "$(jq -c --argjson c "$created" --argjson s "$sent" --argjson w "$wrc" '{rr_per_s, count, verified,
+        tunnels_created: $c, tunnel_bytes_tx: $s, waitall_first_exit: $w}' "$OUT/pre-rr.json" 2>/dev/null || echo '{}')"
     [ "$rc" -eq 0 ] && jq -e '.verified == true and .count > 0' "$OUT/pre-rr.json" >/dev/null \
         || { fail "the connection failed or lost data when the module was loaded under it (exit $rc)"; return 1; }
     [ "$created" -ge 1 ] && [ "$sent" -gt 0 ] || { fail "the connection did not move to a tunnel ($created created, $sent bytes)"; return 1; }
+    [ "$wrc" -eq 0 ] && jq -e '.failed == 0 and .passed == 1' "$OUT/pre-waitall.json" >/dev/null 2>&1 \
+        || { fail "a reader blocked in TCP's recv before the module was loaded was stranded: $(jq -r '.checks[0].detail' "$OUT/pre-waitall.json" 2>/dev/null)"; return 1; }
 }
 
 # VIRQ steering (sem.c): round trips whose two ends are pinned to vCPU N of each domU must leave VIRQ_EVTMGR on
@@ -640,6 +709,7 @@ run_tunnel_scenarios() {
     run_scenario ivctop-once-domU-domU-tunnel scn_ivctop_once
     run_scenario status-openmetrics-dom0 scn_status_openmetrics
     run_scenario tcpsem-domU-domU-tunnel scn_tun_tcpsem
+    run_scenario held-socket-domU-domU-tunnel scn_held_socket
     run_scenario switch-in-sendfile-domU-domU-tunnel scn_switch_in_sendfile
     [ -n "$STRESS" ] && run_scenario tcpsem-stress-domU-domU-tunnel scn_tcpsem_stress
     run_scenario iperf3-domU-domU-tunnel scn_tun_iperf3
@@ -648,6 +718,7 @@ run_tunnel_scenarios() {
     run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
     run_scenario rejected-domU-domU-tcp scn_rejected
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
+    run_scenario alloc-fail-domU-domU-tcp scn_alloc_fail
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios

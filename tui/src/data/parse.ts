@@ -59,6 +59,7 @@ export const FALLBACK_REASONS = [
   'violation',
   'peer_gone',
   'tunnel_budget',
+  'user_timeout',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

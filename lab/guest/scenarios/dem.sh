@@ -162,7 +162,8 @@ scn_dem_xen_log() {
     [ "$crash" -eq 0 ] || { fail "xl dmesg shows a hypervisor crash or assertion"; return 1; }
 }
 
-# Under XSM SILO a domU may raise events towards dom0 but not towards another domU (argo's rule).
+# Under XSM SILO a domU may raise events towards dom0 but not towards another domU (argo's rule), and ip_lookup tells
+# it only the owners it may raise towards: another domU's address answers as an unknown one (no co-residency oracle).
 scn_dem_silo() {
     need domU1 || return 1
     local id rc1 rc2
@@ -174,15 +175,26 @@ scn_dem_silo() {
     rc1=$?; cat "$OUT/silo-u.raw"
     agent "$D1" $DOMU_PROBE raise --src "$D1:40021" --dst "$DOM0_IP:40023" --events send_data > "$OUT/silo-0.raw"
     rc2=$?; cat "$OUT/silo-0.raw"
+    agent "$D1" $DOMU_PROBE lookup 192.0.2.14 > "$OUT/silo-lu.raw"; cat "$OUT/silo-lu.raw"
+    agent "$D1" $DOMU_PROBE lookup "$DOM0_IP" > "$OUT/silo-l0.raw"; cat "$OUT/silo-l0.raw"
+    dem-probe lookup 192.0.2.14 > "$OUT/silo-ld.raw"; cat "$OUT/silo-ld.raw"
     dem-probe fetch > /dev/null        # dom0 takes the event it was sent, leaving nothing pending
     dem-probe release --src "$DOM0_IP:40023" --dst "$D1:40021" > /dev/null
     xl destroy domU-silo
     local e1 e2
     e1=$(grep '^{' "$OUT/silo-u.raw" | tail -1 | jq -r '.errno // "ok"')
     e2=$(grep '^{' "$OUT/silo-0.raw" | tail -1 | jq -r '.errno // "ok"')
-    metrics "$(jq -cn --arg a "$e1" --arg b "$e2" '{domU_to_domU: $a, domU_to_dom0: $b}')"
+    local lu l0 ld
+    lu=$(grep '^{' "$OUT/silo-lu.raw" | tail -1 | jq -r '.domid // "none"')
+    l0=$(grep '^{' "$OUT/silo-l0.raw" | tail -1 | jq -r '.domid // "none"')
+    ld=$(grep '^{' "$OUT/silo-ld.raw" | tail -1 | jq -r '.domid // "none"')
+    metrics "$(jq -cn --arg a "$e1" --arg b "$e2" --arg c "$lu" --arg d "$l0" --arg e "$ld" \
+        '{domU_to_domU: $a, domU_to_dom0: $b, domU_lookup_domU: $c, domU_lookup_dom0: $d, dom0_lookup_domU: $e}')"
     [ $rc1 -ne 0 ] && [ "$e1" = EPERM ] || { fail "SILO let domU1 raise an event towards another domU ($e1)"; return 1; }
     [ $rc2 -eq 0 ] || { fail "SILO refused domU1's event towards dom0 ($e2)"; return 1; }
+    [ "$lu" = none ] || { fail "SILO let domU1 look up another domU's address (domain $lu): a co-residency oracle"; return 1; }
+    [ "$l0" = 0 ] || { fail "SILO hid dom0's address from domU1 ($l0)"; return 1; }
+    [ "$ld" = "$id" ] || { fail "dom0's lookup of domU-silo's address gave $ld, not $id"; return 1; }
 }
 
 run_dem_scenarios() {

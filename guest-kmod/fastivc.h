@@ -113,7 +113,7 @@ struct fastivc_sock {
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	bool rx_unpublished;            /* receiver: mapped, IVC_RX_MAPPED not yet written (no read through us yet) */
-	bool tx_accepted;               /* sender: the receiver accepted (RECV_GET_DATA): no create timeout */
+	bool tx_accepted;               /* sender: the receiver accepted or mapped (ctrl rx_state): no create timeout */
 	atomic_t tx_tcp_senders;        /* sendmsg/sendpage calls inside TCP's own (no switch while one is) */
 	unsigned long tx_stall_since;   /* jiffies | 1 since every channel is held with no progress (TCP_USER_TIMEOUT) */
 	u32 tx_stall_seq;               /* the sender's tx.seq then: a sealed channel since is progress */

@@ -106,6 +106,7 @@
 #define IVC_RX_NONE            0u
 #define IVC_RX_MAPPED          1u /* the receiver mapped the tunnel and accepts it */
 #define IVC_RX_CLOSED          2u /* the receiver unmapped it */
+#define IVC_RX_ACCEPTED        3u /* mapped and accepted, not readable yet: no read has gone through the module */
 
 /* Violations, returned negative. The caller breaks the tunnel and counts the code. */
 #define IVC_E_GEN              1  /* gen_num neither the expected nor the previous round's */
@@ -657,6 +658,41 @@ static inline int ivc_rx_news(const struct ivc_rx *rx, const struct ivc_ctrl *c)
 	if (gen == wait_gen - rx->nr_channels)
 		return 0;
 	return gen != wait_gen || pr != 0;
+}
+
+/*
+ * A lock-free estimate of ivc_rx_ready(), for callers that do not own the receiver's state (poll, a wait condition):
+ * reads the receiver's cursor once and the channel headers, and writes nothing (ivc_rx_ready() may release a channel
+ * read to its end, which only the owner may do). A violation, or a cursor caught while the owner moves it, stops the
+ * count: the owner finds and handles a violation on its next look.
+ */
+static inline int64_t ivc_rx_ready_peek(const struct ivc_rx *rx, const struct ivc_ctrl *c)
+{
+	uint32_t idx = IVC_READ(&rx->idx), wait_gen = IVC_READ(&rx->wait_gen), off = IVC_READ(&rx->off);
+	uint32_t ahead, i, gen, pr, w, bytes;
+	int64_t total = 0;
+
+	if (idx >= rx->nr_channels)
+		return 0;
+	for (ahead = 0; ahead < rx->nr_channels; ahead++) {
+		i = (idx + ahead) % rx->nr_channels;
+		gen = IVC_READ(&c->chan[i].gen_num);
+		IVC_RMB();
+		pr = IVC_READ(&c->chan[i].pend_read);
+		if (gen != wait_gen + ahead || pr == 0 || pr > rx->nr_receivers)
+			break;
+		IVC_RMB();
+		w = IVC_READ(&c->chan[i].size);
+		bytes = w & ~IVC_SIZE_SEALED;
+		if (bytes > rx->channel_size)
+			break;
+		if (ahead == 0)
+			bytes = bytes > off ? bytes - off : 0;
+		total += bytes;
+		if (!(w & IVC_SIZE_SEALED))
+			break;
+	}
+	return total;
 }
 
 #endif /* FASTIVC_IVC_RING_H */

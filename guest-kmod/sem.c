@@ -69,9 +69,13 @@ static void reject_conn(__be32 me, u16 lport, __be32 peer, u16 rport)
 #define SEM_RETRY_MAX 256
 struct sem_retry {
 	struct list_head node;
-	unsigned long deadline;
+	unsigned long deadline; /* a socket not yet established: retried until then, then rejected */
+	unsigned long held_until; /* a held socket: a CREATE still held then is rejected (the sender waits 5 s) */
 	struct xen_evtmgr_event ev;
 };
+/* How long a CREATE_TUNNEL waits for a socket its owner holds: well within the sender's FASTIVC_CREATE_TIMEOUT. */
+#define SEM_HELD_CREATE_FOR (4 * HZ)
+static atomic64_t retry_dropped; /* events dropped because the retry list was full */
 static LIST_HEAD(retry_list); /* only the control work and the retry work touch it: both on fastivc_wq, serialised
 				 by retry_lock */
 static DEFINE_MUTEX(retry_lock);
@@ -174,26 +178,6 @@ out:
 	return 0;
 }
 
-static void sem_retry_later(const struct xen_evtmgr_event *ev)
-{
-	struct sem_retry *r = NULL;
-
-	mutex_lock(&retry_lock);
-	if (retry_count < SEM_RETRY_MAX)
-		r = kmalloc(sizeof(*r), GFP_KERNEL);
-	if (r) {
-		r->ev = *ev;
-		r->deadline = jiffies + SEM_RETRY_FOR;
-		list_add_tail(&r->node, &retry_list);
-		retry_count++;
-	}
-	mutex_unlock(&retry_lock);
-	if (r)
-		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
-	else
-		sem_dispatch(ev, true, true);
-}
-
 static bool same_conn(const struct xen_evtmgr_event *a, const struct xen_evtmgr_event *b)
 {
 	return a->conn.src_port == b->conn.src_port && a->conn.dst_port == b->conn.dst_port &&
@@ -217,6 +201,37 @@ static bool retry_has_conn(const struct xen_evtmgr_event *ev)
 	mutex_unlock(&retry_lock);
 	return found;
 }
+
+static void sem_retry_later(const struct xen_evtmgr_event *ev)
+{
+	struct sem_retry *r = NULL;
+
+	mutex_lock(&retry_lock);
+	if (retry_count < SEM_RETRY_MAX)
+		r = kmalloc(sizeof(*r), GFP_KERNEL);
+	if (r) {
+		r->ev = *ev;
+		r->deadline = jiffies + SEM_RETRY_FOR;
+		r->held_until = jiffies + SEM_HELD_CREATE_FOR;
+		list_add_tail(&r->node, &retry_list);
+		retry_count++;
+	}
+	mutex_unlock(&retry_lock);
+	if (r) {
+		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
+		return;
+	}
+	/*
+	 * The list is full (or no memory): as a full control ring, the event is dropped and counted (a sender then times
+	 * out and stays on TCP), unless it can be finished at once without waiting: a CREATE for no socket is rejected.
+	 * Never dispatched by waiting for a held socket, and never ahead of its own connection's queued events.
+	 */
+	if (retry_has_conn(ev) || sem_dispatch(ev, true, false) == -EBUSY) {
+		atomic64_inc(&retry_dropped);
+		pr_warn_ratelimited("fastivc: control event list full: an event (%#x) was dropped\n", ev->events);
+	}
+}
+
 
 /* retry_lock held: does an entry before r hold an event of the same connection? */
 static bool retry_blocked(struct sem_retry *r)
@@ -248,6 +263,19 @@ static void sem_retry(struct work_struct *w)
 		if (retry_blocked(r))
 			continue;
 		rc = sem_dispatch(&r->ev, time_after(jiffies, r->deadline), false);
+		if (rc == -EBUSY && (r->ev.events & EVTMGR_EVENT_CREATE_TUNNEL) && time_after(jiffies, r->held_until)) {
+			__be32 me, peer;
+
+			/*
+			 * Held for seconds: say no to the tunnel now, so its sender stays on TCP at once rather than at its
+			 * timeout. The record may carry other events of the connection (the DEM merges them): they wait on.
+			 */
+			memcpy(&me, r->ev.conn.src.addr, 4);
+			memcpy(&peer, r->ev.conn.dst.addr, 4);
+			reject_conn(me, r->ev.conn.src_port, peer, r->ev.conn.dst_port);
+			r->ev.events &= ~EVTMGR_EVENT_CREATE_TUNNEL;
+			rc = r->ev.events ? -EBUSY : 0;
+		}
 		if (rc == -EAGAIN || rc == -EBUSY)
 			continue;
 		list_del(&r->node);
@@ -284,12 +312,8 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 		WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
 		if (ev->events & EVTMGR_EVENT_SEND_DATA)
 			mask |= EPOLLIN | EPOLLRDNORM;
-		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA) {
+		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
 			mask |= EPOLLOUT | EPOLLWRNORM;
-			/* the receiver's accept of a tunnel being created: it maps it, and may publish it much later */
-			if (READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING && !READ_ONCE(ctx->tx_accepted))
-				WRITE_ONCE(ctx->tx_accepted, true);
-		}
 		fastivc_wake(sk, mask);
 	} else {
 		forget_conn(ev); /* as sem_dispatch() */
@@ -469,23 +493,38 @@ static irqreturn_t sem_virq(int irq, void *dev)
 
 /*
  * Calls act() on each socket whose context match() selects, at most SEM_TICK_BATCH of them, each under its socket
- * lock (taken after fastivc_socks_lock is dropped: the lock hierarchy puts the socket lock outside it).
+ * lock (taken after fastivc_socks_lock is dropped: the lock hierarchy puts the socket lock outside it). When more
+ * match, the next call starts after the last one handled (*rotor: its id), so no socket waits behind the same first
+ * ones.
  */
 static void sem_each_sock(bool (*match)(const struct fastivc_sock *ctx, const void *arg), const void *arg,
-			  void (*act)(struct fastivc_sock *ctx))
+			  void (*act)(struct fastivc_sock *ctx), u64 *rotor)
 {
 	struct sock *todo[SEM_TICK_BATCH];
 	struct fastivc_sock *ctx;
-	int n = 0, i;
+	u64 after = rotor ? *rotor : 0, last = 0;
+	int n = 0, i, pass;
 
+	/*
+	 * Contexts are appended to the list with growing ids: the first pass takes the matches after the last one
+	 * handled, the second wraps around to the start for what room is left.
+	 */
 	spin_lock_bh(&fastivc_socks_lock);
-	list_for_each_entry(ctx, &fastivc_socks, node) {
-		if (n == ARRAY_SIZE(todo))
-			break;
-		if (match(ctx, arg) && refcount_inc_not_zero(&ctx->sk->sk_refcnt))
-			todo[n++] = ctx->sk;
+	for (pass = 0; pass < 2 && n < ARRAY_SIZE(todo); pass++) {
+		list_for_each_entry(ctx, &fastivc_socks, node) {
+			if (n == ARRAY_SIZE(todo))
+				break;
+			if ((pass == 0) != (ctx->id > after) || !match(ctx, arg))
+				continue;
+			if (refcount_inc_not_zero(&ctx->sk->sk_refcnt)) {
+				todo[n++] = ctx->sk;
+				last = ctx->id;
+			}
+		}
 	}
 	spin_unlock_bh(&fastivc_socks_lock);
+	if (rotor)
+		*rotor = last;
 	for (i = 0; i < n; i++) {
 		/* a socket its owner holds waits for the next tick: the tick never waits for one */
 		if (sem_trylock_sock(todo[i])) {
@@ -572,13 +611,18 @@ static void sem_check_peers(void)
 		}
 	}
 	if (any_gone)
-		sem_each_sock(peer_is_gone, &(struct sem_peers){ peers, np }, fastivc_peer_gone);
+		sem_each_sock(peer_is_gone, &(struct sem_peers){ peers, np }, fastivc_peer_gone, NULL);
 }
 
-/* fastivc_sock_tick's sockets: a sender waiting for its receiver, or one that found every channel held */
+/*
+ * fastivc_sock_tick's sockets: a sender waiting for a receiver that has not accepted yet (its create timeout), or one
+ * that found every channel held with TCP_USER_TIMEOUT set (its user timeout).
+ */
 static bool is_creating(const struct fastivc_sock *ctx, const void *arg)
 {
-	return READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING || READ_ONCE(ctx->tx_stall_since);
+	if (READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING)
+		return !READ_ONCE(ctx->tx_accepted);
+	return READ_ONCE(ctx->tx_stall_since) && READ_ONCE(inet_csk(ctx->sk)->icsk_user_timeout);
 }
 
 static bool has_kick_pending(const struct fastivc_sock *ctx, const void *arg)
@@ -603,9 +647,11 @@ static void sem_wake_check(void)
  */
 static void sem_tick(struct work_struct *w)
 {
+	static u64 tick_rotor, kick_rotor; /* the last context id each handled; only the tick work touches them */
+
 	tasklet_schedule(&sem_tasklet); /* the safety-net fetch */
-	sem_each_sock(is_creating, NULL, fastivc_sock_tick);
-	sem_each_sock(has_kick_pending, NULL, fastivc_sock_retry_kicks);
+	sem_each_sock(is_creating, NULL, fastivc_sock_tick, &tick_rotor);
+	sem_each_sock(has_kick_pending, NULL, fastivc_sock_retry_kicks, &kick_rotor);
 	sem_wake_check();
 	sem_check_peers();
 	fastivc_stats_mirror();
@@ -675,6 +721,9 @@ void fastivc_sem_exit(void)
 	if (atomic64_read(&ctl_dropped))
 		pr_warn("fastivc: %lld control events were dropped (control queue full)\n",
 			(long long)atomic64_read(&ctl_dropped));
+	if (atomic64_read(&retry_dropped))
+		pr_warn("fastivc: %lld control events were dropped (retry list full)\n",
+			(long long)atomic64_read(&retry_dropped));
 	kfree(sem_buf);
 	kvfree(ctl_ring);
 }

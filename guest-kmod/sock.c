@@ -8,7 +8,7 @@
  *             (ctrl->rx_state == IVC_RX_MAPPED). It then writes switch_seq = the TCP sequence number of its next
  *             byte and sets IVC_TX_SWITCHED; everything after goes into channels. No switch while another thread
  *             of the socket is inside TCP's own send (it would queue bytes behind switch_seq).
- *   mapping   the receiver maps the tunnel as soon as EVENT_CREATE_TUNNEL comes and accepts it (RECV_GET_DATA: the
+ *   mapping   the receiver maps the tunnel as soon as EVENT_CREATE_TUNNEL comes and accepts it (IVC_RX_ACCEPTED: the
  *             sender stops its create timeout), but writes IVC_RX_MAPPED only once a read has gone through this
  *             file's receive path (rx_publish). A reader blocked in TCP's own recvmsg or splice since before the
  *             socket was decided would wait there for TCP bytes that no longer come: until it returns, the sender
@@ -193,8 +193,11 @@ static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
 {
 	enum fastivc_dir old = tx ? ctx->tx_state : ctx->rx_state;
 
-	if (old == FIVC_DIR_OPEN && st != FIVC_DIR_OPEN)
+	if (old == FIVC_DIR_OPEN && st != FIVC_DIR_OPEN) {
 		atomic64_dec(&fastivc_stats.tunnels_open);
+		if (tx)
+			WRITE_ONCE(ctx->tx_stall_since, 0); /* TCP_USER_TIMEOUT's clock is the open tunnel's */
+	}
 	if (old != FIVC_DIR_OPEN && st == FIVC_DIR_OPEN)
 		atomic64_inc(&fastivc_stats.tunnels_open);
 	if (tx)
@@ -213,6 +216,7 @@ static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	struct ivc_tunnel *t = ctx->rx;
 
 	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_RECV_GET_DATA);
+	WRITE_ONCE(ctx->rx_unpublished, false);
 	if (!t)
 		return;
 	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_CLOSED);
@@ -247,6 +251,10 @@ static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
 	fastivc_count_fallback(why);
 }
 
+static void report_nothing(struct sock *sk)
+{
+}
+
 /* Ends this connection only: both tunnels released, TCP reset (RST to the peer), err for the application. Lock held. */
 static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int err, bool tell_peer)
 {
@@ -258,9 +266,23 @@ static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int er
 	tx_release(ctx, FIVC_DIR_BROKEN, tell_peer);
 	rx_release(ctx, FIVC_DIR_BROKEN, tell_peer);
 	if ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2)) {
+		/*
+		 * tcp_disconnect() sends the reset, posts ECONNRESET and reports it: the application, woken, could read
+		 * that (SO_ERROR takes no lock) before ours. Its report is held back, and ours is the one reported. We own
+		 * the socket, so softirq TCP does not report meanwhile (tcp_v4_err() defers to sk_err_soft).
+		 */
+		void (*report)(struct sock *sk) = sk->sk_error_report;
+
+		WRITE_ONCE(sk->sk_error_report, report_nothing);
 		tcp_disconnect(sk, 0);
+		WRITE_ONCE(sk->sk_error_report, report);
 		WRITE_ONCE(sk->sk_err, err);
 		sk_error_report(sk);
+	} else if ((1 << sk->sk_state) & (TCPF_LAST_ACK | TCPF_CLOSING)) {
+		/* our FIN is out and unanswered: as tcp_write_err(), the error, then the socket is done */
+		WRITE_ONCE(sk->sk_err, err);
+		sk_error_report(sk);
+		tcp_done(sk);
 	}
 }
 
@@ -299,6 +321,16 @@ void fastivc_peer_gone(struct fastivc_sock *ctx)
 /* ---- sender ---- */
 
 /*
+ * May the send direction be created or switched? Not once it is ending: a switch_seq after the FIN would never be
+ * reached by the receiver. Lock held.
+ */
+static bool tx_may_move(const struct sock *sk)
+{
+	return !sk->sk_err && !(sk->sk_shutdown & SEND_SHUTDOWN) &&
+	       ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT));
+}
+
+/*
  * Before the switch, every byte TCP holds must be on its way: the receiver reads TCP up to switch_seq before it reads
  * a channel, and nothing else will ever push a segment TCP holds back. sendfile() passes MSG_SENDPAGE_NOTLAST on all
  * but the last page of a batch, and TCP does not push after such pages (nor after MSG_MORE, as if corked); if the
@@ -318,7 +350,23 @@ static bool tx_push_tcp(struct sock *sk, struct fastivc_sock *ctx)
 	lock_sock(sk);
 	atomic64_inc(&fastivc_stats.switch_pushes);
 	return ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_CREATING && ctx->tx &&
-	       READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders);
+	       READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders) &&
+	       tx_may_move(sk); /* the lock was dropped: a shutdown or a reset may have come meanwhile */
+}
+
+/*
+ * A sender still waiting for its receiver gives up after FASTIVC_CREATE_TIMEOUT, unless the receiver accepted the
+ * tunnel (IVC_RX_ACCEPTED: it maps it and makes it readable with its next read through the module, which may come
+ * much later) or mapped it. The control page is the peer's to write: a peer that accepts and never publishes keeps
+ * our tunnel allocated until the connection closes, within tx_pages_max. Lock held.
+ */
+static bool tx_create_timed_out(struct fastivc_sock *ctx, u32 rx_state)
+{
+	if (rx_state == IVC_RX_ACCEPTED || rx_state == IVC_RX_MAPPED) {
+		WRITE_ONCE(ctx->tx_accepted, true); /* the tick looks no more (sem.c is_creating) */
+		return false;
+	}
+	return time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT);
 }
 
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
@@ -330,6 +378,8 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	int rc;
 
 	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	if (!tx_may_move(sk))
 		return;
 	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && !ctx->tx_created) {
 		u32 nch, csize;
@@ -345,18 +395,20 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 			tx_fallback(ctx, why);
 			return;
 		}
-		rc = dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
-		if (rc) {
-			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP\n",
-					    ctx->peer, rc);
-			ivc_tunnel_release(t);
-			tx_fallback(ctx, FIVC_R_RAISE_FAILED);
-			return;
-		}
+		/* creating before the raise: the receiver's answer may come at once */
 		ctx->tx = t;
 		ctx->tx_channels = t->nr_channels;
 		ctx->tx_channel_size = t->channel_size;
 		set_dir(ctx, true, FIVC_DIR_CREATING);
+		rc = dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
+		if (rc) {
+			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP\n",
+					    ctx->peer, rc);
+			tx_release(ctx, FIVC_DIR_TCP, false); /* never announced: nobody to tell */
+			WRITE_ONCE(ctx->reason, FIVC_R_RAISE_FAILED);
+			fastivc_count_fallback(FIVC_R_RAISE_FAILED);
+			return;
+		}
 		atomic64_inc(&fastivc_stats.tunnels_created);
 	}
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
@@ -367,7 +419,9 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		 * memory, and the bytes it has still to queue would land after switch_seq, where the receiver no longer
 		 * reads TCP. This call goes to TCP too; the switch comes with a send that finds TCP free.
 		 */
-		if (READ_ONCE(c->rx_state) == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
+		u32 rxs = READ_ONCE(c->rx_state);
+
+		if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
 			if (!tx_push_tcp(sk, ctx))
 				return;
 			c = ctx->tx->ctrl;
@@ -375,7 +429,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 			virt_wmb(); /* switch_seq before the flag */
 			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
 			set_dir(ctx, true, FIVC_DIR_OPEN);
-		} else if (!READ_ONCE(ctx->tx_accepted) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
+		} else if (tx_create_timed_out(ctx, rxs)) {
 			tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
 		}
 	}
@@ -385,9 +439,18 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
  * As tcp_sendmsg_locked(): a socket error is reported as -EPIPE here and left in sk_err, so that a call which already
  * sent bytes returns their count and the next call gets the error itself (sk_stream_error() turns -EPIPE into it).
  */
+/*
+ * The receiver closed its end of the tunnel: EVENT_RECV_CLOSE_TUNNEL said so, or (should that event be lost: a full
+ * control queue) its state in the control page, which is what validates the event anyway.
+ */
+static bool tx_receiver_closed(const struct fastivc_sock *ctx, const struct ivc_tunnel *t)
+{
+	return READ_ONCE(ctx->tx_peer_closed) || (t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_CLOSED);
+}
+
 static int tx_error(struct sock *sk, struct fastivc_sock *ctx)
 {
-	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || READ_ONCE(ctx->tx_peer_closed))
+	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || tx_receiver_closed(ctx, ctx->tx))
 		return -EPIPE;
 	if (ctx->tx_state != FIVC_DIR_OPEN)
 		return -ECONNRESET;
@@ -405,7 +468,8 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
 		return true;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
-	ready = !t || (drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_writable(&t->tx, t->ctrl));
+	ready = !t || tx_receiver_closed(ctx, t) ||
+		(drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_writable(&t->tx, t->ctrl));
 	rcu_read_unlock();
 	return ready;
 }
@@ -693,7 +757,8 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 		atomic_dec(&ctx->tx_tcp_senders);
 		return rc;
 	}
-	if (unlikely((msg->msg_flags & MSG_ZEROCOPY) && size && sock_flag(sk, SOCK_ZEROCOPY)))
+	/* io_uring's zerocopy sends bring their own notification (msg_ubuf): copying needs nothing more for them */
+	if (unlikely((msg->msg_flags & MSG_ZEROCOPY) && size && sock_flag(sk, SOCK_ZEROCOPY) && !msg->msg_ubuf))
 		rc = tx_tunnel_zerocopy(sk, ctx, msg, size);
 	else
 		rc = tx_tunnel(sk, ctx, msg);
@@ -752,6 +817,15 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 /* ---- receiver ---- */
 
 enum rx_phase { PH_TCP, PH_TCP_UNTIL, PH_TUNNEL, PH_BROKEN };
+
+/* TCP's unread data bytes (the peer's FIN, once received, is not one: tcp_close() does not count it either) */
+static u32 tcp_unread_bytes(const struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 n = READ_ONCE(tp->rcv_nxt) - READ_ONCE(tp->copied_seq);
+
+	return n && sock_flag(sk, SOCK_DONE) ? n - 1 : n;
+}
 
 static bool tcp_has_data(struct sock *sk)
 {
@@ -960,9 +1034,9 @@ static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 }
 
 /*
- * Lock-free (under RCU, or with the lock held): bytes a reader could take now, in order: TCP's up to the switch,
- * then, once TCP is read up to it, the tunnel's. Lock-free callers get an estimate (another reader may be taking
- * bytes), good for deciding whether to sleep.
+ * Lock-free (it takes RCU itself): bytes a reader could take now, in order: TCP's up to the switch, then, once TCP
+ * is read up to it, the tunnel's. An estimate (another reader may be taking bytes), good for deciding whether to
+ * sleep or to report readable; a violation reads as no bytes (the owner finds it on its next look).
  */
 static u64 rx_queued(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -993,7 +1067,7 @@ static u64 rx_queued(struct sock *sk, struct fastivc_sock *ctx)
 		queued = min(tcp, until);
 		goto out;
 	}
-	ready = ivc_rx_ready(&t->rx, t->ctrl);
+	ready = ivc_rx_ready_peek(&t->rx, t->ctrl); /* writes nothing: callers may not own the receiver's state */
 	queued = until + (ready > 0 ? ready : 0);
 out:
 	rcu_read_unlock();
@@ -1010,11 +1084,13 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		     size_t target, int *addr_len)
 {
 	long timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	unsigned int idle = 0;
 	int copied = 0, r;
 	u64 queued;
 
 	for (;;) {
 		enum rx_phase ph;
+		s64 ready;
 
 		if (ctx->mode != FIVC_MODE_TUNNEL) { /* TCP alone from here: its own peek waits as it should */
 			release_sock(sk);
@@ -1025,10 +1101,21 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		ph = rx_phase(sk, ctx);
 		if (ph == PH_BROKEN)
 			return -ECONNRESET;
-		if (ph == PH_TUNNEL && ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) == 0 &&
-		    (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_REVERTED)) {
-			set_dir(ctx, false, FIVC_DIR_REVERTED); /* the rest comes on TCP */
-			continue;
+		if (ph == PH_TUNNEL) {
+			/* the owner's look: a violation breaks the connection, channels read to their end are freed */
+			ready = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl);
+			if (ready < 0) {
+				fastivc_break(ctx, (int)ready);
+				return -ECONNRESET;
+			}
+			if (ivc_rx_take_freed(&ctx->rx->rx))
+				rx_kick(ctx, ctx->rx);
+			if (!ctx->rx || ctx->rx_state != FIVC_DIR_OPEN)
+				continue; /* a refused raise ended it: TCP says how */
+			if (ready == 0 && (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_REVERTED)) {
+				set_dir(ctx, false, FIVC_DIR_REVERTED); /* the rest comes on TCP */
+				continue;
+			}
 		}
 		queued = rx_queued(sk, ctx);
 		if (queued >= target || sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) || sk->sk_state == TCP_CLOSE ||
@@ -1046,7 +1133,10 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 			SLICED_WAIT(sk, &timeo, rx_queued(sk, ctx) != queued || READ_ONCE(sk->sk_err) ||
 				    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN), &wait, rc);
 			remove_wait_queue(sk_sleep(sk), &wait);
+			(void)rc;
 		}
+		if (++idle > 1)
+			cond_resched(); /* a count that keeps changing without reaching the target must not spin */
 	}
 	if (rx_phase(sk, ctx) != PH_TUNNEL) {
 		size_t want = len;
@@ -1249,13 +1339,12 @@ static bool rx_at_switch(struct sock *sk, struct fastivc_sock *ctx, struct ivc_t
 static bool fastivc_sock_is_readable(struct sock *sk)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	int lowat = READ_ONCE(sk->sk_rcvlowat);
 	struct ivc_tunnel *t;
 	bool ready = false;
 
 	if (!ctx)
 		return false;
-	int lowat = READ_ONCE(sk->sk_rcvlowat);
-
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
 	if (t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN) {
@@ -1332,7 +1421,7 @@ static u32 tx_unread(const struct fastivc_sock *ctx)
 		sz = READ_ONCE(t->ctrl->chan[i].size) & ~IVC_SIZE_SEALED;
 		n += min(sz, t->channel_size);
 	}
-	return n;
+	return min_t(u64, n, ctx->tx_bytes); /* the peer can write pend_read: never more than we sent */
 }
 
 /*
@@ -1465,7 +1554,7 @@ static bool linger_done(struct sock *sk, struct fastivc_sock *ctx)
 		return true;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
-	done = !t || ivc_tx_in_flight(&t->tx, t->ctrl) == 0;
+	done = !t || tx_receiver_closed(ctx, t) || ivc_tx_in_flight(&t->tx, t->ctrl) == 0;
 	rcu_read_unlock();
 	return done;
 }
@@ -1504,8 +1593,6 @@ static void fastivc_close(struct sock *sk, long timeout)
 
 	__module_get(THIS_MODULE);
 	lock_sock(sk);
-	if (timeout > 0 && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
-		timeout = tx_linger(sk, ctx, timeout);
 	/*
 	 * Unread tunnel data, whether or not this reader ever reached the switch (the sender may have switched and
 	 * published after the last recvmsg): TCP resets a connection closed with unread data.
@@ -1513,6 +1600,9 @@ static void fastivc_close(struct sock *sk, long timeout)
 	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN &&
 	    (ctx->rx_switched || (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_SWITCHED)))
 		unread = ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) != 0;
+	/* as tcp_close(): a close that resets does not linger */
+	if (timeout > 0 && !unread && !tcp_unread_bytes(sk) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
+		timeout = tx_linger(sk, ctx, timeout);
 	conn_release(ctx);
 	if (unread) {
 		/* data the application never read: the peer sees a reset, as with TCP */
@@ -1551,9 +1641,10 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	WRITE_ONCE(ctx->rx, t);
 	set_dir(ctx, false, FIVC_DIR_OPEN);
 	atomic64_inc(&fastivc_stats.tunnels_mapped);
-	/* IVC_RX_MAPPED waits for the first read through us (rx_publish) */
+	/* accepted now; IVC_RX_MAPPED waits for the first read through us (rx_publish) */
+	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_ACCEPTED);
 	WRITE_ONCE(ctx->rx_unpublished, true);
-	/* the accept: RECV_GET_DATA with nothing read yet; the sender stops its create timeout */
+	/* the accept: RECV_GET_DATA with nothing read yet wakes the sender; IVC_RX_ACCEPTED stops its create timeout */
 	dem_raise(ctx, EVTMGR_EVENT_RECV_GET_DATA, NULL);
 	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a reader of ours publishes the tunnel and re-arms rx_want */
 }
@@ -1587,8 +1678,14 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 	 * connections by 4-tuple, so a late event of an earlier connection with the same ports must not end this one.
 	 */
 	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx &&
-	    READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_CLOSED)
+	    READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_CLOSED) {
 		WRITE_ONCE(ctx->tx_peer_closed, true);
+		if (ctx->tx_state == FIVC_DIR_CREATING) { /* closed before it was ever used: give the pages back */
+			tx_release(ctx, FIVC_DIR_TCP, false);
+			WRITE_ONCE(ctx->reason, FIVC_R_PEER_REJECTED);
+			fastivc_count_fallback(FIVC_R_PEER_REJECTED);
+		}
+	}
 	fastivc_wake(ctx->sk, EPOLLOUT | EPOLLWRNORM);
 }
 
@@ -1596,7 +1693,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
  * TCP_USER_TIMEOUT (lock held, from the tick): TCP aborts a connection whose data stays unacknowledged, or whose
  * peer keeps a zero window, for longer than that. A tunnel's equivalent is a sender that found every channel held
  * (tx_tunnel() starts the clock) with no channel taken back since (tx.seq unchanged). The connection is aborted with
- * ETIMEDOUT, as TCP's tcp_write_err(). Checked once a second: up to a second late.
+ * ETIMEDOUT, as TCP's tcp_write_err(), and the peer gets a reset. Checked once a second: up to a second late.
  */
 static void tx_user_timeout(struct fastivc_sock *ctx)
 {
@@ -1610,32 +1707,20 @@ static void tx_user_timeout(struct fastivc_sock *ctx)
 		return;
 	}
 	if (ut && time_after_eq(jiffies, ctx->tx_stall_since + msecs_to_jiffies(ut))) {
-		struct sock *sk = ctx->sk;
-
 		pr_info_ratelimited("fastivc: %pI4:%u -> %pI4:%u: no channel read for %u ms (TCP_USER_TIMEOUT): connection timed out\n",
 				    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ut);
-		WRITE_ONCE(ctx->mode, FIVC_MODE_BROKEN);
-		WRITE_ONCE(ctx->reason, FIVC_R_USER_TIMEOUT);
-		fastivc_count_fallback(FIVC_R_USER_TIMEOUT);
-		tx_release(ctx, FIVC_DIR_BROKEN, true);
-		rx_release(ctx, FIVC_DIR_BROKEN, true);
 		/*
-		 * As tcp_write_err(): the error first (nobody may read another one meanwhile: tcp_disconnect() would post
-		 * ECONNRESET and wake the application before ours), then the socket is done, without a reset. The peer
-		 * learns from its tunnels' close events, and TCP answers its next segment with a reset.
+		 * ETIMEDOUT, as tcp_write_err(); and a reset for the peer: over TCP it would learn of the end from the
+		 * reset its next window update draws, but a tunnel's reader sends nothing on TCP.
 		 */
-		WRITE_ONCE(sk->sk_err, ETIMEDOUT);
-		sk_error_report(sk);
-		tcp_done(sk);
+		abort_conn(ctx, FIVC_R_USER_TIMEOUT, ETIMEDOUT, true);
 	}
 }
 
 /* Once a second, from the SEM (lock held): a sender still waiting for its receiver gives up after a while. */
 void fastivc_sock_tick(struct fastivc_sock *ctx)
 {
-	if (ctx->tx_state == FIVC_DIR_CREATING && !READ_ONCE(ctx->tx_accepted) &&
-	    time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT) &&
-	    READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_MAPPED)
+	if (ctx->tx_state == FIVC_DIR_CREATING && tx_create_timed_out(ctx, READ_ONCE(ctx->tx->ctrl->rx_state)))
 		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
 	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN)
 		tx_user_timeout(ctx);
@@ -1676,7 +1761,8 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 	rcu_read_lock();
 	t = READ_ONCE(ctx->rx);
 	if (READ_ONCE(ctx->rx_poll_waiting) && t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN &&
-	    rx_at_switch(sk, ctx, t) && ivc_rx_news(&t->rx, t->ctrl)) {
+	    (READ_ONCE(sk->sk_rcvlowat) > 1 ? rx_queued(sk, ctx) >= READ_ONCE(sk->sk_rcvlowat) :
+					      rx_at_switch(sk, ctx, t) && ivc_rx_news(&t->rx, t->ctrl))) {
 		WRITE_ONCE(ctx->rx_poll_waiting, false);
 		mask |= EPOLLIN | EPOLLRDNORM;
 	}

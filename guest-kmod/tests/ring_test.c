@@ -614,6 +614,49 @@ static void test_full_and_partial(void)
 	}
 }
 
+/* ivc_rx_ready_peek (poll, wait conditions, no lock): the same count as ivc_rx_ready, and it writes nothing */
+static void test_ready_peek_readonly(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx, before;
+	struct ivc_ctrl *snap = malloc(sizeof(*snap));
+	uint64_t spos = 0, rpos = 0;
+	uint32_t got;
+	int freed;
+
+	sim_new(&s, 4, 8192, 1);
+	ivc_tx_init(&tx, 4, 8192, 1);
+	ivc_rx_init(&rx, 4, 8192, 1);
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 0);
+	send_chan(&s, &tx, &spos, 100);
+	send_chan(&s, &tx, &spos, 8192);
+	send_chan(&s, &tx, &spos, 3);
+	CHECK_OK();
+	before = rx;
+	memcpy(snap, s.c, sizeof(*snap));
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 100 + 8192 + 3);
+	CHECK(!memcmp(&before, &rx, sizeof(rx)), "the peek changed the receiver's state");
+	CHECK(!memcmp(snap, s.c, sizeof(*snap)), "the peek wrote to the control page");
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 100 + 8192 + 3);
+	recv_some(&s, &rx, &rpos, 40, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 60 + 8192 + 3);
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 60 + 8192 + 3);
+	/* the current channel read to its end and sealed, not yet released by its owner: ivc_rx_ready() would release
+	 * it (pend_read 1 -> 0); the peek counts what follows and leaves it alone */
+	rx.off = rx.size;
+	before = rx;
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 8192 + 3);
+	CHECK_EQ(s.c->chan[0].pend_read, 1);
+	CHECK(!memcmp(&before, &rx, sizeof(rx)), "the peek changed the receiver's state");
+	/* a broken header stops the count, without a write */
+	s.c->chan[1].pend_read = 5;
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 0);
+	free(snap);
+	sim_free(&s);
+}
+
 static void test_ready_and_peek(void)
 {
 	struct sim s;
@@ -2466,6 +2509,7 @@ static const struct {
 	{ "ctrl_check refuses each bad field", test_ctrl_check_bad },
 	{ "full and partial channels, partial reads", test_full_and_partial },
 	{ "rx_ready sums, peek ahead does not consume", test_ready_and_peek },
+	{ "rx_ready_peek counts as rx_ready and writes nothing", test_ready_peek_readonly },
 	{ "sender sees channels busy until consumed", test_tx_busy },
 	{ "capacity in bytes: n x cs one-byte writes, exactly", test_capacity_bytes },
 	{ "packing: small writes share one channel", test_packing },

@@ -124,3 +124,7 @@ bench_runs() {
 }
 # stream_runs_for MSG_SIZE: how many runs a stream of MSG_SIZE writes gets (BENCH_RUNS, or 1 below 4 KiB)
 stream_runs_for() { if [ "$1" -ge 4096 ]; then echo "$BENCH_RUNS"; else echo 1; fi; }
+
+# tcpsem_server_fails HOST CHECK: failures of CHECK's server role logged by HOST's tcpsem server (a role whose
+# verdict cannot reach the client, as user_timeout's once the client timed out, reports only there)
+tcpsem_server_fails() { agent "$1" "grep -c ': $2: ' /var/log/tcpsem.log || true" | tail -1; }

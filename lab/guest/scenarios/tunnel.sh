@@ -229,6 +229,8 @@ scn_tun_tcpsem() {
     agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     sleep 1
     kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
+    local ut0 ut1
+    ut0=$(tcpsem_server_fails "$D2" user_timeout)
     # output kept in the domU first: the JSON comes at the end, and a lost agent connection must not lose it
     agent "$D1" "tcpsem client --host $D2 --port 7005 --timeout 30 > /tmp/tcpsem.json 2> /tmp/tcpsem.err; echo \$? > /tmp/tcpsem.rc"
     agent "$D1" cat /tmp/tcpsem.json > "$f"; agent "$D1" cat /tmp/tcpsem.err
@@ -246,6 +248,10 @@ scn_tun_tcpsem() {
           dem_records_left: $l}' "$f" 2>/dev/null || echo '{}')"
     jq -e '.failed == 0 and .passed > 0' "$f" >/dev/null 2>&1 \
         || { fail "$(jq -r '[.checks[] | select(.pass | not) | .name] | join(", ")' "$f" 2>/dev/null || echo "no result, exit $rc") failed over the tunnel"; return 1; }
+    sleep 3 # user_timeout's server role ends about 12 s after its check began
+    ut1=$(tcpsem_server_fails "$D2" user_timeout)
+    [ "${ut1:-0}" -eq "${ut0:-0}" ] || { agent "$D2" "grep ': user_timeout: ' /var/log/tcpsem.log | tail -2"
+        fail "user_timeout's server did not see the connection end after the client timed out (no reset over the tunnel)"; return 1; }
     [ "$created" -ge 10 ] && [ "$sent" -ge $((16 << 20)) ] || { fail "the checks did not run through tunnels ($created created, $sent bytes)"; return 1; }
     [ "$left" -eq 0 ] || { dem-probe query records | jq -c '.records[]' | tail -5; fail "$left DEM records left after every connection closed (leak)"; return 1; }
 }

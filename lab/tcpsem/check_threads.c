@@ -313,7 +313,8 @@ int threads_two_senders_server(int fd, struct ctx *c)
 
 /*
  * A second sender while the first is inside TCP's send at the switch. Thread 0 sends SW_BIG bytes in one blocking
- * send from the start of the connection, while the server does not read for SW_SERVER_PAUSE_MS: over a tunnelled
+ * send from the start of the connection (SO_SNDBUF SW_SNDBUF, so it cannot all be queued at once), while the
+ * server does not read for SW_SERVER_PAUSE_MS: over a tunnelled
  * connection that first send creates the tunnel and goes on TCP, where it blocks with the socket lock released.
  * SW_SECOND_DELAY_MS later (the tunnel is mapped by then) thread 1 sends SW_SMALL bytes in writes of SW_CHUNK. Thread
  * 0's bytes still to queue must not land behind the switch: the server reads to EOF and every byte of both threads
@@ -324,6 +325,7 @@ int threads_two_senders_server(int fd, struct ctx *c)
 #define SW_CHUNK 4096u
 #define SW_SECOND_DELAY_MS 300
 #define SW_SERVER_PAUSE_MS 800
+#define SW_SNDBUF (64 << 10)
 
 struct sw_state {
 	int fd;
@@ -369,9 +371,14 @@ static void sw_send(struct worker *w, int n)
 int threads_switch_senders_client(int fd, struct ctx *c)
 {
 	struct sw_state s = { .fd = fd, .seed = c->check->seed };
+	int sndbuf = SW_SNDBUF;
 	struct worker w[2];
 	char sv[LINE_MAX_LEN];
 	int i;
+
+	/* a send buffer that cannot take thread 0's bytes: its send waits inside TCP until the server reads */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+		return fail_sys("setsockopt(SO_SNDBUF, %d)", sndbuf);
 
 	for (i = 0; i < 2; i++)
 		if (worker_start(&w[i], i, sw_send, &s) < 0)

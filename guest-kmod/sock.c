@@ -481,27 +481,33 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
  */
 #define FASTIVC_WAIT_SLICE (HZ / 10)
 
-/* One slice of *timeo; returns what sk_wait_event left of the slice, and charges the time used to *timeo. */
-#define SLICED_WAIT(sk, timeo, cond, wait, rc)                                                               \
-	do {                                                                                                 \
+/*
+ * Sleeps on the socket's wait queue (lock held; sk_wait_event() releases and retakes it) for one slice of *timeo,
+ * or until cond (evaluated lock-free) holds, and charges the time used to *timeo. Evaluates to sk_wait_event()'s
+ * result: cond's value, or < 0 on a signal.
+ */
+#define SLICED_WAIT(sk, timeo, cond)                                                                         \
+	({                                                                                                   \
+		DEFINE_WAIT_FUNC(__wait, woken_wake_function);                                               \
 		long __slice = min_t(long, *(timeo), FASTIVC_WAIT_SLICE), __left = __slice;                  \
-		rc = sk_wait_event(sk, &__left, cond, wait);                                                 \
+		int __rc;                                                                                    \
+		add_wait_queue(sk_sleep(sk), &__wait);                                                       \
+		__rc = sk_wait_event(sk, &__left, cond, &__wait);                                            \
+		remove_wait_queue(sk_sleep(sk), &__wait);                                                    \
 		if (*(timeo) != MAX_SCHEDULE_TIMEOUT)                                                        \
 			*(timeo) -= __slice - __left;                                                        \
-		if (!__left && rc > 0) /* the slice ran out, yet there was news: its event was lost */       \
+		if (!__left && __rc > 0) /* the slice ran out, yet there was news: its event was lost */     \
 			atomic64_inc(&fastivc_stats.lost_wakeups);                                           \
-	} while (0)
+		__rc;                                                                                        \
+	})
 
 static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool drain)
 {
-	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	int rc;
 
 	if (ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
 		sem_steer_virq();
-	add_wait_queue(sk_sleep(sk), &wait);
-	SLICED_WAIT(sk, timeo, tx_wake_cond(sk, ctx, drain), &wait, rc);
-	remove_wait_queue(sk_sleep(sk), &wait);
+	rc = SLICED_WAIT(sk, timeo, tx_wake_cond(sk, ctx, drain));
 	return rc < 0 ? rc : 0;
 }
 
@@ -907,14 +913,9 @@ static bool rx_wake_cond(struct sock *sk, struct fastivc_sock *ctx)
 
 static void rx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo)
 {
-	DEFINE_WAIT_FUNC(wait, woken_wake_function);
-	int rc;
-
 	if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
 		sem_steer_virq(); /* the wake-up comes with VIRQ_EVTMGR: have it delivered here */
-	add_wait_queue(sk_sleep(sk), &wait);
-	SLICED_WAIT(sk, timeo, rx_wake_cond(sk, ctx), &wait, rc);
-	remove_wait_queue(sk_sleep(sk), &wait);
+	SLICED_WAIT(sk, timeo, rx_wake_cond(sk, ctx));
 }
 
 /*
@@ -1034,6 +1035,24 @@ static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 }
 
 /*
+ * Lock-free (t under RCU): the switch's TCP sequence number, once the sender switched: the one this reader recorded
+ * (rx_phase), else the sender's in the control page. false: not switched yet.
+ */
+static bool rx_switch_seq(struct fastivc_sock *ctx, struct ivc_tunnel *t, u32 *seq)
+{
+	if (READ_ONCE(ctx->rx_switched)) {
+		smp_rmb(); /* the flag before switch_seq */
+		*seq = READ_ONCE(ctx->rx_switch_seq);
+		return true;
+	}
+	if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED))
+		return false;
+	virt_rmb(); /* the flag before switch_seq */
+	*seq = READ_ONCE(t->ctrl->switch_seq);
+	return true;
+}
+
+/*
  * Lock-free (it takes RCU itself): bytes a reader could take now, in order: TCP's up to the switch, then, once TCP
  * is read up to it, the tunnel's. An estimate (another reader may be taking bytes), good for deciding whether to
  * sleep or to report readable; a violation reads as no bytes (the owner finds it on its next look).
@@ -1050,17 +1069,8 @@ static u64 rx_queued(struct sock *sk, struct fastivc_sock *ctx)
 		queued = --tcp; /* the FIN carries no byte */
 	rcu_read_lock(); /* tunnels are freed after a grace period (ivc_tunnel_release) */
 	t = READ_ONCE(ctx->rx);
-	if (!t || READ_ONCE(ctx->rx_state) != FIVC_DIR_OPEN)
+	if (!t || READ_ONCE(ctx->rx_state) != FIVC_DIR_OPEN || !rx_switch_seq(ctx, t, &seq))
 		goto out;
-	if (READ_ONCE(ctx->rx_switched)) {
-		smp_rmb(); /* the flag before switch_seq */
-		seq = READ_ONCE(ctx->rx_switch_seq);
-	} else {
-		if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED))
-			goto out;
-		virt_rmb();
-		seq = READ_ONCE(t->ctrl->switch_seq);
-	}
 	until = seq - rx_data_seq(sk);
 	/* TCP's bytes up to the switch go first (a switch_seq behind them is refused by rx_phase()) */
 	if (tcp < until || until > (1u << 30)) {
@@ -1092,6 +1102,7 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		enum rx_phase ph;
 		s64 ready;
 
+		rx_publish(ctx); /* a read through the module: a tunnel mapped meanwhile may be used */
 		if (ctx->mode != FIVC_MODE_TUNNEL) { /* TCP alone from here: its own peek waits as it should */
 			release_sock(sk);
 			r = base_prot->recvmsg(sk, msg, len, flags, addr_len);
@@ -1121,20 +1132,12 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		if (queued >= target || sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) || sk->sk_state == TCP_CLOSE ||
 		    !timeo || signal_pending(current))
 			break;
-		if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
+		if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN) {
 			ivc_rx_want(&ctx->rx->rx, ctx->rx->ctrl);
-		{
-			DEFINE_WAIT_FUNC(wait, woken_wake_function);
-			int rc;
-
-			if (ctx->rx && ctx->rx_state == FIVC_DIR_OPEN)
-				sem_steer_virq();
-			add_wait_queue(sk_sleep(sk), &wait);
-			SLICED_WAIT(sk, &timeo, rx_queued(sk, ctx) != queued || READ_ONCE(sk->sk_err) ||
-				    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN), &wait, rc);
-			remove_wait_queue(sk_sleep(sk), &wait);
-			(void)rc;
+			sem_steer_virq();
 		}
+		SLICED_WAIT(sk, &timeo, rx_queued(sk, ctx) != queued || READ_ONCE(sk->sk_err) ||
+			    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN));
 		if (++idle > 1)
 			cond_resched(); /* a count that keeps changing without reaching the target must not spin */
 	}
@@ -1190,7 +1193,6 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 	lock_sock(sk);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
 	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
-	rx_publish(ctx);
 	if (unlikely((flags & MSG_PEEK) && target > 1 && ctx->mode == FIVC_MODE_TUNNEL)) {
 		r = recv_peek(sk, ctx, msg, len, flags, target, addr_len);
 		release_sock(sk);
@@ -1318,16 +1320,7 @@ static bool rx_at_switch(struct sock *sk, struct fastivc_sock *ctx, struct ivc_t
 {
 	u32 seq;
 
-	if (READ_ONCE(ctx->rx_switched)) {
-		smp_rmb(); /* the flag before switch_seq */
-		seq = READ_ONCE(ctx->rx_switch_seq);
-	} else {
-		if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED))
-			return false;
-		virt_rmb(); /* the flag before switch_seq */
-		seq = READ_ONCE(t->ctrl->switch_seq);
-	}
-	return rx_data_seq(sk) == seq;
+	return rx_switch_seq(ctx, t, &seq) && rx_data_seq(sk) == seq;
 }
 
 /*
@@ -1566,9 +1559,7 @@ static bool linger_done(struct sock *sk, struct fastivc_sock *ctx)
  */
 static long tx_linger(struct sock *sk, struct fastivc_sock *ctx, long timeo)
 {
-	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct ivc_tunnel *t;
-	int rc;
 
 	while (timeo > 0 && !signal_pending(current) && !linger_done(sk, ctx)) {
 		t = ctx->tx;
@@ -1578,9 +1569,7 @@ static long tx_linger(struct sock *sk, struct fastivc_sock *ctx, long timeo)
 		if (linger_done(sk, ctx))
 			break;
 		sem_steer_virq();
-		add_wait_queue(sk_sleep(sk), &wait);
-		SLICED_WAIT(sk, &timeo, linger_done(sk, ctx), &wait, rc);
-		remove_wait_queue(sk_sleep(sk), &wait);
+		SLICED_WAIT(sk, &timeo, linger_done(sk, ctx));
 	}
 	return max(timeo, 0L);
 }

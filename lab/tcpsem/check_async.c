@@ -23,38 +23,6 @@
 #define ASYNC_BYTES (1u << 20)
 #define SIGIO_WAIT_S 3        /* one wait for SIGIO, at most (the module's safety net wakes within 1 s) */
 
-/* Reads and verifies n bytes of the pattern at *off. */
-static int recv_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		if (recv_exact(fd, buf, k, what) < 0 || pat_verify(seed, *off, buf, k, what) < 0)
-			return -1;
-		*off += k;
-		n -= k;
-	}
-	return 0;
-}
-
-static int send_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		pat_fill(seed, *off, buf, k);
-		if (send_exact(fd, buf, k, what) < 0)
-			return -1;
-		*off += k;
-		n -= k;
-	}
-	return 0;
-}
-
 /* ---- recv_zero ---- */
 
 /* One recv(fd, buf, 0, flags): what it returned, and how long it took. */

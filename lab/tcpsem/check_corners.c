@@ -45,37 +45,6 @@
 
 #define WARMUP (256u << 10)
 
-static int recv_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		if (recv_exact(fd, buf, k, what) < 0 || pat_verify(seed, *off, buf, k, what) < 0)
-			return -1;
-		*off += k;
-		n -= k;
-	}
-	return 0;
-}
-
-static int send_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		pat_fill(seed, *off, buf, k);
-		if (send_exact(fd, buf, k, what) < 0)
-			return -1;
-		*off += k;
-		n -= k;
-	}
-	return 0;
-}
-
 /* The client's end of the server->client checks: its 'y' said, the rest read, then EOF both ways. */
 static int finish(int fd)
 {
@@ -342,27 +311,14 @@ int outq_info_client(int fd, struct ctx *c)
 
 int outq_info_server(int fd, struct ctx *c)
 {
-	static uint8_t buf[65536];
 	uint64_t off = 0;
 	struct tcp_info ti;
-	int rc = 0;
+	int rc;
 
 	if (recv_pattern(fd, c->check->seed, &off, WARMUP, "the first 256 KiB") < 0)
 		return send_verdict(fd, -1);
 	msleep(OQ_PAUSE_MS);
-	for (;;) {
-		ssize_t r = recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return send_verdict(fd, fail_sys("recv at offset %llu", (unsigned long long)off));
-		if (r == 0)
-			break;
-		if (rc == 0 && pat_verify(c->check->seed, off, buf, (size_t)r, "server") < 0)
-			rc = -1;
-		off += (uint64_t)r;
-	}
+	rc = recv_pattern_to_eof(fd, c->check->seed, &off, "server");
 	if (rc == 0 && tcp_info_of(fd, &ti) < 0)
 		rc = -1;
 	if (rc == 0 && ti.tcpi_bytes_received < off)
@@ -474,23 +430,8 @@ int msg_zerocopy_client(int fd, struct ctx *c)
 
 int msg_zerocopy_server(int fd, struct ctx *c)
 {
-	static uint8_t buf[65536];
 	uint64_t off = 0, want = WARMUP + (uint64_t)ZC_CALLS * ZC_SIZE;
-	int rc = 0;
-
-	for (;;) {
-		ssize_t r = recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return send_verdict(fd, fail_sys("recv at offset %llu", (unsigned long long)off));
-		if (r == 0)
-			break;
-		if (rc == 0 && pat_verify(c->check->seed, off, buf, (size_t)r, "server") < 0)
-			rc = -1;
-		off += (uint64_t)r;
-	}
+	int rc = recv_pattern_to_eof(fd, c->check->seed, &off, "server");
 	if (rc == 0 && off != want)
 		rc = fail("received %llu bytes to EOF, expected %llu", (unsigned long long)off, (unsigned long long)want);
 	if (rc == 0)

@@ -51,37 +51,6 @@ static void *hs_send(void *p)
 	return NULL;
 }
 
-static int hs_recv_pattern(int fd, uint32_t seed, uint64_t off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		if (recv_exact(fd, buf, k, what) < 0 || pat_verify(seed, off, buf, k, what) < 0)
-			return -1;
-		off += k;
-		n -= k;
-	}
-	return 0;
-}
-
-static int hs_send_pattern(int fd, uint32_t seed, uint64_t off, size_t n, const char *what)
-{
-	static uint8_t buf[65536];
-
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
-
-		pat_fill(seed, off, buf, k);
-		if (send_exact(fd, buf, k, what) < 0)
-			return -1;
-		off += k;
-		n -= k;
-	}
-	return 0;
-}
-
 int held_sender_client(int fd, struct ctx *c)
 {
 	static uint8_t fill[HS_BYTES];
@@ -90,6 +59,7 @@ int held_sender_client(int fd, struct ctx *c)
 	struct uffdio_copy copy;
 	struct hs_sender h = { .fd = fd };
 	struct uffd_msg msg;
+	uint64_t off = 0, back = 0;
 	char sv[LINE_MAX_LEN];
 	pthread_t th;
 	uint8_t *region;
@@ -97,7 +67,7 @@ int held_sender_client(int fd, struct ctx *c)
 	long fault_ms, held_ms;
 	double t0;
 
-	if (hs_send_pattern(fd, c->check->seed, 0, HS_WARMUP, "the first 256 KiB") < 0)
+	if (send_pattern(fd, c->check->seed, &off, HS_WARMUP, "the first 256 KiB") < 0)
 		return -1;
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
@@ -141,7 +111,7 @@ int held_sender_client(int fd, struct ctx *c)
 		errno = h.err;
 		return h.r < 0 ? fail_sys("the held send") : fail("the held send returned %zd, expected %u", h.r, HS_BYTES);
 	}
-	if (hs_recv_pattern(fd, c->check->seed + 1000, 0, HS_BYTES, "the server's 64 KiB") < 0)
+	if (recv_pattern(fd, c->check->seed + 1000, &back, HS_BYTES, "the server's 64 KiB") < 0)
 		return -1;
 	if (shutdown(fd, SHUT_WR) < 0)
 		return fail_sys("shutdown(SHUT_WR)");
@@ -156,15 +126,16 @@ int held_sender_client(int fd, struct ctx *c)
 
 int held_sender_server(int fd, struct ctx *c)
 {
+	uint64_t off = 0, back = 0;
 	int rc;
 
-	if (hs_recv_pattern(fd, c->check->seed, 0, HS_WARMUP, "the first 256 KiB") < 0)
+	if (recv_pattern(fd, c->check->seed, &off, HS_WARMUP, "the first 256 KiB") < 0)
 		return send_verdict(fd, -1);
 	msleep(HS_SERVER_DELAY_MS);
 	/* the server's first bytes on the connection, while the client's send is held */
-	if (hs_send_pattern(fd, c->check->seed + 1000, 0, HS_BYTES, "the server's 64 KiB") < 0)
+	if (send_pattern(fd, c->check->seed + 1000, &back, HS_BYTES, "the server's 64 KiB") < 0)
 		return -1;
-	rc = hs_recv_pattern(fd, c->check->seed, HS_WARMUP, HS_BYTES, "the held send's bytes");
+	rc = recv_pattern(fd, c->check->seed, &off, HS_BYTES, "the held send's bytes");
 	if (rc == 0)
 		rc = expect_eof(fd, 10000, "at the end");
 	if (rc == 0)

@@ -9,7 +9,9 @@
  */
 #include "tcpsem.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 void pat_fill(uint32_t seed, uint64_t off, void *buf, size_t n)
 {
@@ -44,4 +46,54 @@ uint64_t fnv64(uint64_t h, const void *buf, size_t n)
 		h *= 0x100000001b3ull;
 	}
 	return h;
+}
+
+int recv_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
+{
+	static uint8_t buf[65536];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		if (recv_exact(fd, buf, k, what) < 0 || pat_verify(seed, *off, buf, k, what) < 0)
+			return -1;
+		*off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int send_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what)
+{
+	static uint8_t buf[65536];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		pat_fill(seed, *off, buf, k);
+		if (send_exact(fd, buf, k, what) < 0)
+			return -1;
+		*off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int recv_pattern_to_eof(int fd, uint32_t seed, uint64_t *off, const char *what)
+{
+	static uint8_t buf[65536];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail_sys("%s: recv at offset %llu", what, (unsigned long long)*off);
+		if (r == 0)
+			return 0;
+		if (pat_verify(seed, *off, buf, (size_t)r, what) < 0)
+			return -1;
+		*off += (uint64_t)r;
+	}
 }

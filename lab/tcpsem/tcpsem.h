@@ -115,6 +115,11 @@ static inline uint8_t pat_byte(uint32_t seed, uint64_t i)
 void pat_fill(uint32_t seed, uint64_t off, void *buf, size_t n);
 /* 0 if buf holds the pattern at [off, off+n), else -1 with the detail set. */
 int pat_verify(uint32_t seed, uint64_t off, const void *buf, size_t n, const char *what);
+/* n bytes of the pattern at *off, received and verified / sent (64 KiB at a time); *off moves on. 0, or -1 (detail). */
+int recv_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what);
+int send_pattern(int fd, uint32_t seed, uint64_t *off, size_t n, const char *what);
+/* Receives to EOF, verifying every byte at *off onwards: 0 at EOF (*off: where it ended), or -1 (detail). */
+int recv_pattern_to_eof(int fd, uint32_t seed, uint64_t *off, const char *what);
 #define FNV_INIT 0xcbf29ce484222325ull
 uint64_t fnv64(uint64_t h, const void *buf, size_t n);
 

@@ -211,6 +211,8 @@ cmd_test() {
     suite xen-harness "$ROOT/test/xen/run.sh" || rc=1
     log "host tests: the tunnel protocol (guest-kmod/ivc_ring.h)"
     suite kmod-ring make -s -C "$ROOT/guest-kmod/tests" run OUT="$B/kmod-tests" || rc=1
+    log "host tests: the Protocol Monitor's hooks end in tail calls (the module and the lab's DKMS build)"
+    suite kmod-tailcalls "$ROOT/guest-kmod/tests/check-tailcalls.sh" "$B/kmod/fastivc.ko" "$B/lab/dkms/fastivc.ko" || rc=1
     log "host tests: ava"
     suite ava bash -c "cd '$ROOT' && npx ava" || rc=1
     log "packages: lintian, the systemd unit, install/remove in a Debian tree, the DKMS build for the lab kernel"

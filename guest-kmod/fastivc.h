@@ -58,7 +58,7 @@ enum fastivc_reason {
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
 
-enum fastivc_mode { FIVC_MODE_NATIVE, FIVC_MODE_TUNNEL, FIVC_MODE_BROKEN, FIVC_MODE_CLOSED };
+enum fastivc_mode { FIVC_MODE_TUNNEL, FIVC_MODE_BROKEN, FIVC_MODE_CLOSED }; /* a native socket has no context */
 
 /* State of one direction. */
 enum fastivc_dir {

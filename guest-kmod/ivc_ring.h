@@ -695,4 +695,27 @@ static inline int64_t ivc_rx_ready_peek(const struct ivc_rx *rx, const struct iv
 	return total;
 }
 
+/*
+ * For poll (lock-free, writes nothing): ivc_rx_news() less the one case that brings no bytes and needs no look under
+ * the lock from the reader: the current channel read to its end, then sealed (the sender's shutdown or linger), with
+ * nothing after it. Its release is housekeeping (the next read, or the owner on the seal's event); reporting it as
+ * readable would make a poller's recv() answer EAGAIN, which TCP never does after POLLIN.
+ */
+static inline int ivc_rx_poll_news(const struct ivc_rx *rx, const struct ivc_ctrl *c)
+{
+	uint32_t idx, w;
+
+	if (!ivc_rx_news(rx, c))
+		return 0;
+	if (!IVC_READ(&rx->have))
+		return 1;
+	idx = IVC_READ(&rx->idx);
+	if (idx >= rx->nr_channels)
+		return 1;
+	w = IVC_READ(&c->chan[idx].size);
+	if (!(IVC_READ(&rx->sealed) || (w & IVC_SIZE_SEALED)) || (w & ~IVC_SIZE_SEALED) != IVC_READ(&rx->off))
+		return 1;
+	return ivc_rx_ready_peek(rx, c) > 0;
+}
+
 #endif /* FASTIVC_IVC_RING_H */

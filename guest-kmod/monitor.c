@@ -5,19 +5,24 @@
  * The thesis points new TCP sockets at an "initial operation set" that decides, on the first send or receive,
  * whether the peer is co-resident. Without patching the kernel we get the same effect by replacing sendmsg, recvmsg
  * and sendpage in tcp_prot (exported and writable) while the module is loaded: every IPv4 TCP socket, including
- * those created before the module was loaded and accepted ones, passes through them until it is decided. The
- * decision gives the socket a per-socket context (in icsk_ulp_data, with our tcp_ulp_ops so the kernel's
- * tcp_cleanup_ulp() frees it and drops its module reference) and its own operations:
- *   native  a copy of tcp_prot with TCP's own functions: the socket never comes back here (reason counted);
- *   tunnel  sock.c's operations, when the DEM says the peer address belongs to another domain of this host.
+ * those created before the module was loaded and accepted ones, passes through them. The first call decides:
+ *   tunnel  the DEM says the peer address belongs to another domain of this host: the socket gets a per-socket
+ *           context (in icsk_ulp_data, with our tcp_ulp_ops so the kernel's tcp_cleanup_ulp() frees it and drops
+ *           its module reference) and sock.c's operations;
+ *   native  anything else (reason counted): the socket stays exactly what it was, plain TCP with tcp_prot and no
+ *           ULP, so kTLS and sockmap take it as they would without us. Its later calls still pass through the
+ *           hooks, which find it in the native verdict table (below) and go straight to TCP's functions: no socket
+ *           lock, no DEM lookup.
  * IPv6 sockets whose peer is an IPv4 address (v4-mapped: a server listening on [::]) are handled like IPv4 ones,
  * through tcpv6_prot's hooks. Sockets that cannot be decided yet (not established, another ULP such as kTLS, real
  * IPv6 peers) go straight to TCP's functions each time.
  *
- * Unloading: each tunnel-mode socket holds a module reference (like kTLS), so rmmod is refused while one is open.
- * Native sockets hold none: on exit the hooks are removed first, then every native socket is given back tcp_prot and
- * loses its context, and calls that entered a hook or native_close() just before are waited for (an in-flight
- * counter and RCU-tasks grace periods) before the module's text goes away.
+ * Every hook ends in a tail call of the operation it chose (monitor_route()), so no frame of ours stays on the
+ * stack of a task blocked in TCP. Unloading: each tunnel-mode socket holds a module reference (like kTLS), so rmmod
+ * is refused while one is open. On exit the hooks are removed first; then calls that are still deciding (they may
+ * sleep in lock_sock(), counted in monitor_inflight) are waited for, and RCU-tasks grace periods cover a task
+ * preempted anywhere in a hook's text, before the module's text goes away. A task blocked in TCP's recvmsg on a
+ * native socket does not hold rmmod up.
  * Known limit: a module that copies tcp_prot while fastivc is loaded (tls.ko builds its protos from it) keeps
  * pointers to our hooks; unload fastivc only after such modules, or not at all.
  */
@@ -25,6 +30,10 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/wait.h>
+#include <linux/hash.h>
+#include <linux/log2.h>
+#include <linux/net.h>
+#include <linux/siphash.h>
 #include <net/tcp.h>
 #include <net/inet_common.h>
 #include <net/transp_v6.h>
@@ -35,15 +44,8 @@ LIST_HEAD(fastivc_socks);
 DEFINE_SPINLOCK(fastivc_socks_lock);
 static atomic64_t next_id = ATOMIC64_INIT(0);
 
-static struct proto fastivc_native_prot;  /* tcp_prot with TCP's own send/receive */
-static struct proto fastivc_native6_prot; /* tcpv6_prot likewise, for IPv4 peers of IPv6 sockets (v4-mapped) */
-static int (*tcp6_sendmsg_fn)(struct sock *sk, struct msghdr *msg, size_t size);
-static int (*tcp6_recvmsg_fn)(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len);
-static int (*tcp6_sendpage_fn)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
-static int (*tcp_sendmsg_fn)(struct sock *sk, struct msghdr *msg, size_t size);
-static int (*tcp_recvmsg_fn)(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len);
-static int (*tcp_sendpage_fn)(struct sock *sk, struct page *page, int offset, size_t size, int flags);
-static void (*tcp_close_fn)(struct sock *sk, long timeout);
+static struct proto fastivc_base_prot;  /* tcp_prot as it was before our hooks: TCP's own functions */
+static struct proto fastivc_base6_prot; /* tcpv6_prot likewise, for IPv4 peers of IPv6 sockets (v4-mapped) */
 
 static atomic_t monitor_inflight = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(monitor_idle);
@@ -55,18 +57,51 @@ static struct tcp_ulp_ops fastivc_ulp_ops = {
 	.owner = THIS_MODULE,
 	.release = fastivc_ulp_release,
 };
-/* native sockets hold no module reference (module exit detaches them) */
-static struct tcp_ulp_ops fastivc_native_ulp_ops = {
-	.name = "fastivc",
-	.release = fastivc_ulp_release,
-};
+
+/*
+ * The native verdict table. A socket decided native keeps nothing of ours, so the hooks recognise it by a tag in a
+ * direct-mapped table indexed by the socket's address: a keyed hash (siphash, key drawn at load) of the address, the
+ * 4-tuple and the inode number of the socket's file. A socket freed and reused for another connection, or another
+ * socket that took the slot, does not match. Written under the socket lock, read without it (one aligned word).
+ * FIVC_NATIVE_SLOTS: 4096 slots (32 KiB) cover the open native connections of a busy guest. A socket whose slot
+ * another took is decided again on its next call: one more DEM lookup, and its fallback reason is counted again.
+ */
+#define FIVC_NATIVE_SLOTS 4096
+static u64 native_tags[FIVC_NATIVE_SLOTS];
+static siphash_key_t native_key;
+
+static u64 native_tag(struct sock *sk)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+	struct socket *sock = READ_ONCE(sk->sk_socket);
+	u64 ino = sock ? SOCK_INODE(sock)->i_ino : 0;
+	u64 tag;
+
+	tag = siphash_4u64((unsigned long)sk, (u64)READ_ONCE(inet->inet_saddr) << 32 | READ_ONCE(inet->inet_daddr),
+			   (u64)READ_ONCE(inet->inet_sport) << 16 | READ_ONCE(inet->inet_dport), ino, &native_key);
+	return tag ?: 1; /* 0 marks an empty slot */
+}
+
+static u64 *native_slot(const struct sock *sk)
+{
+	return &native_tags[hash_ptr(sk, ilog2(FIVC_NATIVE_SLOTS))];
+}
+
+static bool native_remembered(struct sock *sk)
+{
+	return READ_ONCE(*native_slot(sk)) == native_tag(sk);
+}
+
+static void native_remember(struct sock *sk)
+{
+	WRITE_ONCE(*native_slot(sk), native_tag(sk));
+}
 
 struct fastivc_sock *fastivc_ctx_of(const struct sock *sk)
 {
 	const struct inet_connection_sock *icsk = inet_csk(sk);
-	const struct tcp_ulp_ops *ops = READ_ONCE(icsk->icsk_ulp_ops);
 
-	if (ops != &fastivc_ulp_ops && ops != &fastivc_native_ulp_ops)
+	if (READ_ONCE(icsk->icsk_ulp_ops) != &fastivc_ulp_ops)
 		return NULL;
 	return (__force struct fastivc_sock *)icsk->icsk_ulp_data;
 }
@@ -96,10 +131,18 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 	return FIVC_R_NONE;
 }
 
+/* An IPv4 TCP socket, directly or as the v4-mapped peer of an IPv6 socket (a server on [::], like iperf3). */
+static bool ipv4_tcp(const struct sock *sk)
+{
+	return (sk->sk_family == AF_INET && READ_ONCE(sk->sk_prot) == &tcp_prot) ||
+	       (sk->sk_family == AF_INET6 && READ_ONCE(sk->sk_prot) == &tcpv6_prot &&
+		ipv6_addr_v4mapped(&sk->sk_v6_daddr));
+}
+
 /*
- * Decides the socket and gives it a context, or returns NULL if it cannot be decided now. Socket lock held.
- * Called by the hooks on the first send/receive, and by the SEM for an EVENT_CREATE_TUNNEL on a socket that has
- * not sent or received yet (an accepted connection whose peer writes first).
+ * Decides the socket: returns its context if it is (or now becomes) a tunnel-mode socket, NULL if it is native or
+ * cannot be decided now. Socket lock held. Called by the hooks on a socket's first call, and by the SEM for an
+ * EVENT_CREATE_TUNNEL on a socket that has not sent or received yet (an accepted connection whose peer writes first).
  */
 struct fastivc_sock *fastivc_attach(struct sock *sk)
 {
@@ -109,20 +152,24 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 	struct fastivc_sock *ctx;
 	enum fastivc_reason why;
 
-	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops || icsk->icsk_ulp_ops == &fastivc_native_ulp_ops)
+	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops)
 		return fastivc_ctx_of(sk);
-	if (icsk->icsk_ulp_ops)
-		return NULL;
-	/* IPv4, directly or as the v4-mapped peer of an IPv6 socket (a server listening on [::], like iperf3) */
-	if (!(sk->sk_family == AF_INET && sk->sk_prot == &tcp_prot) &&
-	    !(sk->sk_family == AF_INET6 && sk->sk_prot == &tcpv6_prot && ipv6_addr_v4mapped(&sk->sk_v6_daddr)))
+	if (icsk->icsk_ulp_ops || !ipv4_tcp(sk))
 		return NULL;
 	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return NULL;
+	if (native_remembered(sk))
+		return NULL;
 	why = classify(sk, &peer);
+	if (why != FIVC_R_NONE) {
+		/* native: the socket stays plain TCP; only the verdict table knows it */
+		fastivc_count_fallback(why);
+		native_remember(sk);
+		return NULL;
+	}
 	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
 	if (!ctx) {
-		fastivc_count_fallback(FIVC_R_NO_MEMORY);
+		fastivc_count_fallback(FIVC_R_NO_MEMORY); /* not remembered: the next call tries again */
 		return NULL;
 	}
 	INIT_LIST_HEAD(&ctx->node);
@@ -133,27 +180,21 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 	ctx->raddr = inet->inet_daddr;
 	ctx->lport = ntohs(inet->inet_sport);
 	ctx->rport = ntohs(inet->inet_dport);
-	ctx->peer = why == FIVC_R_NONE ? peer : EVTMGR_DOMID_NONE;
-	ctx->mode = why == FIVC_R_NONE ? FIVC_MODE_TUNNEL : FIVC_MODE_NATIVE;
-	ctx->reason = why;
+	ctx->peer = peer;
+	ctx->mode = FIVC_MODE_TUNNEL;
+	ctx->reason = FIVC_R_NONE;
 	ctx->tx_state = FIVC_DIR_TCP;
 	ctx->rx_state = FIVC_DIR_TCP;
-	if (why != FIVC_R_NONE)
-		fastivc_count_fallback(why);
 
-	if (ctx->mode == FIVC_MODE_TUNNEL)
-		__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
+	__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
 	rcu_assign_pointer(icsk->icsk_ulp_data, (void __rcu *)ctx);
-	WRITE_ONCE(icsk->icsk_ulp_ops, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_ulp_ops : &fastivc_native_ulp_ops);
+	WRITE_ONCE(icsk->icsk_ulp_ops, &fastivc_ulp_ops);
 	spin_lock_bh(&fastivc_socks_lock);
 	list_add_tail(&ctx->node, &fastivc_socks);
 	spin_unlock_bh(&fastivc_socks_lock);
 
 	write_lock_bh(&sk->sk_callback_lock);
-	if (sk->sk_family == AF_INET6)
-		WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel6_prot : &fastivc_native6_prot);
-	else
-		WRITE_ONCE(sk->sk_prot, ctx->mode == FIVC_MODE_TUNNEL ? &fastivc_tunnel_prot : &fastivc_native_prot);
+	WRITE_ONCE(sk->sk_prot, sk->sk_family == AF_INET6 ? &fastivc_tunnel6_prot : &fastivc_tunnel_prot);
 	write_unlock_bh(&sk->sk_callback_lock);
 	return ctx;
 }
@@ -189,120 +230,64 @@ static void fastivc_ulp_release(struct sock *sk)
 
 /* ---- the initial operation set ---- */
 
-static bool decide(struct sock *sk)
+/*
+ * Without the socket lock: true if the call goes straight to TCP, because the socket has another ULP (kTLS), is not
+ * an IPv4 TCP socket (a real IPv6 peer), is not established yet, or was decided native. Never sleeps.
+ */
+static bool straight_to_tcp(struct sock *sk)
 {
-	bool attached;
+	const struct tcp_ulp_ops *ops = READ_ONCE(inet_csk(sk)->icsk_ulp_ops);
 
-	lock_sock(sk);
-	attached = fastivc_attach(sk) != NULL;
-	release_sock(sk);
-	return attached;
+	if (ops)
+		return ops != &fastivc_ulp_ops; /* ours: the proto swap is under way, decide() returns its context */
+	if (!ipv4_tcp(sk) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+		return true;
+	return native_remembered(sk);
 }
 
-static void monitor_exit_call(void)
+/*
+ * The operations a call takes: the tunnel's (a socket decided tunnel) or TCP's own. Deciding may sleep in
+ * lock_sock(), so it is counted in monitor_inflight, which module exit waits for. The hooks tail-call what this
+ * returns: once TCP's function runs, no frame of ours is left below it.
+ */
+static const struct proto *monitor_route(struct sock *sk)
 {
+	const struct proto *tcp = sk->sk_family == AF_INET6 ? &fastivc_base6_prot : &fastivc_base_prot;
+	const struct proto *p = tcp;
+
+	if (straight_to_tcp(sk))
+		return tcp;
+	atomic_inc(&monitor_inflight);
+	lock_sock(sk);
+	if (fastivc_attach(sk))
+		p = READ_ONCE(sk->sk_prot);
+	release_sock(sk);
 	if (atomic_dec_and_test(&monitor_inflight))
 		wake_up(&monitor_idle);
+	return p;
 }
 
 static int monitor_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 {
-	int rc;
-
-	atomic_inc(&monitor_inflight);
-	if (decide(sk))
-		rc = READ_ONCE(sk->sk_prot)->sendmsg(sk, msg, size);
-	else
-		rc = (sk->sk_family == AF_INET6 ? tcp6_sendmsg_fn : tcp_sendmsg_fn)(sk, msg, size);
-	monitor_exit_call();
-	return rc;
+	return monitor_route(sk)->sendmsg(sk, msg, size);
 }
 
 static int monitor_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)
 {
-	int rc;
-
-	atomic_inc(&monitor_inflight);
-	if (decide(sk))
-		rc = READ_ONCE(sk->sk_prot)->recvmsg(sk, msg, len, flags, addr_len);
-	else
-		rc = (sk->sk_family == AF_INET6 ? tcp6_recvmsg_fn : tcp_recvmsg_fn)(sk, msg, len, flags, addr_len);
-	monitor_exit_call();
-	return rc;
+	return monitor_route(sk)->recvmsg(sk, msg, len, flags, addr_len);
 }
 
 static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)
 {
-	int rc;
-
-	atomic_inc(&monitor_inflight);
-	if (decide(sk))
-		rc = READ_ONCE(sk->sk_prot)->sendpage(sk, page, offset, size, flags);
-	else
-		rc = (sk->sk_family == AF_INET6 ? tcp6_sendpage_fn : tcp_sendpage_fn)(sk, page, offset, size, flags);
-	monitor_exit_call();
-	return rc;
-}
-
-/* close of a native socket: back to tcp_prot (kernel memory) before TCP's close, as kTLS does. */
-static void native_close(struct sock *sk, long timeout)
-{
-	atomic_inc(&monitor_inflight); /* no module reference: exit waits for this counter */
-	WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
-	tcp_close_fn(sk, timeout);
-	monitor_exit_call();
-}
-
-/* Module exit: every native socket gets tcp_prot back and loses its context. */
-static void detach_natives(void)
-{
-	struct fastivc_sock *ctx;
-	struct sock *batch[64];
-	int n, i;
-
-	do {
-		n = 0;
-		spin_lock_bh(&fastivc_socks_lock);
-		list_for_each_entry(ctx, &fastivc_socks, node)
-			if (ctx->mode == FIVC_MODE_NATIVE && n < ARRAY_SIZE(batch) &&
-			    refcount_inc_not_zero(&ctx->sk->sk_refcnt))
-				batch[n++] = ctx->sk;
-		spin_unlock_bh(&fastivc_socks_lock);
-		for (i = 0; i < n; i++) {
-			struct sock *sk = batch[i];
-			struct inet_connection_sock *icsk = inet_csk(sk);
-
-			lock_sock(sk);
-			ctx = fastivc_ctx_of(sk);
-			if (ctx && icsk->icsk_ulp_ops == &fastivc_native_ulp_ops) {
-				WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
-				WRITE_ONCE(icsk->icsk_ulp_ops, NULL);
-				rcu_assign_pointer(icsk->icsk_ulp_data, NULL);
-				spin_lock_bh(&fastivc_socks_lock);
-				list_del(&ctx->node);
-				spin_unlock_bh(&fastivc_socks_lock);
-				kfree_rcu(ctx, rcu);
-			}
-			release_sock(sk);
-			sock_put(sk);
-		}
-	} while (n == ARRAY_SIZE(batch));
+	return monitor_route(sk)->sendpage(sk, page, offset, size, flags);
 }
 
 int fastivc_monitor_init(void)
 {
-	tcp_sendmsg_fn = tcp_prot.sendmsg;
-	tcp_recvmsg_fn = tcp_prot.recvmsg;
-	tcp_sendpage_fn = tcp_prot.sendpage;
-	tcp_close_fn = tcp_prot.close;
-	tcp6_sendmsg_fn = tcpv6_prot.sendmsg;
-	tcp6_recvmsg_fn = tcpv6_prot.recvmsg;
-	tcp6_sendpage_fn = tcpv6_prot.sendpage;
-	fastivc_native_prot = tcp_prot;
-	fastivc_native_prot.close = native_close;
-	fastivc_native6_prot = tcpv6_prot;
-	fastivc_native6_prot.close = native_close;
-	fastivc_sock_build(&fastivc_native_prot, &fastivc_native6_prot, &inet_stream_ops);
+	get_random_bytes(&native_key, sizeof(native_key));
+	fastivc_base_prot = tcp_prot;
+	fastivc_base6_prot = tcpv6_prot;
+	fastivc_sock_build(&fastivc_base_prot, &fastivc_base6_prot, &inet_stream_ops);
 
 	WRITE_ONCE(tcp_prot.sendpage, monitor_sendpage);
 	WRITE_ONCE(tcp_prot.recvmsg, monitor_recvmsg);
@@ -315,17 +300,15 @@ int fastivc_monitor_init(void)
 
 void fastivc_monitor_exit(void)
 {
-	WRITE_ONCE(tcp_prot.sendmsg, tcp_sendmsg_fn);
-	WRITE_ONCE(tcp_prot.recvmsg, tcp_recvmsg_fn);
-	WRITE_ONCE(tcp_prot.sendpage, tcp_sendpage_fn);
-	WRITE_ONCE(tcpv6_prot.sendmsg, tcp6_sendmsg_fn);
-	WRITE_ONCE(tcpv6_prot.recvmsg, tcp6_recvmsg_fn);
-	WRITE_ONCE(tcpv6_prot.sendpage, tcp6_sendpage_fn);
-	detach_natives();
-	/* a task preempted between a hook's entry and its counter increment; softirq users of the native proto */
-	synchronize_rcu();
+	WRITE_ONCE(tcp_prot.sendmsg, fastivc_base_prot.sendmsg);
+	WRITE_ONCE(tcp_prot.recvmsg, fastivc_base_prot.recvmsg);
+	WRITE_ONCE(tcp_prot.sendpage, fastivc_base_prot.sendpage);
+	WRITE_ONCE(tcpv6_prot.sendmsg, fastivc_base6_prot.sendmsg);
+	WRITE_ONCE(tcpv6_prot.recvmsg, fastivc_base6_prot.recvmsg);
+	WRITE_ONCE(tcpv6_prot.sendpage, fastivc_base6_prot.sendpage);
+	/* a task preempted between a hook's entry and its counter increment (or in the lock-free part) */
 	synchronize_rcu_tasks();
 	wait_event(monitor_idle, atomic_read(&monitor_inflight) == 0);
-	/* and one between the decrement and its return */
+	/* and one between the decrement and its tail call */
 	synchronize_rcu_tasks();
 }

@@ -1346,10 +1346,10 @@ static bool fastivc_sock_is_readable(struct sock *sk)
 		/* SO_RCVLOWAT: as tcp_poll(), readable once that many bytes are queued (TCP's before the switch included) */
 		ready = at_switch && (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_REVERTED);
 		if (!ready)
-			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_news(&t->rx, t->ctrl);
+			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_poll_news(&t->rx, t->ctrl);
 		if (!ready) {
 			ivc_rx_want(&t->rx, t->ctrl); /* tell the sender a poller waits, then look again */
-			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_news(&t->rx, t->ctrl);
+			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_poll_news(&t->rx, t->ctrl);
 			if (!ready)
 				WRITE_ONCE(ctx->rx_poll_waiting, true); /* the tick's safety net (fastivc_sock_wake_check) */
 		}
@@ -1500,7 +1500,7 @@ static void conn_release(struct fastivc_sock *ctx)
 	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
 	rx_release(ctx, FIVC_DIR_CLOSED, true);
 	/* our record of the connection (broken ones too; the SEM drops what native sockets get, see forget_conn) */
-	if (ctx->mode != FIVC_MODE_NATIVE && ctx->mode != FIVC_MODE_CLOSED) {
+	if (ctx->mode != FIVC_MODE_CLOSED) {
 		dem_release(ctx);
 		WRITE_ONCE(ctx->mode, FIVC_MODE_CLOSED);
 	}
@@ -1751,7 +1751,7 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 	t = READ_ONCE(ctx->rx);
 	if (READ_ONCE(ctx->rx_poll_waiting) && t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN &&
 	    (READ_ONCE(sk->sk_rcvlowat) > 1 ? rx_queued(sk, ctx) >= READ_ONCE(sk->sk_rcvlowat) :
-					      rx_at_switch(sk, ctx, t) && ivc_rx_news(&t->rx, t->ctrl))) {
+					      rx_at_switch(sk, ctx, t) && ivc_rx_poll_news(&t->rx, t->ctrl))) {
 		WRITE_ONCE(ctx->rx_poll_waiting, false);
 		mask |= EPOLLIN | EPOLLRDNORM;
 	}
@@ -1779,10 +1779,11 @@ static void override(struct proto *p)
 	p->disconnect = fastivc_disconnect;
 	p->shutdown = fastivc_shutdown;
 	p->sock_is_readable = fastivc_sock_is_readable;
+	p->psock_update_sk_prot = NULL; /* sockmap refuses a tunnelled socket (EOPNOTSUPP): its data is not in TCP */
 }
 
 /*
- * base/base6: tcp_prot/tcpv6_prot copies with TCP's own functions (the monitor's native protos). TCP's send,
+ * base/base6: tcp_prot/tcpv6_prot as they were before the monitor's hooks (TCP's own functions). TCP's send,
  * receive, sendpage, ioctl and close are the same functions for both families, so base_prot serves both.
  */
 void fastivc_sock_build(const struct proto *base, const struct proto *base6, const struct proto_ops *ops)

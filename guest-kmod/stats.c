@@ -2,9 +2,9 @@
 /*
  * stats.c: what the module did, for people and for the tools (format: guest-kmod/README.md, "Statistics").
  *   /proc/fastivc/stats     `key value` lines: counters since load, fallback counters per reason
- *   /proc/fastivc/sockets   one `sock key=value ...` line per socket context
+ *   /proc/fastivc/sockets   one `sock key=value ...` line per socket context (tunnel-mode sockets; native ones have none)
  *   xenstore data/fastivc/  the same texts, mirrored once a second for dom0's ivctop (stats, and sock/<id> for
- *                           every socket that is not native)
+ *                           every socket context)
  */
 #include <linux/kernel.h>
 #include <linux/proc_fs.h>
@@ -42,7 +42,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_USER_TIMEOUT] = "user_timeout",
 };
 
-static const char *const mode_names[] = { "native", "tunnel", "broken", "closed" };
+static const char *const mode_names[] = { "tunnel", "broken", "closed" };
 static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closed", "broken" };
 
 void fastivc_count_fallback(enum fastivc_reason r)
@@ -188,7 +188,7 @@ void fastivc_stats_mirror(void)
 	}
 	spin_lock_bh(&fastivc_socks_lock);
 	list_for_each_entry(ctx, &fastivc_socks, node) {
-		if (ctx->mode == FIVC_MODE_NATIVE || n == MIRROR_MAX)
+		if (n == MIRROR_MAX)
 			continue;
 		ids[n] = ctx->id;
 		format_sock(ctx, buf + STATS_BUF + n * SOCK_LINE, SOCK_LINE);

@@ -657,6 +657,45 @@ static void test_ready_peek_readonly(void)
 	sim_free(&s);
 }
 
+/* ivc_rx_poll_news: a channel read to its end and then sealed is news for the owner, but not for poll */
+static void test_poll_news_sealed_read(void)
+{
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos = 0, rpos = 0;
+	uint32_t got;
+	int freed;
+
+	sim_new(&s, 4, 8192, 1);
+	ivc_tx_init(&tx, 4, 8192, 1);
+	ivc_rx_init(&rx, 4, 8192, 1);
+	CHECK_EQ(ivc_rx_poll_news(&rx, s.c), 0);
+	send_bytes(&s, &tx, &spos, 100); /* published, not sealed */
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_news(&rx, s.c), 1);
+	CHECK_EQ(ivc_rx_poll_news(&rx, s.c), 1);
+	recv_some(&s, &rx, &rpos, 100, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 100);
+	CHECK_EQ(ivc_rx_news(&rx, s.c), 0);
+	CHECK_EQ(ivc_rx_poll_news(&rx, s.c), 0);
+	/* the sender's shutdown seals the channel the reader has read to its end */
+	CHECK_EQ(ivc_tx_seal(&tx, s.c), 1);
+	CHECK_EQ(ivc_rx_news(&rx, s.c), 1);
+	CHECK_EQ(ivc_rx_poll_news(&rx, s.c), 0);
+	CHECK_EQ(ivc_rx_ready_peek(&rx, s.c), 0);
+	/* bytes after it make the socket readable again */
+	send_chan(&s, &tx, &spos, 10);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_poll_news(&rx, s.c), 1);
+	/* the owner's look releases the empty sealed channel and counts what follows */
+	CHECK_EQ(ivc_rx_ready(&rx, s.c), 10);
+	CHECK_EQ(ivc_rx_take_freed(&rx), 1);
+	CHECK_EQ(s.c->chan[0].pend_read, 0);
+	sim_free(&s);
+}
+
 static void test_ready_and_peek(void)
 {
 	struct sim s;
@@ -2510,6 +2549,7 @@ static const struct {
 	{ "full and partial channels, partial reads", test_full_and_partial },
 	{ "rx_ready sums, peek ahead does not consume", test_ready_and_peek },
 	{ "rx_ready_peek counts as rx_ready and writes nothing", test_ready_peek_readonly },
+	{ "rx_poll_news: a channel read to its end, then sealed, is not readable", test_poll_news_sealed_read },
 	{ "sender sees channels busy until consumed", test_tx_busy },
 	{ "capacity in bytes: n x cs one-byte writes, exactly", test_capacity_bytes },
 	{ "packing: small writes share one channel", test_packing },

@@ -128,3 +128,5 @@ stream_runs_for() { if [ "$1" -ge 4096 ]; then echo "$BENCH_RUNS"; else echo 1; 
 # tcpsem_server_fails HOST CHECK: failures of CHECK's server role logged by HOST's tcpsem server (a role whose
 # verdict cannot reach the client, as user_timeout's once the client timed out, reports only there)
 tcpsem_server_fails() { agent "$1" "grep -c ': $2: ' /var/log/tcpsem.log || true" | tail -1; }
+# tcpsem_server_fails_all HOST: every failed server role so far (the client of a check does not see them all)
+tcpsem_server_fails_all() { agent "$1" "grep -c '^tcpsem server: ' /var/log/tcpsem.log || true" | tail -1; }

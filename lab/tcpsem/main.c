@@ -14,7 +14,7 @@
 static const char usage_text[] =
 	"usage:\n"
 	"  tcpsem server [--port P] [--bind ADDR] [--timeout SEC]\n"
-	"  tcpsem client --host H [--port P] [--only REGEX] [--timeout SEC]\n"
+	"  tcpsem client --host H [--port P] [--only REGEX] [--timeout SEC] [--expect-ulp NAME|none]\n"
 	"  tcpsem list\n"
 	"  tcpsem version\n"
 	"Checks TCP socket semantics over a real connection. client runs every check\n"
@@ -35,11 +35,11 @@ static int usage_error(const char *fmt, ...)
 	return EX_USAGE;
 }
 
-enum { O_HOST, O_PORT, O_BIND, O_ONLY, O_TIMEOUT };
+enum { O_HOST, O_PORT, O_BIND, O_ONLY, O_TIMEOUT, O_EXPECT_ULP };
 
 static const char *const optnames[] = {
 	[O_HOST] = "host", [O_PORT] = "port", [O_BIND] = "bind",
-	[O_ONLY] = "only", [O_TIMEOUT] = "timeout",
+	[O_ONLY] = "only", [O_TIMEOUT] = "timeout", [O_EXPECT_ULP] = "expect-ulp",
 };
 #define NOPTS (int)(sizeof(optnames) / sizeof(optnames[0]))
 #define BIT(x) (1u << (x))
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "server"))
 		allowed = BIT(O_PORT) | BIT(O_BIND) | BIT(O_TIMEOUT);
 	else if (!strcmp(cmd, "client"))
-		allowed = BIT(O_HOST) | BIT(O_PORT) | BIT(O_ONLY) | BIT(O_TIMEOUT);
+		allowed = BIT(O_HOST) | BIT(O_PORT) | BIT(O_ONLY) | BIT(O_TIMEOUT) | BIT(O_EXPECT_ULP);
 	else
 		return usage_error("unknown command '%s'", cmd);
 
@@ -169,6 +169,11 @@ int main(int argc, char **argv)
 			break;
 		case O_ONLY:
 			o.only = val;
+			break;
+		case O_EXPECT_ULP:
+			if (!*val || strlen(val) > 15)
+				return usage_error("bad --expect-ulp '%s' (a ULP name, or none)", val);
+			o.expect_ulp = val;
 			break;
 		case O_TIMEOUT:
 			if (parse_secs(val, &o.timeout) < 0)

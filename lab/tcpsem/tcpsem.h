@@ -17,7 +17,7 @@
 
 #include "../common/netutil.h"
 
-#define TCPSEM_VERSION "1.3.0"
+#define TCPSEM_VERSION "1.4.0"
 #define TCPSEM_PROTOCOL 1
 #define DEFAULT_PORT 7002
 
@@ -31,6 +31,7 @@ enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_NET = 3 };
 /* Command-line options (one struct for every command). */
 struct opts {
 	const char *host, *bind, *only;
+	const char *expect_ulp; /* client: ulp_slot requires this ULP ("none": plain TCP); NULL: either is fine */
 	unsigned port;
 	double timeout; /* per check (client) or per connection (server), seconds */
 };
@@ -100,6 +101,7 @@ DECLARE_CHECK(close_unread_switched);
 DECLARE_CHECK(disconnect_reconnect);
 DECLARE_CHECK(recv_waitall_first);
 DECLARE_CHECK(held_sender);
+DECLARE_CHECK(ulp_slot);
 int close_unread_data_server(int fd, struct ctx *c);
 int threads_close_in_recv_data_server(int fd, struct ctx *c);
 int so_linger_data_server(int fd, struct ctx *c);

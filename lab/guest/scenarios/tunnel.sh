@@ -7,6 +7,7 @@
 TUN_MODULE_ARGS="exclude_ports=7070"
 NOBODY_IP=192.0.2.99      # an address of dom0's bridge that the DEM does not know: not co-resident
 NOBODY_PORT=7009
+NOBODY_ULP_PORT=7014   # tcpsem ulp_slot against NOBODY_IP
 
 PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
@@ -229,10 +230,11 @@ scn_tun_tcpsem() {
     agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     sleep 1
     kstats "$D1" "$OUT/sb.txt"; kstats "$D2" "$OUT/rb.txt"
-    local ut0 ut1
-    ut0=$(tcpsem_server_fails "$D2" user_timeout)
+    local ut0 ut1 sa0 sa1
+    ut0=$(tcpsem_server_fails "$D2" user_timeout); sa0=$(tcpsem_server_fails_all "$D2")
     # output kept in the domU first: the JSON comes at the end, and a lost agent connection must not lose it
-    agent "$D1" "tcpsem client --host $D2 --port 7005 --timeout 30 > /tmp/tcpsem.json 2> /tmp/tcpsem.err; echo \$? > /tmp/tcpsem.rc"
+    # ulp_slot: a tunnelled socket holds the "fastivc" ULP and refuses kTLS (EEXIST) and sockmap (EOPNOTSUPP)
+    agent "$D1" "tcpsem client --host $D2 --port 7005 --timeout 30 --expect-ulp fastivc > /tmp/tcpsem.json 2> /tmp/tcpsem.err; echo \$? > /tmp/tcpsem.rc"
     agent "$D1" cat /tmp/tcpsem.json > "$f"; agent "$D1" cat /tmp/tcpsem.err
     rc=$(agent "$D1" cat /tmp/tcpsem.rc); rc=${rc:-1}
     kstats "$D1" "$OUT/sa.txt"; kstats "$D2" "$OUT/ra.txt"
@@ -252,6 +254,9 @@ scn_tun_tcpsem() {
     ut1=$(tcpsem_server_fails "$D2" user_timeout)
     [ "${ut1:-0}" -eq "${ut0:-0}" ] || { agent "$D2" "grep ': user_timeout: ' /var/log/tcpsem.log | tail -2"
         fail "user_timeout's server did not see the connection end after the client timed out (no reset over the tunnel)"; return 1; }
+    sa1=$(tcpsem_server_fails_all "$D2")
+    [ "${sa1:-0}" -eq "${sa0:-0}" ] || { agent "$D2" "grep '^tcpsem server: ' /var/log/tcpsem.log | tail -$(( ${sa1:-0} - ${sa0:-0} ))"
+        fail "$(( ${sa1:-0} - ${sa0:-0} )) server roles failed (above) although their clients passed"; return 1; }
     [ "$created" -ge 10 ] && [ "$sent" -ge $((16 << 20)) ] || { fail "the checks did not run through tunnels ($created created, $sent bytes)"; return 1; }
     [ "$left" -eq 0 ] || { dem-probe query records | jq -c '.records[]' | tail -5; fail "$left DEM records left after every connection closed (leak)"; return 1; }
 }
@@ -277,6 +282,15 @@ scn_not_coresident() {
     [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f" >/dev/null || { fail "the TCP transfer failed (exit $rc)"; return 1; }
     [ "$nc" -eq 1 ] || { fail "fallback_not_coresident rose by $nc, not 1"; return 1; }
     [ "$created" -eq 0 ] && [ "$sent" -eq 0 ] || { fail "a tunnel was used for a peer that is not co-resident"; return 1; }
+    # A socket the module decided native is plain TCP again: no ULP, so kTLS and sockmap take it (tcpsem ulp_slot).
+    tcpsem server --bind "$NOBODY_IP" --port "$NOBODY_ULP_PORT" --timeout 30 > "$OUT/ulp-server.log" 2>&1 &
+    local spid=$!
+    sleep 0.5
+    agent "$D1" tcpsem client --host "$NOBODY_IP" --port "$NOBODY_ULP_PORT" --only '^ulp_slot$' --expect-ulp none \
+        --timeout 20 > "$OUT/ulp.json"; rc=$?
+    kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$OUT/ulp.json" 2>/dev/null || cat "$OUT/ulp.json"
+    jq -e '.failed == 0 and .passed == 1' "$OUT/ulp.json" >/dev/null 2>&1 || { fail "a native socket is not plain TCP (ulp_slot, exit $rc)"; return 1; }
 }
 
 # A receiver that will not take the tunnel (its module switched to enable=0, so its new sockets stay native and it

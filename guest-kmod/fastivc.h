@@ -54,6 +54,7 @@ enum fastivc_reason {
 	FIVC_R_PEER_GONE,
 	FIVC_R_BUDGET,
 	FIVC_R_USER_TIMEOUT,
+	FIVC_R_NETNS_ADDRESS,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -101,7 +102,7 @@ struct fastivc_sock {
 	const struct proto_ops *sk_ops; /* the socket's original ops (inet_stream_ops) */
 	__be32 laddr, raddr;
 	u16 lport, rport;               /* host order */
-	domid_t peer;                   /* DOMID_INVALID when not co-resident */
+	domid_t peer;                   /* the peer's domain (a context exists only for co-resident peers) */
 	enum fastivc_mode mode;
 	enum fastivc_reason reason;     /* of the mode, or of the last direction that fell back */
 	enum fastivc_dir tx_state, rx_state;

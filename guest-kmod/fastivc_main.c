@@ -7,7 +7,8 @@
  *   channel_size   bytes per channel, a multiple of 4096 in 4096..262144, or 0 (the default): sized by demand.
  *                  The thesis' own geometry is channels=4 channel_size=4096.
  *   auto_bytes     bytes per tunnel that demand sizing gives a socket whose buffers TCP autotunes (geometry.c)
- *   enable         0: every socket the monitor decides stays on TCP (reason `disabled`)
+ *   enable         0: every socket the monitor decides stays on TCP (reason `disabled`; a native socket may
+ *                  be decided again later, see README "How a connection moves")
  *   exclude_ports  comma-separated TCP ports whose connections stay on TCP (reason `excluded_port`), e.g. a
  *                  control channel that must not depend on the tunnel
  */

@@ -29,7 +29,7 @@
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/slab.h>
-#include <linux/wait.h>
+#include <linux/delay.h>
 #include <linux/hash.h>
 #include <linux/log2.h>
 #include <linux/net.h>
@@ -47,8 +47,7 @@ static atomic64_t next_id = ATOMIC64_INIT(0);
 static struct proto fastivc_base_prot;  /* tcp_prot as it was before our hooks: TCP's own functions */
 static struct proto fastivc_base6_prot; /* tcpv6_prot likewise, for IPv4 peers of IPv6 sockets (v4-mapped) */
 
-static atomic_t monitor_inflight = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(monitor_idle);
+static atomic_t monitor_inflight = ATOMIC_INIT(0); /* hooks deciding a socket (they may sleep in lock_sock()) */
 
 static void fastivc_ulp_release(struct sock *sk);
 /* tunnel-mode sockets: tcp_cleanup_ulp() drops the module reference they hold */
@@ -60,14 +59,18 @@ static struct tcp_ulp_ops fastivc_ulp_ops = {
 
 /*
  * The native verdict table. A socket decided native keeps nothing of ours, so the hooks recognise it by a tag in a
- * direct-mapped table indexed by the socket's address: a keyed hash (siphash, key drawn at load) of the address, the
- * 4-tuple and the inode number of the socket's file. A socket freed and reused for another connection, or another
- * socket that took the slot, does not match. Written under the socket lock, read without it (one aligned word).
- * FIVC_NATIVE_SLOTS: 4096 slots (32 KiB) cover the open native connections of a busy guest. A socket whose slot
- * another took is decided again on its next call: one more DEM lookup, and its fallback reason is counted again.
+ * 4-way set-associative table whose set is chosen by the socket's address: the tag is a keyed hash (siphash, key
+ * drawn at load) of the address, the 4-tuple and the inode number of the socket's file, so a socket freed and reused
+ * for another connection does not match, and a peer cannot aim at a set. Written under the socket lock, read without
+ * it (one aligned word per way).
+ * FIVC_NATIVE_SETS x FIVC_NATIVE_WAYS: 16384 tags (128 KiB) hold the verdicts of thousands of open native
+ * connections; closed sockets' tags stay until a new verdict of their set replaces one (the way picked by the new
+ * tag's top bits). A socket whose tag was replaced is decided again on its next call: one more DEM lookup, and its
+ * fallback reason is counted again.
  */
-#define FIVC_NATIVE_SLOTS 4096
-static u64 native_tags[FIVC_NATIVE_SLOTS];
+#define FIVC_NATIVE_SETS 4096
+#define FIVC_NATIVE_WAYS 4
+static u64 native_tags[FIVC_NATIVE_SETS][FIVC_NATIVE_WAYS];
 static siphash_key_t native_key;
 
 static u64 native_tag(struct sock *sk)
@@ -82,19 +85,35 @@ static u64 native_tag(struct sock *sk)
 	return tag ?: 1; /* 0 marks an empty slot */
 }
 
-static u64 *native_slot(const struct sock *sk)
+static u64 *native_set(const struct sock *sk)
 {
-	return &native_tags[hash_ptr(sk, ilog2(FIVC_NATIVE_SLOTS))];
+	return native_tags[hash_ptr(sk, ilog2(FIVC_NATIVE_SETS))];
 }
 
 static bool native_remembered(struct sock *sk)
 {
-	return READ_ONCE(*native_slot(sk)) == native_tag(sk);
+	const u64 *set = native_set(sk);
+	u64 tag = native_tag(sk);
+	int i;
+
+	for (i = 0; i < FIVC_NATIVE_WAYS; i++)
+		if (READ_ONCE(set[i]) == tag)
+			return true;
+	return false;
 }
 
+/* Socket lock held. An empty way if there is one, else the one the tag's top bits pick. */
 static void native_remember(struct sock *sk)
 {
-	WRITE_ONCE(*native_slot(sk), native_tag(sk));
+	u64 *set = native_set(sk), tag = native_tag(sk);
+	int i;
+
+	for (i = 0; i < FIVC_NATIVE_WAYS; i++)
+		if (!READ_ONCE(set[i]))
+			break;
+	if (i == FIVC_NATIVE_WAYS)
+		i = tag >> (64 - ilog2(FIVC_NATIVE_WAYS));
+	WRITE_ONCE(set[i], tag);
 }
 
 struct fastivc_sock *fastivc_ctx_of(const struct sock *sk)
@@ -128,6 +147,22 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 		return FIVC_R_NOT_CORESIDENT;
 	if (*peer == fastivc_domid)
 		return FIVC_R_SAME_DOMAIN;
+	/*
+	 * A container's socket (another network namespace): its address must be one the DEM gives to this domain (a
+	 * routed namespace, README "Containers"). Behind NAT the peer sees another address and port, and the DEM would
+	 * refuse our raises (-EACCES). Sockets of the initial namespace use the domain's own addresses.
+	 */
+	if (!net_eq(sock_net(sk), &init_net)) {
+		domid_t owner;
+
+		rc = dem_lookup(inet->inet_saddr, &owner);
+		if (rc) {
+			pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
+			return FIVC_R_DEM_ERROR;
+		}
+		if (owner != fastivc_domid)
+			return FIVC_R_NETNS_ADDRESS;
+	}
 	return FIVC_R_NONE;
 }
 
@@ -167,8 +202,15 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 		native_remember(sk);
 		return NULL;
 	}
+	/*
+	 * The tunnel's reference on the module (dropped by tcp_cleanup_ulp()). try_module_get() fails once rmmod has
+	 * begun: no socket may become tunnel-mode while the module goes away (the call then stays on TCP).
+	 */
+	if (!try_module_get(THIS_MODULE))
+		return NULL;
 	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
 	if (!ctx) {
+		module_put(THIS_MODULE);
 		fastivc_count_fallback(FIVC_R_NO_MEMORY); /* not remembered: the next call tries again */
 		return NULL;
 	}
@@ -186,7 +228,6 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 	ctx->tx_state = FIVC_DIR_TCP;
 	ctx->rx_state = FIVC_DIR_TCP;
 
-	__module_get(THIS_MODULE); /* dropped by tcp_cleanup_ulp() */
 	rcu_assign_pointer(icsk->icsk_ulp_data, (void __rcu *)ctx);
 	WRITE_ONCE(icsk->icsk_ulp_ops, &fastivc_ulp_ops);
 	spin_lock_bh(&fastivc_socks_lock);
@@ -225,6 +266,8 @@ static void fastivc_ulp_release(struct sock *sk)
 		ivc_tunnel_release(rx);
 	}
 	rcu_assign_pointer(inet_csk(sk)->icsk_ulp_data, NULL);
+	/* a socket destroyed without close() (a child never accepted) must not keep our proto past module_put() */
+	WRITE_ONCE(sk->sk_prot, fastivc_tcp_proto(sk));
 	kfree_rcu(ctx, rcu);
 }
 
@@ -237,9 +280,17 @@ static void fastivc_ulp_release(struct sock *sk)
 static bool straight_to_tcp(struct sock *sk)
 {
 	const struct tcp_ulp_ops *ops = READ_ONCE(inet_csk(sk)->icsk_ulp_ops);
+	const struct proto *prot;
 
 	if (ops)
-		return ops != &fastivc_ulp_ops; /* ours: the proto swap is under way, decide() returns its context */
+		return ops != &fastivc_ulp_ops; /* ours: the proto swap is under way, fastivc_attach() returns its context */
+	/*
+	 * fastivc_attach() sets the ULP ops before the tunnel's proto: a socket attached since the read above has the
+	 * tunnel's proto, and its call must not go to TCP behind the switch.
+	 */
+	prot = READ_ONCE(sk->sk_prot);
+	if (prot == &fastivc_tunnel_prot || prot == &fastivc_tunnel6_prot)
+		return false;
 	if (!ipv4_tcp(sk) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return true;
 	return native_remembered(sk);
@@ -262,8 +313,10 @@ static const struct proto *monitor_route(struct sock *sk)
 	if (fastivc_attach(sk))
 		p = READ_ONCE(sk->sk_prot);
 	release_sock(sk);
-	if (atomic_dec_and_test(&monitor_inflight))
-		wake_up(&monitor_idle);
+	if (p == &tcp_prot || p == &tcpv6_prot) /* closed under us: its hooks would lead back here */
+		p = tcp;
+	/* the last thing before the tail call (no wake-up that could sleep on PREEMPT_RT): exit polls for zero */
+	atomic_dec(&monitor_inflight);
 	return p;
 }
 
@@ -282,9 +335,30 @@ static int monitor_sendpage(struct sock *sk, struct page *page, int offset, size
 	return monitor_route(sk)->sendpage(sk, page, offset, size, flags);
 }
 
+/*
+ * kTLS (tls.ko) copies the proto of the first socket given it (tcp_prot, tcpv6_prot) into its own tables, once. Had
+ * it done so with our hooks inside, its sockets would call them after fastivc is unloaded. So before the hooks go
+ * in, a kernel socket asks for kTLS (which loads tls.ko if the system has it): tls builds its tables from TCP's own
+ * functions, then refuses the unconnected socket (ENOTCONN). Without tls.ko: ENOENT, and nothing to protect.
+ */
+static void ktls_tables_from_tcp(int family)
+{
+	struct socket *sock;
+	int rc;
+
+	if (sock_create_kern(&init_net, family, SOCK_STREAM, IPPROTO_TCP, &sock))
+		return;
+	rc = sock->ops->setsockopt(sock, SOL_TCP, TCP_ULP, KERNEL_SOCKPTR("tls"), sizeof("tls"));
+	if (rc && rc != -ENOTCONN && rc != -ENOENT)
+		pr_info("fastivc: kTLS tables not prepared (%d): unload fastivc only after tls.ko\n", rc);
+	sock_release(sock);
+}
+
 int fastivc_monitor_init(void)
 {
 	get_random_bytes(&native_key, sizeof(native_key));
+	ktls_tables_from_tcp(AF_INET);
+	ktls_tables_from_tcp(AF_INET6);
 	fastivc_base_prot = tcp_prot;
 	fastivc_base6_prot = tcpv6_prot;
 	fastivc_sock_build(&fastivc_base_prot, &fastivc_base6_prot, &inet_stream_ops);
@@ -308,7 +382,8 @@ void fastivc_monitor_exit(void)
 	WRITE_ONCE(tcpv6_prot.sendpage, fastivc_base6_prot.sendpage);
 	/* a task preempted between a hook's entry and its counter increment (or in the lock-free part) */
 	synchronize_rcu_tasks();
-	wait_event(monitor_idle, atomic_read(&monitor_inflight) == 0);
+	while (atomic_read(&monitor_inflight))
+		msleep(10);
 	/* and one between the decrement and its tail call */
 	synchronize_rcu_tasks();
 }

@@ -115,6 +115,34 @@ static bool sem_trylock_sock(struct sock *sk)
 }
 
 /*
+ * The socket of a DEM connection (ours: me:lport, the peer's: peer:rport), with a reference, or NULL; a full socket,
+ * a TIME_WAIT or a request socket, as the lookup finds it. The initial namespace first, then every other network
+ * namespace: a container's routed address belongs to this domain in the DEM (README "Containers"), and its sockets
+ * live in the container's namespace. The first match wins (an address is one namespace's).
+ */
+static struct sock *sem_lookup(__be32 me, u16 lport, __be32 peer, u16 rport)
+{
+	struct net *net;
+	struct sock *sk;
+
+	rcu_read_lock(); /* the established hash is walked under RCU */
+	sk = __inet_lookup_established(&init_net, init_net.ipv4.tcp_death_row.hashinfo, peer, htons(rport), me, lport,
+				       0, 0);
+	if (!sk) {
+		for_each_net_rcu(net) {
+			if (net_eq(net, &init_net))
+				continue;
+			sk = __inet_lookup_established(net, net->ipv4.tcp_death_row.hashinfo, peer, htons(rport), me,
+						       lport, 0, 0);
+			if (sk)
+				break;
+		}
+	}
+	rcu_read_unlock();
+	return sk;
+}
+
+/*
  * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EBUSY if the socket's
  * owner holds its lock and `wait` is false (the caller retries later).
  */
@@ -129,8 +157,7 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 		return 0;
 	memcpy(&me, ev->conn.src.addr, 4);
 	memcpy(&peer, ev->conn.dst.addr, 4);
-	sk = __inet_lookup_established(&init_net, &tcp_hashinfo, peer, htons(ev->conn.dst_port), me,
-				       ev->conn.src_port, 0, 0);
+	sk = sem_lookup(me, ev->conn.src_port, peer, ev->conn.dst_port);
 	if (sk && sk->sk_state == TCP_TIME_WAIT) {
 		inet_twsk_put(inet_twsk(sk));
 		sk = NULL;
@@ -300,9 +327,8 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 		return;
 	memcpy(&me, ev->conn.src.addr, 4);
 	memcpy(&peer, ev->conn.dst.addr, 4);
+	sk = sem_lookup(me, ev->conn.src_port, peer, ev->conn.dst_port);
 	rcu_read_lock();
-	sk = __inet_lookup_established(&init_net, &tcp_hashinfo, peer, htons(ev->conn.dst_port), me,
-				       ev->conn.src_port, 0, 0);
 	if (sk && !sk_fullsock(sk)) { /* TIME_WAIT: our end is gone */
 		sock_gen_put(sk);
 		sk = NULL;

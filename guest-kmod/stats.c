@@ -40,6 +40,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_PEER_GONE] = "peer_gone",
 	[FIVC_R_BUDGET] = "tunnel_budget",
 	[FIVC_R_USER_TIMEOUT] = "user_timeout",
+	[FIVC_R_NETNS_ADDRESS] = "netns_address",
 };
 
 static const char *const mode_names[] = { "tunnel", "broken", "closed" };

@@ -74,7 +74,7 @@ install_modules() {
 
 # loop and xen-blkback give a domU a virtual disk (the FTP-from-disk experiment); the domUs mount it with ext4.
 DOM0_MODULES=(xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-netback bridge virtio_pci virtio_blk loop xen-blkback tls)
-DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn xen-blkfront ext4 crc32c_generic tls) # tls: tcpsem ulp_slot (kTLS)
+DOMU_MODULES=(xen-netfront xen-privcmd xen-evtchn xen-blkfront ext4 crc32c_generic tls veth) # tls: tcpsem ulp_slot (kTLS); veth: netns-domU-domU-tunnel
 
 # deb_file PACKAGE: build/debs/'s file of PACKAGE (packaging/build-debs.sh's index)
 deb_file() {

@@ -8,6 +8,8 @@ TUN_MODULE_ARGS="exclude_ports=7070"
 NOBODY_IP=192.0.2.99      # an address of dom0's bridge that the DEM does not know: not co-resident
 NOBODY_PORT=7009
 NOBODY_ULP_PORT=7014   # tcpsem ulp_slot against NOBODY_IP
+NETNS_IP=10.201.1.2 NETNS_GW=10.201.1.1 NETNS_NET=10.201.1.0/24  # a routed container namespace in domU1
+NETNS_PORT=7015
 
 PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
@@ -17,7 +19,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
        tcpsem-domU-domU-tunnel held-socket-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp
+       not-coresident-domU-dom0-tcp netns-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp
        kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU peer-destroyed-domU-domU-tunnel)
 
@@ -291,6 +293,66 @@ scn_not_coresident() {
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$OUT/ulp.json" 2>/dev/null || cat "$OUT/ulp.json"
     jq -e '.failed == 0 and .passed == 1' "$OUT/ulp.json" >/dev/null 2>&1 || { fail "a native socket is not plain TCP (ulp_slot, exit $rc)"; return 1; }
+}
+
+# A container (a network namespace of domU1, routed: no NAT) talks to domU2. Its address reaches the DEM as the
+# toolstack's: the vif's `ip` in xenstore lists it, and `fastivc sync` gives it to domU1. Before that it is not
+# domU1's, and the connection stays on TCP (fallback_netns_address). Then a client in the namespace tunnels, and so
+# does domU2's connection to a server in the namespace: domU1's SEM must find that socket in its namespace to map
+# domU2's tunnel (the module before this looked only in the initial namespace and rejected it).
+netns_cleanup() {
+    [ -n "${NETNS_PID:-}" ] && agent "$D1" "kill $NETNS_PID" > /dev/null 2>&1
+    agent "$D2" "ip route del $NETNS_NET" > /dev/null 2>&1
+    [ -n "${NETNS_VIF:-}" ] && xenstore-write "$NETNS_VIF" "$D1" && fastivc sync --once --dom0-ip "$DOM0_IP" > /dev/null 2>&1
+    NETNS_PID= NETNS_VIF=
+}
+scn_netns() {
+    need domU1 domU2 || return 1
+    local id1 rc nc created mapped sent owner f="$OUT/$SCENARIO"
+    id1=$(xl domid domU1)
+    NETNS_VIF=/local/domain/0/backend/vif/$id1/0/ip
+    [ "$(xenstore-read "$NETNS_VIF" 2>/dev/null)" = "$D1" ] || { fail "$NETNS_VIF is not '$D1'"; NETNS_VIF=; return 1; }
+    # the namespace: a process in it, a veth pair (busybox names the peer veth0), routes both ways
+    NETNS_PID=$(agent "$D1" "modprobe veth && { unshare -n sleep 600 > /dev/null 2>&1 & echo \$!; }" | tail -1)
+    agent "$D1" "set -e; sleep 0.3; ip link add fivc-ns type veth; ip link set veth0 netns $NETNS_PID;"\
+" ip addr add $NETNS_GW/24 dev fivc-ns; ip link set fivc-ns up; echo 1 > /proc/sys/net/ipv4/ip_forward;"\
+" nsenter -t $NETNS_PID -n sh -c 'ip link set lo up; ip addr add $NETNS_IP/24 dev veth0; ip link set veth0 up;"\
+" ip route add default via $NETNS_GW'" || { fail "cannot set up the namespace in domU1"; netns_cleanup; return 1; }
+    agent "$D2" "ip route add $NETNS_NET via $D1" || { fail "cannot route $NETNS_NET in domU2"; netns_cleanup; return 1; }
+    # 1. not the domain's address yet: TCP, counted
+    kstats "$D1" "$f-b1.txt"
+    agent "$D1" "nsenter -t $NETNS_PID -n ivcbench stream --host $D2 --bytes 4M --msg-size 65536 --timeout 60" > "$f-1.json"; rc=$?
+    kstats "$D1" "$f-a1.txt"
+    nc=$(kdelta "$f-b1.txt" "$f-a1.txt" fallback_netns_address); created=$(kdelta "$f-b1.txt" "$f-a1.txt" tunnels_created)
+    echo "unregistered: exit $rc, fallback_netns_address +$nc, tunnels created +$created"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-1.json" > /dev/null || { fail "the unregistered namespace's transfer failed (exit $rc)"; netns_cleanup; return 1; }
+    [ "$nc" -eq 1 ] && [ "$created" -eq 0 ] || { fail "unregistered namespace address: fallback_netns_address +$nc (want 1), tunnels +$created (want 0)"; netns_cleanup; return 1; }
+    # 2. the toolstack lists it for domU1's vif: fastivc sync gives it to domU1
+    xenstore-write "$NETNS_VIF" "$D1 $NETNS_IP"
+    fastivc sync --once --dom0-ip "$DOM0_IP" > "$f-sync.log" 2>&1 || { cat "$f-sync.log"; fail "fastivc sync failed"; netns_cleanup; return 1; }
+    owner=$(dem-probe lookup "$NETNS_IP" 2>/dev/null | grep '^{' | tail -1 | jq -r '.domid // empty')
+    echo "DEM: $NETNS_IP -> dom ${owner:-none}"
+    [ "$owner" = "$id1" ] || { cat "$f-sync.log"; fail "the DEM gives $NETNS_IP to '${owner:-none}', not domU1 ($id1)"; netns_cleanup; return 1; }
+    # 3. a client in the namespace -> domU2's server
+    kstats "$D1" "$f-b2.txt"
+    agent "$D1" "nsenter -t $NETNS_PID -n ivcbench stream --host $D2 --bytes 16M --msg-size 65536 --timeout 120" > "$f-2.json"; rc=$?
+    kstats "$D1" "$f-a2.txt"
+    created=$(kdelta "$f-b2.txt" "$f-a2.txt" tunnels_created); sent=$(kdelta "$f-b2.txt" "$f-a2.txt" bytes_tx)
+    echo "client in the namespace: exit $rc, tunnels created +$created, tunnel bytes +$sent"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-2.json" > /dev/null || { fail "the namespace client's transfer failed (exit $rc)"; netns_cleanup; return 1; }
+    [ "$created" -ge 1 ] && [ "$sent" -ge $((15 << 20)) ] || { fail "the namespace client did not tunnel ($created created, $sent bytes)"; netns_cleanup; return 1; }
+    # 4. domU2 -> a server in the namespace: domU2 writes first, domU1 maps its tunnel
+    agent "$D1" "nsenter -t $NETNS_PID -n sh -c 'ivcbench server --port $NETNS_PORT --bind $NETNS_IP --once --timeout 100 > /tmp/netns-server.log 2>&1 &'"
+    sleep 0.5
+    kstats "$D1" "$f-b3.txt"; kstats "$D2" "$f-rb3.txt"
+    agent "$D2" "ivcbench stream --host $NETNS_IP --port $NETNS_PORT --bytes 16M --msg-size 65536 --timeout 120" > "$f-3.json"; rc=$?
+    kstats "$D1" "$f-a3.txt"; kstats "$D2" "$f-ra3.txt"
+    mapped=$(kdelta "$f-b3.txt" "$f-a3.txt" tunnels_mapped); sent=$(kdelta "$f-rb3.txt" "$f-ra3.txt" bytes_tx)
+    echo "server in the namespace: exit $rc, domU1 mapped +$mapped, domU2 tunnel bytes +$sent"
+    metrics "$(jq -cn --argjson n "$nc" --argjson m "$mapped" --argjson s "$sent"         '{fallbacks_netns_address: $n, netns_server_tunnels_mapped: $m, netns_server_tunnel_bytes: $s}')"
+    netns_cleanup
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-3.json" > /dev/null || { fail "domU2's transfer to the namespace server failed (exit $rc)"; return 1; }
+    [ "$mapped" -ge 1 ] && [ "$sent" -ge $((15 << 20)) ] || { fail "domU2's connection to the namespace server did not tunnel ($mapped mapped, $sent bytes)"; return 1; }
 }
 
 # A receiver that will not take the tunnel (its module switched to enable=0, so its new sockets stay native and it
@@ -736,6 +798,7 @@ run_tunnel_scenarios() {
     run_scenario scp-64MiB-domU-domU-tunnel scn_tun_scp
     run_scenario ftp-64MiB-domU-domU-tunnel scn_tun_ftp
     run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
+    run_scenario netns-domU-domU-tunnel scn_netns
     run_scenario rejected-domU-domU-tcp scn_rejected
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario alloc-fail-domU-domU-tcp scn_alloc_fail

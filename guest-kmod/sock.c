@@ -276,6 +276,8 @@ static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int er
 		WRITE_ONCE(sk->sk_error_report, report_nothing);
 		tcp_disconnect(sk, 0);
 		WRITE_ONCE(sk->sk_error_report, report);
+		/* done, as tcp_done() leaves a reset or timed-out socket: poll says POLLIN|POLLHUP, reads end at EOF */
+		WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 		WRITE_ONCE(sk->sk_err, err);
 		sk_error_report(sk);
 	} else if ((1 << sk->sk_state) & (TCPF_LAST_ACK | TCPF_CLOSING)) {

@@ -308,7 +308,22 @@ int user_timeout_client(int fd, struct ctx *c)
 	if (ms < UT_MIN_MS || ms > UT_MAX_MS)
 		return fail("ETIMEDOUT (%s) %ld ms after the first EAGAIN, expected %d..%d ms (TCP_USER_TIMEOUT %u ms; %llu bytes written until EAGAIN)",
 			    how, ms, UT_MIN_MS, UT_MAX_MS, UT_TIMEOUT_MS, (unsigned long long)to_eagain);
-	note("TCP_USER_TIMEOUT %u ms, the server stopped reading: %llu bytes written until EAGAIN (%llu in all); %s ETIMEDOUT %ld ms after the first EAGAIN; server: %s",
+	/* then the socket is done, as TCP leaves it (tcp_done()): POLLIN|POLLHUP, and a read ends at EOF */
+	{
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int pr = poll(&p, 1, 0);
+		ssize_t r;
+		uint8_t b;
+
+		if (pr != 1 || (p.revents & (POLLIN | POLLHUP)) != (POLLIN | POLLHUP))
+			return fail("after ETIMEDOUT poll(POLLIN) gave revents 0x%x, expected POLLIN|POLLHUP (the socket is done)",
+				    pr == 1 ? (unsigned)p.revents : 0u);
+		r = recv(fd, &b, 1, MSG_DONTWAIT);
+		if (r != 0)
+			return r < 0 ? fail_sys("recv after ETIMEDOUT, expected 0 (EOF)")
+				     : fail("recv after ETIMEDOUT returned %zd byte(s), expected 0 (EOF)", r);
+	}
+	note("TCP_USER_TIMEOUT %u ms, the server stopped reading: %llu bytes written until EAGAIN (%llu in all); %s ETIMEDOUT %ld ms after the first EAGAIN, then POLLIN|POLLHUP and EOF; server: %s",
 	     UT_TIMEOUT_MS, (unsigned long long)to_eagain, (unsigned long long)(off - WARMUP), how, ms, sv);
 	return 0;
 }

@@ -108,6 +108,8 @@ struct fastivc_sock {
 	enum fastivc_dir tx_state, rx_state;
 	struct ivc_tunnel *tx, *rx;
 	unsigned long tx_created;       /* jiffies of EVENT_CREATE_TUNNEL */
+	unsigned long tx_retry_at;      /* jiffies | 1: a CREATE raise failed for a passing reason, try again then */
+	unsigned int tx_retries;        /* such failed raises so far (FASTIVC_CREATE_RETRIES) */
 	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
 	u32 kick_pending;               /* EVENT_SEND_DATA / RECV_GET_DATA whose raise failed: the tick retries them */
 	bool rx_poll_waiting, tx_poll_waiting; /* a poller found it not readable / writable (lock-free hint) */
@@ -191,6 +193,7 @@ static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
+bool fastivc_rx_needs_release(struct fastivc_sock *ctx);
 void fastivc_break(struct fastivc_sock *ctx, int code);
 void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);

@@ -34,6 +34,7 @@
 #include <linux/log2.h>
 #include <linux/net.h>
 #include <linux/siphash.h>
+#include <linux/user_namespace.h>
 #include <net/tcp.h>
 #include <net/inet_common.h>
 #include <net/transp_v6.h>
@@ -155,6 +156,13 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 	if (!net_eq(sock_net(sk), &init_net)) {
 		domid_t owner;
 
+		/*
+		 * Only namespaces the host's root made (owned by the initial user namespace). In one an unprivileged user
+		 * made (unshare -Urn), anyone could give a socket any of this domain's addresses, and so the 4-tuple of
+		 * another namespace's connection.
+		 */
+		if (sock_net(sk)->user_ns != &init_user_ns)
+			return FIVC_R_NETNS_ADDRESS;
 		rc = dem_lookup(inet->inet_saddr, &owner);
 		if (rc) {
 			pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
@@ -166,13 +174,18 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 	return FIVC_R_NONE;
 }
 
-/* An IPv4 TCP socket, directly or as the v4-mapped peer of an IPv6 socket (a server on [::], like iperf3). */
-static bool ipv4_tcp(const struct sock *sk)
+/*
+ * An IPv4 TCP socket whose proto is `prot` (read once by the caller), directly or as the v4-mapped peer of an IPv6
+ * socket (a server on [::], like iperf3).
+ */
+static bool ipv4_tcp(const struct sock *sk, const struct proto *prot)
 {
-	return (sk->sk_family == AF_INET && READ_ONCE(sk->sk_prot) == &tcp_prot) ||
-	       (sk->sk_family == AF_INET6 && READ_ONCE(sk->sk_prot) == &tcpv6_prot &&
-		ipv6_addr_v4mapped(&sk->sk_v6_daddr));
+	return (sk->sk_family == AF_INET && prot == &tcp_prot) ||
+	       (sk->sk_family == AF_INET6 && prot == &tcpv6_prot && ipv6_addr_v4mapped(&sk->sk_v6_daddr));
 }
+
+/* Set once the tunnel's protos are built: the SEM may fetch a CREATE before the monitor is up (module init). */
+static bool monitor_ready;
 
 /*
  * Decides the socket: returns its context if it is (or now becomes) a tunnel-mode socket, NULL if it is native or
@@ -189,7 +202,7 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 
 	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops)
 		return fastivc_ctx_of(sk);
-	if (icsk->icsk_ulp_ops || !ipv4_tcp(sk))
+	if (icsk->icsk_ulp_ops || !ipv4_tcp(sk, sk->sk_prot) || !smp_load_acquire(&monitor_ready))
 		return NULL;
 	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return NULL;
@@ -291,7 +304,7 @@ static bool straight_to_tcp(struct sock *sk)
 	prot = READ_ONCE(sk->sk_prot);
 	if (prot == &fastivc_tunnel_prot || prot == &fastivc_tunnel6_prot)
 		return false;
-	if (!ipv4_tcp(sk) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+	if (!ipv4_tcp(sk, prot) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return true;
 	return native_remembered(sk);
 }
@@ -362,6 +375,7 @@ int fastivc_monitor_init(void)
 	fastivc_base_prot = tcp_prot;
 	fastivc_base6_prot = tcpv6_prot;
 	fastivc_sock_build(&fastivc_base_prot, &fastivc_base6_prot, &inet_stream_ops);
+	smp_store_release(&monitor_ready, true);
 
 	WRITE_ONCE(tcp_prot.sendpage, monitor_sendpage);
 	WRITE_ONCE(tcp_prot.recvmsg, monitor_recvmsg);

@@ -23,6 +23,7 @@
 #include <linux/timer.h>
 #include <net/tcp.h>
 #include <net/inet_hashtables.h>
+#include <linux/user_namespace.h>
 #include <xen/events.h>
 #include "fastivc.h"
 
@@ -116,26 +117,36 @@ static bool sem_trylock_sock(struct sock *sk)
 
 /*
  * The socket of a DEM connection (ours: me:lport, the peer's: peer:rport), with a reference, or NULL; a full socket,
- * a TIME_WAIT or a request socket, as the lookup finds it. The initial namespace first, then every other network
- * namespace: a container's routed address belongs to this domain in the DEM (README "Containers"), and its sockets
- * live in the container's namespace. The first match wins (an address is one namespace's).
+ * a TIME_WAIT or a request socket, as the lookup finds it. The initial namespace first, then the other network
+ * namespaces the host's root made (owned by the initial user namespace: the only ones whose sockets the monitor
+ * tunnels, see classify()): a container's routed address belongs to this domain in the DEM (README "Containers"),
+ * and its sockets live in the container's namespace. The same 4-tuple in two containers is ambiguous: neither is
+ * given the event (NULL). The walk costs one hash lookup per such namespace, for events of connections we do not
+ * know too (a peer can raise those): bounded by the DEM's pending limit per fetch.
  */
 static struct sock *sem_lookup(__be32 me, u16 lport, __be32 peer, u16 rport)
 {
+	struct sock *sk, *other;
 	struct net *net;
-	struct sock *sk;
 
 	rcu_read_lock(); /* the established hash is walked under RCU */
 	sk = __inet_lookup_established(&init_net, init_net.ipv4.tcp_death_row.hashinfo, peer, htons(rport), me, lport,
 				       0, 0);
 	if (!sk) {
 		for_each_net_rcu(net) {
-			if (net_eq(net, &init_net))
+			if (net_eq(net, &init_net) || net->user_ns != &init_user_ns)
 				continue;
-			sk = __inet_lookup_established(net, net->ipv4.tcp_death_row.hashinfo, peer, htons(rport), me,
-						       lport, 0, 0);
-			if (sk)
+			other = __inet_lookup_established(net, net->ipv4.tcp_death_row.hashinfo, peer, htons(rport), me,
+							  lport, 0, 0);
+			if (!other)
+				continue;
+			if (sk) { /* a second namespace has it too */
+				sock_gen_put(other);
+				sock_gen_put(sk);
+				sk = NULL;
 				break;
+			}
+			sk = other;
 		}
 	}
 	rcu_read_unlock();
@@ -315,16 +326,22 @@ static void sem_retry(struct work_struct *w)
 		queue_delayed_work(fastivc_wq, &retry_work, msecs_to_jiffies(SEM_RETRY_MS));
 }
 
-/* softirq: the socket's waiters learn that a channel was published (SEND_DATA) or freed (RECV_GET_DATA). */
-static void sem_wake_data(const struct xen_evtmgr_event *ev)
+/*
+ * softirq: the socket's waiters learn that a channel was published (SEND_DATA) or freed (RECV_GET_DATA). Returns
+ * true if the event must also go to process context: a SEND_DATA that only sealed a channel the reader has read to
+ * its end (the sender's lingering close or MSG_OOB waits for it back; a poller is not told, see
+ * fastivc_rx_needs_release()).
+ */
+static bool sem_wake_data(const struct xen_evtmgr_event *ev)
 {
 	__poll_t mask = 0;
 	struct fastivc_sock *ctx;
+	bool release = false;
 	__be32 me, peer;
 	struct sock *sk;
 
 	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
-		return;
+		return false;
 	memcpy(&me, ev->conn.src.addr, 4);
 	memcpy(&peer, ev->conn.dst.addr, 4);
 	sk = sem_lookup(me, ev->conn.src_port, peer, ev->conn.dst_port);
@@ -336,8 +353,10 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 	ctx = sk ? fastivc_ctx(sk) : NULL;
 	if (ctx && ctx->peer == ev->peer && READ_ONCE(ctx->mode) != FIVC_MODE_CLOSED) {
 		WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(ev->events));
-		if (ev->events & EVTMGR_EVENT_SEND_DATA)
+		if (ev->events & EVTMGR_EVENT_SEND_DATA) {
 			mask |= EPOLLIN | EPOLLRDNORM;
+			release = fastivc_rx_needs_release(ctx);
+		}
 		if (ev->events & EVTMGR_EVENT_RECV_GET_DATA)
 			mask |= EPOLLOUT | EPOLLWRNORM;
 		fastivc_wake(sk, mask);
@@ -347,6 +366,7 @@ static void sem_wake_data(const struct xen_evtmgr_event *ev)
 	rcu_read_unlock();
 	if (sk)
 		sock_gen_put(sk);
+	return release;
 }
 
 /* The fetch: every pending record, max_batch at a time. Softirq (tasklet): never two at once. */
@@ -368,10 +388,8 @@ static void sem_fetch(unsigned long unused)
 			const struct xen_evtmgr_event *ev = &sem_buf->ev[i];
 
 			atomic64_add(hweight32(ev->events), &fastivc_stats.events_received);
-			if (!(ev->events & ctl_bits)) {
-				sem_wake_data(ev);
+			if (!(ev->events & ctl_bits) && !sem_wake_data(ev))
 				continue;
-			}
 			spin_lock(&ctl_lock);
 			if (ctl_head - ctl_tail < SEM_CTL_RING) {
 				ctl_ring[ctl_head++ % SEM_CTL_RING] = *ev;

@@ -55,15 +55,16 @@ static DEFINE_MUTEX(ops6_lock);
  * one of its allocations half way (the connection must stay on TCP, reason no_memory). A timing fault, switch_in_batch: on the
  * next sendfile()/splice() page sent on TCP before the switch that is not the last of its batch, wait (up to 1 s)
  * until the receiver has mapped the tunnel, so the switch falls inside the batch, with TCP holding that page back
- * (the race of tx_push_tcp). Never set on a production host.
+ * (the race of tx_push_tcp). raise_busy: the next EVENT_CREATE_TUNNEL raise fails with -EBUSY, as when the DEM's
+ * pending list for the peer is full (the direction must stay on TCP, then try again). Never set on a production host.
  */
-enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH, FAULT_NOMEM };
+enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH, FAULT_NOMEM, FAULT_RAISE_BUSY };
 static unsigned int fault_port, fault_kind;
 static DEFINE_SPINLOCK(fault_lock);
 
 static int set_fault(const char *val, const struct kernel_param *kp)
 {
-	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch", "nomem" };
+	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch", "nomem", "raise_busy" };
 	char kind[16];
 	unsigned int port, k;
 
@@ -87,7 +88,7 @@ static int get_fault(char *buf, const struct kernel_param *kp)
 
 static const struct kernel_param_ops fault_ops = { .set = set_fault, .get = get_fault };
 module_param_cb(fault_inject, &fault_ops, NULL, 0600);
-MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:nomem fails the next tunnel allocation on PORT half way; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
+MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:nomem fails the next tunnel allocation on PORT half way; PORT:raise_busy answers the next EVENT_CREATE_TUNNEL raise on PORT with -EBUSY; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
 
 /* The fault to inject now on this connection, if one of kinds (a mask of 1 << FAULT_*) is set (one-shot). */
 static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
@@ -107,6 +108,24 @@ static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
 
 /* How long a sender keeps waiting for the receiver to map a tunnel before giving up on it (stays on TCP). */
 #define FASTIVC_CREATE_TIMEOUT (5 * HZ)
+
+/*
+ * A CREATE raise that failed for a passing reason (-EBUSY: the peer's pending events are full; -ENOMEM: Xen is short
+ * of memory; -ENOSPC: the pair's DEM records are all in use, until connections close) is tried again by a later
+ * send, after 1 s, then 2, 4... FASTIVC_CREATE_RETRIES bounds the raises one connection can cost (8: about four
+ * minutes of back-off); other errors (the address moved, the peer is dying, XSM refuses) keep the direction on TCP.
+ */
+#define FASTIVC_CREATE_RETRIES 8
+
+static bool create_error_passing(int rc)
+{
+	return rc == -EBUSY || rc == -ENOMEM || rc == -ENOSPC;
+}
+
+static bool tx_may_create(const struct fastivc_sock *ctx)
+{
+	return !ctx->tx_created || (ctx->tx_retry_at && time_after_eq(jiffies, ctx->tx_retry_at));
+}
 
 void fastivc_wake(struct sock *sk, __poll_t mask)
 {
@@ -383,7 +402,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		return;
 	if (!tx_may_move(sk))
 		return;
-	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && !ctx->tx_created) {
+	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && tx_may_create(ctx)) {
 		u32 nch, csize;
 
 		ctx->tx_created = jiffies | 1;
@@ -402,15 +421,21 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		ctx->tx_channels = t->nr_channels;
 		ctx->tx_channel_size = t->channel_size;
 		set_dir(ctx, true, FIVC_DIR_CREATING);
-		rc = dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
+		rc = take_fault(ctx, 1u << FAULT_RAISE_BUSY) ? -EBUSY : dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
 		if (rc) {
-			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP\n",
-					    ctx->peer, rc);
+			bool again = create_error_passing(rc) && ctx->tx_retries < FASTIVC_CREATE_RETRIES;
+
+			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP%s\n",
+					    ctx->peer, rc, again ? " for now" : "");
 			tx_release(ctx, FIVC_DIR_TCP, false); /* never announced: nobody to tell */
 			WRITE_ONCE(ctx->reason, FIVC_R_RAISE_FAILED);
 			fastivc_count_fallback(FIVC_R_RAISE_FAILED);
+			ctx->tx_retry_at = again ? (jiffies + (HZ << ctx->tx_retries)) | 1 : 0;
+			if (again)
+				ctx->tx_retries++;
 			return;
 		}
+		ctx->tx_retry_at = 0;
 		atomic64_inc(&fastivc_stats.tunnels_created);
 	}
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
@@ -715,8 +740,9 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 		return tx_revert(sk, ctx, flags);
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		tx_fallback(ctx, FIVC_R_OOB);
-	} else if (!ctx->tx_created) {
+	} else if (!ctx->tx_created || ctx->tx_retry_at) {
 		ctx->tx_created = 1; /* never create one now */
+		ctx->tx_retry_at = 0;
 		WRITE_ONCE(ctx->reason, FIVC_R_OOB);
 		fastivc_count_fallback(FIVC_R_OOB);
 	}
@@ -1640,6 +1666,18 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a reader of ours publishes the tunnel and re-arms rx_want */
 }
 
+/*
+ * Lock-free (softirq, under RCU): does the receiving tunnel hold only a channel read to its end and then sealed, with
+ * nothing after it? Its release is then up to the owner (fastivc_rx_event), as no read will come for it.
+ */
+bool fastivc_rx_needs_release(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = READ_ONCE(ctx->rx);
+
+	return t && READ_ONCE(ctx->rx_state) == FIVC_DIR_OPEN && ivc_rx_news(&t->rx, t->ctrl) &&
+	       !ivc_rx_poll_news(&t->rx, t->ctrl);
+}
+
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 {
 	/* as for RECV_CLOSE: only if this tunnel's sender set IVC_TX_CLOSED (not a late event of an older connection) */
@@ -1650,6 +1688,16 @@ void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 		if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
 			rx_release(ctx, FIVC_DIR_CLOSED, true);
 	}
+	/*
+	 * A seal of the channel the reader already read to its end (the sender's lingering close or MSG_OOB, which wait
+	 * for it back) carries no bytes, so poll does not report it (ivc_rx_poll_news) and a poller would never come
+	 * to give it back: the owner's look here does (the SEM routes such a SEND_DATA here, fastivc_rx_needs_release),
+	 * and tells the sender.
+	 */
+	if ((events & EVTMGR_EVENT_SEND_DATA) && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN &&
+	    rx_phase(ctx->sk, ctx) == PH_TUNNEL && ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) >= 0 &&
+	    ivc_rx_take_freed(&ctx->rx->rx))
+		rx_kick(ctx, ctx->rx);
 	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM);
 }
 

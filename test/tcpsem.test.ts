@@ -41,6 +41,7 @@ const CHECKS = [
 	'recv_waitall_first',
 	'held_sender',
 	'ulp_slot',
+	'linger_poll_reader',
 ];
 
 // Same as bench.test.ts: an explicit FASTIVC_BENCH_DIR is used as is, otherwise make keeps build/bench current.
@@ -128,6 +129,7 @@ test('every check passes over loopback TCP', async (t) => {
 	t.regex(detail('disconnect_reconnect'), /connect\(AF_UNSPEC\) -> 0, connected again .* 1048576 bytes each way at once, client verified/);
 	t.regex(detail('recv_waitall_first'), /MSG_WAITALL\), blocked before the peer wrote, returned all 65536 bytes/);
 	t.regex(detail('ulp_slot'), /no ULP after a round trip; (a sockmap took the socket and let it go|no sockmap here \(E[A-Z]+\)), (kTLS attached|no tls module here); 4096 \+ 65536 bytes exact both ways/);
+	t.regex(detail('linger_poll_reader'), /262144 \+ 1000 bytes read by a polling reader; close\(\) with SO_LINGER \{1, 5\} returned 0 after \d+ ms/);
 	t.regex(detail('held_sender'), /a send of 65536 bytes held \d+ ms in a page fault \(userfaultfd\) returned all of them/);
 	t.regex(detail('msg_zerocopy'), /16 send\(MSG_ZEROCOPY\) calls of 65536 bytes, each completed once/);
 	t.regex(detail('threads_recv_epoll'), /every round the recv returned \d+\.\.100 bytes and epoll_wait EPOLLIN/);

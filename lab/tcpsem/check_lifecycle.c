@@ -10,6 +10,9 @@
  *   close_unread_switched  close() with unread data that arrived after the reader's last recv resets the
  *                          connection: the writer sees ECONNRESET or EPIPE within 2 s and no EOF before it
  *                          (two connections, token.c).
+ *   linger_poll_reader     the reader drains everything with poll + non-blocking recv and then polls for the
+ *                          end; the writer's close() with SO_LINGER {1, 5} returns within 1 s (nothing is left
+ *                          unread), and the reader's POLLIN is its EOF (recv 0, never EAGAIN).
  *   disconnect_reconnect   connect(AF_UNSPEC) ends a connection (0), and the same descriptor then connects again:
  *                          on the second connection 1 MiB each way at once arrives exact (a data path left over
  *                          from the first connection would swallow it).
@@ -774,4 +777,67 @@ int disconnect_reconnect_second_server(int fd, struct ctx *c)
 	if (rc == 0)
 		note("%u bytes each way at once on the second connection, server verified", DR_BYTES);
 	return send_verdict(fd, rc);
+}
+
+/* ---- linger_poll_reader ---- */
+
+#define LP_TAIL 1000u       /* after the warm-up: a channel the reader reads to its end before the writer's close */
+#define LP_LINGER_S 5
+#define LP_CLOSE_MAX_MS 1000
+
+int linger_poll_reader_client(int fd, struct ctx *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = LP_LINGER_S };
+	uint32_t seed = c->check->seed;
+	uint64_t off = 0;
+	uint8_t b = 0;
+	double t0;
+	long ms;
+	int ev, rc;
+
+	if (send_pat(fd, seed, &off, WARMUP, "the warm-up") < 0)
+		return -1;
+	msleep(PAUSE_MS);
+	if (send_pat(fd, seed, &off, LP_TAIL, "the last 1000 bytes") < 0)
+		return -1;
+	/* the server read all of it with poll + non-blocking recv, and says so */
+	ev = wait_for(fd, POLLIN, STALL_MS);
+	if (ev <= 0 || recv(fd, &b, 1, MSG_DONTWAIT) != 1 || b != 'd')
+		return ev < 0 ? fail_sys("poll for the server's 'drained'") : fail("no 'drained' byte from the server");
+	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		return fail_sys("setsockopt(SO_LINGER, {1, %d})", LP_LINGER_S);
+	t0 = now_s();
+	rc = close(fd); /* the harness closes fd again: EBADF, harmless */
+	ms = ms_since(t0);
+	if (rc < 0)
+		return fail_sys("close() with SO_LINGER {1, %d}", LP_LINGER_S);
+	if (ms > LP_CLOSE_MAX_MS)
+		return fail("close() with SO_LINGER {1, %d} took %ld ms, though the reader had read everything (limit %d ms)",
+			    LP_LINGER_S, ms, LP_CLOSE_MAX_MS);
+	note("%u + %u bytes read by a polling reader; close() with SO_LINGER {1, %d} returned 0 after %ld ms", WARMUP,
+	     LP_TAIL, LP_LINGER_S, ms);
+	return 0;
+}
+
+int linger_poll_reader_server(int fd, struct ctx *c)
+{
+	uint64_t off = 0;
+	ssize_t r;
+	uint8_t b;
+	int ev;
+
+	if (recv_pat(fd, c->check->seed, &off, WARMUP + LP_TAIL, STALL_MS, "server: the data, by poll and non-blocking recv") < 0 ||
+	    send_exact(fd, "d", 1, "server: 'drained'") < 0)
+		return -1;
+	ev = wait_for(fd, POLLIN, (LP_LINGER_S + 5) * 1000);
+	if (ev < 0)
+		return fail_sys("server: poll for the end");
+	if (ev == 0)
+		return fail("server: no POLLIN (EOF) within %d s of reading everything", LP_LINGER_S + 5);
+	r = recv(fd, &b, 1, MSG_DONTWAIT);
+	if (r < 0)
+		return fail_sys("server: recv after POLLIN, expected EOF");
+	if (r > 0)
+		return fail("server: %zd unexpected byte(s) where EOF was expected", r);
+	return 0;
 }

@@ -46,6 +46,7 @@ const struct check checks[] = {
 	CHECK(recv_waitall_first, 33),
 	CHECK(held_sender, 34),
 	CHECK(ulp_slot, 35),
+	CHECK(linger_poll_reader, 36),
 	/* server-only: the data connections of the checks with two connections (token.c) */
 	{ "close_unread.data", 10, NULL, close_unread_data_server },
 	{ "threads_close_in_recv.data", 20, NULL, threads_close_in_recv_data_server },

@@ -102,6 +102,7 @@ DECLARE_CHECK(disconnect_reconnect);
 DECLARE_CHECK(recv_waitall_first);
 DECLARE_CHECK(held_sender);
 DECLARE_CHECK(ulp_slot);
+DECLARE_CHECK(linger_poll_reader);
 int close_unread_data_server(int fd, struct ctx *c);
 int threads_close_in_recv_data_server(int fd, struct ctx *c);
 int so_linger_data_server(int fd, struct ctx *c);

@@ -19,7 +19,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
        tcpsem-domU-domU-tunnel held-socket-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp netns-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp
+       not-coresident-domU-dom0-tcp netns-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp raise-retry-domU-domU-tunnel
        kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU peer-destroyed-domU-domU-tunnel)
 
@@ -301,7 +301,9 @@ scn_not_coresident() {
 # does domU2's connection to a server in the namespace: domU1's SEM must find that socket in its namespace to map
 # domU2's tunnel (the module before this looked only in the initial namespace and rejected it).
 netns_cleanup() {
-    [ -n "${NETNS_PID:-}" ] && agent "$D1" "kill $NETNS_PID" > /dev/null 2>&1
+    # the namespace's server (only it: domU1's own ivcbench server stays), the namespace, the veth, forwarding
+    agent "$D1" "pkill -f 'ivcbench server --port $NETNS_PORT'; ${NETNS_PID:+kill $NETNS_PID;} ip link del fivc-ns;"\
+" echo ${NETNS_FWD:-0} > /proc/sys/net/ipv4/ip_forward" > /dev/null 2>&1
     agent "$D2" "ip route del $NETNS_NET" > /dev/null 2>&1
     [ -n "${NETNS_VIF:-}" ] && xenstore-write "$NETNS_VIF" "$D1" && fastivc sync --once --dom0-ip "$DOM0_IP" > /dev/null 2>&1
     NETNS_PID= NETNS_VIF=
@@ -313,6 +315,7 @@ scn_netns() {
     NETNS_VIF=/local/domain/0/backend/vif/$id1/0/ip
     [ "$(xenstore-read "$NETNS_VIF" 2>/dev/null)" = "$D1" ] || { fail "$NETNS_VIF is not '$D1'"; NETNS_VIF=; return 1; }
     # the namespace: a process in it, a veth pair (busybox names the peer veth0), routes both ways
+    NETNS_FWD=$(agent "$D1" cat /proc/sys/net/ipv4/ip_forward | tail -1)
     NETNS_PID=$(agent "$D1" "modprobe veth && { unshare -n sleep 600 > /dev/null 2>&1 & echo \$!; }" | tail -1)
     agent "$D1" "set -e; sleep 0.3; ip link add fivc-ns type veth; ip link set veth0 netns $NETNS_PID;"\
 " ip addr add $NETNS_GW/24 dev fivc-ns; ip link set fivc-ns up; echo 1 > /proc/sys/net/ipv4/ip_forward;"\
@@ -522,6 +525,28 @@ scn_alloc_fail() {
     [ "$rc" -eq 0 ] && jq -e '.verified == true' "$OUT/nm.json" >/dev/null \
         || { fail "the transfer failed (exit $rc)"; return 1; }
     [ "$nm" -ge 1 ] || { fail "no fallback_no_memory counted (+$nm): the fault did not fire (fault_inject now $left)"; return 1; }
+}
+
+# A CREATE raise that fails for a passing reason (fault_inject raise_busy: -EBUSY, as with the peer's pending events
+# full) keeps the direction on TCP only for now: a later send tries again (after 1 s) and the transfer moves to a
+# tunnel. Before, one such failure kept the connection on TCP for good.
+scn_raise_retry() {
+    need domU1 domU2 || return 1
+    local rf created sent rc
+    kstats "$D1" "$OUT/kb.txt"
+    agent "$D1" "echo 7001:raise_busy > /sys/module/fastivc/parameters/fault_inject" \
+        || { fail "cannot set fault_inject raise_busy in domU1"; return 1; }
+    agent "$D1" ivcbench stream --host "$D2" --bytes 128M --msg-size 65536 --timeout 120 > "$OUT/rr.json" 2>&1; rc=$?
+    kstats "$D1" "$OUT/ka.txt"
+    cat "$OUT/rr.json"
+    rf=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" fallback_raise_failed)
+    created=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" tunnels_created); sent=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" bytes_tx)
+    echo "fallback_raise_failed +$rf, tunnels created +$created, tunnel bytes +$sent"
+    metrics "$(jq -cn --argjson f "$rf" --argjson c "$created" --argjson s "$sent" --argjson r "$rc" \
+        '{fallbacks_raise_failed: $f, tunnels_created: $c, tunnel_bytes: $s, exit: $r}')"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$OUT/rr.json" >/dev/null || { fail "the transfer failed (exit $rc)"; return 1; }
+    [ "$rf" -eq 1 ] || { fail "fallback_raise_failed rose by $rf, not 1: the fault did not fire once"; return 1; }
+    [ "$created" -ge 1 ] && [ "$sent" -gt 0 ] || { fail "the connection stayed on TCP after a passing raise failure ($created created, $sent bytes)"; return 1; }
 }
 
 # A peer domain destroyed in the middle of two tunnelled transfers, domU1 sending to domU2 and receiving from it
@@ -802,6 +827,7 @@ run_tunnel_scenarios() {
     run_scenario rejected-domU-domU-tcp scn_rejected
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario alloc-fail-domU-domU-tcp scn_alloc_fail
+    run_scenario raise-retry-domU-domU-tunnel scn_raise_retry
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios

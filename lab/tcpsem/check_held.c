@@ -28,7 +28,7 @@
 
 #define HS_WARMUP (256u << 10)
 #define HS_BYTES (64u << 10)
-#define HS_HOLD_MS 6000
+#define HS_HOLD_MS 9000 /* long enough for the lab to run another connection meanwhile, under TCG */
 #define HS_SERVER_DELAY_MS 1000
 
 struct hs_sender {

@@ -15,11 +15,18 @@ static long evtmgr_op(unsigned int cmd, void *arg)
 	return xen_single_call(EVTMGR_HYPERCALL, cmd, (unsigned long)arg, 0, 0, 0);
 }
 
-static void addr_v4(struct xen_evtmgr_addr *a, __be32 ip)
+void fastivc_addr_v4(struct xen_evtmgr_addr *a, __be32 ip)
 {
 	memset(a, 0, sizeof(*a));
 	a->family = EVTMGR_AF_INET;
 	memcpy(a->addr, &ip, 4);
+}
+
+void fastivc_addr_v6(struct xen_evtmgr_addr *a, const struct in6_addr *ip)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = EVTMGR_AF_INET6;
+	memcpy(a->addr, ip, 16);
 }
 
 int dem_info(struct xen_evtmgr_info *info)
@@ -28,13 +35,13 @@ int dem_info(struct xen_evtmgr_info *info)
 	return evtmgr_op(EVTMGR_OP_info, info);
 }
 
-int dem_lookup(__be32 addr, domid_t *domid)
+int dem_lookup(const struct xen_evtmgr_addr *addr, domid_t *domid)
 {
 	struct xen_evtmgr_ip_entry e;
 	long rc;
 
 	memset(&e, 0, sizeof(e));
-	addr_v4(&e.addr, addr);
+	e.addr = *addr;
 	rc = evtmgr_op(EVTMGR_OP_ip_lookup, &e);
 	if (rc)
 		return rc;
@@ -42,22 +49,24 @@ int dem_lookup(__be32 addr, domid_t *domid)
 	return 0;
 }
 
-static void conn_v4(struct xen_evtmgr_conn *c, __be32 laddr, u16 lport, __be32 raddr, u16 rport)
+static void conn_of(struct xen_evtmgr_conn *c, const struct fastivc_sock *ctx)
 {
 	memset(c, 0, sizeof(*c));
-	addr_v4(&c->src, laddr);
-	addr_v4(&c->dst, raddr);
-	c->src_port = lport;
-	c->dst_port = rport;
+	c->src = ctx->laddr;
+	c->dst = ctx->raddr;
+	c->src_port = ctx->lport;
+	c->dst_port = ctx->rport;
 }
 
-int dem_raise_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport, u32 events)
+/* Raises `events` on a connection named from our end (src: ours), with no socket context (the SEM's answers). */
+int dem_raise_conn(const struct xen_evtmgr_conn *conn, u32 events)
 {
 	struct xen_evtmgr_raise r;
 	long rc;
 
 	memset(&r, 0, sizeof(r));
-	conn_v4(&r.conn, laddr, lport, raddr, rport);
+	r.conn = *conn;
+	r.conn.pad = 0;
 	r.events = events;
 	rc = evtmgr_op(EVTMGR_OP_raise, &r);
 	if (!rc)
@@ -72,7 +81,7 @@ int dem_raise(struct fastivc_sock *ctx, u32 events, const struct xen_evtmgr_tunn
 	long rc;
 
 	memset(&r, 0, sizeof(r));
-	conn_v4(&r.conn, ctx->laddr, ctx->lport, ctx->raddr, ctx->rport);
+	conn_of(&r.conn, ctx);
 	r.events = events;
 	if (tunnel)
 		r.tunnel = *tunnel;
@@ -92,17 +101,20 @@ int dem_get_events(struct xen_evtmgr_get_events *ge, u32 room)
 	return evtmgr_op(EVTMGR_OP_get_events, ge);
 }
 
-/* Drops this domain's record of a connection (the events raised towards us on it). */
-int dem_release_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport)
+/* Drops this domain's record of a connection (the events raised towards us on it), named from our end. */
+int dem_release_conn(const struct xen_evtmgr_conn *conn)
 {
-	struct xen_evtmgr_conn c;
+	struct xen_evtmgr_conn c = *conn;
 
-	conn_v4(&c, laddr, lport, raddr, rport);
+	c.pad = 0;
 	return evtmgr_op(EVTMGR_OP_release, &c);
 }
 
 /* ... when the socket closes. */
 int dem_release(struct fastivc_sock *ctx)
 {
-	return dem_release_conn(ctx->laddr, ctx->lport, ctx->raddr, ctx->rport);
+	struct xen_evtmgr_conn c;
+
+	conn_of(&c, ctx);
+	return evtmgr_op(EVTMGR_OP_release, &c);
 }

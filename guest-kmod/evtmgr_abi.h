@@ -25,6 +25,7 @@ typedef uint64_t u64;
 #define EVTMGR_ABI_VERSION          1
 
 #define EVTMGR_AF_INET              4
+#define EVTMGR_AF_INET6             6
 #define EVTMGR_DOMID_NONE           0x7ff4 /* DOMID_INVALID */
 
 #define EVTMGR_EVENT_CREATE_TUNNEL      (1U << 0)

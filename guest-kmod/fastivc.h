@@ -100,7 +100,7 @@ struct fastivc_sock {
 	u64 id;
 	struct proto *sk_proto;         /* the proto the socket had (tcp_prot) */
 	const struct proto_ops *sk_ops; /* the socket's original ops (inet_stream_ops) */
-	__be32 laddr, raddr;
+	struct xen_evtmgr_addr laddr, raddr; /* the DEM's form: IPv4 (v4-mapped peers too) or IPv6 */
 	u16 lport, rport;               /* host order */
 	domid_t peer;                   /* the peer's domain (a context exists only for co-resident peers) */
 	enum fastivc_mode mode;
@@ -150,12 +150,21 @@ void fastivc_count_fallback(enum fastivc_reason r);
 
 /* dem.c */
 int dem_info(struct xen_evtmgr_info *info);
-int dem_lookup(__be32 addr, domid_t *domid);
+int dem_lookup(const struct xen_evtmgr_addr *addr, domid_t *domid);
 int dem_raise(struct fastivc_sock *ctx, u32 events, const struct xen_evtmgr_tunnel *tunnel);
-int dem_raise_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport, u32 events);
+int dem_raise_conn(const struct xen_evtmgr_conn *conn, u32 events);
 int dem_get_events(struct xen_evtmgr_get_events *ge, u32 room);
 int dem_release(struct fastivc_sock *ctx);
-int dem_release_conn(__be32 laddr, u16 lport, __be32 raddr, u16 rport);
+int dem_release_conn(const struct xen_evtmgr_conn *conn);
+void fastivc_addr_v4(struct xen_evtmgr_addr *a, __be32 ip);
+void fastivc_addr_v6(struct xen_evtmgr_addr *a, const struct in6_addr *ip);
+static inline bool fastivc_addr_eq(const struct xen_evtmgr_addr *a, const struct xen_evtmgr_addr *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+/* "addr:port -> addr:port" of a context, for messages ("[v6]:port" for IPv6) */
+#define FIVC_CONN_STR 112
+const char *fastivc_conn_str(char *buf, const struct fastivc_sock *ctx);
 
 /* monitor.c */
 extern struct list_head fastivc_socks;

@@ -4,7 +4,7 @@
  *
  * The thesis points new TCP sockets at an "initial operation set" that decides, on the first send or receive,
  * whether the peer is co-resident. Without patching the kernel we get the same effect by replacing sendmsg, recvmsg
- * and sendpage in tcp_prot (exported and writable) while the module is loaded: every IPv4 TCP socket, including
+ * and sendpage in tcp_prot and tcpv6_prot (exported and writable) while the module is loaded: every TCP socket, including
  * those created before the module was loaded and accepted ones, passes through them. The first call decides:
  *   tunnel  the DEM says the peer address belongs to another domain of this host: the socket gets a per-socket
  *           context (in icsk_ulp_data, with our tcp_ulp_ops so the kernel's tcp_cleanup_ulp() frees it and drops
@@ -13,9 +13,9 @@
  *           ULP, so kTLS and sockmap take it as they would without us. Its later calls still pass through the
  *           hooks, which find it in the native verdict table (below) and go straight to TCP's functions: no socket
  *           lock, no DEM lookup.
- * IPv6 sockets whose peer is an IPv4 address (v4-mapped: a server listening on [::]) are handled like IPv4 ones,
- * through tcpv6_prot's hooks. Sockets that cannot be decided yet (not established, another ULP such as kTLS, real
- * IPv6 peers) go straight to TCP's functions each time.
+ * IPv6 sockets are named to the DEM by their IPv6 addresses, or by IPv4 ones when the peer is v4-mapped (a server
+ * listening on [::] talking to an IPv4 client). Sockets that cannot be decided yet (not established, another ULP such
+ * as kTLS) go straight to TCP's functions each time.
  *
  * Every hook ends in a tail call of the operation it chose (monitor_route()), so no frame of ours stays on the
  * stack of a task blocked in TCP. Unloading: each tunnel-mode socket holds a module reference (like kTLS), so rmmod
@@ -74,14 +74,24 @@ static struct tcp_ulp_ops fastivc_ulp_ops = {
 static u64 native_tags[FIVC_NATIVE_SETS][FIVC_NATIVE_WAYS];
 static siphash_key_t native_key;
 
+/* An IPv6 socket whose peer is an IPv6 address (not v4-mapped). */
+static bool real_ipv6(const struct sock *sk)
+{
+	return IS_ENABLED(CONFIG_IPV6) && sk->sk_family == AF_INET6 && !ipv6_addr_v4mapped(&sk->sk_v6_daddr);
+}
+
 static u64 native_tag(struct sock *sk)
 {
 	const struct inet_sock *inet = inet_sk(sk);
 	struct socket *sock = READ_ONCE(sk->sk_socket);
 	u64 ino = sock ? SOCK_INODE(sock)->i_ino : 0;
-	u64 tag;
+	u64 addrs, tag;
 
-	tag = siphash_4u64((unsigned long)sk, (u64)READ_ONCE(inet->inet_saddr) << 32 | READ_ONCE(inet->inet_daddr),
+	if (real_ipv6(sk))
+		addrs = (u64)ipv6_addr_hash(&sk->sk_v6_rcv_saddr) << 32 | ipv6_addr_hash(&sk->sk_v6_daddr);
+	else
+		addrs = (u64)READ_ONCE(inet->inet_saddr) << 32 | READ_ONCE(inet->inet_daddr);
+	tag = siphash_4u64((unsigned long)sk, addrs,
 			   (u64)READ_ONCE(inet->inet_sport) << 16 | READ_ONCE(inet->inet_dport), ino, &native_key);
 	return tag ?: 1; /* 0 marks an empty slot */
 }
@@ -126,9 +136,24 @@ struct fastivc_sock *fastivc_ctx_of(const struct sock *sk)
 	return (__force struct fastivc_sock *)icsk->icsk_ulp_data;
 }
 
+/* The socket's two addresses in the DEM's form: IPv6 for a real IPv6 peer, else IPv4 (v4-mapped peers too). */
+static void sock_addrs(const struct sock *sk, struct xen_evtmgr_addr *local, struct xen_evtmgr_addr *remote)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	if (real_ipv6(sk)) {
+		fastivc_addr_v6(local, &sk->sk_v6_rcv_saddr);
+		fastivc_addr_v6(remote, &sk->sk_v6_daddr);
+	} else {
+		fastivc_addr_v4(local, inet->inet_saddr);
+		fastivc_addr_v4(remote, inet->inet_daddr);
+	}
+}
+
 static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 {
 	const struct inet_sock *inet = inet_sk(sk);
+	struct xen_evtmgr_addr local, remote;
 	int rc;
 
 	if (!READ_ONCE(fastivc_enable))
@@ -137,9 +162,10 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 		return FIVC_R_KERNEL_SOCKET;
 	if (fastivc_port_excluded(ntohs(inet->inet_sport)) || fastivc_port_excluded(ntohs(inet->inet_dport)))
 		return FIVC_R_EXCLUDED_PORT;
-	if (ipv4_is_loopback(inet->inet_daddr))
+	if (real_ipv6(sk) ? ipv6_addr_loopback(&sk->sk_v6_daddr) : ipv4_is_loopback(inet->inet_daddr))
 		return FIVC_R_LOOPBACK;
-	rc = dem_lookup(inet->inet_daddr, peer);
+	sock_addrs(sk, &local, &remote);
+	rc = dem_lookup(&remote, peer);
 	if (rc) {
 		pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
 		return FIVC_R_DEM_ERROR;
@@ -163,7 +189,7 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 		 */
 		if (sock_net(sk)->user_ns != &init_user_ns)
 			return FIVC_R_NETNS_ADDRESS;
-		rc = dem_lookup(inet->inet_saddr, &owner);
+		rc = dem_lookup(&local, &owner);
 		if (rc) {
 			pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
 			return FIVC_R_DEM_ERROR;
@@ -175,13 +201,12 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 }
 
 /*
- * An IPv4 TCP socket whose proto is `prot` (read once by the caller), directly or as the v4-mapped peer of an IPv6
- * socket (a server on [::], like iperf3).
+ * A TCP socket the monitor decides, whose proto is `prot` (read once by the caller): IPv4, or IPv6 (with an IPv6
+ * peer, or an IPv4 one, v4-mapped, as on a server listening on [::] like iperf3).
  */
-static bool ipv4_tcp(const struct sock *sk, const struct proto *prot)
+static bool tcp_decidable(const struct sock *sk, const struct proto *prot)
 {
-	return (sk->sk_family == AF_INET && prot == &tcp_prot) ||
-	       (sk->sk_family == AF_INET6 && prot == &tcpv6_prot && ipv6_addr_v4mapped(&sk->sk_v6_daddr));
+	return (sk->sk_family == AF_INET && prot == &tcp_prot) || (sk->sk_family == AF_INET6 && prot == &tcpv6_prot);
 }
 
 /* Set once the tunnel's protos are built: the SEM may fetch a CREATE before the monitor is up (module init). */
@@ -202,7 +227,7 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 
 	if (icsk->icsk_ulp_ops == &fastivc_ulp_ops)
 		return fastivc_ctx_of(sk);
-	if (icsk->icsk_ulp_ops || !ipv4_tcp(sk, sk->sk_prot) || !smp_load_acquire(&monitor_ready))
+	if (icsk->icsk_ulp_ops || !tcp_decidable(sk, sk->sk_prot) || !smp_load_acquire(&monitor_ready))
 		return NULL;
 	if (!((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return NULL;
@@ -231,8 +256,7 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 	ctx->sk = sk;
 	ctx->sk_proto = sk->sk_prot;
 	ctx->id = atomic64_inc_return(&next_id);
-	ctx->laddr = inet->inet_saddr;
-	ctx->raddr = inet->inet_daddr;
+	sock_addrs(sk, &ctx->laddr, &ctx->raddr);
 	ctx->lport = ntohs(inet->inet_sport);
 	ctx->rport = ntohs(inet->inet_dport);
 	ctx->peer = peer;
@@ -288,7 +312,7 @@ static void fastivc_ulp_release(struct sock *sk)
 
 /*
  * Without the socket lock: true if the call goes straight to TCP, because the socket has another ULP (kTLS), is not
- * an IPv4 TCP socket (a real IPv6 peer), is not established yet, or was decided native. Never sleeps.
+ * one the monitor decides, is not established yet, or was decided native. Never sleeps.
  */
 static bool straight_to_tcp(struct sock *sk)
 {
@@ -304,7 +328,7 @@ static bool straight_to_tcp(struct sock *sk)
 	prot = READ_ONCE(sk->sk_prot);
 	if (prot == &fastivc_tunnel_prot || prot == &fastivc_tunnel6_prot)
 		return false;
-	if (!ipv4_tcp(sk, prot) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+	if (!tcp_decidable(sk, prot) || !((1 << READ_ONCE(sk->sk_state)) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
 		return true;
 	return native_remembered(sk);
 }

@@ -23,6 +23,7 @@
 #include <linux/timer.h>
 #include <net/tcp.h>
 #include <net/inet_hashtables.h>
+#include <net/inet6_hashtables.h>
 #include <linux/user_namespace.h>
 #include <xen/events.h>
 #include "fastivc.h"
@@ -48,9 +49,9 @@ static struct timer_list sem_timer;
 static bool sem_stopping;
 
 /* A CREATE_TUNNEL for a connection we have no socket for: say no, so the sender stays on TCP without waiting. */
-static void reject_conn(__be32 me, u16 lport, __be32 peer, u16 rport)
+static void reject_conn(const struct xen_evtmgr_event *ev)
 {
-	dem_raise_conn(me, lport, peer, rport, EVTMGR_EVENT_REJECT_TUNNEL);
+	dem_raise_conn(&ev->conn, EVTMGR_EVENT_REJECT_TUNNEL);
 }
 
 /*
@@ -90,11 +91,7 @@ static struct delayed_work retry_work;
  */
 static void forget_conn(const struct xen_evtmgr_event *ev)
 {
-	__be32 me, peer;
-
-	memcpy(&me, ev->conn.src.addr, 4);
-	memcpy(&peer, ev->conn.dst.addr, 4);
-	dem_release_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+	dem_release_conn(&ev->conn);
 }
 
 /*
@@ -124,20 +121,38 @@ static bool sem_trylock_sock(struct sock *sk)
  * given the event (NULL). The walk costs one hash lookup per such namespace, for events of connections we do not
  * know too (a peer can raise those): bounded by the DEM's pending limit per fetch.
  */
-static struct sock *sem_lookup(__be32 me, u16 lport, __be32 peer, u16 rport)
+static struct sock *lookup_in(struct net *net, const struct xen_evtmgr_conn *c)
+{
+	struct inet_hashinfo *h = net->ipv4.tcp_death_row.hashinfo;
+	__be32 me, peer;
+
+	if (c->src.family == EVTMGR_AF_INET6)
+		return __inet6_lookup_established(net, h, (const struct in6_addr *)c->dst.addr, htons(c->dst_port),
+						  (const struct in6_addr *)c->src.addr, c->src_port, 0, 0);
+	memcpy(&me, c->src.addr, 4);
+	memcpy(&peer, c->dst.addr, 4);
+	return __inet_lookup_established(net, h, peer, htons(c->dst_port), me, c->src_port, 0, 0);
+}
+
+/* Both ends IPv4, or both IPv6 (the DEM refuses anything else; a peer's record is checked all the same). */
+static bool conn_family_ok(const struct xen_evtmgr_conn *c)
+{
+	return c->src.family == c->dst.family &&
+	       (c->src.family == EVTMGR_AF_INET || (c->src.family == EVTMGR_AF_INET6 && IS_ENABLED(CONFIG_IPV6)));
+}
+
+static struct sock *sem_lookup(const struct xen_evtmgr_conn *c)
 {
 	struct sock *sk, *other;
 	struct net *net;
 
 	rcu_read_lock(); /* the established hash is walked under RCU */
-	sk = __inet_lookup_established(&init_net, init_net.ipv4.tcp_death_row.hashinfo, peer, htons(rport), me, lport,
-				       0, 0);
+	sk = lookup_in(&init_net, c);
 	if (!sk) {
 		for_each_net_rcu(net) {
 			if (net_eq(net, &init_net) || net->user_ns != &init_user_ns)
 				continue;
-			other = __inet_lookup_established(net, net->ipv4.tcp_death_row.hashinfo, peer, htons(rport), me,
-							  lport, 0, 0);
+			other = lookup_in(net, c);
 			if (!other)
 				continue;
 			if (sk) { /* a second namespace has it too */
@@ -161,14 +176,11 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
-	__be32 me, peer;
 	struct sock *sk;
 
-	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
+	if (!conn_family_ok(&ev->conn))
 		return 0;
-	memcpy(&me, ev->conn.src.addr, 4);
-	memcpy(&peer, ev->conn.dst.addr, 4);
-	sk = sem_lookup(me, ev->conn.src_port, peer, ev->conn.dst_port);
+	sk = sem_lookup(&ev->conn);
 	if (sk && sk->sk_state == TCP_TIME_WAIT) {
 		inet_twsk_put(inet_twsk(sk));
 		sk = NULL;
@@ -180,7 +192,7 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL) {
 			if (!final)
 				return -EAGAIN;
-			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+			reject_conn(ev);
 		}
 		forget_conn(ev);
 		return 0;
@@ -199,7 +211,7 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 		 * events made a new one).
 		 */
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-			reject_conn(me, ev->conn.src_port, peer, ev->conn.dst_port);
+			reject_conn(ev);
 		forget_conn(ev);
 		goto out;
 	}
@@ -302,15 +314,11 @@ static void sem_retry(struct work_struct *w)
 			continue;
 		rc = sem_dispatch(&r->ev, time_after(jiffies, r->deadline), false);
 		if (rc == -EBUSY && (r->ev.events & EVTMGR_EVENT_CREATE_TUNNEL) && time_after(jiffies, r->held_until)) {
-			__be32 me, peer;
-
 			/*
 			 * Held for seconds: say no to the tunnel now, so its sender stays on TCP at once rather than at its
 			 * timeout. The record may carry other events of the connection (the DEM merges them): they wait on.
 			 */
-			memcpy(&me, r->ev.conn.src.addr, 4);
-			memcpy(&peer, r->ev.conn.dst.addr, 4);
-			reject_conn(me, r->ev.conn.src_port, peer, r->ev.conn.dst_port);
+			reject_conn(&r->ev);
 			r->ev.events &= ~EVTMGR_EVENT_CREATE_TUNNEL;
 			rc = r->ev.events ? -EBUSY : 0;
 		}
@@ -337,14 +345,11 @@ static bool sem_wake_data(const struct xen_evtmgr_event *ev)
 	__poll_t mask = 0;
 	struct fastivc_sock *ctx;
 	bool release = false;
-	__be32 me, peer;
 	struct sock *sk;
 
-	if (ev->conn.src.family != EVTMGR_AF_INET || ev->conn.dst.family != EVTMGR_AF_INET)
+	if (!conn_family_ok(&ev->conn))
 		return false;
-	memcpy(&me, ev->conn.src.addr, 4);
-	memcpy(&peer, ev->conn.dst.addr, 4);
-	sk = sem_lookup(me, ev->conn.src_port, peer, ev->conn.dst_port);
+	sk = sem_lookup(&ev->conn);
 	rcu_read_lock();
 	if (sk && !sk_fullsock(sk)) { /* TIME_WAIT: our end is gone */
 		sock_gen_put(sk);
@@ -591,7 +596,7 @@ static void sem_each_sock(bool (*match)(const struct fastivc_sock *ctx, const vo
 #define SEM_PEERS_MAX 16
 
 struct sem_peer {
-	__be32 addr;
+	struct xen_evtmgr_addr addr;
 	domid_t domid;
 	bool gone;
 };
@@ -616,7 +621,7 @@ static bool peer_is_gone(const struct fastivc_sock *ctx, const void *arg)
 	if (!has_tunnel(ctx))
 		return false;
 	for (i = 0; i < ps->n; i++)
-		if (ps->p[i].gone && ps->p[i].addr == ctx->raddr && ps->p[i].domid == ctx->peer)
+		if (ps->p[i].gone && fastivc_addr_eq(&ps->p[i].addr, &ctx->raddr) && ps->p[i].domid == ctx->peer)
 			return true;
 	return false;
 }
@@ -634,7 +639,7 @@ static void sem_check_peers(void)
 	list_for_each_entry(ctx, &fastivc_socks, node) {
 		if (!has_tunnel(ctx))
 			continue;
-		for (i = 0; i < np && !(peers[i].addr == ctx->raddr && peers[i].domid == ctx->peer); i++)
+		for (i = 0; i < np && !(fastivc_addr_eq(&peers[i].addr, &ctx->raddr) && peers[i].domid == ctx->peer); i++)
 			;
 		if (i < np || np == SEM_PEERS_MAX)
 			continue;
@@ -649,7 +654,7 @@ static void sem_check_peers(void)
 	rotor = np == SEM_PEERS_MAX ? rotor + np : 0;
 	for (i = 0; i < np; i++) {
 		/* a failed lookup says nothing about the peer: only a different answer does */
-		if (dem_lookup(peers[i].addr, &d) == 0 && d != peers[i].domid) {
+		if (dem_lookup(&peers[i].addr, &d) == 0 && d != peers[i].domid) {
 			peers[i].gone = true;
 			any_gone = true;
 		}

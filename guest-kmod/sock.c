@@ -310,10 +310,12 @@ static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int er
 /* The peer broke the protocol (code: an IVC_E_* or a local reason): reset this connection only. Lock held. */
 void fastivc_break(struct fastivc_sock *ctx, int code)
 {
+	char conn[FIVC_CONN_STR];
+
 	if (ctx->mode == FIVC_MODE_BROKEN)
 		return;
-	pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u (domain %u) broke the tunnel protocol (code %d): connection reset\n",
-			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ctx->peer, code);
+	pr_warn_ratelimited("fastivc: %s (domain %u) broke the tunnel protocol (code %d): connection reset\n",
+			    fastivc_conn_str(conn, ctx), ctx->peer, code);
 	WRITE_ONCE(ctx->violations, ctx->violations + 1);
 	atomic64_inc(&fastivc_stats.violations);
 	abort_conn(ctx, FIVC_R_VIOLATION, ECONNRESET, true); /* the application gets ECONNRESET, the peer an RST */
@@ -327,6 +329,8 @@ void fastivc_break(struct fastivc_sock *ctx, int code)
  */
 void fastivc_peer_gone(struct fastivc_sock *ctx)
 {
+	char conn[FIVC_CONN_STR];
+
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return;
 	if (ctx->tx_state != FIVC_DIR_OPEN && ctx->rx_state != FIVC_DIR_OPEN) {
@@ -334,8 +338,8 @@ void fastivc_peer_gone(struct fastivc_sock *ctx)
 			tx_fallback(ctx, FIVC_R_PEER_GONE);
 		return;
 	}
-	pr_info_ratelimited("fastivc: %pI4:%u -> %pI4:%u: domain %u is gone, connection aborted\n",
-			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ctx->peer);
+	pr_info_ratelimited("fastivc: %s: domain %u is gone, connection aborted\n",
+			    fastivc_conn_str(conn, ctx), ctx->peer);
 	abort_conn(ctx, FIVC_R_PEER_GONE, ECONNABORTED, false);
 }
 
@@ -547,6 +551,7 @@ static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool 
 static bool kick(struct fastivc_sock *ctx, u32 ev)
 {
 	int rc = dem_raise(ctx, ev, NULL);
+	char conn[FIVC_CONN_STR];
 
 	switch (rc) {
 	case 0:
@@ -568,8 +573,8 @@ static bool kick(struct fastivc_sock *ctx, u32 ev)
 		 * Not the peer's doing, so not a violation: -EACCES (the toolstack gave our own address to another domain:
 		 * this connection's address is no longer ours) or an error of the DEM. The connection cannot go on.
 		 */
-		pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u: the DEM refused an event (%d): connection %s\n",
-				    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, rc,
+		pr_warn_ratelimited("fastivc: %s: the DEM refused an event (%d): connection %s\n",
+				    fastivc_conn_str(conn, ctx), rc,
 				    rc == -EACCES ? "aborted" : "reset");
 		abort_conn(ctx, FIVC_R_DEM_ERROR, rc == -EACCES ? ECONNABORTED : ECONNRESET, rc != -EACCES);
 		return false;
@@ -999,6 +1004,7 @@ static int rx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 static void rx_eof_check(struct sock *sk, struct fastivc_sock *ctx, const char *where)
 {
 	struct ivc_tunnel *t = ctx->rx;
+	char conn[FIVC_CONN_STR];
 	u32 f;
 
 	if (!t || ctx->rx_state != FIVC_DIR_OPEN)
@@ -1008,8 +1014,8 @@ static void rx_eof_check(struct sock *sk, struct fastivc_sock *ctx, const char *
 		return;
 	if (ctx->rx_switched && rx_data_seq(sk) == ctx->rx_switch_seq && ivc_rx_ready(&t->rx, t->ctrl) == 0)
 		return;
-	pr_warn_ratelimited("fastivc: %pI4:%u -> %pI4:%u: EOF (%s) with the tunnel not drained: flags %#x switched %d switch_seq %u copied_seq %u rcv_nxt %u ready %lld wait_gen %u idx %u off %u have %u gen %u pend %u size %u\n",
-			    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, where, f, ctx->rx_switched,
+	pr_warn_ratelimited("fastivc: %s: EOF (%s) with the tunnel not drained: flags %#x switched %d switch_seq %u copied_seq %u rcv_nxt %u ready %lld wait_gen %u idx %u off %u have %u gen %u pend %u size %u\n",
+			    fastivc_conn_str(conn, ctx), where, f, ctx->rx_switched,
 			    READ_ONCE(t->ctrl->switch_seq), tcp_sk(sk)->copied_seq, tcp_sk(sk)->rcv_nxt,
 			    (long long)ivc_rx_ready(&t->rx, t->ctrl), t->rx.wait_gen, t->rx.idx, t->rx.off, t->rx.have,
 			    READ_ONCE(t->ctrl->chan[t->rx.idx].gen_num), READ_ONCE(t->ctrl->chan[t->rx.idx].pend_read),
@@ -1737,6 +1743,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 static void tx_user_timeout(struct fastivc_sock *ctx)
 {
 	u32 ut = READ_ONCE(inet_csk(ctx->sk)->icsk_user_timeout);
+	char conn[FIVC_CONN_STR];
 	struct ivc_tunnel *t = ctx->tx;
 
 	if (!ctx->tx_stall_since)
@@ -1746,8 +1753,8 @@ static void tx_user_timeout(struct fastivc_sock *ctx)
 		return;
 	}
 	if (ut && time_after_eq(jiffies, ctx->tx_stall_since + msecs_to_jiffies(ut))) {
-		pr_info_ratelimited("fastivc: %pI4:%u -> %pI4:%u: no channel read for %u ms (TCP_USER_TIMEOUT): connection timed out\n",
-				    &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, ut);
+		pr_info_ratelimited("fastivc: %s: no channel read for %u ms (TCP_USER_TIMEOUT): connection timed out\n",
+				    fastivc_conn_str(conn, ctx), ut);
 		/*
 		 * ETIMEDOUT, as tcp_write_err(); and a reset for the peer: over TCP it would learn of the end from the
 		 * reset its next window update draws, but a tunnel's reader sends nothing on TCP.

@@ -107,12 +107,29 @@ static int format_stats(char *buf, size_t size)
 	return n;
 }
 
+/* "a.b.c.d:port" or "[v6]:port" */
+static int addr_port(char *buf, size_t size, const struct xen_evtmgr_addr *a, u16 port)
+{
+	if (a->family == EVTMGR_AF_INET6)
+		return scnprintf(buf, size, "[%pI6c]:%u", a->addr, port);
+	return scnprintf(buf, size, "%pI4:%u", a->addr, port);
+}
+
+const char *fastivc_conn_str(char *buf, const struct fastivc_sock *ctx)
+{
+	int n = addr_port(buf, FIVC_CONN_STR, &ctx->laddr, ctx->lport);
+
+	n += scnprintf(buf + n, FIVC_CONN_STR - n, " -> ");
+	addr_port(buf + n, FIVC_CONN_STR - n, &ctx->raddr, ctx->rport);
+	return buf;
+}
+
 /* One socket's line (no newline). Caller holds fastivc_socks_lock, so ctx stays; tunnels are read under RCU. */
 static int format_sock(struct fastivc_sock *ctx, char *buf, size_t size)
 {
 	struct ivc_tunnel *t;
 	u32 in_flight = 0;
-	char peer[8] = "-";
+	char peer[8] = "-", local[56], remote[56];
 
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
@@ -121,11 +138,13 @@ static int format_sock(struct fastivc_sock *ctx, char *buf, size_t size)
 	rcu_read_unlock();
 	if (ctx->peer != EVTMGR_DOMID_NONE)
 		snprintf(peer, sizeof(peer), "%u", ctx->peer);
+	addr_port(local, sizeof(local), &ctx->laddr, ctx->lport);
+	addr_port(remote, sizeof(remote), &ctx->raddr, ctx->rport);
 	return scnprintf(buf, size,
-			 "sock id=%llu local=%pI4:%u remote=%pI4:%u peer=%s mode=%s reason=%s tx=%s tx_channels=%u "
+			 "sock id=%llu local=%s remote=%s peer=%s mode=%s reason=%s tx=%s tx_channels=%u "
 			 "tx_channel_size=%u tx_bytes=%llu tx_in_flight=%u tx_stalls=%llu rx=%s rx_channels=%u "
 			 "rx_channel_size=%u rx_bytes=%llu events_raised=%llu events_received=%llu violations=%llu",
-			 ctx->id, &ctx->laddr, ctx->lport, &ctx->raddr, ctx->rport, peer,
+			 ctx->id, local, remote, peer,
 			 mode_names[READ_ONCE(ctx->mode)], fastivc_reason_names[READ_ONCE(ctx->reason)],
 			 dir_names[READ_ONCE(ctx->tx_state)], ctx->tx_channels, ctx->tx_channel_size,
 			 READ_ONCE(ctx->tx_bytes), in_flight, READ_ONCE(ctx->tx_stalls),

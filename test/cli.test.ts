@@ -121,7 +121,7 @@ test('map: bad arguments are one error line and exit code 2, before any Xen acce
   const r = await runCli(['map', 'set', '10.0.0.300', '1']);
   t.is(r.code, 2);
   t.is(r.stdout, '');
-  t.is(r.stderr, "error: command-argument value '10.0.0.300' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d.\n");
+  t.is(r.stderr, "error: command-argument value '10.0.0.300' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address.\n");
   const d = await runCli(['map', 'del', '10.0.0.3', '40000']);
   t.is(d.code, 2);
   t.is(d.stderr, "error: command-argument value '40000' is invalid for argument 'domid'. expected a domain id, an integer 0..32751.\n");
@@ -133,12 +133,13 @@ test('map with FASTIVC_DEM_MOCK=1: set, list and del across runs through the sta
   const env = { FASTIVC_DEM_MOCK: '1', FASTIVC_DEM_MOCK_STATE: path.join(dir, 'dem.json') };
   t.is((await runCli(['map', 'set', '10.0.0.2', '1'], { env })).code, 0);
   t.is((await runCli(['map', 'set', '10.0.0.3', '2'], { env })).code, 0);
+  t.is((await runCli(['map', 'set', '2001:DB8::0003', '2'], { env })).code, 0);
   const list = await runCli(['map', 'list'], { env });
   t.is(list.code, 0, list.stderr);
-  t.is(list.stdout, 'ADDRESS   DOMID\n10.0.0.2      1\n10.0.0.3      2\n');
+  t.is(list.stdout, 'ADDRESS      DOMID\n10.0.0.2         1\n10.0.0.3         2\n2001:db8::3      2\n');
   t.is((await runCli(['map', 'del', '10.0.0.2'], { env })).code, 0);
   const json = await runCli(['map', 'list', '--json'], { env });
-  t.deepEqual(JSON.parse(json.stdout), [{ addr: '10.0.0.3', domid: 2 }]);
+  t.deepEqual(JSON.parse(json.stdout), [{ addr: '10.0.0.3', domid: 2 }, { addr: '2001:db8::3', domid: 2 }]);
   const again = await runCli(['map', 'del', '10.0.0.2'], { env });
   t.is(again.code, 1);
   t.is(again.stderr, 'fastivc: ip_del: 10.0.0.2 is not in the table\n');

@@ -64,6 +64,19 @@ test('both ends report one connection: one row, each direction from its sender',
   t.is(m.interval, null);
 });
 
+test('IPv6 tunnels: both ends merge into one row, and rows sort IPv4 before IPv6 without NaN', (t) => {
+  const f6 = 'id=8 local=[fd00:fa57::11]:39000 remote=[fd00:fa57::12]:7016 peer=2 mode=tunnel tx=open rx=tcp';
+  const r6 = 'id=4 local=[fd00:fa57::12]:7016 remote=[fd00:fa57::11]:39000 peer=1 mode=tunnel tx=tcp rx=open';
+  const m = buildModel(snap(1000, [dom(2, [`${REV} ${GEOM}`, `${r6} ${GEOM} rx_bytes=900`]), dom(1, [`${f6} ${GEOM} tx_bytes=1000`, `${FWD} ${GEOM}`])]));
+  t.is(m.tunnels.length, 2);
+  const v6 = m.tunnels.find((r) => r.a.ip.includes(':'));
+  t.truthy(v6);
+  t.deepEqual([v6!.a.domid, v6!.a.ip, v6!.a.port, v6!.b.domid, v6!.b.ip, v6!.b.port], [1, 'fd00:fa57::11', 39000, 2, 'fd00:fa57::12', 7016]);
+  t.deepEqual(v6!.bytes.ab, 1000);
+  const sorted = sortTunnels(m.tunnels, 'domains');
+  t.deepEqual(sorted.map((r) => r.a.ip.includes(':')), [false, true]);
+});
+
 test('throughput and events per second from two snapshots; a counter that went back has no rate', (t) => {
   const at = (time: number, tx: number, rx: number, ev: number) =>
     snap(time, [dom(1, [`${FWD} ${GEOM} tx_bytes=${tx} rx_bytes=${rx} events_raised=${ev} events_received=${ev}`])]);

@@ -78,6 +78,14 @@ test('sockets: the documented line, native lines, unknown keys ignored, bad line
   // Missing counters read 0; a bad endpoint is refused.
   t.like(parseSockLine('sock id=1 local=10.0.0.1:1 remote=10.0.0.2:2'), { txBytes: 0, mode: 'native', peer: null });
   t.is(typeof parseSockLine('sock id=1 local=10.0.0.1:99999 remote=10.0.0.2:2'), 'string');
+  // IPv6 sockets: "[addr]:port"; an IPv6 address without brackets is refused
+  t.like(parseSockLine('sock id=3 local=[fd00:fa57::11]:40000 remote=[fd00:fa57::12]:7016 peer=2 mode=tunnel'), {
+    id: 3,
+    local: '[fd00:fa57::11]:40000',
+    remote: '[fd00:fa57::12]:7016',
+    peer: 2,
+  });
+  t.is(typeof parseSockLine('sock id=3 local=fd00:fa57::11:40000 remote=[fd00:fa57::12]:7016'), 'string');
 });
 
 test('xenstore-ls -f: paths and values, with its escapes undone and unescaped quotes kept', (t) => {

@@ -61,6 +61,38 @@ test('map set, list, lookup, del: success is quiet, the table is aligned', async
   t.is((await cli(['map', 'list'], dem)).stdout, 'ADDRESS          DOMID\n192.168.100.200     12\n');
 });
 
+test('map with IPv6: any spelling in, the compressed form out and in the table, after the IPv4 entries', async (t) => {
+  const dem = mockDem();
+  for (const [ip, domid] of [['2001:DB8:0:0::0001', '1'], ['10.0.0.2', '1'], ['fe80::216:3eff:fe00:12', '12']] as const) {
+    const r = await cli(['map', 'set', ip, domid], dem);
+    t.deepEqual([r.code, r.stdout, r.stderr], [0, '', ''], ip);
+  }
+  t.is(
+    (await cli(['map', 'list'], dem)).stdout,
+    'ADDRESS                 DOMID\n' +
+      '10.0.0.2                    1\n' +
+      '2001:db8::1                 1\n' +
+      'fe80::216:3eff:fe00:12     12\n',
+  );
+  t.deepEqual(JSON.parse((await cli(['map', 'list', '--json'], dem)).stdout), [
+    { addr: '10.0.0.2', domid: 1 },
+    { addr: '2001:db8::1', domid: 1 },
+    { addr: 'fe80::216:3eff:fe00:12', domid: 12 },
+  ]);
+  t.is((await cli(['map', 'lookup', '2001:db8:0000::1'], dem)).stdout, '1\n');
+  t.deepEqual(JSON.parse((await cli(['map', 'lookup', 'FE80::216:3EFF:FE00:12', '--json'], dem)).stdout), {
+    addr: 'fe80::216:3eff:fe00:12',
+    domid: 12,
+  });
+  t.is((await cli(['map', 'lookup', '2001:db8::2'], dem)).stdout, 'none\n');
+  const wrong = await cli(['map', 'del', '2001:db8::1', '12'], dem);
+  t.deepEqual([wrong.code, wrong.stderr], [1, 'fastivc: ip_del: 2001:db8::1 is owned by another domain than 12\n']);
+  t.is((await cli(['map', 'del', '2001:0db8::0001', '1'], dem)).code, 0);
+  const absent = await cli(['map', 'del', '2001:DB8::1'], dem);
+  t.deepEqual([absent.code, absent.stderr], [1, 'fastivc: ip_del: 2001:db8::1 is not in the table\n']);
+  t.is((await cli(['map', 'list'], dem)).stdout.split('\n').length, 4);
+});
+
 test('an empty table prints the header only, or []', async (t) => {
   t.is((await cli(['map', 'list'])).stdout, 'ADDRESS  DOMID\n');
   t.is((await cli(['map', 'list', '--json'])).stdout, '[]\n');
@@ -68,9 +100,9 @@ test('an empty table prints the header only, or []', async (t) => {
 });
 
 const usage: [string[], string][] = [
-  [['map', 'set', '10.0.0', '1'], "error: command-argument value '10.0.0' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d."],
-  [['map', 'set', '10.0.0.256', '1'], "error: command-argument value '10.0.0.256' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d."],
-  [['map', 'set', '010.0.0.1', '1'], "error: command-argument value '010.0.0.1' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d."],
+  [['map', 'set', '10.0.0', '1'], "error: command-argument value '10.0.0' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
+  [['map', 'set', '10.0.0.256', '1'], "error: command-argument value '10.0.0.256' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
+  [['map', 'set', '010.0.0.1', '1'], "error: command-argument value '010.0.0.1' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
   [['map', 'set', '0.0.0.0', '1'], "error: command-argument value '0.0.0.0' is invalid for argument 'ip'. 0.0.0.0 is not a host address."],
   [['map', 'set', '10.0.0.1', '32752'], "error: command-argument value '32752' is invalid for argument 'domid'. expected a domain id, an integer 0..32751."],
   [['map', 'set', '10.0.0.1', '-1'], "error: command-argument value '-1' is invalid for argument 'domid'. expected a domain id, an integer 0..32751."],
@@ -79,12 +111,18 @@ const usage: [string[], string][] = [
   [['map', 'set', '10.0.0.1'], "error: missing required argument 'domid'"],
   [['map', 'set'], "error: missing required argument 'ip'"],
   [['map', 'set', '10.0.0.1', '1', '2'], "error: too many arguments for 'set'. Expected 2 arguments but got 3."],
-  [['map', 'del', 'host', '1'], "error: command-argument value 'host' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d."],
+  [['map', 'del', 'host', '1'], "error: command-argument value 'host' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
   [['map', 'del', '10.0.0.1', '0x10'], "error: command-argument value '0x10' is invalid for argument 'domid'. expected a domain id, an integer 0..32751."],
   [['map', 'del'], "error: missing required argument 'ip'"],
   [['map', 'list', 'extra'], "error: too many arguments for 'list'. Expected 0 arguments but got 1."],
   [['map', 'list', '--yaml'], "error: unknown option '--yaml'"],
-  [['map', 'lookup', '1.2.3'], "error: command-argument value '1.2.3' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d."],
+  [['map', 'lookup', '1.2.3'], "error: command-argument value '1.2.3' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
+  [['map', 'set', '::', '1'], "error: command-argument value '::' is invalid for argument 'ip'. :: is not a host address."],
+  [['map', 'set', '::ffff:10.0.0.1', '1'], "error: command-argument value '::ffff:10.0.0.1' is invalid for argument 'ip'. ::ffff:10.0.0.1 is an IPv4-mapped IPv6 address: the DEM names it as IPv4, 10.0.0.1."],
+  [['map', 'del', '::FFFF:a00:1'], "error: command-argument value '::FFFF:a00:1' is invalid for argument 'ip'. ::FFFF:a00:1 is an IPv4-mapped IPv6 address: the DEM names it as IPv4, 10.0.0.1."],
+  [['map', 'lookup', 'fe80::1%eth0'], "error: command-argument value 'fe80::1%eth0' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
+  [['map', 'set', '[2001:db8::1]', '1'], "error: command-argument value '[2001:db8::1]' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
+  [['map', 'set', '2001:db8::1/64', '1'], "error: command-argument value '2001:db8::1/64' is invalid for argument 'ip'. expected an IPv4 address a.b.c.d or an IPv6 address."],
 ];
 
 test('bad arguments: one error line, exit 2, nothing on stdout, the DEM never opened', async (t) => {

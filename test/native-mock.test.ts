@@ -3,7 +3,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { XenError, isDomid, isIPv4, openDem } from '../native/lib/index.js';
+import {
+  XenError,
+  canonicalIP,
+  compareIP,
+  formatIP,
+  ipBytes,
+  isDomid,
+  isIPv4,
+  isIPv6,
+  isV4Mapped,
+  openDem,
+} from '../native/lib/index.js';
 import { createMockBinding, createMockDem, mockRecord } from '../native/lib/mock.js';
 
 test('isIPv4 and isDomid follow the addon rules', (t) => {
@@ -13,6 +24,88 @@ test('isIPv4 and isDomid follow the addon rules', (t) => {
   }
   for (const ok of [0, 1, 32751]) t.true(isDomid(ok));
   for (const bad of [-1, 32752, 0x7ff4, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) t.false(isDomid(bad));
+});
+
+test('IPv6 addresses: read as inet_pton(AF_INET6) reads them, printed as glibc inet_ntop prints them', (t) => {
+  for (const [input, canonical] of [
+    ['2001:db8::1', '2001:db8::1'],
+    ['2001:DB8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['fe80::216:3eff:fe00:12', 'fe80::216:3eff:fe00:12'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1::', '1::'],
+    ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'], // "::" for one group, printed without it (a run of one)
+    ['::2:3:4:5:6:7:8', '0:2:3:4:5:6:7:8'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'], // the longest run
+    ['1:0:0:2:0:0:3:4', '1::2:0:0:3:4'], // the first of two equal runs
+    ['0:0:1::', '0:0:1::'],
+    ['::ffff:10.0.0.1', '::ffff:10.0.0.1'], // IPv4-mapped
+    ['::ffff:a00:1', '::ffff:10.0.0.1'],
+    ['::1.2.3.4', '::1.2.3.4'], // IPv4-compatible: glibc prints the dotted quad
+    ['::0.0.0.2', '::2'],
+    ['::ffff:0:1.2.3.4', '::ffff:0:102:304'],
+    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
+    ['0000:0000:0000:0000:0000:0000:0000:0000', '::'],
+  ] as const) {
+    t.is(canonicalIP(input), canonical, input);
+    t.true(isIPv6(input), input);
+    t.false(isIPv4(input), input);
+    t.is(ipBytes(input)?.length, 16, input);
+  }
+  t.is(canonicalIP('10.0.0.1'), '10.0.0.1');
+  t.false(isIPv6('10.0.0.1'));
+  for (const bad of [
+    '', ':', ':::', '::1::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8', '1:2:3:4:5:6:7', '1:', ':1',
+    '1::2:', '12345::1', '::g', 'fe80::1%eth0', '[::1]', ' ::1', '::1 ', '::1.2.3', '::1.2.3.04', '::256.1.1.1',
+    '::a.1.1.1', '1:2:3:4:5:6:7:1.2.3.4', '::1.2.3.4:5', '2001:db8::/64', '::1\0', '01.2.3.4', '1.2.3', 'x',
+  ]) {
+    t.is(ipBytes(bad), undefined, JSON.stringify(bad));
+    t.is(canonicalIP(bad), undefined, JSON.stringify(bad));
+    t.false(isIPv6(bad), JSON.stringify(bad));
+  }
+  t.true(isV4Mapped(ipBytes('::ffff:1.2.3.4') as Uint8Array));
+  for (const a of ['::fffe:1.2.3.4', '::1:ffff:1.2.3.4', '1.2.3.4', '::1.2.3.4']) t.false(isV4Mapped(ipBytes(a) as Uint8Array), a);
+  t.is(formatIP(Uint8Array.from([192, 0, 2, 1])), '192.0.2.1');
+  // the DEM's table order: IPv4 first, then IPv6, each by address bytes
+  t.deepEqual(['fe80::1', '10.0.0.2', '2001:db8::1', '9.0.0.1', '::1', '10.0.0.10'].sort(compareIP), [
+    '9.0.0.1', '10.0.0.2', '10.0.0.10', '::1', '2001:db8::1', 'fe80::1',
+  ]);
+});
+
+test('IPv6 over the mock: any spelling in, compressed out, beside IPv4 in the DEM order; refused as the DEM refuses', async (t) => {
+  const b = createMockDem({
+    records: [
+      mockRecord({ src: '[2001:db8::1]:40000', dst: '[2001:db8::2]:5201', owner: 2, raiser: 1 }),
+      mockRecord({ src: '10.0.0.1:40000', dst: '10.0.0.2:5201', owner: 2, raiser: 1 }),
+    ],
+  });
+  const dem = openDem({ binding: b });
+  await dem.ipSet('2001:DB8:0::0002', 2);
+  await dem.ipSet('2001:db8::1', 1);
+  await dem.ipSet('10.0.0.1', 1);
+  await dem.ipSet('10.0.0.2', 2);
+  t.is(await dem.ipLookup('2001:db8:0:0:0:0:0:2'), 2);
+  t.is(await dem.ipLookup('2001:db8::3'), null);
+  t.deepEqual((await dem.query('ip')).entries, [
+    { addr: '10.0.0.1', domid: 1 },
+    { addr: '10.0.0.2', domid: 2 },
+    { addr: '2001:db8::1', domid: 1 },
+    { addr: '2001:db8::2', domid: 2 },
+  ]);
+  // the IPv6 address moves: the record that names it goes, the IPv4 one stays
+  await dem.ipSet('2001:db8::2', 3);
+  t.deepEqual((await dem.query('records')).entries.map((r) => r.src), ['10.0.0.1:40000']);
+  for (const [addr, call] of [
+    ['::', () => dem.ipSet('::', 1)],
+    ['::ffff:10.0.0.9', () => dem.ipSet('::ffff:10.0.0.9', 1)],
+    ['::ffff:10.0.0.1', () => dem.ipDel('::ffff:10.0.0.1')],
+    ['::ffff:10.0.0.1', () => dem.ipLookup('::ffff:10.0.0.1')],
+  ] as const) {
+    t.like(await t.throwsAsync(call(), { instanceOf: XenError }), { code: 'EINVAL' }, addr);
+  }
+  t.is(b.table().length, 4);
+  await dem.ipDel('2001:0db8::0001', 1);
+  t.is(await dem.ipLookup('2001:db8::1'), null);
 });
 
 test('set, lookup, list and del over the mock', async (t) => {

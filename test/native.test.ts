@@ -154,11 +154,18 @@ type BadCall = [string, (b: FastivcBinding) => unknown, typeof TypeError | typeo
 const badCalls: BadCall[] = [
   ['ipSet number addr', (b) => b.ipSet(42 as unknown as string, 1), TypeError, 'ipSet: addr must be a string'],
   ['ipSet no args', (b) => (b.ipSet as unknown as () => unknown)(), TypeError, 'ipSet: addr must be a string'],
-  ['ipSet short addr', (b) => b.ipSet('10.0.0', 1), RangeError, "ipSet: '10.0.0' is not an IPv4 address (a.b.c.d)"],
-  ['ipSet octet 256', (b) => b.ipSet('10.0.0.256', 1), RangeError, "ipSet: '10.0.0.256' is not an IPv4 address (a.b.c.d)"],
-  ['ipSet leading zero', (b) => b.ipSet('10.0.0.01', 1), RangeError, "ipSet: '10.0.0.01' is not an IPv4 address (a.b.c.d)"],
-  ['ipSet spaces', (b) => b.ipSet(' 10.0.0.1', 1), RangeError, "ipSet: ' 10.0.0.1' is not an IPv4 address (a.b.c.d)"],
-  ['ipSet ipv6', (b) => b.ipSet('::1', 1), RangeError, "ipSet: '::1' is not an IPv4 address (a.b.c.d)"],
+  ['ipSet short addr', (b) => b.ipSet('10.0.0', 1), RangeError, "ipSet: '10.0.0' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet octet 256', (b) => b.ipSet('10.0.0.256', 1), RangeError, "ipSet: '10.0.0.256' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet leading zero', (b) => b.ipSet('10.0.0.01', 1), RangeError, "ipSet: '10.0.0.01' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet spaces', (b) => b.ipSet(' 10.0.0.1', 1), RangeError, "ipSet: ' 10.0.0.1' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 zone', (b) => b.ipSet('fe80::1%eth0', 1), RangeError, "ipSet: 'fe80::1%eth0' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 brackets', (b) => b.ipSet('[::1]', 1), RangeError, "ipSet: '[::1]' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 nine groups', (b) => b.ipSet('1:2:3:4:5:6:7:8:9', 1), RangeError, "ipSet: '1:2:3:4:5:6:7:8:9' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 empty ::', (b) => b.ipSet('1:2:3:4:5:6:7::8', 1), RangeError, "ipSet: '1:2:3:4:5:6:7::8' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 two ::', (b) => b.ipSet('1::2::3', 1), RangeError, "ipSet: '1::2::3' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 hex', (b) => b.ipSet('2001:db8::g', 1), RangeError, "ipSet: '2001:db8::g' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 quad zero', (b) => b.ipSet('::ffff:1.2.3.04', 1), RangeError, "ipSet: '::ffff:1.2.3.04' is not an IP address (a.b.c.d or IPv6)"],
+  ['ipSet ipv6 NUL', (b) => b.ipSet('::1\0', 1), RangeError, "ipSet: '::1\0' is not an IP address (a.b.c.d or IPv6)"],
   ['ipSet string domid', (b) => b.ipSet('10.0.0.1', '1' as unknown as number), TypeError, 'ipSet: domid must be a number'],
   ['ipSet missing domid', (b) => (b.ipSet as unknown as (a: string) => unknown)('10.0.0.1'), TypeError, 'ipSet: domid must be a number'],
   ['ipSet domid too big', (b) => b.ipSet('10.0.0.1', 0x7ff0), RangeError, 'ipSet: domid must be an integer in 0..32751 (0x7FEF), got 32752'],
@@ -166,11 +173,11 @@ const badCalls: BadCall[] = [
   ['ipSet fractional domid', (b) => b.ipSet('10.0.0.1', 1.5), RangeError, 'ipSet: domid must be an integer in 0..32751 (0x7FEF), got 1.5'],
   ['ipSet NaN domid', (b) => b.ipSet('10.0.0.1', Number.NaN), RangeError, 'ipSet: domid must be an integer in 0..32751 (0x7FEF), got NaN'],
   ['ipSet numeric device', (b) => b.ipSet('10.0.0.1', 1, 5 as unknown as string), TypeError, 'ipSet: device must be a string'],
-  ['ipDel bad addr', (b) => b.ipDel('1.2.3.4.5'), RangeError, "ipDel: '1.2.3.4.5' is not an IPv4 address (a.b.c.d)"],
+  ['ipDel bad addr', (b) => b.ipDel('1.2.3.4.5'), RangeError, "ipDel: '1.2.3.4.5' is not an IP address (a.b.c.d or IPv6)"],
   ['ipDel bad domid', (b) => b.ipDel('1.2.3.4', 40000), RangeError, 'ipDel: domid must be an integer in 0..32751 (0x7FEF), got 40000'],
   ['ipDel string domid', (b) => b.ipDel('1.2.3.4', 'x' as unknown as number), TypeError, 'ipDel: domid must be a number'],
   ['ipLookup object', (b) => b.ipLookup({} as unknown as string), TypeError, 'ipLookup: addr must be a string'],
-  ['ipLookup empty', (b) => b.ipLookup(''), RangeError, "ipLookup: '' is not an IPv4 address (a.b.c.d)"],
+  ['ipLookup empty', (b) => b.ipLookup(''), RangeError, "ipLookup: '' is not an IP address (a.b.c.d or IPv6)"],
   ['ipLookup empty device', (b) => b.ipLookup('1.2.3.4', ''), TypeError, 'ipLookup: device must not be empty'],
   ['query number', (b) => b.query(1 as unknown as 'ip'), TypeError, 'query: what must be a string'],
   ['query unknown', (b) => b.query('tunnels' as 'ip'), RangeError, "query: what must be 'ip' or 'records', got 'tunnels'"],
@@ -316,6 +323,9 @@ test('fake device: records are converted field by field', async (t) => {
   t.is((r.entries[2]?.raised as Record<string, number>).SEND_DATA, 204);
   t.is(r.entries[2]?.channelSize, 3 * 4096);
   t.like(r.counters, { records: 3, pending: 2, virqs: 5, fetches: 6, eventsDelivered: 8, raisesDenied: 3 });
+  // an IPv6 connection: "[address]:port", the address compressed
+  const v6 = (await inFake('return await b.query("records", d);', { FAKE_DEM_RECORDS: '4' })) as { entries: Record<string, unknown>[] };
+  t.like(v6.entries[3], { src: '[2001:db8::4]:40003', dst: '[2001:db8::1:4]:5201', owner: 2, raiser: 1 });
 });
 
 test('fake device: set, lookup, del and their errors', async (t) => {
@@ -363,6 +373,40 @@ test('fake device: set, lookup, del and their errors', async (t) => {
   ]);
 });
 
+test('fake device: IPv6 entries; the addon reads and prints addresses as the mock does (inet_pton / inet_ntop)', async (t) => {
+  if (shim === undefined) return t.pass('fake privcmd not built (no C compiler or no evtmgr.h)');
+  // glibc's corner cases of the compressed form, IPv4 beside them; two per domain (the fake's limit is 3)
+  const addrs = [
+    '2001:DB8:0000:0000:0000:0000:0000:0001', 'fe80::216:3eff:fe00:12', '::1', '1::', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8',
+    '1:0:0:2:0:0:0:3', '1:0:0:2:0:0:3:4', '0:0:1::', '::1.2.3.4', '::0.0.0.2', '::ffff:0:1.2.3.4', '1:2:3:4:5:6:1.2.3.4',
+    '10.0.0.1', '192.0.2.1',
+  ];
+  const r = (await inFake(`
+    const out = {};
+    const addrs = ${JSON.stringify(addrs)};
+    for (let i = 0; i < addrs.length; i++) await b.ipSet(addrs[i], 1 + (i >> 1), d);
+    out.table = (await b.query('ip', d)).entries;
+    out.found = await b.ipLookup('2001:db8:0::1', d);
+    out.absent = await b.ipLookup('2001:db8::2', d);
+    out.mapped = await err(b.ipSet('::ffff:10.0.0.1', 9, d));
+    out.zero = await err(b.ipLookup('::', d));
+    out.wrongOwner = await err(b.ipDel('2001:DB8::1', 2, d));
+    out.del = await err(b.ipDel('2001:db8::0:1', 1, d));
+    out.gone = await b.ipLookup('2001:db8::1', d);
+    return out;`)) as Record<string, unknown>;
+  const mock = createMockDem();
+  for (const [i, a] of addrs.entries()) await mock.ipSet(a, 1 + (i >> 1));
+  t.deepEqual(r.table, (await mock.query('ip')).entries);
+  t.deepEqual((r.table as { addr: string }[]).slice(0, 3).map((e) => e.addr), ['10.0.0.1', '192.0.2.1', '::1']);
+  t.is(r.found, 1);
+  t.is(r.absent, null);
+  t.like(r.mapped, { code: 'EINVAL', op: 'ip_set', message: 'ip_set: the DEM rejected ::ffff:10.0.0.1 (not a usable host address)' });
+  t.like(r.zero, { code: 'EINVAL', op: 'ip_lookup' });
+  t.like(r.wrongOwner, { code: 'ESRCH', message: 'ip_del: 2001:db8::1 is owned by another domain than 2' });
+  t.deepEqual(r.del, { ok: null });
+  t.is(r.gone, null);
+});
+
 test('fake device: an unprivileged caller, a Xen without the DEM, and the DEM disabled', async (t) => {
   if (shim === undefined) return t.pass('fake privcmd not built (no C compiler or no evtmgr.h)');
   const body = `return { info: await err(b.info(d)), set: await err(b.ipSet('10.0.0.9', 1, d)),
@@ -408,6 +452,13 @@ test('fastivc map list / set / dem info through the addon and the fake device', 
   t.is(list.stdout, 'ADDRESS   DOMID\n10.0.0.1      1\n10.0.0.2      2\n10.0.0.3      3\n');
   const json = await cliInFake(['map', 'list', '--json'], { FAKE_DEM_PRELOAD: '1' });
   t.deepEqual(JSON.parse(json.stdout), [{ addr: '10.0.0.1', domid: 1 }]);
+  const v6 = await cliInFake(['map', 'set', '2001:DB8::0001', '1']);
+  t.deepEqual([v6.code, v6.stderr], [0, '']);
+  const mapped = await cliInFake(['map', 'set', '::ffff:10.0.0.1', '1']);
+  t.deepEqual([mapped.code, mapped.stderr], [
+    2,
+    "error: command-argument value '::ffff:10.0.0.1' is invalid for argument 'ip'. ::ffff:10.0.0.1 is an IPv4-mapped IPv6 address: the DEM names it as IPv4, 10.0.0.1.\n",
+  ]);
   const set = await cliInFake(['map', 'set', '10.0.0.9', '50']);
   t.is(set.code, 1);
   t.is(set.stderr, 'fastivc: ip_set: no live domain 50\n');

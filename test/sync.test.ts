@@ -25,17 +25,18 @@ function toolstack(state: { ls: string; domains: number[] }, calls: string[] = [
   };
 }
 
-test('desired table: vif ip nodes (IPv4 only, several per vif, several vifs) and dom0 addresses', (t) => {
+test('desired table: vif ip nodes (IPv4 and IPv6, several per vif, several vifs) and dom0 addresses', (t) => {
   const d = desiredFrom(VIF_LS, ['192.0.2.1']);
   t.deepEqual([...d.map], [
     ['192.0.2.11', 1],
     ['192.0.2.12', 2],
+    ['fe80::216:3eff:fe00:12', 2],
     ['192.0.2.22', 2],
     ['10.1.0.2', 2],
     ['192.0.2.1', 0],
   ]);
   t.deepEqual([...d.authoritative].sort(), [0, 1, 2]); // dom 3 has a vif without ip: not authoritative
-  t.deepEqual(d.notes, ['skip fe80::216:3eff:fe00:12 of dom 2 vif 0 (not an IPv4 host address)']);
+  t.deepEqual(d.notes, ['skip ::ffff:192.0.2.11 of dom 1 vif 0 (IPv4-mapped: the DEM names it as 192.0.2.11, list that)']);
   const conflict = desiredFrom('/local/domain/0/backend/vif/4/0/ip = "192.0.2.11"\n' + VIF_LS, []);
   t.false(conflict.map.has('192.0.2.11'));
   t.deepEqual(conflict.notes.slice(-1), ['skip 192.0.2.11: configured for doms 1, 4 (conflict, left alone)']);
@@ -61,12 +62,45 @@ test('plan: set the missing and the wrong, delete the gone and the unconfigured,
     { op: 'set', addr: '192.0.2.1', domid: 0 },
     { op: 'set', addr: '192.0.2.12', domid: 2, was: 7 },
     { op: 'set', addr: '192.0.2.22', domid: 2 },
+    { op: 'set', addr: 'fe80::216:3eff:fe00:12', domid: 2 },
   ]);
   // In step: nothing to do. Without --dom0-ip, dom0's entries are left alone.
   const done = actual.filter((e) => e.addr === '192.0.2.11' || e.addr === '192.0.2.15');
   const inStep = [...done, ...[...desired.map].filter(([a]) => a !== '192.0.2.11').map(([addr, domid]) => ({ addr, domid }))];
   t.deepEqual(planSync(desired, inStep, new Set([0, 1, 2, 3])), []);
   t.deepEqual(planSync(desiredFrom('', []), [{ addr: '192.0.2.1', domid: 0 }], new Set([0])), []);
+});
+
+test('sync: IPv6 vif addresses are set in the DEM\'s spelling, IPv4-mapped and unspecified ones skipped', async (t) => {
+  const ls =
+    '/local/domain/0/backend/vif/1/0/ip = "192.0.2.11 2001:DB8:0:0::0011 ::ffff:192.0.2.11 :: fe80::1%eth0"\n' +
+    '/local/domain/0/backend/vif/2/0/ip = "2001:db8::12 10.0.0.2/24"\n';
+  const { binding, dem } = mock({ ip: [{ addr: '2001:db8::99', domid: 1 }, { addr: '2001:db8::12', domid: 3 }] });
+  const state = { ls, domains: [0, 1, 2, 3] };
+  const r = await cli(['sync', '--once', '--dom0-ip', '2001:DB8::1'], { dem: () => dem, exec: toolstack(state) });
+  t.is(r.code, 0, r.stderr);
+  t.is(
+    r.stdout,
+    'skip ::ffff:192.0.2.11 of dom 1 vif 0 (IPv4-mapped: the DEM names it as 192.0.2.11, list that)\n' +
+      'skip :: of dom 1 vif 0 (not an IP host address)\n' +
+      'skip fe80::1%eth0 of dom 1 vif 0 (not an IP host address)\n' +
+      'skip 10.0.0.2/24 of dom 2 vif 0 (not an IP host address)\n' +
+      'del 2001:db8::99 (no longer an address of dom 1)\n' +
+      'set 192.0.2.11 -> dom 1\n' +
+      'set 2001:db8::1 -> dom 0\n' +
+      'set 2001:db8::11 -> dom 1\n' +
+      'set 2001:db8::12 -> dom 2 (was dom 3)\n',
+  );
+  t.deepEqual(binding.table(), [
+    { addr: '192.0.2.11', domid: 1 },
+    { addr: '2001:db8::1', domid: 0 },
+    { addr: '2001:db8::11', domid: 1 },
+    { addr: '2001:db8::12', domid: 2 },
+  ]);
+  // the DEM answers the compressed form: the second pass finds the table in step, whatever xenstore's spelling
+  const again = await cli(['sync', '--once', '--dom0-ip', '2001:DB8::1'], { dem: () => dem, exec: toolstack(state) });
+  t.deepEqual([again.code, again.stdout.split('\n').filter((l) => !l.startsWith('skip'))], [0, ['']]);
+  t.deepEqual(desiredFrom(ls, ['2001:0db8::1']).map.get('2001:db8::1'), 0);
 });
 
 interface Out {
@@ -98,12 +132,13 @@ test('sync --once: one line per change, exit 0; a second pass changes nothing', 
   t.is(r.code, 0, r.stderr);
   t.is(
     r.stdout,
-    'skip fe80::216:3eff:fe00:12 of dom 2 vif 0 (not an IPv4 host address)\n' +
+    'skip ::ffff:192.0.2.11 of dom 1 vif 0 (IPv4-mapped: the DEM names it as 192.0.2.11, list that)\n' +
       'del 192.0.2.13 (dom 5 gone)\n' +
       'set 10.1.0.2 -> dom 2\n' +
       'set 192.0.2.1 -> dom 0\n' +
       'set 192.0.2.11 -> dom 1\n' +
-      'set 192.0.2.22 -> dom 2\n',
+      'set 192.0.2.22 -> dom 2\n' +
+      'set fe80::216:3eff:fe00:12 -> dom 2\n',
   );
   t.is(r.stderr, '');
   t.deepEqual(calls.sort(), ['xenstore-list /local/domain', 'xenstore-ls -f /local/domain/0']);
@@ -113,6 +148,7 @@ test('sync --once: one line per change, exit 0; a second pass changes nothing', 
     { addr: '192.0.2.11', domid: 1 },
     { addr: '192.0.2.12', domid: 2 },
     { addr: '192.0.2.22', domid: 2 },
+    { addr: 'fe80::216:3eff:fe00:12', domid: 2 },
   ]);
   const again = await cli(['sync', '--once', '--dom0-ip', '192.0.2.1'], { dem: () => dem, exec: toolstack(state) });
   t.deepEqual([again.code, again.stdout.split('\n').filter((l) => !l.startsWith('skip'))], [0, ['']]);
@@ -124,7 +160,7 @@ test('sync --once: a refused operation is logged, the others go on, exit 1', asy
   t.is(r.code, 1);
   t.regex(r.stderr, /^fastivc sync: set 192\.0\.2\.11 -> dom 1 failed: ip_set: no live domain 1\n/);
   t.regex(r.stderr, /\nfastivc: sync: 1 failure\(s\) in the pass \(see above\)\n$/);
-  t.is(binding.table().length, 3);
+  t.is(binding.table().length, 4);
   // No toolstack, or no DEM: one line each, exit 1, nothing changed.
   const noXs = await cli(['sync', '--once'], {
     dem: () => dem,
@@ -145,7 +181,8 @@ test('sync: bad arguments are one line and exit 2', async (t) => {
   const cases: [string[], string][] = [
     [['sync', '--interval', '2'], "error: option '--interval <ms>' argument '2' is invalid. expected milliseconds, an integer >= 100."],
     [['sync', '--interval', '1.5s'], "error: option '--interval <ms>' argument '1.5s' is invalid. expected milliseconds, an integer >= 100."],
-    [['sync', '--dom0-ip', '192.0.2'], "error: option '--dom0-ip <ip>' argument '192.0.2' is invalid. expected an IPv4 address a.b.c.d."],
+    [['sync', '--dom0-ip', '192.0.2'], "error: option '--dom0-ip <ip>' argument '192.0.2' is invalid. expected an IPv4 address a.b.c.d or an IPv6 address."],
+    [['sync', '--dom0-ip', '::ffff:192.0.2.1'], "error: option '--dom0-ip <ip>' argument '::ffff:192.0.2.1' is invalid. ::ffff:192.0.2.1 is an IPv4-mapped IPv6 address: the DEM names it as IPv4, 192.0.2.1."],
     [['sync', '--dom0-ip'], "error: option '--dom0-ip <ip>' argument missing"],
     [['sync', 'extra'], "error: too many arguments for 'sync'. Expected 0 arguments but got 1."],
     [['sync', '--forever'], "error: unknown option '--forever'"],
@@ -189,7 +226,7 @@ test('sync loop: a pass at once and one per xenstore-watch event; a domain that 
     },
   });
   await p;
-  t.is(binding.table().length, 5);
+  t.is(binding.table().length, 6);
   // domU2 is destroyed: its vif goes from xenstore, the watch fires.
   state.ls = VIF_LS.split('\n').filter((l) => !l.includes('/vif/2')).join('\n');
   state.domains = [0, 1];
@@ -200,7 +237,12 @@ test('sync loop: a pass at once and one per xenstore-watch event; a domain that 
     { addr: '192.0.2.1', domid: 0 },
     { addr: '192.0.2.11', domid: 1 },
   ]);
-  t.deepEqual(lines.slice(-3), ['del 10.1.0.2 (dom 2 gone)', 'del 192.0.2.12 (dom 2 gone)', 'del 192.0.2.22 (dom 2 gone)']);
+  t.deepEqual(lines.slice(-4), [
+    'del 10.1.0.2 (dom 2 gone)',
+    'del 192.0.2.12 (dom 2 gone)',
+    'del 192.0.2.22 (dom 2 gone)',
+    'del fe80::216:3eff:fe00:12 (dom 2 gone)',
+  ]);
   t.is(lines.filter((l) => l.startsWith('skip')).length, 1); // notes once, not every pass
   ac.abort();
   await done;
@@ -249,5 +291,5 @@ test('sync without --once runs the loop until its signal aborts', async (t) => {
   });
   t.is(r.code, 0);
   t.regex(r.stdout, /^set 192\.0\.2\.1 -> dom 0$/m);
-  t.is(binding.table().length, 5);
+  t.is(binding.table().length, 6);
 });

@@ -5,6 +5,7 @@
  */
 #include "dem.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,8 @@ static const char usage_text[] =
 	"  release --src IP:PORT --dst IP:PORT   drop the caller's record for that connection\n"
 	"  query [ip|records]                    privileged snapshot, all entries and the counters\n"
 	"  watch --seconds S [--fetch]           bind VIRQ 14, count notifications ({\"ready\":true} on stderr first)\n"
-	"  selftest --self IP --peer IP --unowned IP [--privileged] [--spare IP] [--domid N]\n"
+	"  selftest --self IP --peer IP --unowned IP [--privileged] [--spare IP] [--spare6 IPv6] [--domid N]\n"
+	"IP: a.b.c.d, or IPv6 in any inet_pton form (printed compressed); IP:PORT: a.b.c.d:PORT or [IPv6]:PORT.\n"
 	"set, del, lookup, raise and release take --dry-run: print the request as encoded, make no hypercall.\n"
 	"LIST: comma-separated create,send_close,reject,recv_close,send_data,recv_get_data, or all, or a number.\n"
 	"Exit: 0 done, 1 the hypercall (or device) failed: JSON has rc and errno, 2 usage.\n"
@@ -133,6 +135,37 @@ int parse_ipv4(const char *s, xen_evtmgr_addr_t *a)
 	return s ? parse_ipv4_n(s, strlen(s), a) : -1;
 }
 
+/*
+ * An IPv6 address as inet_pton(AF_INET6) reads it (hex groups, "::", a dotted quad at the end; no zone, no
+ * brackets). Sent as given: the all-zero address and IPv4-mapped ones (::ffff:a.b.c.d) too, for the DEM to refuse.
+ */
+static int parse_ipv6_n(const char *s, size_t n, xen_evtmgr_addr_t *a)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (n == 0 || n >= sizeof(buf) || memchr(s, '\0', n))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET6, buf, a->addr) != 1)
+		return -1;
+	a->family = XEN_EVTMGR_AF_INET6;
+	return 0;
+}
+
+/* IPv6 if it has a colon, else a strict dotted quad. */
+static int parse_ip_n(const char *s, size_t n, xen_evtmgr_addr_t *a)
+{
+	return memchr(s, ':', n) ? parse_ipv6_n(s, n, a) : parse_ipv4_n(s, n, a);
+}
+
+int parse_ip(const char *s, xen_evtmgr_addr_t *a)
+{
+	return s ? parse_ip_n(s, strlen(s), a) : -1;
+}
+
+/* a.b.c.d:PORT or [IPv6]:PORT (an IPv6 address without brackets is refused: "::1:80" could be either). */
 int parse_endpoint(const char *s, xen_evtmgr_addr_t *a, uint16_t *port)
 {
 	const char *colon;
@@ -140,8 +173,12 @@ int parse_endpoint(const char *s, xen_evtmgr_addr_t *a, uint16_t *port)
 
 	if (!s || !(colon = strrchr(s, ':')))
 		return -1;
-	if (parse_ipv4_n(s, (size_t)(colon - s), a) < 0)
+	if (s[0] == '[') {
+		if (colon - s < 2 || colon[-1] != ']' || parse_ipv6_n(s + 1, (size_t)(colon - s - 2), a) < 0)
+			return -1;
+	} else if (parse_ipv4_n(s, (size_t)(colon - s), a) < 0) {
 		return -1;
+	}
 	/* decimal only for ports */
 	if (colon[1] == '0' && colon[2] != '\0')
 		return -1;
@@ -375,20 +412,44 @@ void jb_str(struct jb *j, const char *s)
 	jb_printf(j, "\"");
 }
 
-/* IPv4 as a dotted quad; anything else (a kernel-written address we do not expect) as family/hex. */
+/* 4 (IPv4, dotted quad), 6 (IPv6, inet_ntop's compressed form) or 0: not an address in a form we print as text. */
+static int addr_kind(const xen_evtmgr_addr_t *a)
+{
+	if (a->pad[0] || a->pad[1] || a->pad[2])
+		return 0;
+	if (a->family == XEN_EVTMGR_AF_INET6)
+		return 6;
+	if (a->family != XEN_EVTMGR_AF_INET)
+		return 0;
+	for (int i = 4; i < 16; i++)
+		if (a->addr[i])
+			return 0;
+	return 4;
+}
+
+/* IPv4 as a dotted quad, IPv6 compressed; anything else (an address we do not expect) as family/hex. */
 static void addr_text(char *buf, size_t n, const xen_evtmgr_addr_t *a)
 {
-	int plain = a->family == XEN_EVTMGR_AF_INET && !a->pad[0] && !a->pad[1] && !a->pad[2];
-
-	for (int i = 4; i < 16 && plain; i++)
-		plain = !a->addr[i];
-	if (plain) {
+	switch (addr_kind(a)) {
+	case 4:
 		snprintf(buf, n, "%u.%u.%u.%u", a->addr[0], a->addr[1], a->addr[2], a->addr[3]);
 		return;
+	case 6:
+		if (inet_ntop(AF_INET6, a->addr, buf, (socklen_t)n))
+			return;
+		break;
 	}
 	size_t o = (size_t)snprintf(buf, n, "family%u/", a->family);
 	for (int i = 0; i < 16 && o + 3 < n; i++)
 		o += (size_t)snprintf(buf + o, n - o, "%02x", a->addr[i]);
+}
+
+void endpoint_text(char *buf, size_t n, const xen_evtmgr_addr_t *a, uint16_t port)
+{
+	char addr[64];
+
+	addr_text(addr, sizeof(addr), a);
+	snprintf(buf, n, addr_kind(a) == 6 ? "[%s]:%u" : "%s:%u", addr, port);
 }
 
 void jb_addr(struct jb *j, const xen_evtmgr_addr_t *a)
@@ -402,11 +463,8 @@ void jb_addr(struct jb *j, const xen_evtmgr_addr_t *a)
 void jb_endpoint(struct jb *j, const xen_evtmgr_addr_t *a, uint16_t port)
 {
 	char buf[80];
-	size_t o;
 
-	addr_text(buf, sizeof(buf), a);
-	o = strlen(buf);
-	snprintf(buf + o, sizeof(buf) - o, ":%u", port);
+	endpoint_text(buf, sizeof(buf), a, port);
 	jb_str(j, buf);
 }
 

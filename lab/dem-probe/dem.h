@@ -45,7 +45,8 @@
 /* ---- args.c: parsing (0 = ok, -1 = bad value) ---- */
 int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out); /* decimal or 0x hex */
 int parse_ipv4(const char *s, xen_evtmgr_addr_t *a);                     /* strict dotted quad */
-int parse_endpoint(const char *s, xen_evtmgr_addr_t *a, uint16_t *port); /* IP:PORT, port 0..65535 */
+int parse_ip(const char *s, xen_evtmgr_addr_t *a);                       /* IPv4, or IPv6 (inet_pton) */
+int parse_endpoint(const char *s, xen_evtmgr_addr_t *a, uint16_t *port); /* IPv4:PORT or [IPv6]:PORT */
 int parse_events(const char *s, uint32_t *mask);                         /* names, "all", or a number */
 int parse_tunnel(const char *s, xen_evtmgr_tunnel_t *t);                 /* CHANNELS,SIZE,GREF[,GREF...] */
 int parse_domid(const char *s, domid_t *d);                              /* 0..65535 or "none" */
@@ -79,6 +80,7 @@ void jb_printf(struct jb *j, const char *fmt, ...) __attribute__((format(printf,
 void jb_str(struct jb *j, const char *s); /* a quoted, escaped JSON string */
 void jb_addr(struct jb *j, const xen_evtmgr_addr_t *a);
 void jb_endpoint(struct jb *j, const xen_evtmgr_addr_t *a, uint16_t port);
+void endpoint_text(char *buf, size_t n, const xen_evtmgr_addr_t *a, uint16_t port); /* "a.b.c.d:p", "[v6]:p" */
 void jb_domid(struct jb *j, domid_t d); /* a number, or null for XEN_EVTMGR_DOMID_NONE */
 void jb_events(struct jb *j, uint32_t mask);
 void jb_tunnel(struct jb *j, const xen_evtmgr_tunnel_t *t);

@@ -142,8 +142,8 @@ static int ip_cmd(int argc, char **argv, unsigned int cmd)
 
 	parse_opts(argc, argv, opts, pos, need, max);
 	memset(&e, 0, sizeof(e));
-	if (parse_ipv4(pos[0], &e.addr) < 0)
-		usage_error("bad IPv4 address '%s'", pos[0]);
+	if (parse_ip(pos[0], &e.addr) < 0)
+		usage_error("bad IP address '%s' (a.b.c.d or IPv6)", pos[0]);
 	e.domid = XEN_EVTMGR_DOMID_NONE;
 	if (pos[1] && parse_domid(pos[1], &e.domid) < 0)
 		usage_error("bad domain id '%s' (0..65535 or none)", pos[1]);
@@ -180,9 +180,9 @@ static void conn_args(const char *src, const char *dst, xen_evtmgr_conn_t *c)
 	if (!dst)
 		usage_error("--dst IP:PORT is required");
 	if (parse_endpoint(src, &c->src, &c->src_port) < 0)
-		usage_error("bad --src '%s' (IPv4:PORT, port 0..65535)", src);
+		usage_error("bad --src '%s' (a.b.c.d:PORT or [IPv6]:PORT, port 0..65535)", src);
 	if (parse_endpoint(dst, &c->dst, &c->dst_port) < 0)
-		usage_error("bad --dst '%s' (IPv4:PORT, port 0..65535)", dst);
+		usage_error("bad --dst '%s' (a.b.c.d:PORT or [IPv6]:PORT, port 0..65535)", dst);
 }
 
 static void jb_conn(struct jb *j, const xen_evtmgr_conn_t *c)

@@ -11,7 +11,9 @@
  *   DEM_MODEL_DOMAINS  live domains, comma-separated (default 0,1,2,3)
  *   DEM_MODEL_BATCH    max_batch (default 4, small so that paging is exercised)
  *   DEM_MODEL_BUG      a deliberate non-conformance, to check that the selftest notices:
- *                      raise-pad (raise.pad is not checked), lookup-pad (ip_entry.pad/pad2 are not checked by lookup)
+ *                      raise-pad (raise.pad is not checked), lookup-pad (ip_entry.pad/pad2 are not checked by lookup),
+ *                      ipv4-only (every IPv6 address refused, as a DEM before IPv6), v4-mapped (IPv4-mapped IPv6
+ *                      addresses accepted), two-families (a connection's ends may be of different families)
  *
  * Guest memory is reached with process_vm_readv/writev on our own pid, which fail with EFAULT exactly where a
  * hypervisor copy would (unmapped or PROT_NONE).
@@ -120,11 +122,22 @@ static int is_live(domid_t d)
 	return 0;
 }
 
+/* IPv4: addr[0..3], the rest zero. IPv6: all 16 bytes, not ::ffff:a.b.c.d (named as IPv4). Never all zero. */
 static int addr_ok(const xen_evtmgr_addr_t *a)
 {
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
 	int nonzero = 0;
 
-	if (a->family != XEN_EVTMGR_AF_INET || a->pad[0] || a->pad[1] || a->pad[2])
+	if (a->pad[0] || a->pad[1] || a->pad[2])
+		return 0;
+	if (a->family == XEN_EVTMGR_AF_INET6) {
+		if (!strcmp(bug, "ipv4-only") || (!memcmp(a->addr, v4mapped, 12) && strcmp(bug, "v4-mapped")))
+			return 0;
+		for (int i = 0; i < 16; i++)
+			nonzero |= a->addr[i];
+		return nonzero != 0;
+	}
+	if (a->family != XEN_EVTMGR_AF_INET)
 		return 0;
 	for (int i = 4; i < 16; i++)
 		if (a->addr[i])
@@ -134,9 +147,11 @@ static int addr_ok(const xen_evtmgr_addr_t *a)
 	return nonzero != 0;
 }
 
+/* Both ends of a connection are of one family. */
 static int conn_ok(const xen_evtmgr_conn_t *c)
 {
-	return addr_ok(&c->src) && addr_ok(&c->dst) && !c->pad;
+	return addr_ok(&c->src) && addr_ok(&c->dst) && !c->pad &&
+	       (c->src.family == c->dst.family || !strcmp(bug, "two-families"));
 }
 
 static int find_ip(const xen_evtmgr_addr_t *a)

@@ -10,6 +10,10 @@
  * with --privileged looked for in the records table. Successful calls that change state (the privileged IP-table
  * round trip) are undone before the end, whatever happens in between. The selftest never fetches: a successful
  * get_events would take events away from fastivc.ko.
+ *
+ * IPv6: --self, --peer, --unowned and --spare are IPv4 (the address-layout cases spoil their IPv4 encoding); the
+ * IPv6 cases use 2001:db8::fa (nobody's, as 192.0.2.250) and, with --privileged, --spare6 (default 2001:db8::c9),
+ * which the run owns for a while and removes. No successful raise is made with them either.
  */
 #include "dem.h"
 
@@ -27,6 +31,7 @@ struct st {
 	xen_evtmgr_info_t info;
 	domid_t own, peer_dom;
 	xen_evtmgr_addr_t self, peer, unowned, spare, nobody;
+	xen_evtmgr_addr_t spare6, nobody6; /* IPv6: --spare6, and 2001:db8::fa which nobody owns */
 	void *noaccess;
 	unsigned char *buf; /* touched, room for max_batch + 1 entries of any kind */
 	unsigned leaks;     /* negative raises that succeeded */
@@ -100,6 +105,16 @@ static long ip_op(unsigned int cmd, const xen_evtmgr_addr_t *a, domid_t d)
 	xen_evtmgr_ip_entry_t e = { .addr = *a, .domid = d };
 
 	return dem_op_obj(cmd, &e, sizeof(e));
+}
+
+/* ::ffff:a.b.c.d, the IPv4-mapped IPv6 form of an IPv4 address: the DEM refuses it (one name per address). */
+static xen_evtmgr_addr_t mapped(const xen_evtmgr_addr_t *v4)
+{
+	xen_evtmgr_addr_t a = { .family = XEN_EVTMGR_AF_INET6 };
+
+	a.addr[10] = a.addr[11] = 0xff;
+	memcpy(&a.addr[12], v4->addr, 4);
+	return a;
 }
 
 static void base_conn(const struct st *s, xen_evtmgr_conn_t *c)
@@ -184,6 +199,35 @@ static long query_ip_owner(struct st *s, const xen_evtmgr_addr_t *a, domid_t *ow
 		start += q->nr;
 		if (start >= q->total || q->nr == 0)
 			return 0;
+	}
+}
+
+/* Table order (evtmgr.h): by family, IPv4 before IPv6, then address bytes. 1 in order, 0 not, < 0 error. */
+static long query_ip_in_order(struct st *s)
+{
+	xen_evtmgr_addr_t prev = { 0 };
+	uint32_t start = 0;
+
+	for (;;) {
+		xen_evtmgr_query_t *q;
+		long rc = query(s, XEN_EVTMGR_QUERY_ip, start, s->info.max_batch, &q);
+
+		if (rc < 0)
+			return rc;
+		if (q->nr > s->info.max_batch)
+			return -EPROTO;
+		for (uint32_t i = 0; i < q->nr; i++) {
+			const xen_evtmgr_addr_t *a = &((xen_evtmgr_ip_entry_t *)(q + 1))[i].addr;
+
+			if (start + i &&
+			    (a->family < prev.family ||
+			     (a->family == prev.family && memcmp(a->addr, prev.addr, sizeof(a->addr)) <= 0)))
+				return 0;
+			prev = *a;
+		}
+		start += q->nr;
+		if (start >= q->total || q->nr == 0)
+			return 1;
 	}
 }
 
@@ -303,7 +347,7 @@ static void lookup_einval_cases(struct st *s)
 		{ "lookup ip_entry.pad != 0 -> EINVAL", 4, 0 },
 		{ "lookup ip_entry.pad2 != 0 -> EINVAL", 5, 0 },
 		{ "lookup family 0 -> EINVAL", 6, 0 },
-		{ "lookup family AF_INET6 (not accepted yet) -> EINVAL", 6, XEN_EVTMGR_AF_INET6 },
+		{ "lookup family 5 -> EINVAL", 6, 5 },
 		{ "lookup family 255 -> EINVAL", 6, 255 },
 	};
 
@@ -338,7 +382,7 @@ static void raise_cases(struct st *s)
 	base_raise(s, &r), r.pad = 1;
 	raise_case(s, "raise pad != 0 -> EINVAL", &r, EINVAL);
 	base_raise(s, &r), r.conn.src.family = XEN_EVTMGR_AF_INET6;
-	raise_case(s, "raise conn.src family AF_INET6 -> EINVAL", &r, EINVAL);
+	raise_case(s, "raise conn.src family AF_INET6, conn.dst IPv4 (two families) -> EINVAL", &r, EINVAL);
 	base_raise(s, &r), r.conn.dst.family = 0;
 	raise_case(s, "raise conn.dst family 0 -> EINVAL", &r, EINVAL);
 
@@ -404,6 +448,40 @@ static void release_cases(struct st *s)
 	expect(s, "release conn.dst.pad != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_release, &c, sizeof(c)), EINVAL);
 	base_conn(s, &c), c.src.family = 0;
 	expect(s, "release conn.src family 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_release, &c, sizeof(c)), EINVAL);
+}
+
+/* IPv6 through ip_lookup, raise and release: what any domain can check without an IPv6 address of its own. */
+static void ipv6_cases(struct st *s)
+{
+	xen_evtmgr_ip_entry_t e;
+	xen_evtmgr_raise_t r;
+	xen_evtmgr_conn_t c;
+	domid_t d;
+	long rc;
+
+	rc = lookup(&s->nobody6, &d);
+	expect_domid(s, "lookup 2001:db8::fa (IPv6, nobody's) -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
+	e = (xen_evtmgr_ip_entry_t){ .addr = mapped(&s->self) };
+	expect(s, "lookup ::ffff:--self (IPv4-mapped IPv6) -> EINVAL",
+	       dem_op_obj(XEN_EVTMGR_OP_ip_lookup, &e, sizeof(e)), EINVAL);
+	e = (xen_evtmgr_ip_entry_t){ .addr.family = XEN_EVTMGR_AF_INET6 };
+	expect(s, "lookup :: (IPv6, all zero) -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_lookup, &e, sizeof(e)), EINVAL);
+	e = (xen_evtmgr_ip_entry_t){ .addr = s->nobody6 }, e.addr.pad[1] = 1;
+	expect(s, "lookup IPv6 addr.pad != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_lookup, &e, sizeof(e)), EINVAL);
+
+	base_raise(s, &r), r.conn.dst = s->nobody6;
+	raise_case(s, "raise --self (IPv4) -> 2001:db8::fa (IPv6): two families -> EINVAL", &r, EINVAL);
+	base_raise(s, &r), r.conn.src = mapped(&s->self), r.conn.dst = mapped(&s->peer);
+	raise_case(s, "raise ::ffff:--self -> ::ffff:--peer (IPv4-mapped IPv6) -> EINVAL", &r, EINVAL);
+	base_raise(s, &r), r.conn.src = s->nobody6, r.conn.dst = s->nobody6;
+	raise_case(s, "raise from 2001:db8::fa (IPv6, not the caller's) -> EACCES", &r, EACCES);
+
+	base_conn(s, &c), c.dst = s->nobody6;
+	expect(s, "release --self (IPv4) -> 2001:db8::fa (IPv6): two families -> EINVAL",
+	       dem_op_obj(XEN_EVTMGR_OP_release, &c, sizeof(c)), EINVAL);
+	base_conn(s, &c), c.src = s->nobody6, c.dst = s->nobody6;
+	expect(s, "release of an IPv6 connection that has no record -> ENOENT",
+	       dem_op_obj(XEN_EVTMGR_OP_release, &c, sizeof(c)), ENOENT);
 }
 
 static void unprivileged_cases(struct st *s)
@@ -492,8 +570,8 @@ static void privileged_ip_cases(struct st *s)
 	expect(s, "ip_set ip_entry.pad != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL);
 	e = (xen_evtmgr_ip_entry_t){ .addr = s->spare, .domid = s->own }, e.pad2 = 1;
 	expect(s, "ip_set ip_entry.pad2 != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL);
-	e = (xen_evtmgr_ip_entry_t){ .addr = s->spare, .domid = s->own }, e.addr.family = XEN_EVTMGR_AF_INET6;
-	expect(s, "ip_set family AF_INET6 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL);
+	e = (xen_evtmgr_ip_entry_t){ .addr = s->spare, .domid = s->own }, e.addr.family = 255;
+	expect(s, "ip_set family 255 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL);
 	e = (xen_evtmgr_ip_entry_t){ .addr = s->spare, .domid = XEN_EVTMGR_DOMID_NONE }, e.pad = 1;
 	expect(s, "ip_del ip_entry.pad != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_del, &e, sizeof(e)), EINVAL);
 
@@ -502,6 +580,85 @@ static void privileged_ip_cases(struct st *s)
 	if (rc >= 0 && d != XEN_EVTMGR_DOMID_NONE)
 		ip_op(XEN_EVTMGR_OP_ip_del, &s->spare, XEN_EVTMGR_DOMID_NONE);
 	expect_domid(s, "no state left behind: --spare unowned at the end", rc, d, XEN_EVTMGR_DOMID_NONE);
+}
+
+/*
+ * IPv6 in the IP table, on --spare6: set to this domain (which so owns an IPv4 and an IPv6 address), the raise
+ * checks from it, given to the peer domain, removed; then the refused forms. --spare6 is left unowned.
+ */
+static void privileged_ipv6_cases(struct st *s)
+{
+	xen_evtmgr_ip_entry_t e;
+	xen_evtmgr_raise_t r;
+	domid_t d = XEN_EVTMGR_DOMID_NONE;
+	long rc;
+
+	rc = lookup(&s->spare6, &d);
+	expect_domid(s, "lookup --spare6 before the round trip -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
+	if (rc < 0 || d != XEN_EVTMGR_DOMID_NONE) {
+		record(s, "IPv6 round trip on --spare6", 0, "an unowned spare IPv6 address",
+		       rc < 0 ? "its lookup failed; skipped" : "spare6 is in use; skipped");
+		return;
+	}
+
+	expect(s, "ip_set --spare6 (IPv6) to this domain -> ok", ip_op(XEN_EVTMGR_OP_ip_set, &s->spare6, s->own), 0);
+	rc = lookup(&s->spare6, &d);
+	expect_domid(s, "lookup --spare6 -> this domain", rc, d, s->own);
+	rc = lookup(&s->self, &d);
+	expect_domid(s, "lookup --self -> this domain too (one domain, an IPv4 and an IPv6 address)", rc, d, s->own);
+	rc = query_ip_owner(s, &s->spare6, &d);
+	expect_domid(s, "query ip lists --spare6 owned by this domain", rc < 0 ? rc : 0,
+		     rc == 1 ? d : XEN_EVTMGR_DOMID_NONE, s->own);
+	rc = query_ip_in_order(s);
+	if (rc < 0)
+		expect(s, "query ip is in table order (IPv4, then IPv6, by address)", rc, 0);
+	else
+		record(s, "query ip is in table order (IPv4, then IPv6, by address)", rc == 1, "in order",
+		       rc ? "in order" : "out of order");
+
+	base_raise(s, &r), r.conn.src = s->spare6;
+	raise_case(s, "raise --spare6 (IPv6, ours) -> --peer (IPv4): two families -> EINVAL", &r, EINVAL);
+	base_raise(s, &r), r.conn.src = s->spare6, r.conn.dst = s->nobody6;
+	raise_case(s, "raise --spare6 -> 2001:db8::fa (IPv6, owned by nobody) -> ENOENT", &r, ENOENT);
+	base_raise(s, &r), r.conn.src = s->spare6, r.conn.dst = s->spare6;
+	raise_case(s, "raise --spare6 -> --spare6 (the caller's own IPv6) -> ELOOP", &r, ELOOP);
+
+	if (s->peer_dom != XEN_EVTMGR_DOMID_NONE && s->peer_dom != s->own) {
+		expect(s, "ip_set --spare6 to the peer domain (replace) -> ok",
+		       ip_op(XEN_EVTMGR_OP_ip_set, &s->spare6, s->peer_dom), 0);
+		rc = lookup(&s->spare6, &d);
+		expect_domid(s, "lookup --spare6 after replace -> the peer domain", rc, d, s->peer_dom);
+		expect(s, "ip_del --spare6 naming the previous owner -> ESRCH",
+		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, s->own), ESRCH);
+		expect(s, "ip_del --spare6 naming its owner -> ok", ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, s->peer_dom),
+		       0);
+	} else {
+		record(s, "ip_set --spare6 to the peer domain (replace) -> ok", 0, "ok", "no peer domain (lookup --peer)");
+		expect(s, "ip_del --spare6 (DOMID_NONE) -> ok",
+		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, XEN_EVTMGR_DOMID_NONE), 0);
+	}
+	rc = lookup(&s->spare6, &d);
+	expect_domid(s, "lookup --spare6 after ip_del -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
+	expect(s, "ip_del of an absent IPv6 address -> ENOENT",
+	       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, XEN_EVTMGR_DOMID_NONE), ENOENT);
+
+	/* Refused forms; one wrongly accepted is removed at once, so that nothing stays. */
+	e = (xen_evtmgr_ip_entry_t){ .addr = mapped(&s->spare), .domid = s->own };
+	if (!expect(s, "ip_set ::ffff:--spare (IPv4-mapped IPv6) -> EINVAL",
+		    dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL))
+		ip_op(XEN_EVTMGR_OP_ip_del, &e.addr, XEN_EVTMGR_DOMID_NONE);
+	rc = lookup(&s->spare, &d);
+	expect_domid(s, "lookup --spare after the IPv4-mapped ip_set -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
+	e = (xen_evtmgr_ip_entry_t){ .addr.family = XEN_EVTMGR_AF_INET6, .domid = s->own };
+	if (!expect(s, "ip_set :: (IPv6, all zero) -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL))
+		ip_op(XEN_EVTMGR_OP_ip_del, &e.addr, XEN_EVTMGR_DOMID_NONE);
+	e = (xen_evtmgr_ip_entry_t){ .addr = s->spare6, .domid = s->own }, e.addr.pad[0] = 1;
+	expect(s, "ip_set IPv6 addr.pad != 0 -> EINVAL", dem_op_obj(XEN_EVTMGR_OP_ip_set, &e, sizeof(e)), EINVAL);
+
+	rc = lookup(&s->spare6, &d);
+	if (rc >= 0 && d != XEN_EVTMGR_DOMID_NONE)
+		ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, XEN_EVTMGR_DOMID_NONE);
+	expect_domid(s, "no state left behind: --spare6 unowned at the end", rc, d, XEN_EVTMGR_DOMID_NONE);
 }
 
 static void state_cases(struct st *s)
@@ -538,12 +695,10 @@ static void finish(struct st *s)
 	jb_printf(&s->j, "}");
 	if (s->leaks) {
 		/* the peer owns what a wrongly accepted raise created; say how it can drop it */
-		char src[40], dst[40];
+		char src[80], dst[80];
 
-		snprintf(src, sizeof(src), "%u.%u.%u.%u:%u", s->peer.addr[0], s->peer.addr[1], s->peer.addr[2],
-			 s->peer.addr[3], SELFTEST_DST_PORT);
-		snprintf(dst, sizeof(dst), "%u.%u.%u.%u:%u", s->self.addr[0], s->self.addr[1], s->self.addr[2],
-			 s->self.addr[3], SELFTEST_SRC_PORT);
+		endpoint_text(src, sizeof(src), &s->peer, SELFTEST_DST_PORT);
+		endpoint_text(dst, sizeof(dst), &s->self, SELFTEST_SRC_PORT);
 		jb_printf(&s->j, ",\"state_left\":\"%u raise(s) were accepted: run 'dem-probe fetch' and "
 				 "'dem-probe release --src %s --dst %s' in the peer domain\"",
 			  s->leaks, src, dst);
@@ -562,11 +717,12 @@ static void finish(struct st *s)
 
 int cmd_selftest(int argc, char **argv)
 {
-	const char *self = NULL, *peer = NULL, *unowned = NULL, *spare = NULL, *domid = NULL;
+	const char *self = NULL, *peer = NULL, *unowned = NULL, *spare = NULL, *spare6 = NULL, *domid = NULL;
 	int privileged = 0;
 	struct opt opts[] = {
 		{ "--self", &self, NULL },   { "--peer", &peer, NULL },   { "--unowned", &unowned, NULL },
-		{ "--spare", &spare, NULL }, { "--domid", &domid, NULL }, { "--privileged", NULL, &privileged },
+		{ "--spare", &spare, NULL }, { "--spare6", &spare6, NULL }, { "--domid", &domid, NULL },
+		{ "--privileged", NULL, &privileged },
 		{ 0 },
 	};
 	static struct st st;
@@ -579,15 +735,21 @@ int cmd_selftest(int argc, char **argv)
 	if (!self || !peer || !unowned)
 		usage_error("--self IP, --peer IP and --unowned IP are required");
 	if (parse_ipv4(self, &s->self) < 0)
-		usage_error("bad --self '%s'", self);
+		usage_error("bad --self '%s' (IPv4)", self);
 	if (parse_ipv4(peer, &s->peer) < 0)
-		usage_error("bad --peer '%s'", peer);
+		usage_error("bad --peer '%s' (IPv4)", peer);
 	if (parse_ipv4(unowned, &s->unowned) < 0)
-		usage_error("bad --unowned '%s'", unowned);
+		usage_error("bad --unowned '%s' (IPv4)", unowned);
 	if (spare && parse_ipv4(spare, &s->spare) < 0)
-		usage_error("bad --spare '%s'", spare);
+		usage_error("bad --spare '%s' (IPv4)", spare);
 	if (!spare)
 		addr_ipv4(&s->spare, 192, 0, 2, 201);
+	parse_ip("2001:db8::fa", &s->nobody6);
+	if (spare6 && (parse_ip(spare6, &s->spare6) < 0 || s->spare6.family != XEN_EVTMGR_AF_INET6 ||
+		       addr_equal(&s->spare6, &s->nobody6)))
+		usage_error("bad --spare6 '%s' (an IPv6 address other than 2001:db8::fa)", spare6);
+	if (!spare6)
+		parse_ip("2001:db8::c9", &s->spare6);
 	if (domid && (parse_domid(domid, &want_domid) < 0 || want_domid == XEN_EVTMGR_DOMID_NONE))
 		usage_error("bad --domid '%s'", domid);
 	addr_ipv4(&s->nobody, 192, 0, 2, 250);
@@ -660,9 +822,11 @@ int cmd_selftest(int argc, char **argv)
 	raise_cases(s);
 	get_events_cases(s);
 	release_cases(s);
+	ipv6_cases(s);
 	if (privileged) {
 		privileged_query_cases(s);
 		privileged_ip_cases(s);
+		privileged_ipv6_cases(s);
 	} else {
 		unprivileged_cases(s);
 	}

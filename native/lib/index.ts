@@ -50,7 +50,7 @@ export interface DemInfo {
   domid: number;
 }
 
-/** One IP-table entry: `addr` (dotted IPv4) belongs to domain `domid`. */
+/** One IP-table entry: `addr` (dotted IPv4, or IPv6 in inet_ntop's compressed form) belongs to domain `domid`. */
 export interface IpEntry {
   addr: string;
   domid: number;
@@ -58,9 +58,9 @@ export interface IpEntry {
 
 /** One event_info record in the hypervisor: a connection as seen by the domain that raises on it. */
 export interface DemRecord {
-  /** The raiser's end, "a.b.c.d:port". */
+  /** The raiser's end, "a.b.c.d:port" or "[IPv6]:port". */
   src: string;
-  /** The owner's end, "a.b.c.d:port". */
+  /** The owner's end, "a.b.c.d:port" or "[IPv6]:port". */
   dst: string;
   /** Destination domain, which owns the record and fetches its events. */
   owner: number;
@@ -174,6 +174,138 @@ export function isIPv4(s: string): boolean {
   return IPV4.test(s);
 }
 
+/**
+ * The 16 bytes of an IPv6 address, read as glibc's inet_pton(AF_INET6) reads it (the addon's rule): hex groups of
+ * 1..4 digits, at most one "::", an optional dotted quad in the last 32 bits; no zone ("%eth0"), no brackets, no
+ * spaces. undefined if it is not one.
+ */
+function ipv6Bytes(s: string): Uint8Array | undefined {
+  const out = new Uint8Array(16);
+  let i = 0;
+  let tp = 0;
+  let colonp = -1;
+  if (s.startsWith(':')) {
+    if (s[1] !== ':') return undefined;
+    i = 1;
+  }
+  let curtok = i;
+  let digits = 0;
+  let val = 0;
+  while (i < s.length) {
+    const ch = s[i++] as string;
+    const d = /^[0-9a-fA-F]$/.test(ch) ? Number.parseInt(ch, 16) : -1;
+    if (d >= 0) {
+      if (digits === 4) return undefined;
+      val = (val << 4) | d;
+      digits++;
+      continue;
+    }
+    if (ch === ':') {
+      curtok = i;
+      if (digits === 0) {
+        if (colonp >= 0) return undefined;
+        colonp = tp;
+        continue;
+      }
+      if (i === s.length || tp + 2 > 16) return undefined;
+      out[tp++] = val >> 8;
+      out[tp++] = val & 0xff;
+      digits = 0;
+      val = 0;
+      continue;
+    }
+    if (ch === '.' && tp + 4 <= 16 && IPV4.test(s.slice(curtok))) {
+      for (const part of s.slice(curtok).split('.')) out[tp++] = Number(part);
+      digits = 0;
+      break;
+    }
+    return undefined;
+  }
+  if (digits > 0) {
+    if (tp + 2 > 16) return undefined;
+    out[tp++] = val >> 8;
+    out[tp++] = val & 0xff;
+  }
+  if (colonp >= 0) {
+    if (tp === 16) return undefined; // "::" must stand for at least one group
+    const n = tp - colonp;
+    out.copyWithin(16 - n, colonp, tp);
+    out.fill(0, colonp, 16 - n);
+    tp = 16;
+  }
+  return tp === 16 ? out : undefined;
+}
+
+/**
+ * The address's bytes in network order: 4 for an IPv4 address (strict dotted quad), 16 for an IPv6 address (any form
+ * inet_pton reads). undefined if `s` is neither: exactly what the addon accepts.
+ */
+export function ipBytes(s: string): Uint8Array | undefined {
+  if (IPV4.test(s)) return Uint8Array.from(s.split('.').map(Number));
+  return s.includes(':') ? ipv6Bytes(s) : undefined;
+}
+
+/** An IPv6 address in any form inet_pton(AF_INET6) reads (no zone, no brackets): the rule the addon applies. */
+export function isIPv6(s: string): boolean {
+  return !IPV4.test(s) && ipBytes(s) !== undefined;
+}
+
+/** ::ffff:a.b.c.d, an IPv4 address in IPv6 form: the DEM refuses it (the address is named as IPv4, a.b.c.d). */
+export function isV4Mapped(b: Uint8Array): boolean {
+  return b.length === 16 && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+}
+
+/**
+ * An address as the addon prints it: IPv4 dotted, IPv6 as glibc's inet_ntop(3) does (lower-case hex, the first
+ * longest run of two or more zero groups as "::", and ::a.b.c.d / ::ffff:a.b.c.d for the IPv4-compatible and
+ * -mapped forms).
+ */
+export function formatIP(b: Uint8Array): string {
+  if (b.length === 4) return Array.from(b).join('.');
+  const w = Array.from({ length: 8 }, (_, i) => ((b[2 * i] as number) << 8) | (b[2 * i + 1] as number));
+  let best = { base: -1, len: 0 };
+  let cur = { base: -1, len: 0 };
+  for (let i = 0; i <= 8; i++) {
+    if (i < 8 && w[i] === 0) {
+      cur = cur.base === -1 ? { base: i, len: 1 } : { base: cur.base, len: cur.len + 1 };
+    } else if (cur.base !== -1) {
+      if (best.base === -1 || cur.len > best.len) best = cur;
+      cur = { base: -1, len: 0 };
+    }
+  }
+  if (best.len < 2) best = { base: -1, len: 0 };
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (best.base !== -1 && i >= best.base && i < best.base + best.len) {
+      if (i === best.base) out += ':';
+      continue;
+    }
+    if (i !== 0) out += ':';
+    if (i === 6 && best.base === 0 && (best.len === 6 || (best.len === 5 && w[5] === 0xffff))) {
+      out += Array.from(b.subarray(12)).join('.');
+      return out;
+    }
+    out += (w[i] as number).toString(16);
+  }
+  if (best.base !== -1 && best.base + best.len === 8) out += ':';
+  return out;
+}
+
+/** `s` as the addon prints it (IPv6 compressed), or undefined if it is no address the addon accepts. */
+export function canonicalIP(s: string): string | undefined {
+  const b = ipBytes(s);
+  return b === undefined ? undefined : formatIP(b);
+}
+
+/** The DEM's table order, on two addresses the addon accepts: IPv4 before IPv6, then by address bytes. */
+export function compareIP(a: string, b: string): number {
+  const x = ipBytes(a) ?? new Uint8Array(0);
+  const y = ipBytes(b) ?? new Uint8Array(0);
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return (x[i] as number) - (y[i] as number);
+  return 0;
+}
+
 /** An ordinary domain id: an integer 0..DOMID_MAX. */
 export function isDomid(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= DOMID_MAX;
@@ -247,8 +379,8 @@ export async function probe(device?: string, binding: FastivcBinding = loadBindi
  * The Domain Event Manager as dom0 tools see it (the `fastivc map`/`dem` commands, ivctop). Implemented over the
  * addon by openDem(), over the in-memory mock by openDem({binding: createMockDem()}).
  *
- * Argument errors throw synchronously (TypeError: wrong type; RangeError: not an IPv4 address, domid outside
- * 0..DOMID_MAX), as does AddonLoadError when the addon is not built; everything the device or the hypervisor
+ * Argument errors throw synchronously (TypeError: wrong type; RangeError: not an IPv4 or IPv6 address, domid
+ * outside 0..DOMID_MAX), as does AddonLoadError when the addon is not built; everything the device or the hypervisor
  * answers rejects with a XenError:
  *   ENOENT (open)  no /dev/xen/privcmd: not dom0, or xen-privcmd not loaded
  *   EACCES (open)  not root

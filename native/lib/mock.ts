@@ -8,8 +8,10 @@
  *   createMockDem(dem)               the same with /dev/xen/privcmd present ('ok')
  *
  * DEM behaviour (evtmgr.h): ip_set/ip_del/query are privileged (EPERM when `privileged: false`); ip_set rejects a
- * domain that is not live (ESRCH), a domain at max_ip_per_domain or a full table (ENOSPC), 0.0.0.0 (EINVAL);
- * ip_del rejects an absent address (ENOENT) and a domid that is not the owner (ESRCH); a device in state 'ENOTTY'
+ * domain that is not live (ESRCH), a domain at max_ip_per_domain or a full table (ENOSPC); every op rejects the
+ * addresses the DEM does not take (EINVAL): 0.0.0.0, :: and the IPv4-mapped ::ffff:a.b.c.d; ip_del rejects an
+ * absent address (ENOENT) and a domid that is not the owner (ESRCH); IPv4 and IPv6 entries share the table, in the
+ * DEM's order (IPv4 first), each kept in the addon's printed form (IPv6 compressed); a device in state 'ENOTTY'
  * opens but refuses the ioctl, like /dev/null; `dem: 'EOPNOTSUPP' | 'ENOSYS'` is a hypervisor without the DEM.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,11 @@ import {
   DEFAULT_PRIVCMD,
   DOMID_MAX,
   EVENT_NAMES,
-  isIPv4,
+  canonicalIP,
+  compareIP,
+  formatIP,
+  ipBytes,
+  isV4Mapped,
   type DemCounters,
   type DemInfo,
   type DemQueryResult,
@@ -176,10 +182,18 @@ function checkDevice(fn: string, device: unknown): string {
   return device;
 }
 
+/** The address as the addon passes it on (IPv6 compressed, as it prints it). */
 function checkAddr(fn: string, addr: unknown): string {
   if (typeof addr !== 'string') throw new TypeError(`${fn}: addr must be a string`);
-  if (!isIPv4(addr)) throw new RangeError(`${fn}: ${quote(addr)} is not an IPv4 address (a.b.c.d)`);
-  return addr;
+  const b = ipBytes(addr);
+  if (b === undefined) throw new RangeError(`${fn}: ${quote(addr)} is not an IP address (a.b.c.d or IPv6)`);
+  return formatIP(b);
+}
+
+/** What the DEM refuses with EINVAL: the all-zero address of either family, and IPv4-mapped IPv6 addresses. */
+function demRefuses(addr: string): boolean {
+  const b = ipBytes(addr) as Uint8Array;
+  return b.every((x) => x === 0) || isV4Mapped(b);
 }
 
 function checkDomid(fn: string, domid: unknown, optional: boolean): number | undefined {
@@ -189,10 +203,6 @@ function checkDomid(fn: string, domid: unknown, optional: boolean): number | und
     throw new RangeError(`${fn}: domid must be an integer in 0..32751 (0x7FEF), got ${String(domid)}`);
   }
   return domid;
-}
-
-function ipKey(addr: string): number {
-  return addr.split('.').reduce((n, part) => n * 256 + Number(part), 0);
 }
 
 const ZERO_COUNTERS: DemCounters = {
@@ -243,17 +253,18 @@ export function createMockBinding(devices: Record<string, MockDeviceState> = {},
         // no state yet
       }
     }
-    ip = new Map(initial.map((e) => [e.addr, e.domid]));
+    ip = new Map(initial.map((e) => [canonicalIP(e.addr) ?? e.addr, e.domid]));
     return ip;
   };
   const saveTable = (): void => {
     if (dem.stateFile !== undefined) writeFileSync(dem.stateFile, `${JSON.stringify({ ip: sortedTable() }, null, 2)}\n`);
   };
   const sortedTable = (): IpEntry[] =>
-    [...loadTable()].map(([addr, domid]) => ({ addr, domid })).sort((a, b) => ipKey(a.addr) - ipKey(b.addr));
+    [...loadTable()].map(([addr, domid]) => ({ addr, domid })).sort((a, b) => compareIP(a.addr, b.addr));
   // Records whose either end is `addr` go when the address changes hands (evtmgr.h).
   const dropRecordsOf = (addr: string): void => {
-    const keep = records.filter((r) => !r.src.startsWith(`${addr}:`) && !r.dst.startsWith(`${addr}:`));
+    const end = addr.includes(':') ? `[${addr}]:` : `${addr}:`;
+    const keep = records.filter((r) => !r.src.startsWith(end) && !r.dst.startsWith(end));
     counters.recordsFreed += records.length - keep.length;
     records = keep;
   };
@@ -298,7 +309,7 @@ export function createMockBinding(devices: Record<string, MockDeviceState> = {},
       const ctx = { op: 'ip_set', device: checkDevice('ipSet', device), addr: a, domid: d };
       return run(ctx, true, () => {
         const table = loadTable();
-        if (a === '0.0.0.0') fail('EINVAL', ctx);
+        if (demRefuses(a)) fail('EINVAL', ctx);
         if (dem.liveDomains !== undefined && !dem.liveDomains.includes(d)) fail('ESRCH', ctx);
         const previous = table.get(a);
         if (previous !== d) {
@@ -316,6 +327,7 @@ export function createMockBinding(devices: Record<string, MockDeviceState> = {},
       const d = checkDomid('ipDel', domid, true);
       const ctx = { op: 'ip_del', device: checkDevice('ipDel', device), addr: a, domid: d ?? -1 };
       return run(ctx, true, () => {
+        if (demRefuses(a)) fail('EINVAL', ctx);
         const table = loadTable();
         const owner = table.get(a);
         if (owner === undefined) fail('ENOENT', ctx);
@@ -330,6 +342,7 @@ export function createMockBinding(devices: Record<string, MockDeviceState> = {},
       const a = checkAddr('ipLookup', addr);
       const ctx = { op: 'ip_lookup', device: checkDevice('ipLookup', device), addr: a };
       return run(ctx, false, () => {
+        if (demRefuses(a)) fail('EINVAL', ctx);
         counters.lookups += 1;
         return loadTable().get(a) ?? null;
       });

@@ -5,6 +5,8 @@
 //   probe(device?)                        -> {device, ok: true}      open + close, no hypercall
 //   info(device?)                         -> DemInfo                 XEN_EVTMGR_OP_info
 //   ipSet(addr, domid, device?)           -> undefined               XEN_EVTMGR_OP_ip_set (privileged)
+//     (addr everywhere: IPv4 a.b.c.d, strict, or IPv6 as inet_pton(3) reads it; shown as inet_ntop(3) prints it,
+//     IPv6 compressed, "[IPv6]:port" in records)
 //   ipDel(addr, domid?, device?)          -> undefined               XEN_EVTMGR_OP_ip_del (privileged); domid
 //                                                                    undefined/null: whichever domain owns addr
 //   ipLookup(addr, device?)               -> number | null           XEN_EVTMGR_OP_ip_lookup; null: not co-resident
@@ -220,19 +222,35 @@ bool ParseIPv4(const std::string& s, uint8_t out[4]) {
   return i == s.size();
 }
 
+// An address of the DEM's ABI: IPv4 (strict dotted quad) in addr[0..3], or IPv6 (anything with a colon, as
+// inet_pton(AF_INET6) reads it: no zone, no brackets) in addr[0..15]. What the DEM refuses (0.0.0.0, ::, the
+// IPv4-mapped ::ffff:a.b.c.d) is passed on for it to answer EINVAL.
+bool ParseAddr(const std::string& s, xen_evtmgr_addr_t* out) {
+  std::memset(out, 0, sizeof(*out));
+  if (s.find(':') == std::string::npos) {
+    out->family = XEN_EVTMGR_AF_INET;
+    return ParseIPv4(s, out->addr);
+  }
+  out->family = XEN_EVTMGR_AF_INET6;
+  return s.find('\0') == std::string::npos && inet_pton(AF_INET6, s.c_str(), out->addr) == 1;
+}
+
+// IPv4 dotted, IPv6 as inet_ntop prints it (compressed).
 std::string FormatAddr(const xen_evtmgr_addr_t& a) {
   char buf[INET6_ADDRSTRLEN];
   if (a.family == XEN_EVTMGR_AF_INET) {
     std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", a.addr[0], a.addr[1], a.addr[2], a.addr[3]);
     return buf;
   }
-  if (a.family == XEN_EVTMGR_AF_INET6 && inet_ntop(AF_INET6, a.addr, buf, sizeof(buf)) != nullptr) {
-    return std::string("[") + buf + "]";
-  }
+  if (a.family == XEN_EVTMGR_AF_INET6 && inet_ntop(AF_INET6, a.addr, buf, sizeof(buf)) != nullptr) return buf;
   return "family" + std::to_string(a.family) + "?";
 }
 
-std::string FormatEndpoint(const xen_evtmgr_addr_t& a, uint16_t port) { return FormatAddr(a) + ":" + std::to_string(port); }
+// "a.b.c.d:port", "[IPv6]:port".
+std::string FormatEndpoint(const xen_evtmgr_addr_t& a, uint16_t port) {
+  const std::string addr = FormatAddr(a);
+  return (a.family == XEN_EVTMGR_AF_INET6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // hypercall buffers
@@ -403,12 +421,11 @@ class InfoWorker : public DeviceWorker {
 // ip_set / ip_del / ip_lookup: one xen_evtmgr_ip_entry_t.
 class IpWorker : public DeviceWorker {
  public:
-  IpWorker(Napi::Env env, const char* op, unsigned int cmd, std::string addr, const uint8_t ip[4], long domid,
+  IpWorker(Napi::Env env, const char* op, unsigned int cmd, const xen_evtmgr_addr_t& ip, long domid,
            std::string device)
-      : DeviceWorker(env, op, std::move(device)), cmd_(cmd) {
-    addr_ = std::move(addr);
+      : DeviceWorker(env, op, std::move(device)), cmd_(cmd), ip_(ip) {
+    addr_ = FormatAddr(ip);
     domid_ = domid;
-    std::memcpy(ip_, ip, sizeof(ip_));
   }
 
  protected:
@@ -419,8 +436,7 @@ class IpWorker : public DeviceWorker {
       return;
     }
     auto* e = buf.At<xen_evtmgr_ip_entry_t>();
-    e->addr.family = XEN_EVTMGR_AF_INET;
-    std::memcpy(e->addr.addr, ip_, sizeof(ip_));
+    e->addr = ip_;
     if (cmd_ == XEN_EVTMGR_OP_ip_set) {
       e->domid = static_cast<domid_t>(domid_);
     } else if (cmd_ == XEN_EVTMGR_OP_ip_del) {
@@ -438,7 +454,7 @@ class IpWorker : public DeviceWorker {
 
  private:
   unsigned int cmd_;
-  uint8_t ip_[4] = {};
+  xen_evtmgr_addr_t ip_;
   domid_t result_ = 0;
 };
 
@@ -590,16 +606,17 @@ std::string DeviceArg(const Napi::CallbackInfo& info, size_t index, const char* 
   return device;
 }
 
-std::string AddrArg(const Napi::CallbackInfo& info, size_t index, const char* fn, uint8_t out[4]) {
+xen_evtmgr_addr_t AddrArg(const Napi::CallbackInfo& info, size_t index, const char* fn) {
   Napi::Env env = info.Env();
   if (info.Length() <= index || !info[index].IsString()) {
     throw Napi::TypeError::New(env, std::string(fn) + ": addr must be a string");
   }
-  std::string addr = info[index].As<Napi::String>().Utf8Value();
-  if (!ParseIPv4(addr, out)) {
-    throw Napi::RangeError::New(env, std::string(fn) + ": " + Quote(addr) + " is not an IPv4 address (a.b.c.d)");
+  const std::string addr = info[index].As<Napi::String>().Utf8Value();
+  xen_evtmgr_addr_t out;
+  if (!ParseAddr(addr, &out)) {
+    throw Napi::RangeError::New(env, std::string(fn) + ": " + Quote(addr) + " is not an IP address (a.b.c.d or IPv6)");
   }
-  return addr;
+  return out;
 }
 
 long DomidArg(const Napi::CallbackInfo& info, size_t index, const char* fn, bool optional) {
@@ -628,26 +645,23 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value IpSet(const Napi::CallbackInfo& info) {
-  uint8_t ip[4];
-  std::string addr = AddrArg(info, 0, "ipSet", ip);
+  const xen_evtmgr_addr_t ip = AddrArg(info, 0, "ipSet");
   long domid = DomidArg(info, 1, "ipSet", false);
   std::string device = DeviceArg(info, 2, "ipSet");
-  return (new IpWorker(info.Env(), "ip_set", XEN_EVTMGR_OP_ip_set, addr, ip, domid, device))->Start();
+  return (new IpWorker(info.Env(), "ip_set", XEN_EVTMGR_OP_ip_set, ip, domid, device))->Start();
 }
 
 Napi::Value IpDel(const Napi::CallbackInfo& info) {
-  uint8_t ip[4];
-  std::string addr = AddrArg(info, 0, "ipDel", ip);
+  const xen_evtmgr_addr_t ip = AddrArg(info, 0, "ipDel");
   long domid = DomidArg(info, 1, "ipDel", true);
   std::string device = DeviceArg(info, 2, "ipDel");
-  return (new IpWorker(info.Env(), "ip_del", XEN_EVTMGR_OP_ip_del, addr, ip, domid, device))->Start();
+  return (new IpWorker(info.Env(), "ip_del", XEN_EVTMGR_OP_ip_del, ip, domid, device))->Start();
 }
 
 Napi::Value IpLookup(const Napi::CallbackInfo& info) {
-  uint8_t ip[4];
-  std::string addr = AddrArg(info, 0, "ipLookup", ip);
+  const xen_evtmgr_addr_t ip = AddrArg(info, 0, "ipLookup");
   std::string device = DeviceArg(info, 1, "ipLookup");
-  return (new IpWorker(info.Env(), "ip_lookup", XEN_EVTMGR_OP_ip_lookup, addr, ip, -1, device))->Start();
+  return (new IpWorker(info.Env(), "ip_lookup", XEN_EVTMGR_OP_ip_lookup, ip, -1, device))->Start();
 }
 
 Napi::Value Query(const Napi::CallbackInfo& info) {

@@ -1,7 +1,7 @@
 /** Shared commander argument parsers: they throw InvalidArgumentError, which commander turns into one error line. */
 import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from 'commander';
-import { DOMID_MAX, isDomid, isIPv4 } from '../../native/lib/index.js';
+import { DOMID_MAX, formatIP, ipBytes, isDomid, isIPv4, isV4Mapped } from '../../native/lib/index.js';
 
 /** A positive, finite number of seconds (fractions allowed). */
 export function parseSeconds(value: string): number {
@@ -30,11 +30,21 @@ export function parseText(value: string): string {
   return value;
 }
 
-/** A host IPv4 address in strict dotted-quad form (no leading zeros), not 0.0.0.0. */
-export function parseIPv4(value: string): string {
-  if (!isIPv4(value)) throw new InvalidArgumentError('expected an IPv4 address a.b.c.d.');
-  if (value === '0.0.0.0') throw new InvalidArgumentError('0.0.0.0 is not a host address.');
-  return value;
+/**
+ * A host address for the DEM's table: IPv4 in strict dotted-quad form, or IPv6 in any form inet_pton reads (no zone,
+ * no brackets). Returns it as the DEM's tools print it (IPv6 compressed), so that it compares equal to `map list`.
+ * Refused like the DEM refuses them: 0.0.0.0, ::, and the IPv4-mapped ::ffff:a.b.c.d (named as IPv4 there).
+ */
+export function parseIP(value: string): string {
+  const b = ipBytes(value);
+  if (b === undefined) throw new InvalidArgumentError('expected an IPv4 address a.b.c.d or an IPv6 address.');
+  if (b.every((x) => x === 0)) throw new InvalidArgumentError(`${value} is not a host address.`);
+  if (isV4Mapped(b)) {
+    throw new InvalidArgumentError(
+      `${value} is an IPv4-mapped IPv6 address: the DEM names it as IPv4, ${formatIP(b.subarray(12))}.`,
+    );
+  }
+  return formatIP(b);
 }
 
 /** An ordinary Xen domain id: an integer 0..32751 (0x7FEF; higher ids are reserved). */

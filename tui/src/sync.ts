@@ -2,16 +2,19 @@
  * `fastivc sync`: keeps the DEM's IP table in step with the toolstack. libxl records each vif's addresses in
  * xenstore at /local/domain/0/backend/vif/<domid>/<devid>/ip (space-separated; the `ip=` of the vif spec); dom0's own
  * addresses come from --dom0-ip. Each pass compares that with the DEM's table and
- *   - sets every configured IPv4 address that is missing or owned by another domain;
+ *   - sets every configured IPv4 and IPv6 address that is missing or owned by another domain;
  *   - deletes entries owned by a domain that no longer exists (not under /local/domain);
  *   - deletes entries of a domain whose addresses the toolstack knows (it has a vif `ip`; dom0 with --dom0-ip) when
  *     the address is no longer one of them.
  * Entries of live domains the toolstack says nothing about (a vif without `ip`, manual `fastivc map set`) are left
- * alone. Non-IPv4 addresses are logged and skipped; an address configured for two domains is logged and left alone.
+ * alone. IPv6 addresses are taken in the form the DEM's tools print (compressed), so any spelling in xenstore
+ * compares equal to the table. Text that is no host address, and IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, which
+ * the DEM names as IPv4: the vif should list a.b.c.d) are logged and skipped; an address configured for two domains
+ * is logged and left alone.
  *
  * planSync() is the pure part; syncPass() runs one pass; syncLoop() repeats it on xenstore-watch events, or polls.
  */
-import { isIPv4, type DemSource, type IpEntry } from '../../native/lib/index.js';
+import { canonicalIP, compareIP, formatIP, ipBytes, isV4Mapped, type DemSource, type IpEntry } from '../../native/lib/index.js';
 import { parseXenstoreLs } from './data/parse.js';
 import { commandProblem, type CommandRunner, type LineWatcher } from './data/system.js';
 
@@ -22,7 +25,7 @@ export interface Desired {
   map: Map<string, number>;
   /** Domains whose full address list is known (their entries not in `map` are deleted). */
   authoritative: Set<number>;
-  /** Log lines about what was skipped (not IPv4, conflicts). */
+  /** Log lines about what was skipped (not a host address, IPv4-mapped, conflicts). */
   notes: string[];
 }
 
@@ -62,12 +65,19 @@ export function desiredFrom(xenstoreLs: string, dom0Ips: readonly string[], dom0
   for (const [domid, devid, value] of vifs) {
     authoritative.add(domid);
     for (const addr of value.split(/\s+/).filter((a) => a !== '')) {
-      if (isIPv4(addr) && addr !== '0.0.0.0') claim(addr, domid);
-      else notes.push(`skip ${addr} of dom ${domid} vif ${devid} (not an IPv4 host address)`);
+      const b = ipBytes(addr);
+      if (b === undefined || b.every((x) => x === 0)) {
+        notes.push(`skip ${addr} of dom ${domid} vif ${devid} (not an IP host address)`);
+      } else if (isV4Mapped(b)) {
+        const v4 = formatIP(b.subarray(12));
+        notes.push(`skip ${addr} of dom ${domid} vif ${devid} (IPv4-mapped: the DEM names it as ${v4}, list that)`);
+      } else {
+        claim(formatIP(b), domid);
+      }
     }
   }
   if (dom0Ips.length > 0) authoritative.add(dom0);
-  for (const addr of dom0Ips) claim(addr, dom0);
+  for (const addr of dom0Ips) claim(canonicalIP(addr) ?? addr, dom0);
   const map = new Map<string, number>();
   for (const [addr, owners] of claims) {
     if (owners.size === 1) map.set(addr, [...owners][0] as number);
@@ -109,12 +119,8 @@ export function planSync(desired: Desired, actual: readonly IpEntry[], live: Rea
     if (was === domid) continue;
     sets.push(was === undefined ? { op: 'set', addr, domid } : { op: 'set', addr, domid, was });
   }
-  const byAddr = (x: SyncOp, y: SyncOp): number => ipNum(x.addr) - ipNum(y.addr);
+  const byAddr = (x: SyncOp, y: SyncOp): number => compareIP(x.addr, y.addr);
   return [...dels.sort(byAddr), ...sets.sort(byAddr)];
-}
-
-function ipNum(a: string): number {
-  return a.split('.').reduce((n, p) => n * 256 + Number(p), 0);
 }
 
 export interface SyncDeps {

@@ -10,6 +10,8 @@ NOBODY_PORT=7009
 NOBODY_ULP_PORT=7014   # tcpsem ulp_slot against NOBODY_IP
 NETNS_IP=10.201.1.2 NETNS_GW=10.201.1.1 NETNS_NET=10.201.1.0/24  # a routed container namespace in domU1
 NETNS_PORT=7015
+V6_PREFIX=fd00:fa57::   # the domUs' IPv6 addresses: the prefix and their IPv4 address's last byte (domU/init)
+V6_PORT=7016
 
 PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-domU-domU-tunnel bulk-4KiB-domU-domU-tunnel bulk-1B-domU-domU-tunnel
@@ -19,7 +21,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        bulk-64KiB-dom0-domU-tunnel bulk-64KiB-domU-dom0-tunnel ivctop-once-domU-domU-tunnel status-openmetrics-dom0
        tcpsem-domU-domU-tunnel held-socket-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
-       not-coresident-domU-dom0-tcp netns-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp raise-retry-domU-domU-tunnel
+       not-coresident-domU-dom0-tcp netns-domU-domU-tunnel ipv6-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp raise-retry-domU-domU-tunnel
        kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU peer-destroyed-domU-domU-tunnel)
 
@@ -356,6 +358,31 @@ scn_netns() {
     netns_cleanup
     [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-3.json" > /dev/null || { fail "domU2's transfer to the namespace server failed (exit $rc)"; return 1; }
     [ "$mapped" -ge 1 ] && [ "$sent" -ge $((15 << 20)) ] || { fail "domU2's connection to the namespace server did not tunnel ($mapped mapped, $sent bytes)"; return 1; }
+}
+
+# A connection between the IPv6 addresses of two domUs tunnels as an IPv4 one does: the DEM holds their IPv6
+# addresses (fastivc map set), domU1's module names the connection by them, domU2's SEM finds its socket in the IPv6
+# established hash and maps the tunnel. Both directions carry data (the server answers with its report).
+scn_ipv6() {
+    need domU1 domU2 || return 1
+    local id1 id2 d1=${V6_PREFIX}${D1##*.} d2=${V6_PREFIX}${D2##*.} rc created sent mapped line f="$OUT/$SCENARIO"
+    id1=$(xl domid domU1); id2=$(xl domid domU2)
+    fastivc map set "$d1" "$id1" && fastivc map set "$d2" "$id2" || { fail "fastivc map set of $d1 / $d2 failed"; return 1; }
+    agent "$D2" "ivcbench server --port $V6_PORT --bind $d2 --once --timeout 100 > /tmp/v6-server.log 2>&1 &"
+    sleep 0.5
+    kstats "$D1" "$f-b.txt"; kstats "$D2" "$f-rb.txt"
+    agent "$D1" "ivcbench stream --host $d2 --port $V6_PORT --bytes 16M --msg-size 65536 --timeout 120" > "$f-stream.json"; rc=$?
+    kstats "$D1" "$f-a.txt"; kstats "$D2" "$f-ra.txt"
+    fastivc map del "$d1" > /dev/null 2>&1; fastivc map del "$d2" > /dev/null 2>&1
+    cat "$f-stream.json"
+    created=$(kdelta "$f-b.txt" "$f-a.txt" tunnels_created); sent=$(kdelta "$f-b.txt" "$f-a.txt" bytes_tx)
+    mapped=$(kdelta "$f-rb.txt" "$f-ra.txt" tunnels_mapped)
+    echo "IPv6 $d1 -> [$d2]:$V6_PORT: exit $rc, domU1 created +$created, tunnel bytes +$sent, domU2 mapped +$mapped"
+    metrics "$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson m "$mapped" \
+        '{tunnels_created: $c, tunnel_bytes: $s, tunnels_mapped_peer: $m}')"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-stream.json" > /dev/null || { fail "the IPv6 transfer failed (exit $rc)"; return 1; }
+    [ "$created" -ge 1 ] && [ "$sent" -ge $((15 << 20)) ] && [ "$mapped" -ge 1 ] \
+        || { fail "the IPv6 connection did not tunnel ($created created, $sent bytes, $mapped mapped by domU2)"; return 1; }
 }
 
 # A receiver that will not take the tunnel (its module switched to enable=0, so its new sockets stay native and it
@@ -824,6 +851,7 @@ run_tunnel_scenarios() {
     run_scenario ftp-64MiB-domU-domU-tunnel scn_tun_ftp
     run_scenario not-coresident-domU-dom0-tcp scn_not_coresident
     run_scenario netns-domU-domU-tunnel scn_netns
+    run_scenario ipv6-domU-domU-tunnel scn_ipv6
     run_scenario rejected-domU-domU-tcp scn_rejected
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario alloc-fail-domU-domU-tcp scn_alloc_fail

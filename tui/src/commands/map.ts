@@ -1,6 +1,8 @@
 /**
  * `fastivc map ...`: the DEM's IP-to-domain table, which tells a guest whether a peer address is co-resident.
- * Only dom0 may change it; `set`, `del` and `list` need a privileged domain, `lookup` works anywhere.
+ * Only dom0 may change it; `set`, `del` and `list` need a privileged domain, `lookup` works anywhere. Addresses are
+ * IPv4 or IPv6 (any form; shown compressed, as `list` prints them); an IPv4-mapped ::ffff:a.b.c.d is refused, as
+ * the DEM refuses it: name it a.b.c.d.
  *
  *   fastivc map set <ip> <domid>     make domain <domid> the owner of <ip> (replacing any previous owner)
  *   fastivc map del <ip> [domid]     remove <ip>; with <domid>, only if that domain owns it
@@ -12,7 +14,7 @@
 import type { Command } from 'commander';
 import type { IpEntry } from '../../../native/lib/index.js';
 import type { CliDeps } from '../deps.js';
-import { parseDomid, parseIPv4 } from '../options.js';
+import { parseDomid, parseIP } from '../options.js';
 
 export const ENV_HELP = `
 Environment:
@@ -37,7 +39,7 @@ export function registerMapCommands(program: Command, deps: CliDeps): void {
   map
     .command('set')
     .description('make domain <domid> the owner of <ip> (dom0 only)')
-    .argument('<ip>', 'IPv4 address', parseIPv4)
+    .argument('<ip>', 'IPv4 or IPv6 address', parseIP)
     .argument('<domid>', 'domain id, 0..32751', parseDomid)
     .action(async (ip: string, domid: number) => {
       await deps.dem().ipSet(ip, domid);
@@ -46,7 +48,7 @@ export function registerMapCommands(program: Command, deps: CliDeps): void {
   map
     .command('del')
     .description('remove <ip> from the table; with <domid>, only if that domain owns it (dom0 only)')
-    .argument('<ip>', 'IPv4 address', parseIPv4)
+    .argument('<ip>', 'IPv4 or IPv6 address', parseIP)
     .argument('[domid]', 'expected owner, 0..32751', parseDomid)
     .action(async (ip: string, domid: number | undefined) => {
       await deps.dem().ipDel(ip, domid);
@@ -64,7 +66,7 @@ export function registerMapCommands(program: Command, deps: CliDeps): void {
   map
     .command('lookup')
     .description('print the domain that owns <ip>, or "none" if no domain of this host does')
-    .argument('<ip>', 'IPv4 address', parseIPv4)
+    .argument('<ip>', 'IPv4 or IPv6 address', parseIP)
     .option('--json', 'print {addr, domid} (domid null for none)')
     .action(async (ip: string, flags: { json?: boolean }) => {
       const domid = await deps.dem().ipLookup(ip);

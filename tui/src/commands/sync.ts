@@ -7,7 +7,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { runCommand, watchLines } from '../data/system.js';
 import type { CliDeps } from '../deps.js';
-import { parseIPv4 } from '../options.js';
+import { parseIP } from '../options.js';
 import { syncLoop, syncPass, VIF_BACKEND, type SyncDeps } from '../sync.js';
 import { ENV_HELP } from './map.js';
 
@@ -22,8 +22,8 @@ export function parseMillis(value: string): number {
   return v;
 }
 
-function collectIPv4(value: string, previous: string[]): string[] {
-  const ip = parseIPv4(value);
+function collectIP(value: string, previous: string[]): string[] {
+  const ip = parseIP(value);
   return previous.includes(ip) ? previous : [...previous, ip];
 }
 
@@ -56,7 +56,7 @@ export function registerSyncCommand(program: Command, deps: CliDeps): void {
     )
     .option('--once', 'one pass, then exit (1 if an operation failed)')
     .option('--interval <ms>', 'polling period when xenstore-watch is unavailable, and retry delay', parseMillis, 2000)
-    .option('--dom0-ip <ip>', "an address of dom0 itself (repeatable)", collectIPv4, [] as string[])
+    .option('--dom0-ip <ip>', 'an address of dom0 itself, IPv4 or IPv6 (repeatable)', collectIP, [] as string[])
     .addHelpText(
       'after',
       `\nSource: ${VIF_BACKEND}/<domid>/<devid>/ip (libxl's vif ip=), live domains under /local/domain.\n` +

@@ -128,13 +128,22 @@ function ipKey(ip: string): number {
   return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
 }
 
+/** IPv4 addresses in numeric order, before IPv6 ones (in text order: the module prints them compressed). */
+function cmpIp(a: string, b: string): number {
+  const a4 = !a.includes(':');
+  const b4 = !b.includes(':');
+  if (a4 && b4) return ipKey(a) - ipKey(b);
+  if (a4 !== b4) return a4 ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function endpointOf(addr: string, domid: number | null): Endpoint {
   const [ip, port] = splitEndpoint(addr) ?? [addr, 0];
   return { domid, ip, port, addr };
 }
 
 function cmpEndpoint(x: Endpoint, y: Endpoint): number {
-  return (x.domid ?? 1e9) - (y.domid ?? 1e9) || ipKey(x.ip) - ipKey(y.ip) || x.port - y.port;
+  return (x.domid ?? 1e9) - (y.domid ?? 1e9) || cmpIp(x.ip, y.ip) || x.port - y.port;
 }
 
 const MODE_RANK: Record<string, number> = { broken: 3, tunnel: 2, closed: 1 };

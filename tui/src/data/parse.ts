@@ -98,14 +98,15 @@ export function fallbacksOf(stats: Record<string, number | string>): Record<stri
   return out;
 }
 
-const ENDPOINT = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/;
+/** "a.b.c.d:port", or "[v6]:port" (the module's IPv6 sockets): the address without brackets, and the port. */
+const ENDPOINT = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)\]):(\d{1,5})$/;
 
 /** "a.b.c.d:port" -> [ip, port], or null. */
 export function splitEndpoint(s: string): [string, number] | null {
   const m = ENDPOINT.exec(s);
   if (!m) return null;
-  const port = Number(m[2]);
-  return port <= 65535 ? [m[1] as string, port] : null;
+  const port = Number(m[3]);
+  return port <= 65535 ? [(m[1] ?? m[2]) as string, port] : null;
 }
 
 const SOCK_NUMBERS: [string, keyof SockLine][] = [

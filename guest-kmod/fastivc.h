@@ -54,7 +54,7 @@ enum fastivc_reason {
 	FIVC_R_PEER_GONE,
 	FIVC_R_BUDGET,
 	FIVC_R_USER_TIMEOUT,
-	FIVC_R_NETNS_ADDRESS,
+	FIVC_R_LOCAL_ADDRESS,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];

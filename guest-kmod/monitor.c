@@ -46,7 +46,7 @@ DEFINE_SPINLOCK(fastivc_socks_lock);
 static atomic64_t next_id = ATOMIC64_INIT(0);
 
 static struct proto fastivc_base_prot;  /* tcp_prot as it was before our hooks: TCP's own functions */
-static struct proto fastivc_base6_prot; /* tcpv6_prot likewise, for IPv4 peers of IPv6 sockets (v4-mapped) */
+static struct proto fastivc_base6_prot; /* tcpv6_prot likewise */
 
 static atomic_t monitor_inflight = ATOMIC_INIT(0); /* hooks deciding a socket (they may sleep in lock_sock()) */
 
@@ -84,15 +84,24 @@ static u64 native_tag(struct sock *sk)
 {
 	const struct inet_sock *inet = inet_sk(sk);
 	struct socket *sock = READ_ONCE(sk->sk_socket);
-	u64 ino = sock ? SOCK_INODE(sock)->i_ino : 0;
-	u64 addrs, tag;
+	struct {
+		u64 sk, ino, ports;
+		struct in6_addr saddr, daddr; /* IPv4: in the first word of each */
+	} key = {
+		.sk = (unsigned long)sk,
+		.ino = sock ? SOCK_INODE(sock)->i_ino : 0,
+		.ports = (u64)READ_ONCE(inet->inet_sport) << 16 | READ_ONCE(inet->inet_dport),
+	};
+	u64 tag;
 
-	if (real_ipv6(sk))
-		addrs = (u64)ipv6_addr_hash(&sk->sk_v6_rcv_saddr) << 32 | ipv6_addr_hash(&sk->sk_v6_daddr);
-	else
-		addrs = (u64)READ_ONCE(inet->inet_saddr) << 32 | READ_ONCE(inet->inet_daddr);
-	tag = siphash_4u64((unsigned long)sk, addrs,
-			   (u64)READ_ONCE(inet->inet_sport) << 16 | READ_ONCE(inet->inet_dport), ino, &native_key);
+	if (real_ipv6(sk)) { /* unlocked: a torn read only misses, and the locked path decides again */
+		key.saddr = sk->sk_v6_rcv_saddr;
+		key.daddr = sk->sk_v6_daddr;
+	} else {
+		key.saddr.s6_addr32[0] = READ_ONCE(inet->inet_saddr);
+		key.daddr.s6_addr32[0] = READ_ONCE(inet->inet_daddr);
+	}
+	tag = siphash(&key, sizeof(key), &native_key);
 	return tag ?: 1; /* 0 marks an empty slot */
 }
 
@@ -175,27 +184,26 @@ static enum fastivc_reason classify(struct sock *sk, domid_t *peer)
 	if (*peer == fastivc_domid)
 		return FIVC_R_SAME_DOMAIN;
 	/*
-	 * A container's socket (another network namespace): its address must be one the DEM gives to this domain (a
-	 * routed namespace, README "Containers"). Behind NAT the peer sees another address and port, and the DEM would
-	 * refuse our raises (-EACCES). Sockets of the initial namespace use the domain's own addresses.
+	 * Our own end must be nameable in the DEM as ours. Not for a socket bound to a device (SO_BINDTODEVICE, VRF, and
+	 * every link-local IPv6 one): the SEM's lookup of such a socket needs its device, which the DEM does not carry.
+	 * Nor in a namespace an unprivileged user made (unshare -Urn): anyone could give a socket there any of this
+	 * domain's addresses, and so the 4-tuple of another namespace's connection; only the host's root's namespaces
+	 * (owned by the initial user namespace) count. And the local address must be this domain's in the DEM: behind
+	 * NAT (a container's masqueraded address) or with an address the DEM does not hold (an IPv6 temporary address),
+	 * the peer could not name this connection, and the DEM would refuse our raises (-EACCES).
 	 */
-	if (!net_eq(sock_net(sk), &init_net)) {
+	if (READ_ONCE(sk->sk_bound_dev_if) || sock_net(sk)->user_ns != &init_user_ns)
+		return FIVC_R_LOCAL_ADDRESS;
+	{
 		domid_t owner;
 
-		/*
-		 * Only namespaces the host's root made (owned by the initial user namespace). In one an unprivileged user
-		 * made (unshare -Urn), anyone could give a socket any of this domain's addresses, and so the 4-tuple of
-		 * another namespace's connection.
-		 */
-		if (sock_net(sk)->user_ns != &init_user_ns)
-			return FIVC_R_NETNS_ADDRESS;
 		rc = dem_lookup(&local, &owner);
 		if (rc) {
 			pr_info_ratelimited("fastivc: DEM lookup failed (%d)\n", rc);
 			return FIVC_R_DEM_ERROR;
 		}
 		if (owner != fastivc_domid)
-			return FIVC_R_NETNS_ADDRESS;
+			return FIVC_R_LOCAL_ADDRESS;
 	}
 	return FIVC_R_NONE;
 }

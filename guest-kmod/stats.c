@@ -40,7 +40,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_PEER_GONE] = "peer_gone",
 	[FIVC_R_BUDGET] = "tunnel_budget",
 	[FIVC_R_USER_TIMEOUT] = "user_timeout",
-	[FIVC_R_NETNS_ADDRESS] = "netns_address",
+	[FIVC_R_LOCAL_ADDRESS] = "local_address",
 };
 
 static const char *const mode_names[] = { "tunnel", "broken", "closed" };
@@ -154,7 +154,7 @@ static int format_sock(struct fastivc_sock *ctx, char *buf, size_t size)
 }
 
 #define STATS_BUF 4096
-#define SOCK_LINE 400
+#define SOCK_LINE 576 /* the longest line: two IPv6 endpoints of 52 characters and every counter at 20 digits */
 
 static int stats_show(struct seq_file *m, void *v)
 {

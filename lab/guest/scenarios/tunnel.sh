@@ -287,19 +287,26 @@ scn_not_coresident() {
     [ "$nc" -eq 1 ] || { fail "fallback_not_coresident rose by $nc, not 1"; return 1; }
     [ "$created" -eq 0 ] && [ "$sent" -eq 0 ] || { fail "a tunnel was used for a peer that is not co-resident"; return 1; }
     # A socket the module decided native is plain TCP again: no ULP, so kTLS and sockmap take it (tcpsem ulp_slot).
+    # dom0's end, on an address the DEM does not hold, must not try a tunnel towards domU1 (fallback_local_address;
+    # before, its CREATE was refused with -EACCES: raise_failed).
     tcpsem server --bind "$NOBODY_IP" --port "$NOBODY_ULP_PORT" --timeout 30 > "$OUT/ulp-server.log" 2>&1 &
-    local spid=$!
+    local spid=$! la rf
     sleep 0.5
+    kstats dom0 "$OUT/d0b.txt"
     agent "$D1" tcpsem client --host "$NOBODY_IP" --port "$NOBODY_ULP_PORT" --only '^ulp_slot$' --expect-ulp none \
         --timeout 20 > "$OUT/ulp.json"; rc=$?
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    kstats dom0 "$OUT/d0a.txt"
+    la=$(kdelta "$OUT/d0b.txt" "$OUT/d0a.txt" fallback_local_address); rf=$(kdelta "$OUT/d0b.txt" "$OUT/d0a.txt" fallback_raise_failed)
+    echo "dom0 (server on $NOBODY_IP): fallback_local_address +$la, fallback_raise_failed +$rf"
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$OUT/ulp.json" 2>/dev/null || cat "$OUT/ulp.json"
     jq -e '.failed == 0 and .passed == 1' "$OUT/ulp.json" >/dev/null 2>&1 || { fail "a native socket is not plain TCP (ulp_slot, exit $rc)"; return 1; }
+    [ "$la" -ge 1 ] && [ "$rf" -eq 0 ] || { fail "dom0's socket on an address the DEM does not hold: local_address +$la (want >= 1), raise_failed +$rf (want 0)"; return 1; }
 }
 
 # A container (a network namespace of domU1, routed: no NAT) talks to domU2. Its address reaches the DEM as the
 # toolstack's: the vif's `ip` in xenstore lists it, and `fastivc sync` gives it to domU1. Before that it is not
-# domU1's, and the connection stays on TCP (fallback_netns_address). Then a client in the namespace tunnels, and so
+# domU1's, and the connection stays on TCP (fallback_local_address). Then a client in the namespace tunnels, and so
 # does domU2's connection to a server in the namespace: domU1's SEM must find that socket in its namespace to map
 # domU2's tunnel (the module before this looked only in the initial namespace and rejected it).
 netns_cleanup() {
@@ -328,10 +335,10 @@ scn_netns() {
     kstats "$D1" "$f-b1.txt"
     agent "$D1" "nsenter -t $NETNS_PID -n ivcbench stream --host $D2 --bytes 4M --msg-size 65536 --timeout 60" > "$f-1.json"; rc=$?
     kstats "$D1" "$f-a1.txt"
-    nc=$(kdelta "$f-b1.txt" "$f-a1.txt" fallback_netns_address); created=$(kdelta "$f-b1.txt" "$f-a1.txt" tunnels_created)
-    echo "unregistered: exit $rc, fallback_netns_address +$nc, tunnels created +$created"
+    nc=$(kdelta "$f-b1.txt" "$f-a1.txt" fallback_local_address); created=$(kdelta "$f-b1.txt" "$f-a1.txt" tunnels_created)
+    echo "unregistered: exit $rc, fallback_local_address +$nc, tunnels created +$created"
     [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-1.json" > /dev/null || { fail "the unregistered namespace's transfer failed (exit $rc)"; netns_cleanup; return 1; }
-    [ "$nc" -eq 1 ] && [ "$created" -eq 0 ] || { fail "unregistered namespace address: fallback_netns_address +$nc (want 1), tunnels +$created (want 0)"; netns_cleanup; return 1; }
+    [ "$nc" -eq 1 ] && [ "$created" -eq 0 ] || { fail "unregistered namespace address: fallback_local_address +$nc (want 1), tunnels +$created (want 0)"; netns_cleanup; return 1; }
     # 2. the toolstack lists it for domU1's vif: fastivc sync gives it to domU1
     xenstore-write "$NETNS_VIF" "$D1 $NETNS_IP"
     fastivc sync --once --dom0-ip "$DOM0_IP" > "$f-sync.log" 2>&1 || { cat "$f-sync.log"; fail "fastivc sync failed"; netns_cleanup; return 1; }
@@ -354,7 +361,7 @@ scn_netns() {
     kstats "$D1" "$f-a3.txt"; kstats "$D2" "$f-ra3.txt"
     mapped=$(kdelta "$f-b3.txt" "$f-a3.txt" tunnels_mapped); sent=$(kdelta "$f-rb3.txt" "$f-ra3.txt" bytes_tx)
     echo "server in the namespace: exit $rc, domU1 mapped +$mapped, domU2 tunnel bytes +$sent"
-    metrics "$(jq -cn --argjson n "$nc" --argjson m "$mapped" --argjson s "$sent"         '{fallbacks_netns_address: $n, netns_server_tunnels_mapped: $m, netns_server_tunnel_bytes: $s}')"
+    metrics "$(jq -cn --argjson n "$nc" --argjson m "$mapped" --argjson s "$sent"         '{fallbacks_local_address: $n, netns_server_tunnels_mapped: $m, netns_server_tunnel_bytes: $s}')"
     netns_cleanup
     [ "$rc" -eq 0 ] && jq -e '.verified == true' "$f-3.json" > /dev/null || { fail "domU2's transfer to the namespace server failed (exit $rc)"; return 1; }
     [ "$mapped" -ge 1 ] && [ "$sent" -ge $((15 << 20)) ] || { fail "domU2's connection to the namespace server did not tunnel ($mapped mapped, $sent bytes)"; return 1; }

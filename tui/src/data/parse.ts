@@ -60,7 +60,7 @@ export const FALLBACK_REASONS = [
   'peer_gone',
   'tunnel_budget',
   'user_timeout',
-  'netns_address',
+  'local_address',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

@@ -526,8 +526,24 @@ static int sem_syscore_suspend(void)
 	return 0;
 }
 
+/*
+ * ... and back (restored, migrated, or the suspend cancelled): a restored domain may have another domain id, and the
+ * DEM gives our addresses to that id. The monitor compares the owner of a socket's own address with fastivc_domid, so
+ * it must be the id we have now (one DEM call; CPU 0, interrupts off).
+ */
+static void sem_syscore_resume(void)
+{
+	struct xen_evtmgr_info info;
+
+	if (!dem_info(&info) && info.domid != READ_ONCE(fastivc_domid)) {
+		pr_info("fastivc: this domain is now domain %u (was %u)\n", info.domid, fastivc_domid);
+		WRITE_ONCE(fastivc_domid, info.domid);
+	}
+}
+
 static struct syscore_ops sem_syscore_ops = {
 	.suspend = sem_syscore_suspend,
+	.resume = sem_syscore_resume,
 };
 
 static irqreturn_t sem_virq(int irq, void *dev)

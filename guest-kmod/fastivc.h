@@ -113,6 +113,7 @@ struct fastivc_sock {
 	bool tx_peer_closed;            /* EVENT_RECV_CLOSE_TUNNEL: sends fail with EPIPE */
 	u32 kick_pending;               /* EVENT_SEND_DATA / RECV_GET_DATA whose raise failed: the tick retries them */
 	bool rx_poll_waiting, tx_poll_waiting; /* a poller found it not readable / writable (lock-free hint) */
+	unsigned long rx_release_queued; /* bit 0: a poller queued the release of a read, then sealed, channel */
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	bool rx_unpublished;            /* receiver: mapped, IVC_RX_MAPPED not yet written (no read through us yet) */
@@ -203,6 +204,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 bool fastivc_rx_needs_release(struct fastivc_sock *ctx);
+void fastivc_sem_queue_release(struct fastivc_sock *ctx);
 void fastivc_break(struct fastivc_sock *ctx, int code);
 void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);

@@ -412,6 +412,37 @@ static void sem_fetch(unsigned long unused)
 		queue_work(fastivc_wq, &sem_work);
 }
 
+/*
+ * A poller found the receiving tunnel holding only a channel read to its end and then sealed: the seal's SEND_DATA
+ * may have come before the poller asked for one, and then none is coming. Its release needs the socket lock, so the
+ * poller queues the event the seal would have raised, for the work below (fastivc_rx_event). Once per such state.
+ */
+void fastivc_sem_queue_release(struct fastivc_sock *ctx)
+{
+	struct xen_evtmgr_event ev;
+	bool queued = false;
+
+	if (test_and_set_bit(0, &ctx->rx_release_queued))
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.conn.src = ctx->laddr;
+	ev.conn.dst = ctx->raddr;
+	ev.conn.src_port = ctx->lport;
+	ev.conn.dst_port = ctx->rport;
+	ev.peer = ctx->peer;
+	ev.events = EVTMGR_EVENT_SEND_DATA;
+	spin_lock_bh(&ctl_lock);
+	if (ctl_head - ctl_tail < SEM_CTL_RING) {
+		ctl_ring[ctl_head++ % SEM_CTL_RING] = ev;
+		queued = true;
+	}
+	spin_unlock_bh(&ctl_lock);
+	if (queued)
+		queue_work(fastivc_wq, &sem_work);
+	else
+		clear_bit(0, &ctx->rx_release_queued);
+}
+
 /* Process context: the control events, each under its socket's lock. */
 static void sem_control(struct work_struct *w)
 {

@@ -1386,6 +1386,9 @@ static bool fastivc_sock_is_readable(struct sock *sk)
 			ready = lowat > 1 ? rx_queued(sk, ctx) >= lowat : at_switch && ivc_rx_poll_news(&t->rx, t->ctrl);
 			if (!ready)
 				WRITE_ONCE(ctx->rx_poll_waiting, true); /* the tick's safety net (fastivc_sock_wake_check) */
+			/* a channel read to its end, then sealed: no read will give it back, and its sender may wait */
+			if (!ready && at_switch && ivc_rx_news(&t->rx, t->ctrl) && !ivc_rx_poll_news(&t->rx, t->ctrl))
+				fastivc_sem_queue_release(ctx);
 		}
 	}
 	rcu_read_unlock();
@@ -1700,6 +1703,8 @@ void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 	 * to give it back: the owner's look here does (the SEM routes such a SEND_DATA here, fastivc_rx_needs_release),
 	 * and tells the sender.
 	 */
+	if (events & EVTMGR_EVENT_SEND_DATA)
+		clear_bit(0, &ctx->rx_release_queued); /* a poller may queue it again once this look is done */
 	if ((events & EVTMGR_EVENT_SEND_DATA) && ctx->rx && ctx->rx_state == FIVC_DIR_OPEN &&
 	    rx_phase(ctx->sk, ctx) == PH_TUNNEL && ivc_rx_ready(&ctx->rx->rx, ctx->rx->ctrl) >= 0 &&
 	    ivc_rx_take_freed(&ctx->rx->rx))

@@ -515,6 +515,37 @@ static void privileged_query_cases(struct st *s)
 		     rc == 1 ? d : XEN_EVTMGR_DOMID_NONE, s->peer_dom);
 }
 
+/*
+ * The end of an address's privileged cycle (it is ours now): given to the peer domain (replace) and deleted by its
+ * owner, or deleted at once without a peer; then it is gone, and deleting it again is ENOENT.
+ */
+static void replace_and_delete(struct st *s, const xen_evtmgr_addr_t *a, const char *opt, const char *absent)
+{
+	char n[96];
+	domid_t d;
+	long rc;
+
+	snprintf(n, sizeof(n), "ip_set %s to the peer domain (replace) -> ok", opt);
+	if (s->peer_dom != XEN_EVTMGR_DOMID_NONE && s->peer_dom != s->own) {
+		expect(s, n, ip_op(XEN_EVTMGR_OP_ip_set, a, s->peer_dom), 0);
+		rc = lookup(a, &d);
+		snprintf(n, sizeof(n), "lookup %s after replace -> the peer domain", opt);
+		expect_domid(s, n, rc, d, s->peer_dom);
+		snprintf(n, sizeof(n), "ip_del %s naming the previous owner -> ESRCH", opt);
+		expect(s, n, ip_op(XEN_EVTMGR_OP_ip_del, a, s->own), ESRCH);
+		snprintf(n, sizeof(n), "ip_del %s naming its owner -> ok", opt);
+		expect(s, n, ip_op(XEN_EVTMGR_OP_ip_del, a, s->peer_dom), 0);
+	} else {
+		record(s, n, 0, "ok", "no peer domain (lookup --peer)");
+		snprintf(n, sizeof(n), "ip_del %s (DOMID_NONE) -> ok", opt);
+		expect(s, n, ip_op(XEN_EVTMGR_OP_ip_del, a, XEN_EVTMGR_DOMID_NONE), 0);
+	}
+	rc = lookup(a, &d);
+	snprintf(n, sizeof(n), "lookup %s after ip_del -> DOMID_NONE", opt);
+	expect_domid(s, n, rc, d, XEN_EVTMGR_DOMID_NONE);
+	expect(s, absent, ip_op(XEN_EVTMGR_OP_ip_del, a, XEN_EVTMGR_DOMID_NONE), ENOENT);
+}
+
 /* set / lookup / replace / del on --spare, then the ip_set and ip_del errors; the spare is left unowned. */
 static void privileged_ip_cases(struct st *s)
 {
@@ -535,24 +566,7 @@ static void privileged_ip_cases(struct st *s)
 	rc = query_ip_owner(s, &s->spare, &d);
 	expect_domid(s, "query ip lists --spare owned by this domain", rc < 0 ? rc : 0,
 		     rc == 1 ? d : XEN_EVTMGR_DOMID_NONE, s->own);
-	if (s->peer_dom != XEN_EVTMGR_DOMID_NONE && s->peer_dom != s->own) {
-		expect(s, "ip_set --spare to the peer domain (replace) -> ok",
-		       ip_op(XEN_EVTMGR_OP_ip_set, &s->spare, s->peer_dom), 0);
-		rc = lookup(&s->spare, &d);
-		expect_domid(s, "lookup --spare after replace -> the peer domain", rc, d, s->peer_dom);
-		expect(s, "ip_del --spare naming the previous owner -> ESRCH",
-		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare, s->own), ESRCH);
-		expect(s, "ip_del --spare naming its owner -> ok", ip_op(XEN_EVTMGR_OP_ip_del, &s->spare, s->peer_dom),
-		       0);
-	} else {
-		record(s, "ip_set --spare to the peer domain (replace) -> ok", 0, "ok", "no peer domain (lookup --peer)");
-		expect(s, "ip_del --spare (DOMID_NONE) -> ok",
-		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare, XEN_EVTMGR_DOMID_NONE), 0);
-	}
-	rc = lookup(&s->spare, &d);
-	expect_domid(s, "lookup --spare after ip_del -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
-	expect(s, "ip_del of an absent address -> ENOENT",
-	       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare, XEN_EVTMGR_DOMID_NONE), ENOENT);
+	replace_and_delete(s, &s->spare, "--spare", "ip_del of an absent address -> ENOENT");
 
 	expect(s, "ip_set to non-existent domid 30000 -> ESRCH", ip_op(XEN_EVTMGR_OP_ip_set, &s->spare, ESRCH_DOMID),
 	       ESRCH);
@@ -623,24 +637,7 @@ static void privileged_ipv6_cases(struct st *s)
 	base_raise(s, &r), r.conn.src = s->spare6, r.conn.dst = s->spare6;
 	raise_case(s, "raise --spare6 -> --spare6 (the caller's own IPv6) -> ELOOP", &r, ELOOP);
 
-	if (s->peer_dom != XEN_EVTMGR_DOMID_NONE && s->peer_dom != s->own) {
-		expect(s, "ip_set --spare6 to the peer domain (replace) -> ok",
-		       ip_op(XEN_EVTMGR_OP_ip_set, &s->spare6, s->peer_dom), 0);
-		rc = lookup(&s->spare6, &d);
-		expect_domid(s, "lookup --spare6 after replace -> the peer domain", rc, d, s->peer_dom);
-		expect(s, "ip_del --spare6 naming the previous owner -> ESRCH",
-		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, s->own), ESRCH);
-		expect(s, "ip_del --spare6 naming its owner -> ok", ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, s->peer_dom),
-		       0);
-	} else {
-		record(s, "ip_set --spare6 to the peer domain (replace) -> ok", 0, "ok", "no peer domain (lookup --peer)");
-		expect(s, "ip_del --spare6 (DOMID_NONE) -> ok",
-		       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, XEN_EVTMGR_DOMID_NONE), 0);
-	}
-	rc = lookup(&s->spare6, &d);
-	expect_domid(s, "lookup --spare6 after ip_del -> DOMID_NONE", rc, d, XEN_EVTMGR_DOMID_NONE);
-	expect(s, "ip_del of an absent IPv6 address -> ENOENT",
-	       ip_op(XEN_EVTMGR_OP_ip_del, &s->spare6, XEN_EVTMGR_DOMID_NONE), ENOENT);
+	replace_and_delete(s, &s->spare6, "--spare6", "ip_del of an absent IPv6 address -> ENOENT");
 
 	/* Refused forms; one wrongly accepted is removed at once, so that nothing stays. */
 	e = (xen_evtmgr_ip_entry_t){ .addr = mapped(&s->spare), .domid = s->own };

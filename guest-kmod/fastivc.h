@@ -9,6 +9,7 @@
  *   sem.c      Socket Event Manager: VIRQ_EVTMGR, batched get_events, dispatch to sockets
  *   dem.c      the DEM hypercalls (xen-patches/ public/evtmgr.h)
  *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
+ *   lifecycle.c save, restore, migration: every tunnel goes back to TCP before the domain suspends
  *
  * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
  * The SEM runs in one work item and takes at most one socket lock at a time, and never waits for one that the socket's
@@ -55,6 +56,7 @@ enum fastivc_reason {
 	FIVC_R_BUDGET,
 	FIVC_R_USER_TIMEOUT,
 	FIVC_R_LOCAL_ADDRESS,
+	FIVC_R_SUSPEND,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -69,6 +71,7 @@ enum fastivc_dir {
 	FIVC_DIR_REVERTED, /* back on TCP after every channel was read (MSG_OOB) */
 	FIVC_DIR_CLOSED,
 	FIVC_DIR_BROKEN,
+	FIVC_DIR_RESEND,   /* sender: the receiver detached; the bytes it did not consume go out on TCP first */
 };
 
 /* One direction's tunnel: the pages, and (on the receiver) their grant mappings. */
@@ -87,6 +90,8 @@ struct ivc_tunnel {
 	u32 nr_maps;
 	u32 budget_pages;           /* pages charged to the page budget (tunnel.c), given back at release */
 	struct rcu_work release_work;
+	struct delayed_work retry_work; /* sender: waiting for the receiver to unmap before the pages go (tunnel.c) */
+	u32 release_tries;
 	union {
 		struct ivc_tx tx;
 		struct ivc_rx rx;
@@ -121,8 +126,13 @@ struct fastivc_sock {
 	atomic_t tx_tcp_senders;        /* sendmsg/sendpage calls inside TCP's own (no switch while one is) */
 	unsigned long tx_stall_since;   /* jiffies | 1 since every channel is held with no progress (TCP_USER_TIMEOUT) */
 	u32 tx_stall_seq;               /* the sender's tx.seq then: a sealed channel since is progress */
+	u32 rs_gen, rs_off;             /* FIVC_DIR_RESEND: the next byte to send again (ivc_tx_resend_next) */
+	int rs_sndbuf;                  /* FIVC_DIR_RESEND: sk_sndbuf before the resend raised it (restored after) */
+	bool tx_moving;                 /* a detach: the peer may come back as another domain; creating retries */
+	unsigned int tx_move_tries;     /* creations tried since (FASTIVC_MOVE_RETRIES) */
+	unsigned long tx_detach_asked;  /* jiffies | 1: suspending, we asked the receiver to detach (IVC_TX_DETACH) */
 	/* statistics, read without the lock by stats.c */
-	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations;
+	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations, bytes_resent;
 	u32 tx_channels, tx_channel_size, rx_channels, rx_channel_size;
 	struct rcu_head rcu;
 };
@@ -144,6 +154,7 @@ struct fastivc_counters {
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
 	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_failed, kicks_retried, tick_wakes;
 	atomic64_t virq_steers;
+	atomic64_t detaches, bytes_resent, suspends;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -182,6 +193,8 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why, bool fault_nomem);
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why);
 void ivc_tunnel_release(struct ivc_tunnel *t);
+bool ivc_tunnel_end_grants(struct ivc_tunnel *t);
+void ivc_tunnel_release_drain(void);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
 
@@ -211,6 +224,17 @@ void fastivc_wake(struct sock *sk, __poll_t mask);
 void fastivc_sock_tick(struct fastivc_sock *ctx);
 void fastivc_sock_retry_kicks(struct fastivc_sock *ctx);
 void fastivc_sock_wake_check(struct fastivc_sock *ctx);
+void fastivc_sock_suspend(struct fastivc_sock *ctx);
+bool fastivc_sock_detach_answered(struct fastivc_sock *ctx);
+void fastivc_sock_suspend_finish(struct fastivc_sock *ctx);
+bool fastivc_sock_resend_pending(const struct fastivc_sock *ctx);
+bool fastivc_sock_needs_tick(const struct fastivc_sock *ctx);
+bool fastivc_sock_peer_moved(struct fastivc_sock *ctx, domid_t peer);
+
+/* lifecycle.c */
+extern bool fastivc_suspending;
+int fastivc_lifecycle_init(void);
+void fastivc_lifecycle_exit(void);
 
 /* sem.c */
 int fastivc_sem_init(void);

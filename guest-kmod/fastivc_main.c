@@ -153,6 +153,9 @@ static int __init fastivc_init(void)
 	rc = fastivc_monitor_init();
 	if (rc)
 		goto fail_sem;
+	rc = fastivc_lifecycle_init();
+	if (rc)
+		goto fail_monitor;
 	if (fastivc_channels && fastivc_channel_size)
 		pr_info("fastivc: version %s loaded (domain %u, %u channels x %u bytes per tunnel, xen_domain=%d, pv=%d, initial_domain=%d)\n",
 			FASTIVC_VERSION, fastivc_domid, fastivc_channels, fastivc_channel_size, xen_domain(),
@@ -162,6 +165,8 @@ static int __init fastivc_init(void)
 			FASTIVC_VERSION, fastivc_domid, fastivc_auto_bytes, xen_domain(), xen_pv_domain(),
 			xen_initial_domain());
 	return 0;
+fail_monitor:
+	fastivc_monitor_exit();
 fail_sem:
 	fastivc_sem_exit();
 fail_stats:
@@ -173,9 +178,12 @@ fail_wq:
 
 static void __exit fastivc_exit(void)
 {
+	fastivc_lifecycle_exit();
 	fastivc_monitor_exit();
 	fastivc_sem_exit();
 	rcu_barrier(); /* tunnel releases queued with queue_rcu_work() */
+	flush_workqueue(fastivc_wq);
+	ivc_tunnel_release_drain(); /* and those waiting for a receiver to unmap */
 	flush_workqueue(fastivc_wq);
 	fastivc_stats_exit();
 	destroy_workqueue(fastivc_wq);

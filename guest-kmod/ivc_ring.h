@@ -41,6 +41,16 @@
  * tunnel runs without any event and a sleeping side is always woken. The receiver tells a waiting sender only once
  * a tenth of the channels is free (ivc_rx_kick_threshold), as SMC does with 10% of its buffer.
  *
+ * Detach (layout version 3): a direction leaves its tunnel without waiting for the reader, before its domain
+ * suspends (save, migration), with nothing lost or reordered. The receiver writes the position up to which its
+ * application consumed, (rx_gen, rx_off) = the generation it waits for and the bytes of that channel it took
+ * (ivc_rx_position), then IVC_RX_DETACHED, and unmaps. The sender stops writing and sends everything it committed
+ * after that position again, on TCP, from its own pages (ivc_tx_resend_next): at TCP sequence switch_seq, where the
+ * channels' bytes sit in the stream, since nothing went to TCP while the tunnel was open. The receiver reads on
+ * from TCP. A sender about to suspend asks for the detach with IVC_TX_DETACH. One receiver per tunnel (TCP). A
+ * position the sender did not send is a violation (IVC_E_POSITION); a receiver that claims less than it took only
+ * gets bytes twice, a receiver that claims more loses them: either way only its own connection.
+ *
  * Hostile peers: every field the peer can write is read once (IVC_READ) into a local, checked against local state
  * the peer cannot write (wait_gen, nr_channels, channel_size, nr_receivers), and only the checked copy is used. A
  * violation returns a negative IVC_E* code; the caller breaks that one tunnel.
@@ -82,7 +92,7 @@
 
 #define IVC_PAGE_SIZE          4096u
 #define IVC_MAGIC              0x31435649u /* "IVC1" little-endian */
-#define IVC_LAYOUT_VERSION     2u /* 2: channels fill by bytes (open, sealed) */
+#define IVC_LAYOUT_VERSION     3u /* 2: channels fill by bytes (open, sealed); 3: detach (rx_gen, rx_off) */
 
 /* Geometry limits: the DEM's (public/evtmgr.h XEN_EVTMGR_MAX_CHANNELS etc.), repeated so this header stands alone. */
 #define IVC_MAX_CHANNELS       16u          /* channel headers in the control page */
@@ -101,18 +111,22 @@
 #define IVC_TX_SWITCHED        (1u << 0) /* data after TCP sequence switch_seq travels in the tunnel */
 #define IVC_TX_CLOSED          (1u << 1) /* the sender will publish nothing more */
 #define IVC_TX_REVERTED        (1u << 2) /* every channel was consumed; data continues on TCP */
+#define IVC_TX_DETACH          (1u << 3) /* the sender asks the receiver to detach (its domain is about to suspend) */
 
 /* ivc_ctrl.rx_state, written by the receiver only */
 #define IVC_RX_NONE            0u
 #define IVC_RX_MAPPED          1u /* the receiver mapped the tunnel and accepts it */
 #define IVC_RX_CLOSED          2u /* the receiver unmapped it */
 #define IVC_RX_ACCEPTED        3u /* mapped and accepted, not readable yet: no read has gone through the module */
+#define IVC_RX_DETACHED        4u /* the receiver left having consumed exactly up to (rx_gen, rx_off); the sender
+				     sends the rest again on TCP, at switch_seq (see "Detach" above) */
 
 /* Violations, returned negative. The caller breaks the tunnel and counts the code. */
 #define IVC_E_GEN              1  /* gen_num neither the expected nor the previous round's */
 #define IVC_E_SIZE             2  /* size 0, larger than the channel, or shrinking */
 #define IVC_E_PEND_READ        3  /* pend_read larger than the number of receivers */
 #define IVC_E_LAYOUT           4  /* control page disagrees with the geometry the DEM carried */
+#define IVC_E_POSITION         5  /* a detached receiver's position is not one of the bytes sent */
 
 struct ivc_chan_hdr {
 	uint32_t gen_num;   /* generation of the data in the channel; sender writes */
@@ -136,7 +150,9 @@ struct ivc_ctrl {
 	/* cache line 1: written by the receiver only */
 	uint32_t rx_state;      /* IVC_RX_* */
 	uint32_t rx_want;       /* bumped by a receiver about to wait for data */
-	uint32_t pad1[14];
+	uint32_t rx_gen;        /* with IVC_RX_DETACHED: the generation the receiver waited for ... */
+	uint32_t rx_off;        /* ... and the bytes of it the receiver consumed (ivc_rx_position) */
+	uint32_t pad1[12];
 	/* cache lines 2..17 */
 	struct ivc_chan_hdr chan[IVC_MAX_CHANNELS];
 };
@@ -226,6 +242,8 @@ struct ivc_tx {
 	uint32_t fill;       /* bytes in channel idx (published when non-zero) */
 	uint32_t begun;      /* channel idx has its new gen_num */
 	uint32_t kicked;     /* the receiver's rx_want value we last raised EVENT_SEND_DATA for, successfully */
+	uint32_t sealed_size[IVC_MAX_CHANNELS]; /* our own record of each channel's final size (the peer can write
+						   the control page): what a detach sends again */
 };
 
 static inline void ivc_tx_init(struct ivc_tx *tx, uint32_t nr_channels, uint32_t channel_size,
@@ -239,6 +257,8 @@ static inline void ivc_tx_init(struct ivc_tx *tx, uint32_t nr_channels, uint32_t
 	tx->fill = 0;
 	tx->begun = 0;
 	tx->kicked = 0;
+	for (uint32_t i = 0; i < IVC_MAX_CHANNELS; i++)
+		tx->sealed_size[i] = 0;
 }
 
 /* 1 if channel idx is free (receivers released it), 0 if they still hold it, negative on a violation. */
@@ -305,6 +325,7 @@ static inline int ivc_tx_commit(struct ivc_tx *tx, struct ivc_ctrl *c, uint32_t 
 	}
 	if (!full)
 		return 0;
+	tx->sealed_size[tx->idx] = tx->fill;
 	ivc_tx_next(tx);
 	return 1;
 }
@@ -324,6 +345,7 @@ static inline int ivc_tx_seal(struct ivc_tx *tx, struct ivc_ctrl *c)
 	}
 	IVC_WMB();
 	IVC_WRITE(&c->chan[tx->idx].size, tx->fill | IVC_SIZE_SEALED);
+	tx->sealed_size[tx->idx] = tx->fill;
 	ivc_tx_next(tx);
 	return 1;
 }
@@ -380,6 +402,62 @@ static inline uint32_t ivc_tx_in_flight(const struct ivc_tx *tx, struct ivc_ctrl
 		if (IVC_READ(&c->chan[i].pend_read) != 0)
 			n++;
 	return n;
+}
+
+/*
+ * Bytes the sender committed to the channel of generation gen, from our own record, if that channel still holds it;
+ * -1 otherwise. *chan: that channel. They are the current generation seq + 1 (begun or not: 0 bytes if not) and the
+ * nr_channels - 1 before it, and, while the current channel is not begun, the one before those too: its channel (idx)
+ * still holds it, unread (every channel held, the sender waiting: the reader is there).
+ */
+static inline int64_t ivc_tx_committed(const struct ivc_tx *tx, uint32_t gen, uint32_t *chan)
+{
+	uint32_t back = tx->seq + 1u - gen; /* 0: the current channel */
+
+	if (back > tx->nr_channels || (back == tx->nr_channels && tx->begun))
+		return -1;
+	*chan = (tx->idx + tx->nr_channels - back % tx->nr_channels) % tx->nr_channels;
+	if (back == 0)
+		return tx->begun ? tx->fill : 0;
+	return tx->sealed_size[*chan];
+}
+
+/*
+ * A detached receiver's position (read once from the control page by the caller): 0 if it is one of the bytes sent
+ * (a generation of the last nr_channels, an offset within what that channel holds), -IVC_E_POSITION otherwise.
+ */
+static inline int ivc_tx_position_ok(const struct ivc_tx *tx, uint32_t gen, uint32_t off)
+{
+	uint32_t chan;
+	int64_t n = ivc_tx_committed(tx, gen, &chan);
+
+	return n >= 0 && off <= n ? 0 : -IVC_E_POSITION;
+}
+
+/*
+ * The next bytes to send again after a detach, from the cursor (*gen, *off) (a checked position, see
+ * ivc_tx_position_ok): 1 with the channel, the offset in it and the length (>= 1), 0 when everything committed has
+ * been sent. Skips channels with nothing left; moves the cursor to the start of those bytes. The caller advances
+ * *off by what it sent. The sender writes nothing to the tunnel any more, so its state stands still.
+ */
+static inline int ivc_tx_resend_next(const struct ivc_tx *tx, uint32_t *gen, uint32_t *off, uint32_t *chan,
+				     uint32_t *len)
+{
+	int64_t n;
+
+	for (;;) {
+		n = ivc_tx_committed(tx, *gen, chan);
+		if (n < 0)
+			return 0; /* past the current channel */
+		if (*off < n) {
+			*len = (uint32_t)n - *off;
+			return 1;
+		}
+		if (*gen == tx->seq + 1u)
+			return 0; /* the current channel, all sent */
+		(*gen)++;
+		*off = 0;
+	}
 }
 
 /* ---- receiver ---- */
@@ -629,6 +707,13 @@ static inline int ivc_rx_need_kick(const struct ivc_rx *rx, struct ivc_ctrl *c, 
 static inline void ivc_rx_kicked(struct ivc_rx *rx, uint32_t w)
 {
 	rx->kicked = w;
+}
+
+/* What the receiver consumed, for a detach: the generation it waits for and the bytes of it already taken. */
+static inline void ivc_rx_position(const struct ivc_rx *rx, uint32_t *gen, uint32_t *off)
+{
+	*gen = rx->wait_gen;
+	*off = rx->have ? rx->off : 0;
 }
 
 /* About to wait for data: ask for EVENT_SEND_DATA (atomic, see ivc_tx_want). The caller checks again after. */

@@ -204,6 +204,9 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 		return -EBUSY;
 	}
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
+	/* a tunnel from the connection's peer, restored or migrated as another domain (lifecycle.c) */
+	if (ctx && ctx->peer != ev->peer && (events & EVTMGR_EVENT_CREATE_TUNNEL))
+		fastivc_sock_peer_moved(ctx, ev->peer);
 	if (!ctx || ctx->peer != ev->peer || READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
 		/*
 		 * Not a connection we run a tunnel on: not ours (another ULP, not established, native), the event comes
@@ -710,15 +713,10 @@ static void sem_check_peers(void)
 		sem_each_sock(peer_is_gone, &(struct sem_peers){ peers, np }, fastivc_peer_gone, NULL);
 }
 
-/*
- * fastivc_sock_tick's sockets: a sender waiting for a receiver that has not accepted yet (its create timeout), or one
- * that found every channel held with TCP_USER_TIMEOUT set (its user timeout).
- */
-static bool is_creating(const struct fastivc_sock *ctx, const void *arg)
+/* fastivc_sock_tick's sockets (fastivc_sock_needs_tick: timeouts, detaches, resends). */
+static bool needs_tick(const struct fastivc_sock *ctx, const void *arg)
 {
-	if (READ_ONCE(ctx->tx_state) == FIVC_DIR_CREATING)
-		return !READ_ONCE(ctx->tx_accepted);
-	return READ_ONCE(ctx->tx_stall_since) && READ_ONCE(inet_csk(ctx->sk)->icsk_user_timeout);
+	return fastivc_sock_needs_tick(ctx);
 }
 
 static bool has_kick_pending(const struct fastivc_sock *ctx, const void *arg)
@@ -746,7 +744,7 @@ static void sem_tick(struct work_struct *w)
 	static u64 tick_rotor, kick_rotor; /* the last context id each handled; only the tick work touches them */
 
 	tasklet_schedule(&sem_tasklet); /* the safety-net fetch */
-	sem_each_sock(is_creating, NULL, fastivc_sock_tick, &tick_rotor);
+	sem_each_sock(needs_tick, NULL, fastivc_sock_tick, &tick_rotor);
 	sem_each_sock(has_kick_pending, NULL, fastivc_sock_retry_kicks, &kick_rotor);
 	sem_wake_check();
 	sem_check_peers();

@@ -16,6 +16,11 @@
  *   receiver  reads TCP until its copied_seq reaches switch_seq (rx_data_seq: a FIN read with the last bytes does not
  *             count), then reads channels. So data the sender queued on TCP before the switch (or before the module
  *             was loaded) is read first.
+ *   detach    before this domain suspends (lifecycle.c), or when the peer's does, a direction leaves its tunnel
+ *             without waiting for the reader (ivc_ring.h "Detach"): the receiver records what its application
+ *             consumed and unmaps; the sender sends the rest again on TCP from its own pages (FIVC_DIR_RESEND), at
+ *             switch_seq, before any newer byte. Both directions are then plain TCP; the next send creates a new
+ *             tunnel, to the peer's domain as the DEM knows it then (tx_moving).
  *   MSG_OOB   the tunnel has no urgent data: before the switch the direction stays on TCP for good (reason `oob`);
  *             after it the sender waits until every channel was read, sets IVC_TX_REVERTED and continues on TCP;
  *             the receiver, finding the tunnel empty and REVERTED, goes back to TCP for good.
@@ -127,6 +132,60 @@ static bool tx_may_create(const struct fastivc_sock *ctx)
 	return !ctx->tx_created || (ctx->tx_retry_at && time_after_eq(jiffies, ctx->tx_retry_at));
 }
 
+/*
+ * After a detach the peer may be saved, migrating, or back as another domain: a creation that fails then (the
+ * address unknown to the DEM, the peer rejecting while it suspends, no answer) is tried again by a later send every
+ * FASTIVC_MOVE_INTERVAL, FASTIVC_MOVE_RETRIES times (two minutes at least: a save and restore, or a local migration,
+ * of a small domain takes seconds), each time asking the DEM which domain holds the peer's address now.
+ */
+#define FASTIVC_MOVE_INTERVAL HZ
+#define FASTIVC_MOVE_RETRIES 120
+
+/* A creation failed (lock held): try again later if the failure may pass or the peer is moving, else stay on TCP. */
+static void tx_create_failed(struct fastivc_sock *ctx, bool passing)
+{
+	if (ctx->tx_moving && ctx->tx_move_tries < FASTIVC_MOVE_RETRIES) {
+		ctx->tx_move_tries++;
+		ctx->tx_retry_at = (jiffies + FASTIVC_MOVE_INTERVAL) | 1;
+	} else if (passing && ctx->tx_retries < FASTIVC_CREATE_RETRIES) {
+		ctx->tx_retry_at = (jiffies + (HZ << ctx->tx_retries)) | 1;
+		ctx->tx_retries++;
+	} else {
+		ctx->tx_retry_at = 0;
+		ctx->tx_moving = false;
+	}
+}
+
+/* The direction left its tunnel by a detach (lock held): the next send creates another, after a look-up. */
+static void tx_start_moving(struct fastivc_sock *ctx)
+{
+	ctx->tx_moving = true;
+	ctx->tx_move_tries = 0;
+	ctx->tx_created = jiffies | 1;
+	ctx->tx_retry_at = jiffies | 1;
+	ctx->tx_accepted = false;
+	ctx->tx_peer_closed = false;
+}
+
+/*
+ * tx_moving, before creating (lock held): which domain holds the peer's address now? true: ctx->peer is it. A peer
+ * restored or migrated comes back as another domain; while a tunnel of the old one is still mapped here the move
+ * waits.
+ */
+static bool tx_find_peer(struct fastivc_sock *ctx)
+{
+	domid_t d;
+
+	if (dem_lookup(&ctx->raddr, &d) || d == EVTMGR_DOMID_NONE || d == READ_ONCE(fastivc_domid))
+		return false;
+	if (d != ctx->peer) {
+		if (ctx->rx)
+			return false;
+		WRITE_ONCE(ctx->peer, d);
+	}
+	return true;
+}
+
 void fastivc_wake(struct sock *sk, __poll_t mask)
 {
 	struct socket_wq *wq;
@@ -230,7 +289,7 @@ static void set_dir(struct fastivc_sock *ctx, bool tx, enum fastivc_dir st)
  * check, the statistics) that starts after the release was queued must not find it, as RCU waits only for readers
  * that started before.
  */
-static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
+static void rx_release_as(struct fastivc_sock *ctx, enum fastivc_dir st, u32 rx_word, bool tell_peer)
 {
 	struct ivc_tunnel *t = ctx->rx;
 
@@ -238,12 +297,41 @@ static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	WRITE_ONCE(ctx->rx_unpublished, false);
 	if (!t)
 		return;
-	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_CLOSED);
+	WRITE_ONCE(t->ctrl->rx_state, rx_word);
 	if (tell_peer)
 		dem_raise(ctx, EVTMGR_EVENT_RECV_CLOSE_TUNNEL, NULL);
 	WRITE_ONCE(ctx->rx, NULL);
 	ivc_tunnel_release(t);
 	set_dir(ctx, false, st);
+}
+
+static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
+{
+	rx_release_as(ctx, st, IVC_RX_CLOSED, tell_peer);
+}
+
+/*
+ * The receiver leaves its tunnel without waiting for the reader (this domain or the sender's is about to suspend):
+ * it records what the application consumed, says IVC_RX_DETACHED, tells the sender and unmaps. The sender sends the
+ * rest again on TCP at switch_seq (ivc_ring.h "Detach"), where this socket's reads go on; a later tunnel has a
+ * switch of its own. Lock held (the reader's position is the owner's).
+ */
+static void rx_detach(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->rx;
+	enum fastivc_dir st = ctx->rx_state;
+	u32 gen, off;
+
+	/* reverted (MSG_OOB): read to its end and back on TCP for good, but still mapped until now */
+	if (!t || (st != FIVC_DIR_OPEN && st != FIVC_DIR_REVERTED))
+		return;
+	ivc_rx_position(&t->rx, &gen, &off);
+	WRITE_ONCE(t->ctrl->rx_gen, gen);
+	WRITE_ONCE(t->ctrl->rx_off, off);
+	virt_wmb(); /* the position before the state that publishes it */
+	rx_release_as(ctx, st == FIVC_DIR_OPEN ? FIVC_DIR_TCP : st, IVC_RX_DETACHED, true);
+	WRITE_ONCE(ctx->rx_switched, false);
+	atomic64_inc(&fastivc_stats.detaches);
 }
 
 static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_peer)
@@ -394,6 +482,123 @@ static bool tx_create_timed_out(struct fastivc_sock *ctx, u32 rx_state)
 	return time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT);
 }
 
+/* No answer from the receiver in time (lock held): on TCP, for good unless the peer is moving. */
+static void tx_timed_out(struct fastivc_sock *ctx)
+{
+	tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+	tx_create_failed(ctx, false);
+}
+
+/* The receiver detached (it writes its position before the state). Read by the socket's owner. */
+static bool tx_receiver_detached(const struct ivc_tunnel *t)
+{
+	return t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED;
+}
+
+/*
+ * FIVC_DIR_RESEND (lock held): queues on TCP what the detached receiver did not consume, from our own pages, without
+ * waiting (MSG_DONTWAIT). The send buffer is raised so that it takes them all at once (at most one tunnel, already
+ * counted in the page budget): a sender that never sends again still gets them out; the old size comes back once
+ * they are queued. Returns 0 once all are queued (the direction is plain TCP again, the tunnel released), -EAGAIN
+ * if TCP could not take them all now (memory pressure: the next send, the tick, or close try again), or TCP's error.
+ */
+static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->tx;
+	u32 chan, len, pg, pgoff, n, gen, off;
+	u64 left = 0;
+	int rc;
+
+	if (ctx->tx_state != FIVC_DIR_RESEND)
+		return 0;
+	if (!sk->sk_socket) /* not accepted yet, or orphaned: TCP's send needs the socket (its wait flags) */
+		return -EAGAIN;
+	if (!ctx->rs_sndbuf) {
+		gen = ctx->rs_gen;
+		off = ctx->rs_off;
+		while (ivc_tx_resend_next(&t->tx, &gen, &off, &chan, &len)) {
+			left += len;
+			off += len;
+		}
+		ctx->rs_sndbuf = sk->sk_sndbuf;
+		WRITE_ONCE(sk->sk_sndbuf, max_t(int, sk->sk_sndbuf, sk->sk_wmem_queued + left + SOCK_MIN_SNDBUF));
+	}
+	while (ivc_tx_resend_next(&t->tx, &ctx->rs_gen, &ctx->rs_off, &chan, &len)) {
+		struct bio_vec bv;
+		struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+
+		n = ivc_chan_chunk(t->channel_size, chan, ctx->rs_off, len, &pg, &pgoff);
+		bv.bv_page = t->data[pg];
+		bv.bv_offset = pgoff;
+		bv.bv_len = n;
+		iov_iter_bvec(&msg.msg_iter, WRITE, &bv, 1, n);
+		rc = tcp_sendmsg_locked(sk, &msg, n);
+		if (rc <= 0)
+			return rc ? rc : -EAGAIN;
+		ctx->rs_off += rc;
+		WRITE_ONCE(ctx->bytes_resent, ctx->bytes_resent + rc);
+		atomic64_add(rc, &fastivc_stats.bytes_resent);
+	}
+	WRITE_ONCE(sk->sk_sndbuf, ctx->rs_sndbuf);
+	ctx->rs_sndbuf = 0;
+	tx_release(ctx, FIVC_DIR_TCP, false);
+	tx_start_moving(ctx);
+	return 0;
+}
+
+/* A send on FIVC_DIR_RESEND (lock held): the resent bytes go first, waiting for room as TCP's own send would. */
+static int tx_resend_flush(struct sock *sk, struct fastivc_sock *ctx, int flags)
+{
+	long timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
+	int rc;
+
+	while ((rc = tx_resend_push(sk, ctx)) == -EAGAIN && sk->sk_socket) {
+		if (!timeo)
+			return -EAGAIN;
+		rc = sk_stream_wait_memory(sk, &timeo);
+		if (rc)
+			return rc;
+	}
+	return rc;
+}
+
+/*
+ * The receiver detached (IVC_RX_DETACHED): it left the tunnel having consumed exactly up to (rx_gen, rx_off), and
+ * no longer reads it. What it did not consume goes out again on TCP first (FIVC_DIR_RESEND), then the direction is
+ * plain TCP until a later send creates a new tunnel (tx_moving). A position we did not send is a violation. Lock
+ * held.
+ */
+static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->tx;
+	u32 gen, off;
+
+	if (!tx_receiver_detached(t))
+		return;
+	atomic64_inc(&fastivc_stats.detaches);
+	if (ctx->tx_state != FIVC_DIR_OPEN) {
+		/* creating: it never read a byte of it; reverted (MSG_OOB): it had read them all */
+		bool reverted = ctx->tx_state == FIVC_DIR_REVERTED;
+
+		tx_release(ctx, reverted ? FIVC_DIR_REVERTED : FIVC_DIR_TCP, false);
+		if (!reverted)
+			tx_start_moving(ctx);
+		return;
+	}
+	virt_rmb(); /* the state before the position it covers */
+	gen = READ_ONCE(t->ctrl->rx_gen);
+	off = READ_ONCE(t->ctrl->rx_off);
+	if (ivc_tx_position_ok(&t->tx, gen, off)) {
+		fastivc_break(ctx, -IVC_E_POSITION);
+		return;
+	}
+	ctx->rs_gen = gen;
+	ctx->rs_off = off;
+	ctx->rs_sndbuf = 0;
+	set_dir(ctx, true, FIVC_DIR_RESEND);
+	tx_resend_push(sk, ctx);
+}
+
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
 static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -409,6 +614,11 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && tx_may_create(ctx)) {
 		u32 nch, csize;
 
+		if (ctx->tx_moving && !tx_find_peer(ctx)) {
+			ctx->tx_created = jiffies | 1;
+			tx_create_failed(ctx, false);
+			return;
+		}
 		ctx->tx_created = jiffies | 1;
 		fastivc_geometry(sk, &nch, &csize);
 		/* over the page budget: a smaller tunnel, down to the smallest; then TCP (reason tunnel_budget) */
@@ -427,16 +637,13 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		set_dir(ctx, true, FIVC_DIR_CREATING);
 		rc = take_fault(ctx, 1u << FAULT_RAISE_BUSY) ? -EBUSY : dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
 		if (rc) {
-			bool again = create_error_passing(rc) && ctx->tx_retries < FASTIVC_CREATE_RETRIES;
-
-			pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP%s\n",
-					    ctx->peer, rc, again ? " for now" : "");
 			tx_release(ctx, FIVC_DIR_TCP, false); /* never announced: nobody to tell */
 			WRITE_ONCE(ctx->reason, FIVC_R_RAISE_FAILED);
 			fastivc_count_fallback(FIVC_R_RAISE_FAILED);
-			ctx->tx_retry_at = again ? (jiffies + (HZ << ctx->tx_retries)) | 1 : 0;
-			if (again)
-				ctx->tx_retries++;
+			tx_create_failed(ctx, create_error_passing(rc));
+			if (!ctx->tx_moving) /* a moving peer's address is expected to be refused for a while */
+				pr_info_ratelimited("fastivc: EVENT_CREATE_TUNNEL to domain %u failed (%d), staying on TCP%s\n",
+						    ctx->peer, rc, ctx->tx_retry_at ? " for now" : "");
 			return;
 		}
 		ctx->tx_retry_at = 0;
@@ -460,8 +667,11 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 			virt_wmb(); /* switch_seq before the flag */
 			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
 			set_dir(ctx, true, FIVC_DIR_OPEN);
+			ctx->tx_moving = false;
+		} else if (rxs == IVC_RX_DETACHED) {
+			tx_detached(sk, ctx); /* the receiver is suspending */
 		} else if (tx_create_timed_out(ctx, rxs)) {
-			tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+			tx_timed_out(ctx);
 		}
 	}
 }
@@ -479,9 +689,20 @@ static bool tx_receiver_closed(const struct fastivc_sock *ctx, const struct ivc_
 	return READ_ONCE(ctx->tx_peer_closed) || (t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_CLOSED);
 }
 
+/*
+ * Lock held. -EXDEV: the direction is on TCP again (a detach, or another thread's MSG_OOB while this one waited):
+ * the caller sends the rest there.
+ */
 static int tx_error(struct sock *sk, struct fastivc_sock *ctx)
 {
-	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || tx_receiver_closed(ctx, ctx->tx))
+	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN))
+		return -EPIPE;
+	if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
+		tx_detached(sk, ctx);
+	if (ctx->mode == FIVC_MODE_TUNNEL && (ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_state == FIVC_DIR_TCP ||
+					      ctx->tx_state == FIVC_DIR_REVERTED))
+		return -EXDEV;
+	if (tx_receiver_closed(ctx, ctx->tx))
 		return -EPIPE;
 	if (ctx->tx_state != FIVC_DIR_OPEN)
 		return -ECONNRESET;
@@ -499,7 +720,7 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
 		return true;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
-	ready = !t || tx_receiver_closed(ctx, t) ||
+	ready = !t || tx_receiver_closed(ctx, t) || tx_receiver_detached(t) ||
 		(drain ? ivc_tx_in_flight(&t->tx, t->ctrl) == 0 : ivc_tx_writable(&t->tx, t->ctrl));
 	rcu_read_unlock();
 	return ready;
@@ -741,8 +962,11 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 {
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return 0;
-	if (ctx->tx_state == FIVC_DIR_OPEN)
-		return tx_revert(sk, ctx, flags);
+	if (ctx->tx_state == FIVC_DIR_OPEN) {
+		int rc = tx_revert(sk, ctx, flags);
+
+		return rc == -EXDEV ? 0 : rc; /* detached meanwhile: the urgent byte follows the resent ones on TCP */
+	}
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		tx_fallback(ctx, FIVC_R_OOB);
 	} else if (!ctx->tx_created || ctx->tx_retry_at) {
@@ -774,10 +998,32 @@ static int tx_tunnel_zerocopy(struct sock *sk, struct fastivc_sock *ctx, struct 
 	return rc;
 }
 
+/*
+ * Did a send through the tunnel stop because the direction went back to TCP (tx_error's -EXDEV), with bytes of the
+ * call left? Then the caller sends them on TCP. Lock held.
+ */
+static bool tx_moved_on(const struct fastivc_sock *ctx, struct msghdr *msg, int rc)
+{
+	return rc == -EXDEV || (rc > 0 && msg_data_left(msg) && ctx->mode == FIVC_MODE_TUNNEL &&
+				(ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_state == FIVC_DIR_TCP ||
+				 ctx->tx_state == FIVC_DIR_REVERTED));
+}
+
+/*
+ * Before a send goes to TCP (lock held): a detached tunnel's bytes go first (FIVC_DIR_RESEND). 0, or -errno for
+ * the call (-EAGAIN: a non-blocking send found no room for them).
+ */
+static int tx_to_tcp(struct sock *sk, struct fastivc_sock *ctx, int flags)
+{
+	if (likely(ctx->tx_state != FIVC_DIR_RESEND))
+		return 0;
+	return tx_resend_flush(sk, ctx, flags);
+}
+
 static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
-	int rc;
+	int rc, sent = 0;
 
 	swap_ops(sk);
 	lock_sock(sk);
@@ -789,20 +1035,30 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 		}
 	}
 	tx_prepare(sk, ctx);
-	if (ctx->tx_state != FIVC_DIR_OPEN) {
-		atomic_inc(&ctx->tx_tcp_senders); /* under the lock: tx_prepare() sees it before it can switch */
-		release_sock(sk);
-		rc = base_prot->sendmsg(sk, msg, size);
-		atomic_dec(&ctx->tx_tcp_senders);
-		return rc;
+	if (ctx->tx_state == FIVC_DIR_OPEN) {
+		/* io_uring's zerocopy sends bring their own notification (msg_ubuf): copying needs nothing more for them */
+		if (unlikely((msg->msg_flags & MSG_ZEROCOPY) && size && sock_flag(sk, SOCK_ZEROCOPY) && !msg->msg_ubuf))
+			rc = tx_tunnel_zerocopy(sk, ctx, msg, size);
+		else
+			rc = tx_tunnel(sk, ctx, msg);
+		if (!tx_moved_on(ctx, msg, rc)) {
+			release_sock(sk);
+			return rc;
+		}
+		sent = max(rc, 0);
+		if (sent)
+			msg->msg_flags &= ~MSG_ZEROCOPY; /* this call's notification was posted for the tunnel's part */
 	}
-	/* io_uring's zerocopy sends bring their own notification (msg_ubuf): copying needs nothing more for them */
-	if (unlikely((msg->msg_flags & MSG_ZEROCOPY) && size && sock_flag(sk, SOCK_ZEROCOPY) && !msg->msg_ubuf))
-		rc = tx_tunnel_zerocopy(sk, ctx, msg, size);
-	else
-		rc = tx_tunnel(sk, ctx, msg);
+	rc = tx_to_tcp(sk, ctx, msg->msg_flags);
+	if (rc) {
+		release_sock(sk);
+		return sent ? sent : (rc == -EPIPE ? sk_stream_error(sk, msg->msg_flags, rc) : rc);
+	}
+	atomic_inc(&ctx->tx_tcp_senders); /* under the lock: tx_prepare() sees it before it can switch */
 	release_sock(sk);
-	return rc;
+	rc = base_prot->sendmsg(sk, msg, msg_data_left(msg));
+	atomic_dec(&ctx->tx_tcp_senders);
+	return sent ? (rc > 0 ? sent + rc : sent) : rc;
 }
 
 /* fault_inject switch_in_batch: wait (up to 1 s) until the receiver has mapped the tunnel; lock not held */
@@ -824,7 +1080,8 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
 	struct bio_vec bvec = { .bv_page = page, .bv_offset = offset, .bv_len = size };
 	struct msghdr msg = { .msg_flags = flags };
-	int rc;
+	bool delay;
+	int rc, sent = 0;
 
 	lock_sock(sk);
 	if (unlikely(flags & MSG_OOB)) {
@@ -835,22 +1092,31 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 		}
 	}
 	tx_prepare(sk, ctx);
-	if (ctx->tx_state != FIVC_DIR_OPEN) {
-		bool delay = ctx->tx_state == FIVC_DIR_CREATING && (flags & MSG_SENDPAGE_NOTLAST) &&
-			     take_fault(ctx, 1u << FAULT_SWITCH_IN_BATCH);
-
-		atomic_inc(&ctx->tx_tcp_senders);
-		release_sock(sk);
-		rc = base_prot->sendpage(sk, page, offset, size, flags);
-		atomic_dec(&ctx->tx_tcp_senders);
-		if (unlikely(delay))
-			fault_wait_mapped(sk, ctx);
-		return rc;
+	if (ctx->tx_state == FIVC_DIR_OPEN) {
+		iov_iter_bvec(&msg.msg_iter, WRITE, &bvec, 1, size);
+		rc = tx_tunnel(sk, ctx, &msg);
+		if (!tx_moved_on(ctx, &msg, rc)) {
+			release_sock(sk);
+			return rc;
+		}
+		sent = max(rc, 0);
+		offset += sent;
+		size -= sent;
 	}
-	iov_iter_bvec(&msg.msg_iter, WRITE, &bvec, 1, size);
-	rc = tx_tunnel(sk, ctx, &msg);
+	rc = tx_to_tcp(sk, ctx, flags);
+	if (rc) {
+		release_sock(sk);
+		return sent ? sent : (rc == -EPIPE ? sk_stream_error(sk, flags, rc) : rc);
+	}
+	delay = ctx->tx_state == FIVC_DIR_CREATING && (flags & MSG_SENDPAGE_NOTLAST) &&
+		take_fault(ctx, 1u << FAULT_SWITCH_IN_BATCH);
+	atomic_inc(&ctx->tx_tcp_senders);
 	release_sock(sk);
-	return rc;
+	rc = base_prot->sendpage(sk, page, offset, size, flags);
+	atomic_dec(&ctx->tx_tcp_senders);
+	if (unlikely(delay))
+		fault_wait_mapped(sk, ctx);
+	return sent ? (rc > 0 ? sent + rc : sent) : rc;
 }
 
 /* ---- receiver ---- */
@@ -1566,11 +1832,16 @@ static void fastivc_shutdown(struct sock *sk, int how)
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
 	struct ivc_tunnel *t;
 
+	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
+		tx_detached(sk, ctx);
 	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN) {
 		t = ctx->tx;
 		if (ivc_tx_seal(&t->tx, t->ctrl))
 			tx_kick(ctx, t);
 	}
+	/* the FIN must come after a detached tunnel's bytes: a connection that cannot queue them is reset */
+	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx_state == FIVC_DIR_RESEND && tx_resend_push(sk, ctx))
+		abort_conn(ctx, FIVC_R_NO_MEMORY, ECONNRESET, false);
 	base_prot->shutdown(sk, how);
 }
 
@@ -1584,7 +1855,7 @@ static bool linger_done(struct sock *sk, struct fastivc_sock *ctx)
 		return true;
 	rcu_read_lock();
 	t = READ_ONCE(ctx->tx);
-	done = !t || tx_receiver_closed(ctx, t) || ivc_tx_in_flight(&t->tx, t->ctrl) == 0;
+	done = !t || tx_receiver_closed(ctx, t) || tx_receiver_detached(t) || ivc_tx_in_flight(&t->tx, t->ctrl) == 0;
 	rcu_read_unlock();
 	return done;
 }
@@ -1629,6 +1900,11 @@ static void fastivc_close(struct sock *sk, long timeout)
 	/* as tcp_close(): a close that resets does not linger */
 	if (timeout > 0 && !unread && !tcp_unread_bytes(sk) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
 		timeout = tx_linger(sk, ctx, timeout);
+	/* a detached tunnel's bytes go to TCP before its FIN; if TCP cannot take them now, the peer gets a reset */
+	if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
+		tx_detached(sk, ctx);
+	if (ctx->tx_state == FIVC_DIR_RESEND && tx_resend_push(sk, ctx))
+		unread = true;
 	conn_release(ctx);
 	if (unread) {
 		/* data the application never read: the peer sees a reset, as with TCP */
@@ -1648,7 +1924,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	struct ivc_tunnel *t;
 	int why;
 
-	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer) {
+	/* not while this domain suspends: the tunnel would be mapped across the save (lifecycle.c) */
+	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer || READ_ONCE(fastivc_suspending)) {
 		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
 		return;
 	}
@@ -1662,6 +1939,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		return;
 	}
 	swap_ops(ctx->sk); /* readers that never called recvmsg (splice only) must read through us from now on */
+	/* a tunnel after a detached one starts its own switch (lock-free readers see ctx->rx only after this) */
+	WRITE_ONCE(ctx->rx_switched, false);
 	ctx->rx_channels = t->nr_channels;
 	ctx->rx_channel_size = t->channel_size;
 	WRITE_ONCE(ctx->rx, t);
@@ -1693,8 +1972,10 @@ void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 	if ((events & EVTMGR_EVENT_SEND_CLOSE_TUNNEL) && ctx->rx) {
 		u32 f = READ_ONCE(ctx->rx->ctrl->tx_flags);
 
+		if (f & IVC_TX_DETACH) /* open or reverted */
+			rx_detach(ctx); /* the sender's domain is about to suspend */
 		/* a tunnel the sender closed without ever switching to it carries nothing: unmap it now */
-		if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
+		else if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
 			rx_release(ctx, FIVC_DIR_CLOSED, true);
 	}
 	/*
@@ -1719,6 +2000,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 			tx_release(ctx, FIVC_DIR_TCP, false);
 			WRITE_ONCE(ctx->reason, FIVC_R_PEER_REJECTED);
 			fastivc_count_fallback(FIVC_R_PEER_REJECTED);
+			tx_create_failed(ctx, false); /* a peer suspending rejects for a while: a moving direction retries */
 		} else if (ctx->tx_state == FIVC_DIR_OPEN) {
 			fastivc_break(ctx, -IVC_E_LAYOUT); /* rejecting a tunnel it accepted */
 		}
@@ -1727,6 +2009,9 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 	 * Only if this tunnel's receiver really closed it (it writes IVC_RX_CLOSED before raising): the DEM names
 	 * connections by 4-tuple, so a late event of an earlier connection with the same ports must not end this one.
 	 */
+	/* the receiver's domain is about to suspend; while ours is, lifecycle.c acts on the answer it asked for */
+	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && tx_receiver_detached(ctx->tx) && !ctx->tx_detach_asked)
+		tx_detached(ctx->sk, ctx);
 	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx &&
 	    READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_CLOSED) {
 		WRITE_ONCE(ctx->tx_peer_closed, true);
@@ -1768,13 +2053,154 @@ static void tx_user_timeout(struct fastivc_sock *ctx)
 	}
 }
 
-/* Once a second, from the SEM (lock held): a sender still waiting for its receiver gives up after a while. */
+/*
+ * Once a second, from the SEM (lock held): a sender still waiting for its receiver gives up after a while; the
+ * detach requests and answers whose events were lost; a detached tunnel's bytes that TCP could not take yet.
+ */
 void fastivc_sock_tick(struct fastivc_sock *ctx)
 {
+	struct sock *sk = ctx->sk;
+
+	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	if (ctx->rx && (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_DETACH))
+		rx_detach(ctx);
+	if (ctx->tx_state != FIVC_DIR_RESEND && !ctx->tx_detach_asked && tx_receiver_detached(ctx->tx))
+		tx_detached(sk, ctx);
+	if (ctx->tx_state == FIVC_DIR_RESEND)
+		tx_resend_push(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_CREATING && tx_create_timed_out(ctx, READ_ONCE(ctx->tx->ctrl->rx_state)))
-		tx_fallback(ctx, FIVC_R_PEER_TIMEOUT);
+		tx_timed_out(ctx);
 	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN)
 		tx_user_timeout(ctx);
+}
+
+/*
+ * Lock-free, under fastivc_socks_lock (bottom halves off: an RCU reader, so tunnels stay): has the tick work for this
+ * socket? A sender waiting for its receiver, a stalled sender with TCP_USER_TIMEOUT, a detach not yet acted on, or
+ * a detached tunnel's bytes still to queue.
+ */
+bool fastivc_sock_needs_tick(const struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t;
+
+	if (READ_ONCE(ctx->mode) != FIVC_MODE_TUNNEL)
+		return false;
+	switch (READ_ONCE(ctx->tx_state)) {
+	case FIVC_DIR_RESEND:
+		return true;
+	case FIVC_DIR_CREATING:
+		if (!READ_ONCE(ctx->tx_accepted))
+			return true;
+		break;
+	default:
+		if (READ_ONCE(ctx->tx_stall_since) && READ_ONCE(inet_csk(ctx->sk)->icsk_user_timeout))
+			return true;
+	}
+	t = READ_ONCE(ctx->tx);
+	if (t && !READ_ONCE(ctx->tx_detach_asked) && READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED)
+		return true;
+	t = READ_ONCE(ctx->rx);
+	return t && (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_DETACH);
+}
+
+/* ---- save, restore, migration (lifecycle.c; lock held) ---- */
+
+/*
+ * Before this domain suspends: the receiving tunnel detaches at once; the sending tunnel asks its receiver to
+ * detach (IVC_TX_DETACH, EVENT_SEND_CLOSE_TUNNEL), and fastivc_sock_suspend_finish() acts on the answer. A tunnel
+ * whose receiver never accepted it is simply released (it maps nothing of ours).
+ */
+void fastivc_sock_suspend(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t;
+	u32 st;
+
+	if (ctx->mode != FIVC_MODE_TUNNEL)
+		return;
+	rx_detach(ctx);
+	t = ctx->tx;
+	if (!t || ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_detach_asked)
+		return;
+	st = READ_ONCE(t->ctrl->rx_state);
+	if (st == IVC_RX_DETACHED) {
+		tx_detached(ctx->sk, ctx);
+	} else if (st == IVC_RX_CLOSED) {
+		WRITE_ONCE(ctx->tx_peer_closed, true); /* it closed its end: sends fail with EPIPE, as before */
+		tx_release(ctx, FIVC_DIR_CLOSED, false);
+	} else if (ctx->tx_state == FIVC_DIR_CREATING && st == IVC_RX_NONE) {
+		tx_release(ctx, FIVC_DIR_TCP, true);
+		tx_start_moving(ctx);
+	} else {
+		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
+		WRITE_ONCE(ctx->tx_detach_asked, jiffies | 1);
+		/* a lost event is made up for by the peer's tick, which looks for the flag */
+		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
+	}
+}
+
+/* Has the receiver answered our request to detach, and let go of our pages? (lock held) */
+bool fastivc_sock_detach_answered(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->tx;
+	u32 st;
+
+	if (!ctx->tx_detach_asked || !t)
+		return true;
+	st = READ_ONCE(t->ctrl->rx_state);
+	return (st == IVC_RX_DETACHED || st == IVC_RX_CLOSED) && ivc_tunnel_end_grants(t);
+}
+
+/*
+ * After the wait: a receiver that detached gets what it did not consume on TCP (FIVC_DIR_RESEND); one that closed
+ * its end meanwhile, as before; one that did not answer in time loses the connection (reset, reason suspend): its
+ * unread bytes could not be recovered, and it would map our pages across the save.
+ */
+void fastivc_sock_suspend_finish(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->tx;
+	char conn[FIVC_CONN_STR];
+	u32 st;
+
+	if (!ctx->tx_detach_asked)
+		return;
+	WRITE_ONCE(ctx->tx_detach_asked, 0);
+	if (ctx->mode != FIVC_MODE_TUNNEL || !t)
+		return;
+	st = READ_ONCE(t->ctrl->rx_state);
+	if (st == IVC_RX_DETACHED) {
+		tx_detached(ctx->sk, ctx);
+	} else if (st == IVC_RX_CLOSED) {
+		WRITE_ONCE(ctx->tx_peer_closed, true);
+		tx_release(ctx, FIVC_DIR_CLOSED, false);
+	} else {
+		pr_warn_ratelimited("fastivc: %s: domain %u did not leave our tunnel before the suspend: connection reset\n",
+				    fastivc_conn_str(conn, ctx), ctx->peer);
+		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
+	}
+}
+
+bool fastivc_sock_resend_pending(const struct fastivc_sock *ctx)
+{
+	return READ_ONCE(ctx->tx_state) == FIVC_DIR_RESEND;
+}
+
+/*
+ * A CREATE_TUNNEL from another domain than the connection's peer (lock held): the peer was restored or migrated and
+ * came back as that domain (the DEM checked that the raiser holds the peer's address). Taken only when the DEM says
+ * so now and nothing of the old peer is mapped here or open towards it. true: ctx->peer is the new one.
+ */
+bool fastivc_sock_peer_moved(struct fastivc_sock *ctx, domid_t peer)
+{
+	domid_t d;
+
+	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ctx->tx_state == FIVC_DIR_OPEN ||
+	    ctx->tx_state == FIVC_DIR_CREATING)
+		return false;
+	if (dem_lookup(&ctx->raddr, &d) || d != peer)
+		return false;
+	WRITE_ONCE(ctx->peer, peer);
+	return true;
 }
 
 /*

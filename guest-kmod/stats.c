@@ -41,10 +41,11 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_BUDGET] = "tunnel_budget",
 	[FIVC_R_USER_TIMEOUT] = "user_timeout",
 	[FIVC_R_LOCAL_ADDRESS] = "local_address",
+	[FIVC_R_SUSPEND] = "suspend",
 };
 
 static const char *const mode_names[] = { "tunnel", "broken", "closed" };
-static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closed", "broken" };
+static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closed", "broken", "resend" };
 
 void fastivc_count_fallback(enum fastivc_reason r)
 {
@@ -91,6 +92,9 @@ static int format_stats(char *buf, size_t size)
 	CTR(kicks_retried);
 	CTR(tick_wakes);
 	CTR(virq_steers);
+	CTR(suspends);
+	CTR(detaches);
+	CTR(bytes_resent);
 	KV("virq_cpu", "%d", sem_virq_cpu());
 	{
 		/* events raised per MiB moved through tunnels, both directions, in hundredths */

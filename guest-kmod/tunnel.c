@@ -15,6 +15,7 @@
 #include <xen/grant_table.h>
 #include <xen/page.h>
 #include <linux/moduleparam.h>
+#include <linux/delay.h>
 #include "fastivc.h"
 
 /*
@@ -115,16 +116,57 @@ static void tunnel_free_rx(struct ivc_tunnel *t)
 	kvfree(t->handles);
 }
 
-static void tunnel_release_work(struct work_struct *w)
+static void tunnel_free(struct ivc_tunnel *t)
 {
-	struct ivc_tunnel *t = container_of(to_rcu_work(w), struct ivc_tunnel, release_work);
-
 	if (t->sender)
 		tunnel_free_tx(t);
 	else
 		tunnel_free_rx(t);
 	atomic_sub(t->budget_pages, t->sender ? &tx_pages_used : &rx_pages_used);
 	kfree(t);
+}
+
+/*
+ * A sender's pages are given back once the receiver no longer maps them. A receiver that is letting go (it closed or
+ * detached: it unmaps in its release work, after an RCU grace period) gets RELEASE_TRIES looks, RELEASE_DELAY apart
+ * (a second in all), before what it still maps goes to Linux's deferred free (pages_deferred: a peer that holds on).
+ * releases_waiting: the tunnels in that wait, which module unload waits for (ivc_tunnel_release_drain).
+ */
+#define RELEASE_TRIES 20
+#define RELEASE_DELAY (HZ / 20)
+static atomic_t releases_waiting;
+
+static void tunnel_retry_work(struct work_struct *w)
+{
+	struct ivc_tunnel *t = container_of(to_delayed_work(w), struct ivc_tunnel, retry_work);
+
+	if (!ivc_tunnel_end_grants(t) && ++t->release_tries < RELEASE_TRIES) {
+		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
+		return;
+	}
+	tunnel_free(t);
+	atomic_dec(&releases_waiting);
+}
+
+static void tunnel_release_work(struct work_struct *w)
+{
+	struct ivc_tunnel *t = container_of(to_rcu_work(w), struct ivc_tunnel, release_work);
+
+	/* the tunnel is this work's alone now: nobody else ends its grants */
+	if (t->sender && !ivc_tunnel_end_grants(t)) {
+		atomic_inc(&releases_waiting);
+		INIT_DELAYED_WORK(&t->retry_work, tunnel_retry_work);
+		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
+		return;
+	}
+	tunnel_free(t);
+}
+
+/* Module unload: after the releases were flushed, waits (at most about a second) for those still waiting. */
+void ivc_tunnel_release_drain(void)
+{
+	while (atomic_read(&releases_waiting))
+		msleep(jiffies_to_msecs(RELEASE_DELAY));
 }
 
 /*
@@ -137,6 +179,29 @@ void ivc_tunnel_release(struct ivc_tunnel *t)
 		return;
 	INIT_RCU_WORK(&t->release_work, tunnel_release_work);
 	queue_rcu_work(fastivc_wq, &t->release_work);
+}
+
+/*
+ * Sender, before this domain suspends: ends every grant of the tunnel that the receiver no longer maps (the pages stay
+ * ours, with their data, and are freed at release as never granted). true once none is left: nothing of the tunnel
+ * is in the peer's hands. Owner only (lock held), on a tunnel still in the socket.
+ */
+bool ivc_tunnel_end_grants(struct ivc_tunnel *t)
+{
+	u32 i, n = 1 + t->nr_dir_pages + t->nr_data_pages;
+	bool all = true;
+
+	if (!t->sender || !t->refs)
+		return true;
+	for (i = 0; i < n; i++) {
+		if (t->refs[i] == 0)
+			continue;
+		if (gnttab_try_end_foreign_access(t->refs[i]))
+			t->refs[i] = 0;
+		else
+			all = false;
+	}
+	return all;
 }
 
 static struct page *zeroed_page(void)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
- * Host unit tests of ../ivc_ring.h, the tunnel's layout and channel protocol, layout version 2 (gen_num / size with
- * its seal bit / pend_read / wait_gen, channels filled by bytes, event suppression through rx_want / tx_want).
+ * Host unit tests of ../ivc_ring.h, the tunnel's layout and channel protocol, layout version 3 (gen_num / size with
+ * its seal bit / pend_read / wait_gen, channels filled by bytes, event suppression through rx_want / tx_want, and
+ * version 3's detach: the receiver's position (rx_gen, rx_off), checked by the sender, which sends everything after
+ * it again from its own record of the channels).
  *
  * The shared memory is simulated by a calloc'd struct ivc_ctrl and one buffer of exactly nr_channels * channel_size
  * bytes holding the data pages in order; every copy goes through ivc_chan_chunk() (page index, offset in page) so
@@ -181,6 +183,7 @@ static void chan_copy(struct sim *s, uint32_t chan, uint32_t off, uint8_t *buf, 
 /* sender: fills the next channel with `len` bytes of the stream at *pos and publishes it; expects it free */
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define SEALED IVC_SIZE_SEALED
 
 /*
@@ -1747,6 +1750,671 @@ static void test_hostile_open_size(void)
 	sim_free(&s);
 }
 
+/* ---- layout version 3: detach ---- */
+
+/*
+ * A tunnel for the detach tests: both sides, and what the test knows of the stream by itself (not from the header):
+ * where each generation starts in it, at gstart[gen & 63] (only the last nr_channels + 1 generations are looked at).
+ */
+struct det {
+	struct sim s;
+	struct ivc_tx tx;
+	struct ivc_rx rx;
+	uint64_t spos, rpos; /* bytes written by the sender, consumed by the receiver */
+	uint64_t gstart[64];
+};
+
+/* both sides as if `last` had been the last generation published and consumed (0: as ivc_ctrl_init leaves them) */
+static void det_new(struct det *d, uint32_t n, uint32_t cs, uint32_t last)
+{
+	sim_new(&d->s, n, cs, 1);
+	start_at(&d->s, &d->tx, &d->rx, last);
+	d->spos = d->rpos = 0;
+	memset(d->gstart, 0, sizeof(d->gstart));
+}
+
+/* a copy of the whole tunnel (shared pages too), to try several stops of the receiver from one state */
+static void det_clone(struct det *dst, const struct det *src)
+{
+	sim_new(&dst->s, src->s.n, src->s.cs, src->s.c->nr_receivers);
+	memcpy(dst->s.c, src->s.c, sizeof(*src->s.c));
+	memcpy(dst->s.data, src->s.data, (size_t)src->s.pages * IVC_PAGE_SIZE);
+	dst->tx = src->tx;
+	dst->rx = src->rx;
+	dst->spos = src->spos;
+	dst->rpos = src->rpos;
+	memcpy(dst->gstart, src->gstart, sizeof(dst->gstart));
+}
+
+/* the generation of the sender's current channel: the one it fills, or opens next */
+static uint32_t det_cur(const struct det *d)
+{
+	return d->tx.seq + 1;
+}
+
+/* sender: appends up to len bytes, at most a channel's rest per write, noting where each new generation starts */
+static uint32_t det_send(struct det *d, uint32_t len)
+{
+	uint32_t done = 0;
+
+	while (done < len && !t_failed) {
+		uint32_t seq = d->tx.seq, left = d->s.cs - d->tx.fill, want = MIN(len - done, left);
+		uint32_t got = send_try(&d->s, &d->tx, &d->spos, want);
+
+		if (got == 0)
+			break;
+		done += got;
+		if (d->tx.seq != seq + (got == left)) {
+			t_fail(__LINE__, "%u bytes at fill %u: seq %u -> %u", got, d->s.cs - left, seq, d->tx.seq);
+			break;
+		}
+		if (got == left) /* that commit filled the channel and sealed it */
+			d->gstart[det_cur(d) & 63] = d->spos;
+	}
+	return done;
+}
+
+/* sender: ivc_tx_seal, noting where the next generation starts */
+static void det_seal(struct det *d)
+{
+	int want = d->tx.begun && d->tx.fill != 0;
+
+	CHECK_EQ(ivc_tx_seal(&d->tx, d->s.c), want);
+	if (want)
+		d->gstart[det_cur(d) & 63] = d->spos;
+}
+
+/* receiver: consumes up to stream byte `upto`, in reads of random sizes; everything before it must be ready */
+static void det_recv(struct det *d, uint64_t upto, struct rng *r)
+{
+	uint32_t got;
+	int freed;
+
+	while (d->rpos < upto) {
+		uint64_t left = upto - d->rpos, max = rng_range(r, 1, 2 * d->s.cs);
+
+		recv_some(&d->s, &d->rx, &d->rpos, (uint32_t)MIN(left, max), &got, &freed);
+		CHECK_OK();
+		CHECK(got, "nothing to read at %" PRIu64 ", %" PRIu64 " written", d->rpos, d->spos);
+	}
+}
+
+/*
+ * What a detached sender sends again from the checked position (gen, off), stream byte `from` by the test's own
+ * count: walks ivc_tx_resend_next(), copies every piece out of the channels (ivc_chan_chunk, as the kernel does),
+ * checks it is the stream from `from` on, to the last byte written, and that the walk writes nothing. `split`: send
+ * pieces of random sizes and ask again, as a TCP send that takes part of it. seg/nseg (may be NULL): the pieces
+ * (chan, off, len) as returned, when not split.
+ */
+static void det_resend(struct det *d, uint32_t gen, uint32_t off, uint64_t from, struct rng *r, int split,
+		       uint32_t (*seg)[3], uint32_t *nseg)
+{
+	struct sim *s = &d->s;
+	struct ivc_tx saved = d->tx;
+	struct ivc_ctrl ctrl;
+	uint8_t buf[4096];
+	uint32_t chan = 99, len = 99, calls = 0, pchan = 0, plen = 0, ns = 0;
+	uint64_t sent = 0, total = d->spos - from;
+
+	memcpy(&ctrl, s->c, sizeof(ctrl));
+	CHECK(from <= d->spos, "position past the stream");
+	while (ivc_tx_resend_next(&d->tx, &gen, &off, &chan, &len)) {
+		uint32_t piece;
+
+		CHECK(++calls <= total, "%u calls for %" PRIu64 " bytes", calls, total);
+		CHECK(len >= 1 && chan < s->n && off < s->cs && len <= s->cs - off,
+		      "ivc_tx_resend_next: gen %u chan %u off %u len %u", gen, chan, off, len);
+		CHECK(sent + len <= total, "resends %" PRIu64 " + %u bytes, only %" PRIu64 " after the position", sent,
+		      len, total);
+		if (plen) /* the rest of the piece before, where it stopped */
+			CHECK(chan == pchan && len == plen,
+			      "after a partial send: chan %u len %u, expected chan %u len %u", chan, len, pchan, plen);
+		piece = split && rng_range(r, 0, 2) ? rng_range(r, 1, len) : len;
+		for (uint32_t done = 0; done < piece;) {
+			uint32_t k = MIN(piece - done, (uint32_t)sizeof(buf));
+			long bad;
+
+			chan_copy(s, chan, off + done, buf, k, 0);
+			CHECK_OK();
+			bad = pat_mismatch(buf, from + sent + done, k);
+			CHECK(bad < 0, "resent byte %" PRIu64 " of the stream: got 0x%02x expected 0x%02x (gen %u)",
+			      from + sent + done + (uint64_t)bad, buf[bad], pat(from + sent + done + (uint64_t)bad),
+			      gen);
+			done += k;
+		}
+		if (seg && !split) {
+			CHECK(ns < 64, "more than 64 pieces");
+			seg[ns][0] = chan;
+			seg[ns][1] = off;
+			seg[ns][2] = len;
+			ns++;
+		}
+		pchan = chan;
+		plen = len - piece;
+		sent += piece;
+		off += piece;
+	}
+	CHECK(sent == total, "resent %" PRIu64 " bytes from stream byte %" PRIu64 ", %" PRIu64 " were written after it",
+	      sent, from, total);
+	CHECK_EQ(ivc_tx_resend_next(&d->tx, &gen, &off, &chan, &len), 0);
+	CHECK(memcmp(&d->tx, &saved, sizeof(saved)) == 0, "the resend walk changed the sender's state");
+	CHECK(memcmp(s->c, &ctrl, sizeof(ctrl)) == 0, "the resend walk wrote to the control page");
+	if (nseg)
+		*nseg = ns;
+}
+
+/*
+ * The detach: the receiver publishes its position (rx_gen, rx_off, then IVC_RX_DETACHED), the sender reads it once,
+ * must accept it, and sends exactly the bytes after what the receiver consumed.
+ */
+static void det_detach(struct det *d, struct rng *r)
+{
+	struct sim *s = &d->s;
+	uint32_t gen = 99, off = 99;
+	int ok;
+
+	ivc_rx_position(&d->rx, &gen, &off);
+	IVC_WRITE(&s->c->rx_gen, gen);
+	IVC_WRITE(&s->c->rx_off, off);
+	IVC_WRITE(&s->c->rx_state, IVC_RX_DETACHED);
+	gen = IVC_READ(&s->c->rx_gen);
+	off = IVC_READ(&s->c->rx_off);
+	ok = ivc_tx_position_ok(&d->tx, gen, off);
+	CHECK(ok == 0,
+	      "%u x %u: the receiver's position (gen %u, off %u) refused (%d): sender seq %u idx %u begun %u fill %u, "
+	      "%" PRIu64 " bytes written, %" PRIu64 " consumed",
+	      s->n, s->cs, gen, off, ok, d->tx.seq, d->tx.idx, d->tx.begun, d->tx.fill, d->spos, d->rpos);
+	det_resend(d, gen, off, d->rpos, r, 1, NULL, NULL);
+}
+
+/*
+ * sender: writes the stream up to byte len in writes of varying sizes, sealing early now and then; the receiver
+ * reads along when the sender is blocked, and sometimes when not (then often to the sender's fill, so a later seal
+ * finds it at the end of an open channel)
+ */
+static void det_stream(struct det *d, uint64_t len, struct rng *r)
+{
+	uint32_t cs = d->s.cs, w, got;
+	int freed;
+
+	while (d->spos < len) {
+		w = rng_range(r, 0, 3) ? rng_range(r, 1, 300) : rng_range(r, 1, 3 * cs);
+		w = (uint32_t)MIN((uint64_t)w, len - d->spos);
+		got = det_send(d, w);
+		CHECK_OK();
+		if (rng_range(r, 0, 5) == 0)
+			det_seal(d);
+		CHECK_OK();
+		if (got == w && rng_range(r, 0, 3))
+			continue;
+		for (uint32_t k = rng_range(r, 1, 3); k; k--) { /* blocked, or reading along */
+			recv_some(&d->s, &d->rx, &d->rpos, rng_range(r, 1, 2 * cs), &got, &freed);
+			CHECK_OK();
+		}
+	}
+}
+
+/* what the detaches of test_detach_resend_exact went through */
+struct det_seen {
+	uint32_t cases, open, begun_empty, blocked_none, blocked_part, late_seal;
+};
+
+/*
+ * From the state d: the receiver stops at each place of interest (nothing more; one byte into, the middle of, one
+ * byte before and the end of each channel not consumed yet), each time in a copy of the tunnel, and detaches there.
+ */
+static void det_every_stop(const struct det *d, struct rng *r, struct det_seen *seen)
+{
+	uint64_t t[4 * (IVC_MAX_CHANNELS + 1) + 1];
+	uint32_t nt = 0, n = d->s.n;
+
+	t[nt++] = d->rpos;
+	for (uint32_t gen = d->rx.wait_gen;; gen++) {
+		uint64_t a = MAX(d->gstart[gen & 63], d->rpos);
+		uint64_t b = gen == det_cur(d) ? d->spos : d->gstart[(gen + 1) & 63];
+
+		CHECK(a <= b && b <= d->spos, "gen %u: stream bytes %" PRIu64 "..%" PRIu64, gen, a, b);
+		if (b > a) {
+			t[nt++] = a + 1;
+			t[nt++] = a + (b - a) / 2;
+			t[nt++] = b - 1;
+			t[nt++] = b;
+		}
+		if (gen == det_cur(d))
+			break;
+		CHECK(gen - d->rx.wait_gen < n, "receiver at gen %u, sender at %u", d->rx.wait_gen, det_cur(d));
+	}
+	for (uint32_t i = 0; i < nt; i++) {
+		struct det c;
+		uint32_t gen, off;
+
+		det_clone(&c, d);
+		det_recv(&c, t[i], r);
+		CHECK_OK();
+		ivc_rx_position(&c.rx, &gen, &off);
+		seen->open += c.tx.begun && c.tx.fill;
+		seen->begun_empty += c.tx.begun && !c.tx.fill;
+		if (!c.tx.begun && ivc_tx_free(&c.tx, c.s.c) == 0) {
+			seen->blocked_none += off == 0 && gen == c.tx.seq + 1 - n;
+			seen->blocked_part += off != 0;
+		}
+		seen->late_seal += c.rx.have && c.rx.off == c.rx.size && !c.rx.sealed &&
+				   (c.s.c->chan[c.rx.idx].size & SEALED);
+		det_detach(&c, r);
+		CHECK_OK();
+		seen->cases++;
+		sim_free(&c.s);
+	}
+}
+
+/*
+ * Detach after streams of several lengths (from 0 to a few times the tunnel, from generation 1 and across the
+ * generation wrap), ending four ways: as is (the current channel open, or none); sealed; sealed and the next channel
+ * begun with nothing in it; every channel filled, the sender blocked. From each, the receiver stops at every place of
+ * interest and detaches: what it consumed plus what the sender sends again is the stream, byte for byte.
+ */
+static void test_detach_resend_exact(void)
+{
+	static const uint32_t geo[][2] = { { 1, 4096 }, { 4, 4096 }, { 3, 8192 }, { 16, 4096 } };
+	static const uint32_t starts[] = { 0, 0xFFFFFFFFu - 5 };
+	struct det_seen seen = { 0 };
+
+	for (unsigned g = 0; g < sizeof(geo) / sizeof(geo[0]); g++)
+		for (unsigned i = 0; i < 2 * 7 * 4; i++) {
+			uint32_t n = geo[g][0], cs = geo[g][1], st = i / 28, e = i % 4, chan, off;
+			const uint64_t lens[] = { 0, 1, cs - 1, cs, cs + 1, (uint64_t)n * cs - 7, 3ull * n * cs + 777 };
+			uint64_t len = lens[i / 4 % 7];
+			struct rng r = { 0xDE7AC4ull + 1000 * g + i };
+			struct det d;
+
+			det_new(&d, n, cs, starts[st]);
+			det_stream(&d, len, &r);
+			CHECK_OK();
+			CHECK_EQ(d.spos, len);
+			if (e == 1 || e == 2)
+				det_seal(&d);
+			CHECK_OK();
+			if (e == 2 && ivc_tx_room(&d.tx, d.s.c, &chan, &off) > 0)
+				CHECK(d.tx.begun && d.tx.fill == 0 && off == 0, "room: begun %u fill %u", d.tx.begun,
+				      d.tx.fill);
+			if (e == 3) {
+				det_send(&d, n * cs);
+				CHECK_OK();
+				CHECK_EQ(ivc_tx_writable(&d.tx, d.s.c), 0);
+			}
+			det_every_stop(&d, &r, &seen);
+			CHECK_OK();
+			sim_free(&d.s);
+		}
+	CHECK(seen.open > 100 && seen.begun_empty > 10 && seen.blocked_none > 10 && seen.blocked_part > 10 &&
+		      seen.late_seal > 0,
+	      "%u detaches: %u with the current channel open, %u begun and empty, %u blocked, the oldest channel "
+	      "unread, %u blocked, in it, %u after a seal not seen yet",
+	      seen.cases, seen.open, seen.begun_empty, seen.blocked_none, seen.blocked_part, seen.late_seal);
+}
+
+/* ivc_tx_position_ok(gen, off) must give `want` (0, or -IVC_E_POSITION) */
+#define CHECK_POS(d, gen, off, want)                                                                              \
+	do {                                                                                                      \
+		uint32_t _g = (gen), _o = (off);                                                                  \
+		int _r = ivc_tx_position_ok(&(d)->tx, _g, _o);                                                    \
+		CHECK(_r == (want),                                                                               \
+		      "ivc_tx_position_ok(gen %u, off %u) = %d, expected %d (seq %u idx %u begun %u fill %u)", _g, \
+		      _o, _r, (want), (d)->tx.seq, (d)->tx.idx, (d)->tx.begun, (d)->tx.fill);                     \
+	} while (0)
+
+/* an accepted position, and what is sent again from it: the stream from that generation's start + off */
+static void pos_accepted(struct det *d, uint32_t gen, uint32_t off, struct rng *r)
+{
+	CHECK_POS(d, gen, off, 0);
+	det_resend(d, gen, off, d->gstart[gen & 63] + off, r, 1, NULL, NULL);
+}
+
+/*
+ * Positions a detached receiver may not claim: a generation older than the channels still hold, one the sender has
+ * not opened (seq + 2 and beyond), an offset past what the channel of that generation holds (any offset in a current
+ * channel not begun). The boundaries are accepted: the oldest generation still held, at its start and at its sealed
+ * size; the current channel at its fill. The resend uses the sender's own record of the sizes: size words the peer
+ * broke change nothing.
+ */
+static void test_detach_position_bad(void)
+{
+	static const uint32_t bad_sizes[] = { 0, 1, 1 | SEALED, 4095, 4096 | SEALED, 4097 | SEALED, 8192, SEALED,
+					       0xFFFFFFFFu };
+	static const uint32_t lasts[] = { 0, 0xFFFFFFFFu - 3, 0x7FFFFFFFu };
+	struct rng r = { 0xBAD905ull };
+	struct det held[8]; /* every channel held, the sender blocked: checked last (see the end) */
+	uint32_t held_gen[8], held_size[8], nheld = 0, chan, off, size;
+
+	/* one channel: once begun, the window is that channel alone */
+	{
+		struct det d;
+
+		det_new(&d, 1, 4096, 0);
+		det_send(&d, 300);
+		CHECK_OK();
+		pos_accepted(&d, 1, 300, &r);
+		CHECK_OK();
+		CHECK_POS(&d, 1, 301, -IVC_E_POSITION);
+		CHECK_POS(&d, 0, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, 2, 0, -IVC_E_POSITION);
+		det_recv(&d, 300, &r);
+		det_seal(&d);
+		CHECK_OK();
+		det_clone(&held[nheld], &d); /* gen 1 sealed and held, read to its end before the seal, not looked at */
+		held_gen[nheld] = 1;
+		held_size[nheld++] = 300;
+		CHECK_EQ(ivc_rx_peek(&d.rx, d.s.c, 0, &size), 0); /* read to its end: freed on this look */
+		CHECK_EQ(ivc_rx_take_freed(&d.rx), 1);
+		CHECK_EQ(ivc_tx_room(&d.tx, d.s.c, &chan, &off), 4096);
+		CHECK_POS(&d, 1, 0, -IVC_E_POSITION); /* begun: gen 1 is gone */
+		CHECK_POS(&d, 1, 300, -IVC_E_POSITION);
+		CHECK_POS(&d, 2, 1, -IVC_E_POSITION);
+		pos_accepted(&d, 2, 0, &r);
+		CHECK_OK();
+		CHECK_EQ(det_send(&d, 4096), 4096);
+		CHECK_OK();
+		CHECK_EQ(d.tx.seq, 2);
+		CHECK_EQ(d.tx.begun, 0);
+		CHECK_EQ(ivc_tx_writable(&d.tx, d.s.c), 0);
+		CHECK_POS(&d, 1, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, 1, 300, -IVC_E_POSITION);
+		CHECK_POS(&d, 3, 1, -IVC_E_POSITION);
+		CHECK_POS(&d, 4, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, 2, 4097, -IVC_E_POSITION);
+		pos_accepted(&d, 3, 0, &r);
+		CHECK_OK();
+		det_clone(&held[nheld], &d); /* gen 2 is full, held, unread */
+		held_gen[nheld] = 2;
+		held_size[nheld++] = 4096;
+		sim_free(&d.s);
+	}
+
+	for (unsigned li = 0; li < sizeof(lasts) / sizeof(lasts[0]); li++) {
+		struct det d;
+		uint32_t b = lasts[li] + 1, seg[2][64][3], nseg[2];
+
+		/* nothing written yet: the current channel (gen b) not begun */
+		det_new(&d, 4, 4096, lasts[li]);
+		CHECK_POS(&d, b, 0, 0);
+		CHECK_POS(&d, b, 1, -IVC_E_POSITION);
+		CHECK_POS(&d, b, 4096, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 1, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 4, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b - 5, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 0x80000000u, 0, -IVC_E_POSITION);
+		pos_accepted(&d, b, 0, &r);
+		CHECK_OK();
+		/* begun, nothing in it: the same */
+		CHECK_EQ(ivc_tx_room(&d.tx, d.s.c, &chan, &off), 4096);
+		CHECK_POS(&d, b, 0, 0);
+		CHECK_POS(&d, b, 1, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 1, 0, -IVC_E_POSITION);
+		pos_accepted(&d, b, 0, &r);
+		CHECK_OK();
+
+		/* gen b full (4096), b+1 sealed early (100), b+2 full, b+3 open (50): the receiver read nothing */
+		det_send(&d, 4096);
+		CHECK_OK();
+		det_send(&d, 100);
+		det_seal(&d);
+		CHECK_OK();
+		det_send(&d, 4096);
+		det_send(&d, 50);
+		CHECK_OK();
+		CHECK_EQ(d.tx.seq, b + 2);
+		CHECK_EQ(d.tx.begun, 1);
+		CHECK_EQ(d.tx.fill, 50);
+		CHECK_EQ(d.spos, 4096 + 100 + 4096 + 50);
+		pos_accepted(&d, b, 0, &r); /* the oldest generation, from its start, and at its sealed size */
+		CHECK_OK();
+		pos_accepted(&d, b, 4096, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 1, 100, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 1, 37, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 3, 50, &r); /* the current channel at its fill: nothing to send */
+		CHECK_OK();
+		pos_accepted(&d, b + 3, 0, &r);
+		CHECK_OK();
+		CHECK_POS(&d, b, 4097, -IVC_E_POSITION);
+		CHECK_POS(&d, b, 0xFFFFFFFFu, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 1, 101, -IVC_E_POSITION); /* sealed early: past its sealed size, within the channel */
+		CHECK_POS(&d, b + 1, 4096, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 2, 4097, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 3, 51, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 3, 4096, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 4, 0, -IVC_E_POSITION); /* seq + 2: not opened */
+		CHECK_POS(&d, b + 5, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b - 1, 0, -IVC_E_POSITION); /* seq + 1 - nr_channels: the current channel holds it now */
+		CHECK_POS(&d, b - 2, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 3 + 0x80000000u, 0, -IVC_E_POSITION);
+
+		/* size words the peer broke: the same pieces, the same bytes (the sender's own record) */
+		det_resend(&d, b, 0, 0, &r, 0, seg[0], &nseg[0]);
+		CHECK_OK();
+		CHECK_EQ(nseg[0], 4);
+		for (unsigned k = 0; k < sizeof(bad_sizes) / sizeof(bad_sizes[0]); k++) {
+			for (uint32_t c = 0; c < d.s.n; c++)
+				d.s.c->chan[c].size = bad_sizes[k];
+			CHECK_POS(&d, b + 1, 100, 0);
+			CHECK_POS(&d, b + 1, 101, -IVC_E_POSITION);
+			CHECK_POS(&d, b + 3, 51, -IVC_E_POSITION);
+			det_resend(&d, b, 0, 0, &r, 0, seg[1], &nseg[1]);
+			CHECK_OK();
+			CHECK_EQ(nseg[1], nseg[0]);
+			CHECK(memcmp(seg[0], seg[1], sizeof(seg[0][0]) * nseg[0]) == 0,
+			      "size words %#x changed the pieces sent again", bad_sizes[k]);
+			pos_accepted(&d, b + 1, 40, &r);
+			CHECK_OK();
+		}
+		/* and the other words the peer writes */
+		for (uint32_t c = 0; c < d.s.n; c++) {
+			d.s.c->chan[c].size = 4096 | SEALED;
+			d.s.c->chan[c].gen_num = 0x5A5A5A5Au;
+			d.s.c->chan[c].pend_read = 0;
+		}
+		det_resend(&d, b, 0, 0, &r, 0, seg[1], &nseg[1]);
+		CHECK_OK();
+		CHECK_EQ(nseg[1], nseg[0]);
+		CHECK(memcmp(seg[0], seg[1], sizeof(seg[0][0]) * nseg[0]) == 0, "header words changed the pieces");
+		for (uint32_t c = 0; c < d.s.n; c++) { /* put back what the sender wrote, for what follows */
+			d.s.c->chan[c].gen_num = b + c;
+			d.s.c->chan[c].size = c == 1 ? 100 | SEALED : c == 3 ? 50 : 4096 | SEALED;
+			d.s.c->chan[c].pend_read = 1;
+		}
+
+		/* the receiver consumes gens b, b+1; the sender fills b+3, b+4 (channel 0) and opens b+5 (channel 1) */
+		det_recv(&d, 4096 + 100, &r);
+		CHECK_OK();
+		CHECK_EQ(d.rx.wait_gen, b + 2);
+		CHECK_EQ(det_send(&d, 4096 - 50 + 4096 + 10), 4096 - 50 + 4096 + 10);
+		CHECK_OK();
+		CHECK_EQ(d.tx.seq, b + 4);
+		CHECK_EQ(d.tx.idx, 1);
+		CHECK_EQ(d.tx.fill, 10);
+		CHECK_POS(&d, b + 1, 0, -IVC_E_POSITION); /* channel 1 holds b + 5 now */
+		CHECK_POS(&d, b + 1, 100, -IVC_E_POSITION);
+		CHECK_POS(&d, b, 0, -IVC_E_POSITION);
+		pos_accepted(&d, b + 2, 0, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 2, 4096, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 5, 10, &r);
+		CHECK_OK();
+		CHECK_POS(&d, b + 2, 4097, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 5, 11, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 6, 0, -IVC_E_POSITION);
+
+		/* b + 5 sealed: every channel held, the sender blocked, the receiver still waiting for b + 2 */
+		det_seal(&d);
+		CHECK_OK();
+		CHECK_EQ(ivc_tx_writable(&d.tx, d.s.c), 0);
+		CHECK_EQ(d.tx.seq, b + 5);
+		CHECK_POS(&d, b + 6, 1, -IVC_E_POSITION); /* the current channel, not begun */
+		CHECK_POS(&d, b + 6, 4096, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 7, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 1, 0, -IVC_E_POSITION); /* seq - nr_channels */
+		CHECK_POS(&d, b + 1, 100, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 2, 4097, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 5, 11, -IVC_E_POSITION);
+		pos_accepted(&d, b + 6, 0, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 5, 10, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 3, 0, &r);
+		CHECK_OK();
+		det_clone(&held[nheld], &d); /* gen b + 2 is full, held, unread */
+		held_gen[nheld] = b + 2;
+		held_size[nheld++] = 4096;
+
+		/* the receiver frees b + 2; the sender begins b + 6 and puts nothing in it: b + 2 is gone */
+		det_recv(&d, 4096 + 100 + 4096, &r);
+		CHECK_OK();
+		CHECK_EQ(ivc_tx_room(&d.tx, d.s.c, &chan, &off), 4096);
+		CHECK_EQ(chan, 2);
+		CHECK_POS(&d, b + 2, 0, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 2, 4096, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 6, 1, -IVC_E_POSITION);
+		CHECK_POS(&d, b + 7, 0, -IVC_E_POSITION);
+		pos_accepted(&d, b + 6, 0, &r);
+		CHECK_OK();
+		pos_accepted(&d, b + 3, 0, &r);
+		CHECK_OK();
+		sim_free(&d.s);
+	}
+
+	/*
+	 * Every channel held and the sender blocked (its current channel, idx, not begun): the oldest generation,
+	 * seq + 1 - nr_channels, is still in channel idx, unread. The receiver waits for it: its start, any offset in
+	 * it and its sealed size are positions the sender sent.
+	 */
+	for (uint32_t i = 0; i < nheld; i++) {
+		struct det *d = &held[i];
+		uint32_t g = held_gen[i];
+
+		CHECK_EQ(g, d->tx.seq + 1 - d->s.n);
+		CHECK_EQ(d->rx.wait_gen, g);
+		pos_accepted(d, g, 0, &r);
+		CHECK_OK();
+		pos_accepted(d, g, held_size[i] / 2, &r);
+		CHECK_OK();
+		pos_accepted(d, g, held_size[i], &r);
+		CHECK_OK();
+		CHECK_POS(d, g, held_size[i] + 1, -IVC_E_POSITION);
+		CHECK_POS(d, g - 1, 0, -IVC_E_POSITION);
+		sim_free(&d->s);
+	}
+}
+
+/* ivc_rx_position: (1, 0) at the start, (1, k) into channel 1, (2, 0) once it is sealed, read and released */
+static void test_rx_position(void)
+{
+	struct det d;
+	struct rng r = { 0x905171ull };
+	uint32_t gen = 99, off = 99, size, got;
+	int freed;
+
+	det_new(&d, 4, 4096, 0);
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 0);
+	CHECK_EQ(ivc_rx_peek(&d.rx, d.s.c, 0, &size), 0); /* a look that finds nothing changes nothing */
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 0);
+	det_send(&d, 1000);
+	CHECK_OK();
+	CHECK_EQ(ivc_rx_ready(&d.rx, d.s.c), 1000); /* seen, nothing consumed */
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 0);
+	recv_some(&d.s, &d.rx, &d.rpos, 321, &got, &freed);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 321);
+	recv_some(&d.s, &d.rx, &d.rpos, 4096, &got, &freed);
+	CHECK_OK();
+	CHECK_EQ(got, 1000 - 321);
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 1000);
+	/* sealed: until the receiver looks again it is still at the end of gen 1 (the sender accepts both) */
+	det_seal(&d);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 1000);
+	CHECK_EQ(ivc_tx_position_ok(&d.tx, gen, off), 0);
+	CHECK_EQ(ivc_rx_peek(&d.rx, d.s.c, 0, &size), 0); /* read to its end and released on the way */
+	CHECK_EQ(ivc_rx_take_freed(&d.rx), 1);
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 2);
+	CHECK_EQ(off, 0);
+	CHECK_EQ(ivc_tx_position_ok(&d.tx, gen, off), 0);
+	/* gen 2 full (released by the consume that ends it), gen 3 sealed early, read in part */
+	det_send(&d, 4096 + 500);
+	det_seal(&d);
+	det_send(&d, 70);
+	CHECK_OK();
+	det_recv(&d, 1000 + 4095, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 2);
+	CHECK_EQ(off, 4095);
+	det_recv(&d, 1000 + 4096, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 3);
+	CHECK_EQ(off, 0);
+	CHECK_EQ(ivc_rx_peek(&d.rx, d.s.c, 1, &size), 1); /* a peek ahead moves nothing */
+	CHECK_EQ(size, 70);
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 3);
+	CHECK_EQ(off, 0);
+	det_recv(&d, 1000 + 4096 + 499, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 3);
+	CHECK_EQ(off, 499);
+	det_recv(&d, 1000 + 4096 + 500, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 4);
+	CHECK_EQ(off, 0);
+	det_recv(&d, 1000 + 4096 + 500 + 69, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 4);
+	CHECK_EQ(off, 69);
+	/* what the sender sends from there is the last byte */
+	CHECK_EQ(ivc_tx_position_ok(&d.tx, gen, off), 0);
+	det_resend(&d, gen, off, d.rpos, &r, 0, NULL, NULL);
+	CHECK_OK();
+	sim_free(&d.s);
+
+	/* across the generation wrap */
+	det_new(&d, 3, 8192, 0xFFFFFFFFu);
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 0);
+	CHECK_EQ(off, 0);
+	det_send(&d, 8192 + 5);
+	CHECK_OK();
+	det_recv(&d, 8192, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 0);
+	det_recv(&d, 8192 + 2, &r);
+	CHECK_OK();
+	ivc_rx_position(&d.rx, &gen, &off);
+	CHECK_EQ(gen, 1);
+	CHECK_EQ(off, 2);
+	sim_free(&d.s);
+}
+
 /* ---- event suppression ---- */
 
 static void test_kick_tx(void)
@@ -2569,6 +3237,9 @@ static const struct {
 	{ "hostile: pend_read > nr_receivers, receiver side", test_hostile_pend_read_rx },
 	{ "hostile: pend_read > nr_receivers, sender side", test_hostile_pend_read_tx },
 	{ "hostile: values flipped between peeks", test_hostile_flip },
+	{ "detach: consumed + sent again is the stream, every geometry, ending, stop", test_detach_resend_exact },
+	{ "detach: positions not sent are refused, boundaries accepted, size words ignored", test_detach_position_bad },
+	{ "detach: rx_position at the start, into a channel, after its release", test_rx_position },
 	{ "event suppression: tx_need_kick per rx_want bump, pending until kicked", test_kick_tx },
 	{ "event suppression: rx_need_kick per tx_want bump, pending until kicked", test_kick_rx },
 	{ "event suppression: the receiver's kick threshold", test_kick_threshold },

@@ -41,7 +41,7 @@ export interface TunnelRow {
   reportedBy: number[];
   /** The socket mode (tunnel, broken, closed), the worst of the reports. */
   mode: string;
-  /** Direction states (tcp, creating, open, reverted, closed, broken). */
+  /** Direction states (tcp, creating, open, reverted, closed, broken, resend). */
   state: PerDir<string>;
   /** null while a direction has no tunnel. */
   geometry: PerDir<Geometry | null>;

@@ -29,6 +29,9 @@ export const STATS_KEYS = [
   'kicks_retried',
   'tick_wakes',
   'virq_steers',
+  'suspends',
+  'detaches',
+  'bytes_resent',
   'virq_cpu',
   'events_per_MiB_x100',
   'tx_pages',
@@ -61,6 +64,7 @@ export const FALLBACK_REASONS = [
   'tunnel_budget',
   'user_timeout',
   'local_address',
+  'suspend',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

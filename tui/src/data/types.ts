@@ -11,7 +11,7 @@ import type { DemCounters, DemInfo, DemRecord, IpEntry } from '../../../native/l
 export const STATS_FORMAT = 1;
 
 /** Direction states of a socket context (`tx=`, `rx=`). */
-export type DirState = 'tcp' | 'creating' | 'open' | 'reverted' | 'closed' | 'broken';
+export type DirState = 'tcp' | 'creating' | 'open' | 'reverted' | 'closed' | 'broken' | 'resend';
 /** Socket context modes (`mode=`). */
 export type SockMode = 'native' | 'tunnel' | 'broken' | 'closed';
 

@@ -101,6 +101,9 @@ const KICKS_FAILED = fam('kicks_failed', 'counter', 'data events the DEM refused
 const KICKS_RETRIED = fam('kicks_retried', 'counter', "sockets whose pending data events the SEM's tick raised again");
 const TICK_WAKES = fam('tick_wakes', 'counter', "wake-ups the SEM's tick gave a waiter with news");
 const VIRQ_STEERS = fam('virq_steers', 'counter', 'moves of VIRQ_EVTMGR to the vCPU of a task about to sleep on a tunnel');
+const SUSPENDS = fam('suspends', 'counter', 'suspends of this domain (save, migration) its tunnels were detached for');
+const DETACHES = fam('tunnel_detaches', 'counter', 'tunnels left before a suspend, ours or the peer domain\'s');
+const RESENT = fam('resent_bytes', 'counter', 'bytes a detached receiver had not consumed, sent again on TCP', 'bytes');
 const VIRQ_CPU = fam('virq_cpu', 'gauge', 'the vCPU VIRQ_EVTMGR is delivered to (-1: not bound)');
 const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per MiB carried by tunnels, since load');
 const FALLBACKS = fam('fallbacks', 'counter', 'sockets (or directions) that stayed on or returned to TCP, per reason');
@@ -137,6 +140,9 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   kicks_retried: { family: KICKS_RETRIED },
   tick_wakes: { family: TICK_WAKES },
   virq_steers: { family: VIRQ_STEERS },
+  suspends: { family: SUSPENDS },
+  detaches: { family: DETACHES },
+  bytes_resent: { family: RESENT },
   virq_cpu: { family: VIRQ_CPU },
   events_per_MiB_x100: { family: EVENTS_PER_MIB, scale: 0.01 }, // a ratio since load: a gauge, in units (not x100)
 };
@@ -171,6 +177,9 @@ export const FAMILIES: readonly Family[] = [
   KICKS_RETRIED,
   TICK_WAKES,
   VIRQ_STEERS,
+  SUSPENDS,
+  DETACHES,
+  RESENT,
   VIRQ_CPU,
   EVENTS_PER_MIB,
   FALLBACKS,

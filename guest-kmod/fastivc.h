@@ -128,6 +128,8 @@ struct fastivc_sock {
 	u32 tx_stall_seq;               /* the sender's tx.seq then: a sealed channel since is progress */
 	u32 rs_gen, rs_off;             /* FIVC_DIR_RESEND: the next byte to send again (ivc_tx_resend_next) */
 	int rs_sndbuf;                  /* FIVC_DIR_RESEND: sk_sndbuf before the resend raised it (restored after) */
+	int rs_sndbuf_raised;           /* ... and what it raised it to */
+	bool tx_oob;                    /* MSG_OOB was sent: this direction stays on TCP */
 	bool tx_moving;                 /* a detach: the peer may come back as another domain; creating retries */
 	unsigned int tx_move_tries;     /* creations tried since (FASTIVC_MOVE_RETRIES) */
 	unsigned long tx_detach_asked;  /* jiffies | 1: suspending, we asked the receiver to detach (IVC_TX_DETACH) */
@@ -195,6 +197,7 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 void ivc_tunnel_release(struct ivc_tunnel *t);
 bool ivc_tunnel_end_grants(struct ivc_tunnel *t);
 void ivc_tunnel_release_drain(void);
+unsigned int ivc_tunnel_releases_waiting(void);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
 
@@ -226,8 +229,7 @@ void fastivc_sock_retry_kicks(struct fastivc_sock *ctx);
 void fastivc_sock_wake_check(struct fastivc_sock *ctx);
 void fastivc_sock_suspend(struct fastivc_sock *ctx);
 bool fastivc_sock_detach_answered(struct fastivc_sock *ctx);
-void fastivc_sock_suspend_finish(struct fastivc_sock *ctx);
-bool fastivc_sock_resend_pending(const struct fastivc_sock *ctx);
+bool fastivc_sock_suspend_finish(struct fastivc_sock *ctx);
 bool fastivc_sock_needs_tick(const struct fastivc_sock *ctx);
 bool fastivc_sock_peer_moved(struct fastivc_sock *ctx, domid_t peer);
 

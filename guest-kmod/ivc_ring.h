@@ -49,7 +49,9 @@
  * channels' bytes sit in the stream, since nothing went to TCP while the tunnel was open. The receiver reads on
  * from TCP. A sender about to suspend asks for the detach with IVC_TX_DETACH. One receiver per tunnel (TCP). A
  * position the sender did not send is a violation (IVC_E_POSITION); a receiver that claims less than it took only
- * gets bytes twice, a receiver that claims more loses them: either way only its own connection.
+ * gets bytes twice, a receiver that claims more loses them: either way only its own connection. Once the sender's
+ * FIN is on TCP (IVC_TX_FIN, IVC_TX_CLOSED) nothing can be sent again after it: a detach that leaves unread bytes
+ * then resets the connection instead.
  *
  * Hostile peers: every field the peer can write is read once (IVC_READ) into a local, checked against local state
  * the peer cannot write (wait_gen, nr_channels, channel_size, nr_receivers), and only the checked copy is used. A
@@ -112,6 +114,7 @@
 #define IVC_TX_CLOSED          (1u << 1) /* the sender will publish nothing more */
 #define IVC_TX_REVERTED        (1u << 2) /* every channel was consumed; data continues on TCP */
 #define IVC_TX_DETACH          (1u << 3) /* the sender asks the receiver to detach (its domain is about to suspend) */
+#define IVC_TX_FIN             (1u << 4) /* the sender shut down its side: its FIN follows the tunnel's bytes on TCP */
 
 /* ivc_ctrl.rx_state, written by the receiver only */
 #define IVC_RX_NONE            0u

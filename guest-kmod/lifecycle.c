@@ -63,17 +63,15 @@ static int collect(bool (*match)(const struct fastivc_sock *ctx), struct sock **
 	return n;
 }
 
-/* A tunnel still to detach: a receiving one, or a sending one whose receiver was not asked yet. */
+/* A tunnel still to detach: a receiving one, or a sending one whose receiver was not asked yet (resends too). */
 static bool to_detach(const struct fastivc_sock *ctx)
 {
-	enum fastivc_dir tx = READ_ONCE(ctx->tx_state);
-
 	enum fastivc_dir rx = READ_ONCE(ctx->rx_state);
 
 	if (READ_ONCE(ctx->mode) != FIVC_MODE_TUNNEL)
 		return false;
 	return (READ_ONCE(ctx->rx) && (rx == FIVC_DIR_OPEN || rx == FIVC_DIR_REVERTED)) ||
-	       (READ_ONCE(ctx->tx) && tx != FIVC_DIR_RESEND && !READ_ONCE(ctx->tx_detach_asked));
+	       (READ_ONCE(ctx->tx) && !READ_ONCE(ctx->tx_detach_asked));
 }
 
 static bool asked(const struct fastivc_sock *ctx)
@@ -110,10 +108,7 @@ static bool act_answered(struct fastivc_sock *ctx)
 
 static bool act_finish(struct fastivc_sock *ctx)
 {
-	bool answered = fastivc_sock_detach_answered(ctx);
-
-	fastivc_sock_suspend_finish(ctx);
-	return !answered;
+	return fastivc_sock_suspend_finish(ctx);
 }
 
 static int fastivc_freeze(struct device *dev)
@@ -124,6 +119,8 @@ static int fastivc_freeze(struct device *dev)
 	int n, passes = 0;
 
 	WRITE_ONCE(fastivc_suspending, true);
+	/* a tunnel the SEM's work was mapping as the flag went up is in its socket once the work is done */
+	flush_workqueue(fastivc_wq);
 	/* 1. receivers detach, senders ask theirs to (a socket handled leaves the match) */
 	while ((n = collect(to_detach, socks)) > 0 && passes++ < 1024)
 		each(socks, n, act_suspend, &handled);
@@ -154,9 +151,13 @@ static int fastivc_freeze(struct device *dev)
 	passes = 0;
 	while ((n = collect(asked, socks)) > 0 && passes++ < 1024)
 		each(socks, n, act_finish, &reset);
-	/* 4. every unmap done before Xen saves our memory: the releases are queued with queue_rcu_work() */
+	/* 4. every unmap done before Xen saves our memory: the releases are queued with queue_rcu_work() ... */
 	rcu_barrier();
 	flush_workqueue(fastivc_wq);
+	/* ... and our released pages' grants ended, a second at most for receivers still letting go */
+	until = jiffies + HZ;
+	while (ivc_tunnel_releases_waiting() && time_before(jiffies, until))
+		msleep(10);
 	atomic64_inc(&fastivc_stats.suspends);
 	pr_info("fastivc: suspending: %u connections left their tunnels for TCP, %u reset (no answer from the peer in %u ms)\n",
 		handled, reset, jiffies_to_msecs(FASTIVC_DETACH_WAIT));

@@ -156,15 +156,24 @@ static void tx_create_failed(struct fastivc_sock *ctx, bool passing)
 	}
 }
 
-/* The direction left its tunnel by a detach (lock held): the next send creates another, after a look-up. */
+/*
+ * The direction left its tunnel by a detach (lock held): a send a second later or more creates another, after a
+ * look-up. The tries are not reset by a detach, only by a tunnel that opens: a peer that detaches every tunnel it is
+ * offered gets one a second at most, each within the page budget, for FASTIVC_MOVE_RETRIES tries. After MSG_OOB the
+ * direction stays on TCP.
+ */
 static void tx_start_moving(struct fastivc_sock *ctx)
 {
-	ctx->tx_moving = true;
-	ctx->tx_move_tries = 0;
-	ctx->tx_created = jiffies | 1;
-	ctx->tx_retry_at = jiffies | 1;
 	ctx->tx_accepted = false;
 	ctx->tx_peer_closed = false;
+	ctx->tx_created = jiffies | 1;
+	if (ctx->tx_oob || ctx->tx_move_tries >= FASTIVC_MOVE_RETRIES) {
+		ctx->tx_moving = false;
+		ctx->tx_retry_at = 0;
+		return;
+	}
+	ctx->tx_moving = true;
+	ctx->tx_retry_at = (jiffies + FASTIVC_MOVE_INTERVAL) | 1;
 }
 
 /*
@@ -316,6 +325,8 @@ static void rx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
  * rest again on TCP at switch_seq (ivc_ring.h "Detach"), where this socket's reads go on; a later tunnel has a
  * switch of its own. Lock held (the reader's position is the owner's).
  */
+static void abort_conn(struct fastivc_sock *ctx, enum fastivc_reason why, int err, bool tell_peer);
+
 static void rx_detach(struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->rx;
@@ -325,6 +336,15 @@ static void rx_detach(struct fastivc_sock *ctx)
 	/* reverted (MSG_OOB): read to its end and back on TCP for good, but still mapped until now */
 	if (!t || (st != FIVC_DIR_OPEN && st != FIVC_DIR_REVERTED))
 		return;
+	/*
+	 * The sender's FIN is on TCP already: bytes we have not read cannot be sent again before it. A reset, rather
+	 * than an end of stream that would pass for the whole of it.
+	 */
+	if (st == FIVC_DIR_OPEN && (READ_ONCE(t->ctrl->tx_flags) & (IVC_TX_FIN | IVC_TX_CLOSED)) &&
+	    ivc_rx_ready(&t->rx, t->ctrl) != 0) {
+		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
+		return;
+	}
 	ivc_rx_position(&t->rx, &gen, &off);
 	WRITE_ONCE(t->ctrl->rx_gen, gen);
 	WRITE_ONCE(t->ctrl->rx_off, off);
@@ -339,6 +359,12 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	struct ivc_tunnel *t = ctx->tx;
 
 	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_SEND_DATA);
+	/* a resend raised the send buffer: back to what it was, unless the application set one since */
+	if (ctx->rs_sndbuf) {
+		if (READ_ONCE(ctx->sk->sk_sndbuf) == ctx->rs_sndbuf_raised)
+			WRITE_ONCE(ctx->sk->sk_sndbuf, ctx->rs_sndbuf);
+		ctx->rs_sndbuf = 0;
+	}
 	if (!t)
 		return;
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_CLOSED);
@@ -348,6 +374,14 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	ivc_tunnel_release(t);
 	set_dir(ctx, true, st);
 }
+
+/* The receiver detached (it writes its position before the state). Read by the socket's owner. */
+static bool tx_receiver_detached(const struct ivc_tunnel *t)
+{
+	return t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED;
+}
+
+static void tx_detached(struct sock *sk, struct fastivc_sock *ctx);
 
 /* The sender's direction stays on TCP for good. */
 static void tx_fallback(struct fastivc_sock *ctx, enum fastivc_reason why)
@@ -421,6 +455,9 @@ void fastivc_peer_gone(struct fastivc_sock *ctx)
 
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return;
+	/* a peer that detached before it moved is not gone: its bytes go to TCP (a tick may not have got to it yet) */
+	if (ctx->tx_state == FIVC_DIR_OPEN && !ctx->tx_detach_asked && tx_receiver_detached(ctx->tx))
+		tx_detached(ctx->sk, ctx);
 	if (ctx->tx_state != FIVC_DIR_OPEN && ctx->rx_state != FIVC_DIR_OPEN) {
 		if (ctx->tx_state == FIVC_DIR_CREATING)
 			tx_fallback(ctx, FIVC_R_PEER_GONE);
@@ -489,10 +526,19 @@ static void tx_timed_out(struct fastivc_sock *ctx)
 	tx_create_failed(ctx, false);
 }
 
-/* The receiver detached (it writes its position before the state). Read by the socket's owner. */
-static bool tx_receiver_detached(const struct ivc_tunnel *t)
+/* FIVC_DIR_RESEND: bytes still to send again (lock held). */
+static u64 tx_resend_left(const struct fastivc_sock *ctx)
 {
-	return t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED;
+	u32 gen = ctx->rs_gen, off = ctx->rs_off, chan, len;
+	u64 left = 0;
+
+	if (ctx->tx_state != FIVC_DIR_RESEND || !ctx->tx)
+		return 0;
+	while (ivc_tx_resend_next(&ctx->tx->tx, &gen, &off, &chan, &len)) {
+		left += len;
+		off += len;
+	}
+	return left;
 }
 
 /*
@@ -505,27 +551,39 @@ static bool tx_receiver_detached(const struct ivc_tunnel *t)
 static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->tx;
-	u32 chan, len, pg, pgoff, n, gen, off;
-	u64 left = 0;
+	u32 chan, len, pg, pgoff, n;
+	u64 left;
 	int rc;
 
 	if (ctx->tx_state != FIVC_DIR_RESEND)
 		return 0;
+	left = tx_resend_left(ctx);
+	if (!left)
+		goto done;
+	/*
+	 * TCP can no longer take bytes (a reset, an error, our FIN: tcp_sendmsg_locked() would also take the error
+	 * the application is to read): what is left cannot be delivered. The connection ends with a reset rather than
+	 * let the reader take a FIN for the end of the stream; an error TCP already has is the application's.
+	 */
+	if (sk->sk_err || !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
+		tx_release(ctx, FIVC_DIR_TCP, false);
+		return -EPIPE;
+	}
+	if (sk->sk_shutdown & SEND_SHUTDOWN) {
+		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, false);
+		return -EPIPE;
+	}
 	if (!sk->sk_socket) /* not accepted yet, or orphaned: TCP's send needs the socket (its wait flags) */
 		return -EAGAIN;
 	if (!ctx->rs_sndbuf) {
-		gen = ctx->rs_gen;
-		off = ctx->rs_off;
-		while (ivc_tx_resend_next(&t->tx, &gen, &off, &chan, &len)) {
-			left += len;
-			off += len;
-		}
+		/* room for all of it at once, with the skbs' overhead (twice the bytes covers it) */
 		ctx->rs_sndbuf = sk->sk_sndbuf;
-		WRITE_ONCE(sk->sk_sndbuf, max_t(int, sk->sk_sndbuf, sk->sk_wmem_queued + left + SOCK_MIN_SNDBUF));
+		ctx->rs_sndbuf_raised = max_t(int, sk->sk_sndbuf, sk->sk_wmem_queued + 2 * left + SOCK_MIN_SNDBUF);
+		WRITE_ONCE(sk->sk_sndbuf, ctx->rs_sndbuf_raised);
 	}
 	while (ivc_tx_resend_next(&t->tx, &ctx->rs_gen, &ctx->rs_off, &chan, &len)) {
 		struct bio_vec bv;
-		struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+		struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
 
 		n = ivc_chan_chunk(t->channel_size, chan, ctx->rs_off, len, &pg, &pgoff);
 		bv.bv_page = t->data[pg];
@@ -539,8 +597,7 @@ static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx)
 		WRITE_ONCE(ctx->bytes_resent, ctx->bytes_resent + rc);
 		atomic64_add(rc, &fastivc_stats.bytes_resent);
 	}
-	WRITE_ONCE(sk->sk_sndbuf, ctx->rs_sndbuf);
-	ctx->rs_sndbuf = 0;
+done:
 	tx_release(ctx, FIVC_DIR_TCP, false);
 	tx_start_moving(ctx);
 	return 0;
@@ -563,6 +620,25 @@ static int tx_resend_flush(struct sock *sk, struct fastivc_sock *ctx, int flags)
 }
 
 /*
+ * shutdown() and close() (lock held): the resent bytes go before the FIN. They normally fit at once (the send buffer
+ * was raised for them); under memory pressure this waits up to FASTIVC_RESEND_WAIT for room. Non-zero: they could
+ * not be queued (the caller resets the connection: a FIN after a hole would pass for the end of the stream).
+ */
+#define FASTIVC_RESEND_WAIT HZ
+static int tx_resend_flush_bounded(struct sock *sk, struct fastivc_sock *ctx)
+{
+	long timeo = FASTIVC_RESEND_WAIT;
+	int rc;
+
+	while ((rc = tx_resend_push(sk, ctx)) == -EAGAIN && sk->sk_socket && timeo > 0 && !signal_pending(current)) {
+		rc = sk_stream_wait_memory(sk, &timeo);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+/*
  * The receiver detached (IVC_RX_DETACHED): it left the tunnel having consumed exactly up to (rx_gen, rx_off), and
  * no longer reads it. What it did not consume goes out again on TCP first (FIVC_DIR_RESEND), then the direction is
  * plain TCP until a later send creates a new tunnel (tx_moving). A position we did not send is a violation. Lock
@@ -573,8 +649,8 @@ static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 	struct ivc_tunnel *t = ctx->tx;
 	u32 gen, off;
 
-	if (!tx_receiver_detached(t))
-		return;
+	if (!tx_receiver_detached(t) || ctx->tx_state == FIVC_DIR_RESEND)
+		return; /* a repeated RECV_CLOSE (a retried or forged event) must not end a resend under way */
 	atomic64_inc(&fastivc_stats.detaches);
 	if (ctx->tx_state != FIVC_DIR_OPEN) {
 		/* creating: it never read a byte of it; reverted (MSG_OOB): it had read them all */
@@ -668,6 +744,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
 			set_dir(ctx, true, FIVC_DIR_OPEN);
 			ctx->tx_moving = false;
+			ctx->tx_move_tries = 0;
 		} else if (rxs == IVC_RX_DETACHED) {
 			tx_detached(sk, ctx); /* the receiver is suspending */
 		} else if (tx_create_timed_out(ctx, rxs)) {
@@ -962,6 +1039,7 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 {
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return 0;
+	ctx->tx_oob = true; /* no tunnel for this direction from now on (tx_start_moving too) */
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
 		int rc = tx_revert(sk, ctx, flags);
 
@@ -969,7 +1047,8 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 	}
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		tx_fallback(ctx, FIVC_R_OOB);
-	} else if (!ctx->tx_created || ctx->tx_retry_at) {
+	} else if (!ctx->tx_created || ctx->tx_retry_at || ctx->tx_moving) {
+		ctx->tx_moving = false;
 		ctx->tx_created = 1; /* never create one now */
 		ctx->tx_retry_at = 0;
 		WRITE_ONCE(ctx->reason, FIVC_R_OOB);
@@ -1049,12 +1128,14 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 		if (sent)
 			msg->msg_flags &= ~MSG_ZEROCOPY; /* this call's notification was posted for the tunnel's part */
 	}
+	/* under the lock, and before the flush may sleep: tx_prepare() sees it before it can switch */
+	atomic_inc(&ctx->tx_tcp_senders);
 	rc = tx_to_tcp(sk, ctx, msg->msg_flags);
 	if (rc) {
+		atomic_dec(&ctx->tx_tcp_senders);
 		release_sock(sk);
 		return sent ? sent : (rc == -EPIPE ? sk_stream_error(sk, msg->msg_flags, rc) : rc);
 	}
-	atomic_inc(&ctx->tx_tcp_senders); /* under the lock: tx_prepare() sees it before it can switch */
 	release_sock(sk);
 	rc = base_prot->sendmsg(sk, msg, msg_data_left(msg));
 	atomic_dec(&ctx->tx_tcp_senders);
@@ -1103,14 +1184,15 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 		offset += sent;
 		size -= sent;
 	}
+	atomic_inc(&ctx->tx_tcp_senders); /* before the flush may sleep, as in fastivc_sendmsg() */
 	rc = tx_to_tcp(sk, ctx, flags);
 	if (rc) {
+		atomic_dec(&ctx->tx_tcp_senders);
 		release_sock(sk);
 		return sent ? sent : (rc == -EPIPE ? sk_stream_error(sk, flags, rc) : rc);
 	}
 	delay = ctx->tx_state == FIVC_DIR_CREATING && (flags & MSG_SENDPAGE_NOTLAST) &&
 		take_fault(ctx, 1u << FAULT_SWITCH_IN_BATCH);
-	atomic_inc(&ctx->tx_tcp_senders);
 	release_sock(sk);
 	rc = base_prot->sendpage(sk, page, offset, size, flags);
 	atomic_dec(&ctx->tx_tcp_senders);
@@ -1709,6 +1791,8 @@ static u32 tx_unread(const struct fastivc_sock *ctx)
 	const struct ivc_tunnel *t = ctx->tx;
 	u32 i, sz, n = 0;
 
+	if (ctx->tx_state == FIVC_DIR_RESEND)
+		return min_t(u64, tx_resend_left(ctx), U32_MAX); /* not in TCP yet: not sent */
 	if (!t || ctx->tx_state != FIVC_DIR_OPEN)
 		return 0;
 	for (i = 0; i < t->nr_channels; i++) {
@@ -1832,16 +1916,29 @@ static void fastivc_shutdown(struct sock *sk, int how)
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
 	struct ivc_tunnel *t;
 
-	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
-		tx_detached(sk, ctx);
-	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN) {
-		t = ctx->tx;
-		if (ivc_tx_seal(&t->tx, t->ctrl))
-			tx_kick(ctx, t);
+	if (ctx && (how & SEND_SHUTDOWN) && ctx->mode == FIVC_MODE_TUNNEL) {
+		/*
+		 * inet_shutdown() has set SEND_SHUTDOWN already, but the FIN leaves only in TCP's shutdown below: a
+		 * detached tunnel's bytes are owed before it (and TCP would refuse them now).
+		 */
+		int rc = 0;
+
+		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown & ~SEND_SHUTDOWN);
+		if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
+			tx_detached(sk, ctx);
+		if (ctx->tx_state == FIVC_DIR_RESEND)
+			rc = tx_resend_flush_bounded(sk, ctx);
+		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | SEND_SHUTDOWN);
+		if (rc && rc != -EPIPE && ctx->mode == FIVC_MODE_TUNNEL) /* a reset, not a FIN after a hole */
+			abort_conn(ctx, FIVC_R_NO_MEMORY, ECONNRESET, false);
+		if (ctx->tx && ctx->tx_state == FIVC_DIR_OPEN) {
+			t = ctx->tx;
+			/* nothing follows on TCP but the FIN: a detach can no longer send unread bytes again */
+			WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_FIN);
+			if (ivc_tx_seal(&t->tx, t->ctrl))
+				tx_kick(ctx, t);
+		}
 	}
-	/* the FIN must come after a detached tunnel's bytes: a connection that cannot queue them is reset */
-	if (ctx && (how & SEND_SHUTDOWN) && ctx->tx_state == FIVC_DIR_RESEND && tx_resend_push(sk, ctx))
-		abort_conn(ctx, FIVC_R_NO_MEMORY, ECONNRESET, false);
 	base_prot->shutdown(sk, how);
 }
 
@@ -1903,7 +2000,7 @@ static void fastivc_close(struct sock *sk, long timeout)
 	/* a detached tunnel's bytes go to TCP before its FIN; if TCP cannot take them now, the peer gets a reset */
 	if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
 		tx_detached(sk, ctx);
-	if (ctx->tx_state == FIVC_DIR_RESEND && tx_resend_push(sk, ctx))
+	if (ctx->tx_state == FIVC_DIR_RESEND && tx_resend_flush_bounded(sk, ctx))
 		unread = true;
 	conn_release(ctx);
 	if (unread) {
@@ -2108,8 +2205,9 @@ bool fastivc_sock_needs_tick(const struct fastivc_sock *ctx)
 
 /*
  * Before this domain suspends: the receiving tunnel detaches at once; the sending tunnel asks its receiver to
- * detach (IVC_TX_DETACH, EVENT_SEND_CLOSE_TUNNEL), and fastivc_sock_suspend_finish() acts on the answer. A tunnel
- * whose receiver never accepted it is simply released (it maps nothing of ours).
+ * detach (IVC_TX_DETACH, EVENT_SEND_CLOSE_TUNNEL), and lifecycle.c waits for the answer, and for our grants to end,
+ * before fastivc_sock_suspend_finish() acts on it. A tunnel whose receiver answered already (it detached or closed
+ * on its own, or we are resending) is waited for all the same: it may still be unmapping.
  */
 void fastivc_sock_suspend(struct fastivc_sock *ctx)
 {
@@ -2120,69 +2218,66 @@ void fastivc_sock_suspend(struct fastivc_sock *ctx)
 		return;
 	rx_detach(ctx);
 	t = ctx->tx;
-	if (!t || ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_detach_asked)
+	if (ctx->mode != FIVC_MODE_TUNNEL || !t || ctx->tx_detach_asked)
 		return;
+	WRITE_ONCE(ctx->tx_detach_asked, jiffies | 1);
 	st = READ_ONCE(t->ctrl->rx_state);
-	if (st == IVC_RX_DETACHED) {
-		tx_detached(ctx->sk, ctx);
-	} else if (st == IVC_RX_CLOSED) {
-		WRITE_ONCE(ctx->tx_peer_closed, true); /* it closed its end: sends fail with EPIPE, as before */
-		tx_release(ctx, FIVC_DIR_CLOSED, false);
-	} else if (ctx->tx_state == FIVC_DIR_CREATING && st == IVC_RX_NONE) {
-		tx_release(ctx, FIVC_DIR_TCP, true);
-		tx_start_moving(ctx);
-	} else {
-		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
-		WRITE_ONCE(ctx->tx_detach_asked, jiffies | 1);
-		/* a lost event is made up for by the peer's tick, which looks for the flag */
-		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
-	}
+	if (ctx->tx_state == FIVC_DIR_RESEND || st == IVC_RX_DETACHED || st == IVC_RX_CLOSED)
+		return;
+	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
+	/* a lost event is made up for by the peer's tick, which looks for the flag */
+	dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
 }
 
-/* Has the receiver answered our request to detach, and let go of our pages? (lock held) */
+/* Has the receiver answered our request to detach, and let go of our pages (their grants ended)? Lock held. */
 bool fastivc_sock_detach_answered(struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->tx;
 	u32 st;
 
-	if (!ctx->tx_detach_asked || !t)
+	if (!ctx->tx_detach_asked || !t) /* not asked, or released meanwhile (a reject, an abort) */
 		return true;
 	st = READ_ONCE(t->ctrl->rx_state);
 	return (st == IVC_RX_DETACHED || st == IVC_RX_CLOSED) && ivc_tunnel_end_grants(t);
 }
 
 /*
- * After the wait: a receiver that detached gets what it did not consume on TCP (FIVC_DIR_RESEND); one that closed
- * its end meanwhile, as before; one that did not answer in time loses the connection (reset, reason suspend): its
- * unread bytes could not be recovered, and it would map our pages across the save.
+ * After the wait (lock held): a receiver that detached gets what it did not consume on TCP (FIVC_DIR_RESEND); one
+ * that closed its end meanwhile, as before; a tunnel still being created goes back to TCP, to be created again after
+ * the resume. One open that did not answer in time loses the connection (reset, reason suspend): its unread bytes
+ * could not be recovered, and it would map our pages across the save. Returns true for such a reset.
  */
-void fastivc_sock_suspend_finish(struct fastivc_sock *ctx)
+bool fastivc_sock_suspend_finish(struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->tx;
 	char conn[FIVC_CONN_STR];
 	u32 st;
 
 	if (!ctx->tx_detach_asked)
-		return;
+		return false;
 	WRITE_ONCE(ctx->tx_detach_asked, 0);
 	if (ctx->mode != FIVC_MODE_TUNNEL || !t)
-		return;
+		return false;
+	if (ctx->tx_state == FIVC_DIR_RESEND) {
+		tx_resend_push(ctx->sk, ctx);
+		return false;
+	}
 	st = READ_ONCE(t->ctrl->rx_state);
 	if (st == IVC_RX_DETACHED) {
 		tx_detached(ctx->sk, ctx);
 	} else if (st == IVC_RX_CLOSED) {
-		WRITE_ONCE(ctx->tx_peer_closed, true);
+		WRITE_ONCE(ctx->tx_peer_closed, true); /* it closed its end: sends fail with EPIPE, as before */
 		tx_release(ctx, FIVC_DIR_CLOSED, false);
+	} else if (ctx->tx_state == FIVC_DIR_CREATING) {
+		tx_release(ctx, FIVC_DIR_TCP, true); /* carried nothing yet */
+		tx_start_moving(ctx);
 	} else {
 		pr_warn_ratelimited("fastivc: %s: domain %u did not leave our tunnel before the suspend: connection reset\n",
 				    fastivc_conn_str(conn, ctx), ctx->peer);
 		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
+		return true;
 	}
-}
-
-bool fastivc_sock_resend_pending(const struct fastivc_sock *ctx)
-{
-	return READ_ONCE(ctx->tx_state) == FIVC_DIR_RESEND;
+	return false;
 }
 
 /*

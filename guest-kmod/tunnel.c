@@ -72,9 +72,8 @@ static void tunnel_free_tx(struct ivc_tunnel *t)
 		if (gnttab_try_end_foreign_access(t->refs[i])) {
 			__free_page(pg);
 		} else {
-			/* the receiver still maps it: Linux frees it once the mapping is gone */
+			/* still mapped at unload (counted when it began to wait, tunnel_retry_work): Linux frees it later */
 			gnttab_end_foreign_access(t->refs[i], pg);
-			atomic64_inc(&fastivc_stats.pages_deferred);
 		}
 	}
 	kvfree(t->refs);
@@ -128,23 +127,46 @@ static void tunnel_free(struct ivc_tunnel *t)
 
 /*
  * A sender's pages are given back once the receiver no longer maps them. A receiver that is letting go (it closed or
- * detached: it unmaps in its release work, after an RCU grace period) gets RELEASE_TRIES looks, RELEASE_DELAY apart
- * (a second in all), before what it still maps goes to Linux's deferred free (pages_deferred: a peer that holds on).
- * releases_waiting: the tunnels in that wait, which module unload waits for (ivc_tunnel_release_drain).
+ * detached: it unmaps in its release work, after an RCU grace period) gets RELEASE_QUICK looks, RELEASE_DELAY apart
+ * (a second in all). One that still maps pages after that holds them: they stay charged to tx_pages_max (so a peer
+ * that never unmaps can hold no more than the budget, and new tunnels stay on TCP past it), are counted in
+ * pages_deferred, and are looked at again every RELEASE_SLOW until it lets go. At module unload what is still held
+ * goes to Linux's deferred free (gnttab_end_foreign_access: the page is never reused while mapped).
+ * releases_waiting: tunnels in that wait (module unload and the suspend wait for them).
  */
-#define RELEASE_TRIES 20
+#define RELEASE_QUICK 20
 #define RELEASE_DELAY (HZ / 20)
+#define RELEASE_SLOW HZ
 static atomic_t releases_waiting;
+static bool releases_stopping;
+
+unsigned int ivc_tunnel_releases_waiting(void)
+{
+	return atomic_read(&releases_waiting);
+}
+
+/* Grants of t still in use by the receiver (owner only). */
+static u32 grants_left(const struct ivc_tunnel *t)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < 1 + t->nr_dir_pages + t->nr_data_pages; i++)
+		n += t->refs[i] != 0;
+	return n;
+}
 
 static void tunnel_retry_work(struct work_struct *w)
 {
 	struct ivc_tunnel *t = container_of(to_delayed_work(w), struct ivc_tunnel, retry_work);
 
-	if (!ivc_tunnel_end_grants(t) && ++t->release_tries < RELEASE_TRIES) {
-		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
+	if (!ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
+		if (++t->release_tries == RELEASE_QUICK)
+			atomic64_add(grants_left(t), &fastivc_stats.pages_deferred);
+		queue_delayed_work(fastivc_wq, &t->retry_work,
+				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);
 		return;
 	}
-	tunnel_free(t);
+	tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
 	atomic_dec(&releases_waiting);
 }
 
@@ -153,7 +175,7 @@ static void tunnel_release_work(struct work_struct *w)
 	struct ivc_tunnel *t = container_of(to_rcu_work(w), struct ivc_tunnel, release_work);
 
 	/* the tunnel is this work's alone now: nobody else ends its grants */
-	if (t->sender && !ivc_tunnel_end_grants(t)) {
+	if (t->sender && !ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
 		atomic_inc(&releases_waiting);
 		INIT_DELAYED_WORK(&t->retry_work, tunnel_retry_work);
 		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
@@ -162,11 +184,14 @@ static void tunnel_release_work(struct work_struct *w)
 	tunnel_free(t);
 }
 
-/* Module unload: after the releases were flushed, waits (at most about a second) for those still waiting. */
+/* Module unload, once no socket is left: the held tunnels go to Linux's deferred free, now. */
 void ivc_tunnel_release_drain(void)
 {
-	while (atomic_read(&releases_waiting))
+	WRITE_ONCE(releases_stopping, true);
+	while (atomic_read(&releases_waiting)) {
+		flush_workqueue(fastivc_wq);
 		msleep(jiffies_to_msecs(RELEASE_DELAY));
+	}
 }
 
 /*

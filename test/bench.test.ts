@@ -344,6 +344,79 @@ test('usage errors exit 2 with one line on stderr', async (t) => {
 	}
 });
 
+test('stream --read-delay usage errors exit 2 with one line on stderr', async (t) => {
+	for (const delay of ['-1', '-0', 'abc', '7ms', '1.5', '', '0x10', '600001', '1K', '99999999999999999999']) {
+		const args = ['stream', '--host', '127.0.0.1', '--bytes', '10', '--read-delay', delay];
+		const r = await run(t, args, 10_000);
+		t.is(r.code, 2, args.join(' '));
+		t.is(r.stdout, '');
+		t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+		t.regex(r.stderr, /--read-delay/);
+	}
+	// only stream takes it
+	const r = await run(t, ['rr', '--host', '127.0.0.1', '--count', '5', '--read-delay', '10'], 10_000);
+	t.is(r.code, 2);
+	t.is(r.stdout, '');
+	t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
+for (const direction of ['recv', 'send']) {
+	const who = direction === 'recv' ? 'the client' : 'the server';
+	test(`stream --read-delay 700 --direction ${direction}: ${who} reads 512 KiB late, byte-exact, no timeout`, async (t) => {
+		// Both sides' --timeout (0.5 s) is below the delay: the receiver sleeps with nothing
+		// waiting on its socket, and the sender's timeouts are lengthened by the delay.
+		const port = await freePort();
+		const server = start(t, ['server', '--bind', '127.0.0.1', '--port', String(port), '--once', '--verbose', '--timeout', '0.5'], 30_000);
+		const bytes = 512 * 1024;
+		const r = await run(t, [
+			'stream', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', '--timeout', '0.5',
+			'--bytes', String(bytes), '--direction', direction, '--read-delay', '700',
+		], 30_000);
+		const j = assertStreamOk(t, r, bytes, 65536, direction);
+		t.is(j.read_delay_ms, 700);
+		t.true(r.ms >= 650, `took ${r.ms} ms`);
+		t.true(num(j, 'seconds') >= 0.65 && num(j, 'seconds') < 10, `seconds ${String(j.seconds)}`);
+		const sr = await server.done;
+		t.is(sr.code, 0, sr.stderr);
+		t.like(json(t, sr), {
+			mode: 'stream', role: 'server', direction, bytes, read_delay_ms: 700,
+			bytes_received: bytes, checksum_received: j.checksum_sent, mismatch_offset: -1, verified: true, status: 0,
+		});
+	});
+}
+
+test('stream --read-delay-at: the client reads the first OFFSET bytes, then waits, then the rest', async (t) => {
+	for (const bad of [
+		['--read-delay-at', '10'], // no --read-delay
+		['--read-delay', '100', '--read-delay-at', '10'], // not --direction recv
+		['--read-delay', '100', '--direction', 'recv', '--read-delay-at', '100000'], // not below --bytes
+		['--read-delay', '100', '--direction', 'recv', '--read-delay-at', 'x'],
+	]) {
+		const r = await run(t, ['stream', '--host', '127.0.0.1', '--bytes', '100000', ...bad], 10_000);
+		t.is(r.code, 2, bad.join(' '));
+		t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+		t.regex(r.stderr, /--read-delay/);
+	}
+	const port = await freePort();
+	const server = start(t, ['server', '--bind', '127.0.0.1', '--port', String(port), '--once', '--timeout', '5'], 30_000);
+	const bytes = 2 * 1024 * 1024;
+	const r = await run(t, [
+		'stream', '--host', '127.0.0.1', '--port', String(port), '--connect-timeout', '10', '--timeout', '5',
+		'--bytes', String(bytes), '--direction', 'recv', '--read-delay', '700', '--read-delay-at', '1048576',
+	], 30_000);
+	const j = assertStreamOk(t, r, bytes, 65536, 'recv');
+	t.is(j.read_delay_ms, 700);
+	t.is(j.read_delay_at, 1048576);
+	t.true(r.ms >= 650, `took ${r.ms} ms`);
+	t.is((await server.done).code, 0);
+});
+
+test('stream --read-delay 0 is the default: no read_delay_ms in the JSON', async (t) => {
+	const s = await startServer(t);
+	const j = assertStreamOk(t, await run(t, stream(s.port, '--bytes', '100000', '--read-delay', '0')), 100000, 65536, 'send');
+	t.false('read_delay_ms' in j);
+});
+
 /** Bytes moved by a process so far, from /proc/<pid>/io (rchar + wchar). */
 function ioBytes(pid: number): number {
 	try {

@@ -25,12 +25,18 @@ enum { EX_OK = 0, EX_VERIFY = 1, EX_USAGE = 2, EX_NET = 3 };
  *   6  1  mode (MODE_STREAM, MODE_RR, MODE_BLOCK, MODE_PIPELINE)
  *   7  1  direction (DIR_SEND: client -> server, DIR_RECV: server -> client)
  *   8  4  msg_size
- *  12  4  flags (HDR_F_CORRUPT)
+ *  12  4  flags (HDR_F_CORRUPT, HDR_F_READ_DELAY)
  *  16  8  total: stream or block bytes, rr request count (0 = until EOF),
  *         or pipeline request count (warm-up included, at least 1)
  *  24  8  seed
  *  32  8  corrupt_at (stream offset, valid with HDR_F_CORRUPT)
- *  40  8  reserved, must be zero
+ *  40  4  read_delay_ms (stream only, valid with HDR_F_READ_DELAY, at most
+ *         READ_DELAY_MAX_MS): the stream's receiver sleeps that long after
+ *         the handshake before its first read of the data; zero otherwise
+ *  44  4  reserved, must be zero
+ * The two fields at 40 were once one reserved u64 that every client sent as
+ * zero, so the layout and length are unchanged; a server that predates
+ * HDR_F_READ_DELAY rejects a request with that flag (status 2).
  * Ack, server -> client, 16 bytes: "IVCA", u16 version, u16 status, 8 zero.
  * Block mode: the client sends the header and the block back to back; the
  * server answers ack and report together (one write) after the last byte, or
@@ -48,6 +54,9 @@ enum { MODE_STREAM = 1, MODE_RR = 2, MODE_BLOCK = 3, MODE_PIPELINE = 4 };
 enum { DIR_SEND = 0, DIR_RECV = 1 };
 enum { ACK_OK = 0, ACK_BAD_VERSION = 1, ACK_BAD_REQUEST = 2 };
 #define HDR_F_CORRUPT 1u
+#define HDR_F_READ_DELAY 2u
+/* --read-delay: largest value, in milliseconds (10 minutes). */
+#define READ_DELAY_MAX_MS 600000u
 #define REPORT_F_VERIFIED 1u
 #define NO_MISMATCH UINT64_MAX
 
@@ -68,6 +77,7 @@ struct hdr {
 	uint8_t mode, direction;
 	uint32_t msg_size, flags;
 	uint64_t total, seed, corrupt_at;
+	uint32_t read_delay_ms;
 };
 
 struct report {
@@ -101,6 +111,8 @@ struct opts {
 	uint64_t count, warmup;
 	double seconds;
 	uint64_t ring_size; /* memcpy */
+	uint32_t read_delay_ms; /* stream: the receiver's delay before reading */
+	uint64_t read_delay_at; /* stream --direction recv: the client's delay comes after this many bytes */
 };
 
 /* ---- net.c ---- */
@@ -110,6 +122,8 @@ void set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void set_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern double io_timeout_s; /* used in timeout messages */
 uint64_t now_ns(void);
+/* Sleeps ms milliseconds (CLOCK_MONOTONIC, the whole delay even if interrupted). */
+void sleep_ms(uint32_t ms);
 int net_connect(const char *host, unsigned port, double connect_timeout,
 		double io_timeout, int nodelay);
 /* Resolves host (netutil_resolve) once, for many connections; -1 with the error set. */
@@ -154,6 +168,8 @@ int stream_send(int fd, const struct pattern *p, uint64_t total,
 		uint32_t msg_size, int corrupt, uint64_t corrupt_at,
 		uint64_t *checksum);
 /* Reads to EOF, verifying and checksumming every byte. */
+int stream_recv_paused(int fd, const struct pattern *p, uint32_t msg_size,
+		       uint64_t pause_at, uint32_t pause_ms, struct recv_result *r);
 int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
 		struct recv_result *r);
 /* The same, but stops after exactly total bytes (fewer only at EOF). */

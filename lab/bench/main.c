@@ -17,7 +17,7 @@ static const char usage_text[] =
 	"                  [--seed X]\n"
 	"  ivcbench stream --host H [--port P] --bytes N [--msg-size S] [--seed X]\n"
 	"                  [--direction send|recv] [--timeout SEC] [--connect-timeout SEC]\n"
-	"                  [--corrupt-at OFFSET]\n"
+	"                  [--corrupt-at OFFSET] [--read-delay MS [--read-delay-at OFFSET]]\n"
 	"  ivcbench rr --host H [--port P] [--msg-size S] (--count N | --seconds T)\n"
 	"              [--warmup N] [--seed X] [--timeout SEC] [--connect-timeout SEC]\n"
 	"  ivcbench block --host H [--port P] --bytes N [--msg-size S]\n"
@@ -28,6 +28,9 @@ static const char usage_text[] =
 	"  ivcbench memcpy --bytes N [--msg-size S] [--ring-size B] [--seed X]\n"
 	"  ivcbench version\n"
 	"Sizes accept a K, M or G suffix (powers of 1024). Output: one JSON line.\n"
+	"stream --read-delay MS (0 to 600000): the receiver (client with --direction\n"
+	"recv, else the server) waits MS ms after the handshake before reading;\n"
+	"with --direction recv, --read-delay-at OFFSET: after reading OFFSET bytes.\n"
 	"Exit: 0 ok, 1 verification failed, 2 usage, 3 network/timeout.\n";
 
 /* ---- JSON ---- */
@@ -171,7 +174,7 @@ static int usage_error(const char *fmt, ...)
 enum {
 	O_HOST, O_PORT, O_BIND, O_ONCE, O_VERBOSE, O_BYTES, O_MSG_SIZE, O_SEED,
 	O_DIRECTION, O_TIMEOUT, O_CONNECT_TIMEOUT, O_CORRUPT_AT, O_COUNT,
-	O_SECONDS, O_WARMUP, O_RING_SIZE,
+	O_SECONDS, O_WARMUP, O_RING_SIZE, O_READ_DELAY, O_READ_DELAY_AT,
 };
 
 static const struct {
@@ -187,6 +190,8 @@ static const struct {
 	[O_CORRUPT_AT] = { "corrupt-at", 1 },
 	[O_COUNT] = { "count", 1 },	    [O_SECONDS] = { "seconds", 1 },
 	[O_WARMUP] = { "warmup", 1 },	    [O_RING_SIZE] = { "ring-size", 1 },
+	[O_READ_DELAY] = { "read-delay", 1 },
+	[O_READ_DELAY_AT] = { "read-delay-at", 1 },
 };
 #define NOPTS (int)(sizeof(optdefs) / sizeof(optdefs[0]))
 #define BIT(x) (1u << (x))
@@ -196,7 +201,7 @@ static const unsigned allowed_server = BIT(O_PORT) | BIT(O_BIND) |
 static const unsigned allowed_client = BIT(O_HOST) | BIT(O_PORT) |
 	BIT(O_MSG_SIZE) | BIT(O_SEED) | BIT(O_TIMEOUT) | BIT(O_CONNECT_TIMEOUT);
 static const unsigned allowed_stream = BIT(O_BYTES) | BIT(O_DIRECTION) |
-	BIT(O_CORRUPT_AT);
+	BIT(O_CORRUPT_AT) | BIT(O_READ_DELAY) | BIT(O_READ_DELAY_AT);
 static const unsigned allowed_rr = BIT(O_COUNT) | BIT(O_SECONDS) | BIT(O_WARMUP);
 static const unsigned allowed_block = BIT(O_BYTES) | BIT(O_COUNT) |
 	BIT(O_SECONDS) | BIT(O_WARMUP) | BIT(O_CORRUPT_AT);
@@ -406,6 +411,16 @@ int main(int argc, char **argv)
 			    o.ring_size > RING_SIZE_MAX)
 				return usage_error("bad --ring-size '%s' (1 to 1G)", val);
 			break;
+		case O_READ_DELAY:
+			if (parse_u64(val, &v, 0, 0) < 0 || v > READ_DELAY_MAX_MS)
+				return usage_error("bad --read-delay '%s' (0 to %u ms)", val,
+						   READ_DELAY_MAX_MS);
+			o.read_delay_ms = (uint32_t)v;
+			break;
+		case O_READ_DELAY_AT:
+			if (parse_u64(val, &o.read_delay_at, 1, 0) < 0)
+				return usage_error("bad --read-delay-at '%s'", val);
+			break;
 		}
 	}
 
@@ -423,6 +438,9 @@ int main(int argc, char **argv)
 			return usage_error("'stream' needs --bytes");
 		if (o.corrupt && o.corrupt_at >= o.bytes)
 			return usage_error("--corrupt-at must be below --bytes");
+		if ((seen & BIT(O_READ_DELAY_AT)) &&
+		    (!o.read_delay_ms || o.direction != DIR_RECV || o.read_delay_at >= o.bytes))
+			return usage_error("--read-delay-at needs --read-delay, --direction recv and an OFFSET below --bytes");
 		return cmd_stream(&o);
 	}
 	if (!strcmp(cmd, "pipeline")) {

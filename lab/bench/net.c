@@ -53,6 +53,26 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void sleep_ms(uint32_t ms)
+{
+	struct timespec until;
+	int e;
+
+	if (!ms)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	/* An absolute deadline: a restart after EINTR sleeps only what is left. */
+	do
+		e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL);
+	while (e == EINTR);
+}
+
 /* netutil_resolve, with ivcbench's error message. */
 int net_resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
 		socklen_t *len)
@@ -228,6 +248,8 @@ void hdr_encode(const struct hdr *h, uint8_t out[HDR_LEN])
 	put64(out + 16, h->total);
 	put64(out + 24, h->seed);
 	put64(out + 32, h->corrupt_at);
+	put32(out + 40, h->read_delay_ms);
+	/* 44..47 reserved, zero */
 }
 
 int hdr_decode(const uint8_t in[HDR_LEN], struct hdr *h)
@@ -242,6 +264,7 @@ int hdr_decode(const uint8_t in[HDR_LEN], struct hdr *h)
 	h->total = get64(in + 16);
 	h->seed = get64(in + 24);
 	h->corrupt_at = get64(in + 32);
+	h->read_delay_ms = get32(in + 40);
 	return 0;
 }
 
@@ -253,7 +276,12 @@ int hdr_check(const struct hdr *h)
 	     h->mode != MODE_BLOCK && h->mode != MODE_PIPELINE) ||
 	    (h->direction != DIR_SEND && h->direction != DIR_RECV) ||
 	    h->msg_size < 1 || h->msg_size > MSG_SIZE_MAX ||
-	    (h->flags & ~HDR_F_CORRUPT))
+	    (h->flags & ~(HDR_F_CORRUPT | HDR_F_READ_DELAY)))
+		return ACK_BAD_REQUEST;
+	/* A read delay: stream only, bounded, and only with its flag. */
+	if ((h->flags & HDR_F_READ_DELAY) ?
+	    h->mode != MODE_STREAM || h->read_delay_ms > READ_DELAY_MAX_MS :
+	    h->read_delay_ms != 0)
 		return ACK_BAD_REQUEST;
 	/* A block goes client -> server, at least one byte, no server-side corruption. */
 	if (h->mode == MODE_BLOCK &&

@@ -109,6 +109,17 @@ static int handle_conn(int fd, const struct opts *o, const struct pattern *cache
 		set_err("out of memory");
 		goto done;
 	}
+	/*
+	 * Stream with a read delay, recv mode: the client reads only that much
+	 * later, so our blocked sends and our wait for its report may last that
+	 * much longer.  (In send mode we are the receiver and sleep before our
+	 * first read, with no call waiting on the socket: nothing to lengthen.)
+	 */
+	if (h.mode == MODE_STREAM && h.direction == DIR_RECV && h.read_delay_ms) {
+		io_timeout_s = o->timeout + h.read_delay_ms / 1000.0;
+		if (net_set_timeouts(fd, io_timeout_s) < 0)
+			goto done;
+	}
 	if (h.mode == MODE_BLOCK) {
 		if (block_serve(fd, pat, &h, &r, &verified) < 0)
 			goto done;
@@ -124,6 +135,7 @@ static int handle_conn(int fd, const struct opts *o, const struct pattern *cache
 			goto done;
 	} else if (h.direction == DIR_SEND) {
 		/* We receive; the client sends and waits for our report. */
+		sleep_ms(h.read_delay_ms); /* nothing waits on the socket meanwhile */
 		if (stream_recv(fd, pat, h.msg_size, &r) < 0)
 			goto done;
 		have_recv = 1;
@@ -181,6 +193,8 @@ done:
 			json_str(&j, "direction",
 				 h.direction == DIR_SEND ? "send" : "recv");
 			json_u64(&j, "bytes", h.total);
+			if (h.read_delay_ms)
+				json_u64(&j, "read_delay_ms", h.read_delay_ms);
 		} else if (h.mode == MODE_BLOCK) {
 			json_u64(&j, "bytes", h.total);
 		}

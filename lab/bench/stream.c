@@ -95,10 +95,12 @@ uint64_t stream_expected_checksum(const struct pattern *p, uint64_t total,
 
 /*
  * Reads to EOF or until limit bytes, in reads of up to bufsz, verifying every
- * byte; r->mismatch is the first bad offset.
+ * byte; r->mismatch is the first bad offset. With pause_ms, sleeps that long
+ * once pause_at bytes have been read (no read crosses pause_at).
  */
 static int recv_verify(int fd, const struct pattern *p, size_t bufsz,
-		       uint64_t limit, struct recv_result *r)
+		       uint64_t limit, uint64_t pause_at, uint32_t pause_ms,
+		       struct recv_result *r)
 {
 	uint8_t *buf = malloc(bufsz);
 	struct csum cs;
@@ -112,7 +114,15 @@ static int recv_verify(int fd, const struct pattern *p, size_t bufsz,
 	r->mismatch = NO_MISMATCH;
 	while (r->bytes < limit) {
 		size_t want = limit - r->bytes < bufsz ? (size_t)(limit - r->bytes) : bufsz;
-		ssize_t n = read(fd, buf, want);
+		ssize_t n;
+
+		if (pause_ms && r->bytes == pause_at) {
+			sleep_ms(pause_ms); /* nothing waits on the socket meanwhile */
+			pause_ms = 0;
+		}
+		if (pause_ms && pause_at - r->bytes < want)
+			want = (size_t)(pause_at - r->bytes);
+		n = read(fd, buf, want);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -138,13 +148,20 @@ int stream_recv(int fd, const struct pattern *p, uint32_t msg_size,
 		struct recv_result *r)
 {
 	return recv_verify(fd, p, msg_size > RECV_BUF_MIN ? msg_size : RECV_BUF_MIN,
-			   UINT64_MAX, r);
+			   UINT64_MAX, 0, 0, r);
+}
+
+int stream_recv_paused(int fd, const struct pattern *p, uint32_t msg_size,
+		       uint64_t pause_at, uint32_t pause_ms, struct recv_result *r)
+{
+	return recv_verify(fd, p, msg_size > RECV_BUF_MIN ? msg_size : RECV_BUF_MIN,
+			   UINT64_MAX, pause_at, pause_ms, r);
 }
 
 int stream_recv_exact(int fd, const struct pattern *p, size_t bufsz,
 		      uint64_t total, struct recv_result *r)
 {
-	return recv_verify(fd, p, bufsz, total, r);
+	return recv_verify(fd, p, bufsz, total, 0, 0, r);
 }
 
 static int finish(const struct opts *o, uint64_t received, double secs,
@@ -170,6 +187,10 @@ static int finish(const struct opts *o, uint64_t received, double secs,
 	json_hex(&j, "checksum_received", cs_recv);
 	json_bool(&j, "verified", verified);
 	json_i64(&j, "mismatch_offset", verified ? -1 : (int64_t)mismatch);
+	if (o->read_delay_ms)
+		json_u64(&j, "read_delay_ms", o->read_delay_ms);
+	if (o->read_delay_at)
+		json_u64(&j, "read_delay_at", o->read_delay_at);
 	json_emit(&j);
 	return verified ? EX_OK : EX_VERIFY;
 }
@@ -204,6 +225,16 @@ int cmd_stream(const struct opts *o)
 		h.flags = HDR_F_CORRUPT;
 		h.corrupt_at = o->corrupt_at;
 	}
+	/*
+	 * The receiver's delay goes in the header in both directions: in send
+	 * mode the server is the receiver and sleeps before reading; in recv
+	 * mode we sleep, and the server, sending meanwhile, lengthens its
+	 * socket timeouts by it.
+	 */
+	if (o->read_delay_ms) {
+		h.flags |= HDR_F_READ_DELAY;
+		h.read_delay_ms = o->read_delay_ms;
+	}
 	hdr_encode(&h, hb);
 	if (netutil_send_full(fd, hb, HDR_LEN) < 0) {
 		set_err_sys("send request header");
@@ -219,8 +250,21 @@ int cmd_stream(const struct opts *o)
 		goto out;
 	}
 	if (st != ACK_OK) {
-		set_err("server rejected the request (status %d)", st);
+		set_err("server rejected the request (status %d%s)", st,
+			st == ACK_BAD_REQUEST && o->read_delay_ms ?
+			": a server older than --read-delay?" : "");
 		goto out;
+	}
+	/*
+	 * With a read delay, the sender's blocked send (buffers full) and its
+	 * wait for the report last that much longer: its timeouts grow by it.
+	 * The receiver's timeouts stay as they are: it sleeps before reading,
+	 * with no call waiting on the socket.
+	 */
+	if (o->read_delay_ms && o->direction == DIR_SEND) {
+		io_timeout_s = o->timeout + o->read_delay_ms / 1000.0;
+		if (net_set_timeouts(fd, io_timeout_s) < 0)
+			goto out;
 	}
 	t0 = netutil_now_s();
 	if (o->direction == DIR_SEND) {
@@ -246,7 +290,12 @@ int cmd_stream(const struct opts *o)
 	} else {
 		struct recv_result r;
 
-		if (stream_recv(fd, &pat, o->msg_size, &r) < 0)
+		/*
+		 * Handshake done (the ack read); the data waits unread meanwhile,
+		 * from the start or after the first read_delay_at bytes.
+		 */
+		if (stream_recv_paused(fd, &pat, o->msg_size, o->read_delay_at,
+				       o->read_delay_ms, &r) < 0)
 			goto out;
 		t1 = netutil_now_s();
 		if (r.bytes < o->bytes && r.mismatch == NO_MISMATCH) {

@@ -792,9 +792,12 @@ scn_save_restore_steered() {
 # stopped (SIGSTOP) across the operation; a stream domU2 -> domU1 whose reader (the client) is stopped. So the
 # channels of both directions hold unread bytes when the domain suspends. After the resume the readers go on: every
 # byte must arrive, exact and in order; both domUs must have resent bytes on TCP, and tunnels must carry bytes again;
-# nothing may be left behind (DEM records, pages in tunnels, deferred pages, domains being saved or migrated).
+# nothing may be left behind (DEM records, pages in tunnels, grants mapped, domains being saved or migrated). A fourth
+# connection is half-closed: domU2 sends 1.5 MiB and shuts down its side while domU1's reader, after its first MiB,
+# pauses: the last 512 KiB wait in the tunnel with the FIN behind them on TCP, where nothing can be sent again. That
+# connection must be reset (the reader gets ECONNRESET, fallback_suspend +1), never end in a FIN short of its bytes.
 # lifecycle OP DOMAIN: OP save (xl save, xl restore) or migrate (xl migrate to this host).
-LC_PORT=7017          # 7017 round trips, 7018 the stream to domU2, 7019 the stream from domU2
+LC_PORT=7017          # 7017 round trips, 7018 the stream to domU2, 7019 the stream from domU2, 7020 the half-closed one
 LC_BYTES=$((768 << 20))
 LC_FILE=/tmp/lifecycle.save
 lc_warnings() { agent "$1" dmesg | grep -cE 'BUG:|Oops|WARNING:|general protection|Call Trace'; }
@@ -823,14 +826,14 @@ lc_kill() {
 # whatever the outcome, no stopped reader or transfer of this scenario outlives it
 scn_lifecycle() {
     lc_run "$@"; local rc=$?
-    lc_kill "$D1" rr send recv; lc_kill "$D2" server-0 server-1 server-2
+    lc_kill "$D1" rr send recv half; lc_kill "$D2" server-0 server-1 server-2 server-3
     return $rc
 }
 lc_run() {
     local op=$1 dom=$2 t0 secs_op rc i p d n left open1 open2 w1 w2 pid_srv pid_cli
     need domU1 domU2 || return 1
     local domid_before; domid_before=$(xl domid "$dom")
-    for p in 0 1 2; do
+    for p in 0 1 2 3; do
         lc_bg "$D2" "server-$p" "ivcbench server --once --port $((LC_PORT + p)) --timeout 150"
     done
     sleep 1
@@ -839,6 +842,7 @@ lc_run() {
     lc_bg "$D1" rr "ivcbench rr --host $D2 --port $LC_PORT --msg-size 65536 --seconds 50 --timeout 150"
     lc_bg "$D1" send "ivcbench stream --host $D2 --port $((LC_PORT + 1)) --bytes $LC_BYTES --msg-size 65536 --timeout 150"
     lc_bg "$D1" recv "ivcbench stream --host $D2 --port $((LC_PORT + 2)) --bytes $LC_BYTES --msg-size 65536 --direction recv --timeout 150"
+    lc_bg "$D1" half "ivcbench stream --host $D2 --port $((LC_PORT + 3)) --bytes $((3 << 19)) --msg-size 65536 --direction recv --read-delay 60000 --read-delay-at $((1 << 20)) --timeout 150"
     sleep 2
     # both streams' readers stop: their tunnels fill, and stay full across the operation
     pid_srv=$(agent "$D2" cat /tmp/lc-server-1.pid); pid_cli=$(agent "$D1" cat /tmp/lc-recv.pid)
@@ -869,8 +873,8 @@ lc_run() {
         || { fail "fastivc sync after the $op: $(tail -1 "$OUT/lc-sync.log")"; return 1; }
     agent "$D2" "kill -CONT $pid_srv"; agent "$D1" "kill -CONT $pid_cli"
     for i in $(seq 1 120); do
-        n=$(agent "$D1" "ls /tmp/lc-rr.rc /tmp/lc-send.rc /tmp/lc-recv.rc 2>/dev/null | wc -l")
-        [ "${n:-0}" -ge 3 ] && break
+        n=$(agent "$D1" "ls /tmp/lc-rr.rc /tmp/lc-send.rc /tmp/lc-recv.rc /tmp/lc-half.rc 2>/dev/null | wc -l")
+        [ "${n:-0}" -ge 4 ] && break
         sleep 1
     done
     sleep 1
@@ -878,10 +882,11 @@ lc_run() {
     local r_rr r_send r_recv
     r_rr=$(agent "$D1" cat /tmp/lc-rr.rc); r_send=$(agent "$D1" cat /tmp/lc-send.rc); r_recv=$(agent "$D1" cat /tmp/lc-recv.rc)
     agent "$D1" cat /tmp/lc-rr.json > "$OUT/lc-rr.json"; agent "$D1" cat /tmp/lc-send.json > "$OUT/lc-send.json"
-    agent "$D1" cat /tmp/lc-recv.json > "$OUT/lc-recv.json"
-    for p in 0 1 2; do echo "server $p: exit $(agent "$D2" cat /tmp/lc-server-$p.rc 2>/dev/null) $(agent "$D2" tail -2 /tmp/lc-server-$p.json | tr '\n' ' ')"; done
+    agent "$D1" cat /tmp/lc-recv.json > "$OUT/lc-recv.json"; agent "$D1" cat /tmp/lc-half.json > "$OUT/lc-half.json"
+    local r_half; r_half=$(agent "$D1" cat /tmp/lc-half.rc)
+    for p in 0 1 2 3; do echo "server $p: exit $(agent "$D2" cat /tmp/lc-server-$p.rc 2>/dev/null) $(agent "$D2" tail -2 /tmp/lc-server-$p.json | tr '\n' ' ')"; done
     echo "rr (exit $r_rr): $(cat "$OUT/lc-rr.json")"; echo "send (exit $r_send): $(cat "$OUT/lc-send.json")"
-    echo "recv (exit $r_recv): $(cat "$OUT/lc-recv.json")"
+    echo "recv (exit $r_recv): $(cat "$OUT/lc-recv.json")"; echo "half-closed (exit $r_half): $(cat "$OUT/lc-half.json")"
     # what the modules did: the moved domain suspended once; both detached tunnels and resent unread bytes
     local sus det1 det2 rs1 rs2 cr1 cr2 tb1 tb2 rst
     sus=$(( $(kdelta "$OUT/lc-b1.txt" "$OUT/lc-a1.txt" suspends) + $(kdelta "$OUT/lc-b2.txt" "$OUT/lc-a2.txt" suspends) ))
@@ -937,7 +942,9 @@ lc_run() {
             "$OUT/lc-$p.json" >/dev/null || { fail "stream ($p) across the $op not byte-exact: exit $rcp, $(jq -r '.error // "not verified"' "$OUT/lc-$p.json" 2>/dev/null)"; return 1; }
     done
     [ "$sus" -eq 1 ] || { fail "$sus suspends counted, expected 1 (the module did not see the suspend?)"; return 1; }
-    [ "$rst" -eq 0 ] || { fail "$rst connections reset for the suspend (a peer did not detach in time)"; return 1; }
+    [ "$r_half" = 3 ] && grep -q 'reset by peer' "$OUT/lc-half.json" \
+        || { fail "the half-closed connection with unread tunnel bytes was not reset: exit $r_half, $(jq -r '.error // "verified \(.verified), \(.bytes_received) bytes"' "$OUT/lc-half.json" 2>/dev/null)"; return 1; }
+    [ "$rst" -eq 1 ] || { fail "$rst connections reset for the suspend, expected 1 (the half-closed one)"; return 1; }
     [ "$det1" -ge 2 ] && [ "$det2" -ge 2 ] || { fail "detaches: domU1 $det1, domU2 $det2 (expected both directions)"; return 1; }
     [ "$rs1" -gt 0 ] && [ "$rs2" -gt 0 ] || { fail "bytes resent on TCP: domU1 $rs1, domU2 $rs2 (the stopped readers' tunnels held unread bytes both ways)"; return 1; }
     [ "$cr1" -ge 1 ] && [ "$cr2" -ge 1 ] && [ "$tb1" -ge $((16 << 20)) ] && [ "$tb2" -ge $((16 << 20)) ] \

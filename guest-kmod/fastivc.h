@@ -92,6 +92,7 @@ struct ivc_tunnel {
 	struct rcu_work release_work;
 	struct delayed_work retry_work; /* sender: waiting for the receiver to unmap before the pages go (tunnel.c) */
 	u32 release_tries;
+	u32 held_pages;             /* sender: pages the receiver kept mapped past release (tunnel.c HELD_PER_PEER_MAX) */
 	union {
 		struct ivc_tx tx;
 		struct ivc_rx rx;

@@ -95,10 +95,11 @@ static void each(struct sock **socks, int n, bool (*act)(struct fastivc_sock *ct
 	}
 }
 
+/* true if the connection was reset (a receiver that found the sender's FIN behind unread bytes) */
 static bool act_suspend(struct fastivc_sock *ctx)
 {
 	fastivc_sock_suspend(ctx);
-	return true;
+	return READ_ONCE(ctx->mode) == FIVC_MODE_BROKEN;
 }
 
 static bool act_answered(struct fastivc_sock *ctx)
@@ -115,15 +116,18 @@ static int fastivc_freeze(struct device *dev)
 {
 	struct sock *socks[LIFECYCLE_BATCH];
 	unsigned long until = jiffies + FASTIVC_DETACH_WAIT;
-	unsigned int handled = 0, waiting, reset = 0;
+	unsigned int handled = 0, waiting, reset = 0, tunnels = 0;
 	int n, passes = 0;
 
 	WRITE_ONCE(fastivc_suspending, true);
 	/* a tunnel the SEM's work was mapping as the flag went up is in its socket once the work is done */
 	flush_workqueue(fastivc_wq);
 	/* 1. receivers detach, senders ask theirs to (a socket handled leaves the match) */
-	while ((n = collect(to_detach, socks)) > 0 && passes++ < 1024)
-		each(socks, n, act_suspend, &handled);
+	while ((n = collect(to_detach, socks)) > 0 && passes++ < 1024) {
+		tunnels += n;
+		each(socks, n, act_suspend, &reset);
+	}
+	handled = tunnels;
 	/* 2. the answers: the peers' modules detach from their SEM work */
 	for (;;) {
 		struct fastivc_sock *ctx;
@@ -159,7 +163,7 @@ static int fastivc_freeze(struct device *dev)
 	while (ivc_tunnel_releases_waiting() && time_before(jiffies, until))
 		msleep(10);
 	atomic64_inc(&fastivc_stats.suspends);
-	pr_info("fastivc: suspending: %u connections left their tunnels for TCP, %u reset (no answer from the peer in %u ms)\n",
+	pr_info("fastivc: suspending: %u connections with tunnels went back to TCP, %u of them reset (unread bytes behind a FIN, or no answer from the peer in %u ms)\n",
 		handled, reset, jiffies_to_msecs(FASTIVC_DETACH_WAIT));
 	return 0;
 }

@@ -158,16 +158,16 @@ static void tx_create_failed(struct fastivc_sock *ctx, bool passing)
 
 /*
  * The direction left its tunnel by a detach (lock held): a send a second later or more creates another, after a
- * look-up. The tries are not reset by a detach, only by a tunnel that opens: a peer that detaches every tunnel it is
- * offered gets one a second at most, each within the page budget, for FASTIVC_MOVE_RETRIES tries. After MSG_OOB the
- * direction stays on TCP.
+ * look-up. A detach counts as a try, and the tries are reset only by a tunnel that opens: a peer that detaches every
+ * tunnel it is offered gets one a second at most; one that also keeps their pages mapped gets none once it holds
+ * HELD_PER_PEER_MAX pages of ours (tunnel.c). After MSG_OOB the direction stays on TCP.
  */
 static void tx_start_moving(struct fastivc_sock *ctx)
 {
 	ctx->tx_accepted = false;
 	ctx->tx_peer_closed = false;
 	ctx->tx_created = jiffies | 1;
-	if (ctx->tx_oob || ctx->tx_move_tries >= FASTIVC_MOVE_RETRIES) {
+	if (ctx->tx_oob || ++ctx->tx_move_tries >= FASTIVC_MOVE_RETRIES) {
 		ctx->tx_moving = false;
 		ctx->tx_retry_at = 0;
 		return;
@@ -331,24 +331,29 @@ static void rx_detach(struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->rx;
 	enum fastivc_dir st = ctx->rx_state;
+	bool unread;
 	u32 gen, off;
 
 	/* reverted (MSG_OOB): read to its end and back on TCP for good, but still mapped until now */
 	if (!t || (st != FIVC_DIR_OPEN && st != FIVC_DIR_REVERTED))
 		return;
-	/*
-	 * The sender's FIN is on TCP already: bytes we have not read cannot be sent again before it. A reset, rather
-	 * than an end of stream that would pass for the whole of it.
-	 */
-	if (st == FIVC_DIR_OPEN && (READ_ONCE(t->ctrl->tx_flags) & (IVC_TX_FIN | IVC_TX_CLOSED)) &&
-	    ivc_rx_ready(&t->rx, t->ctrl) != 0) {
-		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
-		return;
-	}
+	unread = st == FIVC_DIR_OPEN && ivc_rx_ready(&t->rx, t->ctrl) != 0; /* the owner's look (may release) */
 	ivc_rx_position(&t->rx, &gen, &off);
 	WRITE_ONCE(t->ctrl->rx_gen, gen);
 	WRITE_ONCE(t->ctrl->rx_off, off);
 	virt_wmb(); /* the position before the state that publishes it */
+	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_DETACHED);
+	/*
+	 * The sender's FIN may be on TCP already: bytes we have not read cannot be sent again before it. Each side
+	 * writes its word (our DETACHED, its IVC_TX_FIN) before it reads the other's, so at least one of us sees the
+	 * other: if we see the FIN with bytes unread, a reset, rather than an end of stream that would pass for the
+	 * whole of it (if the sender saw DETACHED too, it resent them first: the reset was not needed, but loses nothing).
+	 */
+	virt_mb();
+	if (unread && (READ_ONCE(t->ctrl->tx_flags) & (IVC_TX_FIN | IVC_TX_CLOSED))) {
+		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
+		return;
+	}
 	rx_release_as(ctx, st == FIVC_DIR_OPEN ? FIVC_DIR_TCP : st, IVC_RX_DETACHED, true);
 	WRITE_ONCE(ctx->rx_switched, false);
 	atomic64_inc(&fastivc_stats.detaches);
@@ -361,8 +366,11 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_SEND_DATA);
 	/* a resend raised the send buffer: back to what it was, unless the application set one since */
 	if (ctx->rs_sndbuf) {
-		if (READ_ONCE(ctx->sk->sk_sndbuf) == ctx->rs_sndbuf_raised)
-			WRITE_ONCE(ctx->sk->sk_sndbuf, ctx->rs_sndbuf);
+		int now = READ_ONCE(ctx->sk->sk_sndbuf);
+
+		/* TCP may have moderated it meanwhile (memory pressure); an SO_SNDBUF the application set stays */
+		if (now == ctx->rs_sndbuf_raised || !(ctx->sk->sk_userlocks & SOCK_SNDBUF_LOCK))
+			WRITE_ONCE(ctx->sk->sk_sndbuf, min(now, ctx->rs_sndbuf));
 		ctx->rs_sndbuf = 0;
 	}
 	if (!t)
@@ -456,7 +464,8 @@ void fastivc_peer_gone(struct fastivc_sock *ctx)
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return;
 	/* a peer that detached before it moved is not gone: its bytes go to TCP (a tick may not have got to it yet) */
-	if (ctx->tx_state == FIVC_DIR_OPEN && !ctx->tx_detach_asked && tx_receiver_detached(ctx->tx))
+	if ((ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING) && !ctx->tx_detach_asked &&
+	    tx_receiver_detached(ctx->tx))
 		tx_detached(ctx->sk, ctx);
 	if (ctx->tx_state != FIVC_DIR_OPEN && ctx->rx_state != FIVC_DIR_OPEN) {
 		if (ctx->tx_state == FIVC_DIR_CREATING)
@@ -561,18 +570,21 @@ static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx)
 	if (!left)
 		goto done;
 	/*
-	 * TCP can no longer take bytes (a reset, an error, our FIN: tcp_sendmsg_locked() would also take the error
-	 * the application is to read): what is left cannot be delivered. The connection ends with a reset rather than
-	 * let the reader take a FIN for the end of the stream; an error TCP already has is the application's.
+	 * TCP can no longer take bytes. Closed (reset, timed out): nothing to deliver to. Our FIN is out (shut down,
+	 * closing): what is left cannot follow it, and the connection ends with a reset rather than let the reader take
+	 * the FIN for the end of the stream. A soft error (ICMP with IP_RECVERR) on a live connection is the
+	 * application's to read: the resend waits, without calling TCP (which would take the error).
 	 */
-	if (sk->sk_err || !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
+	if (sk->sk_state == TCP_CLOSE) {
 		tx_release(ctx, FIVC_DIR_TCP, false);
 		return -EPIPE;
 	}
-	if (sk->sk_shutdown & SEND_SHUTDOWN) {
+	if ((sk->sk_shutdown & SEND_SHUTDOWN) || !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
 		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, false);
 		return -EPIPE;
 	}
+	if (sk->sk_err)
+		return -EPIPE;
 	if (!sk->sk_socket) /* not accepted yet, or orphaned: TCP's send needs the socket (its wait flags) */
 		return -EAGAIN;
 	if (!ctx->rs_sndbuf) {
@@ -627,13 +639,14 @@ static int tx_resend_flush(struct sock *sk, struct fastivc_sock *ctx, int flags)
 #define FASTIVC_RESEND_WAIT HZ
 static int tx_resend_flush_bounded(struct sock *sk, struct fastivc_sock *ctx)
 {
-	long timeo = FASTIVC_RESEND_WAIT;
+	unsigned long until = jiffies + FASTIVC_RESEND_WAIT;
 	int rc;
 
-	while ((rc = tx_resend_push(sk, ctx)) == -EAGAIN && sk->sk_socket && timeo > 0 && !signal_pending(current)) {
-		rc = sk_stream_wait_memory(sk, &timeo);
-		if (rc)
-			break;
+	/* TCP's shutdown and close never fail for a signal: this wait ignores them (short uninterruptible steps) */
+	while ((rc = tx_resend_push(sk, ctx)) == -EAGAIN && time_before(jiffies, until)) {
+		release_sock(sk); /* ACKs free room, from the backlog too */
+		schedule_timeout_uninterruptible(HZ / 50);
+		lock_sock(sk);
 	}
 	return rc;
 }
@@ -1039,12 +1052,19 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 {
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return 0;
-	ctx->tx_oob = true; /* no tunnel for this direction from now on (tx_start_moving too) */
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
 		int rc = tx_revert(sk, ctx, flags);
 
-		return rc == -EXDEV ? 0 : rc; /* detached meanwhile: the urgent byte follows the resent ones on TCP */
+		if (rc == -EXDEV) { /* detached meanwhile: the urgent byte follows the resent ones on TCP, for good */
+			ctx->tx_moving = false;
+			ctx->tx_retry_at = 0;
+			rc = 0;
+		}
+		if (rc == 0)
+			ctx->tx_oob = true; /* no tunnel for this direction from now on (tx_start_moving too) */
+		return rc;
 	}
+	ctx->tx_oob = true;
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		tx_fallback(ctx, FIVC_R_OOB);
 	} else if (!ctx->tx_created || ctx->tx_retry_at || ctx->tx_moving) {
@@ -1870,8 +1890,9 @@ static int fastivc_getsockopt(struct sock *sk, int level, int optname, char __us
 	tcp_get_info(sk, &info);
 	lock_sock(sk);
 	unread = tx_unread(ctx);
-	info.tcpi_bytes_sent += ctx->tx_bytes - unread;
-	info.tcpi_bytes_acked += ctx->tx_bytes - unread;
+	/* bytes sent again on TCP after a detach are in TCP's own counts already */
+	info.tcpi_bytes_sent += ctx->tx_bytes - min(ctx->tx_bytes, unread + ctx->bytes_resent);
+	info.tcpi_bytes_acked += ctx->tx_bytes - min(ctx->tx_bytes, unread + ctx->bytes_resent);
 	info.tcpi_notsent_bytes += unread;
 	info.tcpi_bytes_received += ctx->rx_bytes;
 	release_sock(sk);
@@ -1908,6 +1929,21 @@ static int fastivc_disconnect(struct sock *sk, int flags)
 }
 
 /*
+ * Our FIN is about to leave (shutdown, close; lock held): a receiver that detaches from now on can no longer get its
+ * unread bytes again on TCP (ivc_ring.h "Detach"). Written before we look for its DETACHED (our caller does, after
+ * the barrier): of the two sides, at least one sees the other's word.
+ */
+static void tx_mark_fin(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t = ctx->tx;
+
+	if (!t || ctx->tx_state != FIVC_DIR_OPEN)
+		return;
+	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_FIN);
+	virt_mb();
+}
+
+/*
  * shutdown(SHUT_WR) (lock held by inet_shutdown): nothing more will be written, so the channel being filled is sealed
  * and its reader gives it back once it has read it. SIOCOUTQ, TCP_INFO and a lingering close then see it consumed.
  */
@@ -1924,17 +1960,17 @@ static void fastivc_shutdown(struct sock *sk, int how)
 		int rc = 0;
 
 		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown & ~SEND_SHUTDOWN);
+		tx_mark_fin(ctx);
 		if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
 			tx_detached(sk, ctx);
 		if (ctx->tx_state == FIVC_DIR_RESEND)
 			rc = tx_resend_flush_bounded(sk, ctx);
 		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | SEND_SHUTDOWN);
-		if (rc && rc != -EPIPE && ctx->mode == FIVC_MODE_TUNNEL) /* a reset, not a FIN after a hole */
-			abort_conn(ctx, FIVC_R_NO_MEMORY, ECONNRESET, false);
+		/* bytes owed that TCP could not take: a reset, not a FIN after a hole */
+		if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_RESEND)
+			abort_conn(ctx, rc == -EAGAIN ? FIVC_R_NO_MEMORY : FIVC_R_SUSPEND, ECONNRESET, false);
 		if (ctx->tx && ctx->tx_state == FIVC_DIR_OPEN) {
 			t = ctx->tx;
-			/* nothing follows on TCP but the FIN: a detach can no longer send unread bytes again */
-			WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_FIN);
 			if (ivc_tx_seal(&t->tx, t->ctrl))
 				tx_kick(ctx, t);
 		}
@@ -1998,6 +2034,7 @@ static void fastivc_close(struct sock *sk, long timeout)
 	if (timeout > 0 && !unread && !tcp_unread_bytes(sk) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
 		timeout = tx_linger(sk, ctx, timeout);
 	/* a detached tunnel's bytes go to TCP before its FIN; if TCP cannot take them now, the peer gets a reset */
+	tx_mark_fin(ctx);
 	if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
 		tx_detached(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_RESEND && tx_resend_flush_bounded(sk, ctx))
@@ -2238,6 +2275,9 @@ bool fastivc_sock_detach_answered(struct fastivc_sock *ctx)
 	if (!ctx->tx_detach_asked || !t) /* not asked, or released meanwhile (a reject, an abort) */
 		return true;
 	st = READ_ONCE(t->ctrl->rx_state);
+	/* a CREATE the receiver has not looked at: once our grants are ended it can map nothing */
+	if (ctx->tx_state == FIVC_DIR_CREATING && st == IVC_RX_NONE)
+		return ivc_tunnel_end_grants(t);
 	return (st == IVC_RX_DETACHED || st == IVC_RX_CLOSED) && ivc_tunnel_end_grants(t);
 }
 

@@ -26,8 +26,10 @@
  *                 (geometry.c), and below the smallest stays on TCP (fallback_tunnel_budget).
  *   rx_pages_max  pages of peers' tunnels we map: 8192 pages, 32 MiB of address space and of the ballooned pages
  *                 that back the mappings. A CREATE_TUNNEL that does not fit is rejected (the peer stays on TCP).
- * Deferred pages (a peer that still maps our pages at release) are no longer charged: they are counted in
- * pages_deferred and bounded by what was charged before.
+ * Pages a peer still maps after their tunnel was released stay charged until it lets go (see RELEASE_QUICK below).
+ *   HELD_PER_PEER_MAX  pages of ours one peer domain may keep mapped after release: 1024 (4 MiB, the largest
+ *                 tunnel). Past it that peer gets no new tunnel from us (fallback_tunnel_budget) until it lets go, so
+ *                 a peer that never unmaps cannot take the whole tx_pages_max from the others.
  */
 unsigned int fastivc_tx_pages_max = 8192, fastivc_rx_pages_max = 8192;
 module_param_named(tx_pages_max, fastivc_tx_pages_max, uint, 0644);
@@ -35,6 +37,9 @@ MODULE_PARM_DESC(tx_pages_max, "pages our sending tunnels may hold in all (defau
 module_param_named(rx_pages_max, fastivc_rx_pages_max, uint, 0644);
 MODULE_PARM_DESC(rx_pages_max, "pages of peers' tunnels we may map in all (default 8192, 32 MiB)");
 static atomic_t tx_pages_used, rx_pages_used;
+
+#define HELD_PER_PEER_MAX 1024
+static atomic_t held_by_peer[DOMID_FIRST_RESERVED];
 
 unsigned int fastivc_tx_pages(void) { return atomic_read(&tx_pages_used); }
 unsigned int fastivc_rx_pages(void) { return atomic_read(&rx_pages_used); }
@@ -158,14 +163,22 @@ static u32 grants_left(const struct ivc_tunnel *t)
 static void tunnel_retry_work(struct work_struct *w)
 {
 	struct ivc_tunnel *t = container_of(to_delayed_work(w), struct ivc_tunnel, retry_work);
+	bool ended = ivc_tunnel_end_grants(t);
 
-	if (!ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
-		if (++t->release_tries == RELEASE_QUICK)
-			atomic64_add(grants_left(t), &fastivc_stats.pages_deferred);
+	if (!ended && !READ_ONCE(releases_stopping)) {
+		if (++t->release_tries == RELEASE_QUICK) {
+			/* held: counted once, and against the peer's share (HELD_PER_PEER_MAX) */
+			t->held_pages = grants_left(t);
+			atomic64_add(t->held_pages, &fastivc_stats.pages_deferred);
+			if (t->peer < DOMID_FIRST_RESERVED)
+				atomic_add(t->held_pages, &held_by_peer[t->peer]);
+		}
 		queue_delayed_work(fastivc_wq, &t->retry_work,
 				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);
 		return;
 	}
+	if (t->held_pages && t->peer < DOMID_FIRST_RESERVED)
+		atomic_sub(t->held_pages, &held_by_peer[t->peer]);
 	tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
 	atomic_dec(&releases_waiting);
 }
@@ -244,6 +257,10 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 	*why = FIVC_R_NO_MEMORY;
 	if (!ivc_geometry_ok(nr_channels, channel_size))
 		return NULL;
+	if (peer < DOMID_FIRST_RESERVED && atomic_read(&held_by_peer[peer]) >= HELD_PER_PEER_MAX) {
+		*why = FIVC_R_BUDGET; /* it keeps our released pages mapped: nothing more for it */
+		return NULL;
+	}
 	n = 1 + ivc_dir_pages(ivc_data_pages(nr_channels, channel_size)) + ivc_data_pages(nr_channels, channel_size);
 	if (!budget_get(&tx_pages_used, fastivc_tx_pages_max, n)) {
 		*why = FIVC_R_BUDGET;

@@ -331,13 +331,13 @@ static void rx_detach(struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->rx;
 	enum fastivc_dir st = ctx->rx_state;
-	bool unread;
 	u32 gen, off;
 
 	/* reverted (MSG_OOB): read to its end and back on TCP for good, but still mapped until now */
 	if (!t || (st != FIVC_DIR_OPEN && st != FIVC_DIR_REVERTED))
 		return;
-	unread = st == FIVC_DIR_OPEN && ivc_rx_ready(&t->rx, t->ctrl) != 0; /* the owner's look (may release) */
+	if (st == FIVC_DIR_OPEN)
+		ivc_rx_ready(&t->rx, t->ctrl); /* the owner's look: a channel read to its end is released first */
 	ivc_rx_position(&t->rx, &gen, &off);
 	WRITE_ONCE(t->ctrl->rx_gen, gen);
 	WRITE_ONCE(t->ctrl->rx_off, off);
@@ -350,9 +350,13 @@ static void rx_detach(struct fastivc_sock *ctx)
 	 * whole of it (if the sender saw DETACHED too, it resent them first: the reset was not needed, but loses nothing).
 	 */
 	virt_mb();
-	if (unread && (READ_ONCE(t->ctrl->tx_flags) & (IVC_TX_FIN | IVC_TX_CLOSED))) {
-		abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
-		return;
+	if (st == FIVC_DIR_OPEN && (READ_ONCE(t->ctrl->tx_flags) & (IVC_TX_FIN | IVC_TX_CLOSED))) {
+		/* unread now: bytes the sender committed up to its FIN count too (they come before the flag) */
+		virt_rmb();
+		if (ivc_rx_ready_peek(&t->rx, t->ctrl) != 0) {
+			abort_conn(ctx, FIVC_R_SUSPEND, ECONNRESET, true);
+			return;
+		}
 	}
 	rx_release_as(ctx, st == FIVC_DIR_OPEN ? FIVC_DIR_TCP : st, IVC_RX_DETACHED, true);
 	WRITE_ONCE(ctx->rx_switched, false);
@@ -1939,6 +1943,7 @@ static void tx_mark_fin(struct fastivc_sock *ctx)
 
 	if (!t || ctx->tx_state != FIVC_DIR_OPEN)
 		return;
+	virt_wmb(); /* the last commit's size before the flag */
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_FIN);
 	virt_mb();
 }

@@ -142,12 +142,13 @@ static void tunnel_free(struct ivc_tunnel *t)
 #define RELEASE_QUICK 20
 #define RELEASE_DELAY (HZ / 20)
 #define RELEASE_SLOW HZ
-static atomic_t releases_waiting;
+static atomic_t releases_waiting, releases_quick; /* all waiting; those in their first second (not held yet) */
 static bool releases_stopping;
 
+/* Tunnels whose receiver is letting go now (the suspend waits for them; held ones it does not wait for) */
 unsigned int ivc_tunnel_releases_waiting(void)
 {
-	return atomic_read(&releases_waiting);
+	return atomic_read(&releases_quick);
 }
 
 /* Grants of t still in use by the receiver (owner only). */
@@ -167,6 +168,7 @@ static void tunnel_retry_work(struct work_struct *w)
 
 	if (!ended && !READ_ONCE(releases_stopping)) {
 		if (++t->release_tries == RELEASE_QUICK) {
+			atomic_dec(&releases_quick);
 			/* held: counted once, and against the peer's share (HELD_PER_PEER_MAX) */
 			t->held_pages = grants_left(t);
 			atomic64_add(t->held_pages, &fastivc_stats.pages_deferred);
@@ -177,6 +179,8 @@ static void tunnel_retry_work(struct work_struct *w)
 				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);
 		return;
 	}
+	if (t->release_tries < RELEASE_QUICK)
+		atomic_dec(&releases_quick);
 	if (t->held_pages && t->peer < DOMID_FIRST_RESERVED)
 		atomic_sub(t->held_pages, &held_by_peer[t->peer]);
 	tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
@@ -190,6 +194,7 @@ static void tunnel_release_work(struct work_struct *w)
 	/* the tunnel is this work's alone now: nobody else ends its grants */
 	if (t->sender && !ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
 		atomic_inc(&releases_waiting);
+		atomic_inc(&releases_quick);
 		INIT_DELAYED_WORK(&t->retry_work, tunnel_retry_work);
 		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
 		return;

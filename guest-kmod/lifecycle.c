@@ -116,7 +116,7 @@ static int fastivc_freeze(struct device *dev)
 {
 	struct sock *socks[LIFECYCLE_BATCH];
 	unsigned long until = jiffies + FASTIVC_DETACH_WAIT;
-	unsigned int handled = 0, waiting, reset = 0, tunnels = 0;
+	unsigned int handled = 0, waiting, reset = 0;
 	int n, passes = 0;
 
 	WRITE_ONCE(fastivc_suspending, true);
@@ -124,31 +124,20 @@ static int fastivc_freeze(struct device *dev)
 	flush_workqueue(fastivc_wq);
 	/* 1. receivers detach, senders ask theirs to (a socket handled leaves the match) */
 	while ((n = collect(to_detach, socks)) > 0 && passes++ < 1024) {
-		tunnels += n;
+		handled += n;
 		each(socks, n, act_suspend, &reset);
 	}
-	handled = tunnels;
 	/* 2. the answers: the peers' modules detach from their SEM work */
-	for (;;) {
-		struct fastivc_sock *ctx;
-
-		waiting = 0;
-		spin_lock_bh(&fastivc_socks_lock);
-		list_for_each_entry(ctx, &fastivc_socks, node)
-			if (asked(ctx))
-				waiting++;
-		spin_unlock_bh(&fastivc_socks_lock);
-		if (!waiting || time_after(jiffies, until))
-			break;
-		/* the ones that have answered leave the match once finished (their grants ended) */
-		n = collect(asked, socks);
+	while ((n = collect(asked, socks)) > 0) {
 		waiting = 0;
 		each(socks, n, act_answered, &waiting);
-		if (!waiting) {
+		if (!waiting) { /* these have answered: finished, they leave the match (their grants ended) */
 			n = collect(asked, socks);
 			each(socks, n, act_finish, &reset);
 			continue;
 		}
+		if (time_after(jiffies, until))
+			break;
 		msleep(10);
 	}
 	/* 3. what is left: the answered ones get their resends, the silent ones are reset */

@@ -11,9 +11,10 @@
  *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
  *   lifecycle.c save, restore, migration: every tunnel goes back to TCP before the domain suspends
  *
- * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
- * The SEM runs in one work item and takes at most one socket lock at a time, and never waits for one that the socket's
- * owner holds (sem.c: sem_trylock_sock). Tunnel pages are touched only by the
+ * Lock hierarchy (outer first): the socket lock (lock_sock) > sem.c's retry_lock (mutex) > fastivc_socks_lock
+ * (spinlock, the list of contexts). The SEM runs in one work item and takes at most one socket lock at a time, and
+ * never waits for one that the socket's owner holds (sem.c: sem_trylock_sock): it leaves the events to the owner,
+ * who runs them under its own lock (fastivc_sem_owner_events). Tunnel pages are touched only by the
  * socket's owner (under lock_sock) or, for the shared header, read lock-free by poll and wake-up conditions.
  */
 #ifndef FASTIVC_H
@@ -134,6 +135,7 @@ struct fastivc_sock {
 	bool tx_moving;                 /* a detach: the peer may come back as another domain; creating retries */
 	unsigned int tx_move_tries;     /* creations tried since (FASTIVC_MOVE_RETRIES) */
 	unsigned long tx_detach_asked;  /* jiffies | 1: suspending, we asked the receiver to detach (IVC_TX_DETACH) */
+	unsigned long owner_events;     /* bit 0: events wait for this socket's owner (sem.c sem_tell_owner) */
 	/* statistics, read without the lock by stats.c */
 	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations, bytes_resent;
 	u32 tx_channels, tx_channel_size, rx_channels, rx_channel_size;
@@ -158,6 +160,7 @@ struct fastivc_counters {
 	atomic64_t violations, pages_deferred, lost_wakeups, switch_pushes, kicks_failed, kicks_retried, tick_wakes;
 	atomic64_t virq_steers;
 	atomic64_t detaches, bytes_resent, suspends;
+	atomic64_t owner_events;
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -222,6 +225,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 bool fastivc_rx_needs_release(struct fastivc_sock *ctx);
 void fastivc_sem_queue_release(struct fastivc_sock *ctx);
+void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx);
 void fastivc_break(struct fastivc_sock *ctx, int code);
 void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);

@@ -169,13 +169,44 @@ static struct sock *sem_lookup(const struct xen_evtmgr_conn *c)
 }
 
 /*
- * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EBUSY if the socket's
- * owner holds its lock and `wait` is false (the caller retries later).
+ * The events of one connection, for its socket sk, locked (by the SEM, or by its owner: fastivc_sem_owner_events).
  */
-static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait)
+static void sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev)
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
+
+	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
+	/* a tunnel from the connection's peer, restored or migrated as another domain (lifecycle.c) */
+	if (ctx && ctx->peer != ev->peer && (events & EVTMGR_EVENT_CREATE_TUNNEL))
+		fastivc_sock_peer_moved(ctx, ev->peer);
+	if (!ctx || ctx->peer != ev->peer || READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
+		/*
+		 * Not a connection we run a tunnel on: not ours (another ULP, not established, native), the event comes
+		 * from another domain than the peer's, or our end is closed (it released its record at close, late
+		 * events made a new one).
+		 */
+		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
+			reject_conn(ev);
+		forget_conn(ev);
+		return;
+	}
+	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
+	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
+		fastivc_rx_create(ctx, ev);
+	if (events & (EVTMGR_EVENT_SEND_CLOSE_TUNNEL | EVTMGR_EVENT_SEND_DATA))
+		fastivc_rx_event(ctx, events);
+	if (events & EVTMGR_EVENTS_TO_SENDER)
+		fastivc_tx_event(ctx, events);
+}
+
+/*
+ * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EBUSY if the socket's
+ * owner holds its lock (the caller retries later; the owner is told, see fastivc_sem_owner_events).
+ */
+static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
+{
+	u32 events = ev->events;
 	struct sock *sk;
 
 	if (!conn_family_ok(&ev->conn))
@@ -197,35 +228,11 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final, bool wait
 		forget_conn(ev);
 		return 0;
 	}
-	if (wait) {
-		lock_sock(sk);
-	} else if (!sem_trylock_sock(sk)) {
+	if (!sem_trylock_sock(sk)) {
 		sock_put(sk);
 		return -EBUSY;
 	}
-	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
-	/* a tunnel from the connection's peer, restored or migrated as another domain (lifecycle.c) */
-	if (ctx && ctx->peer != ev->peer && (events & EVTMGR_EVENT_CREATE_TUNNEL))
-		fastivc_sock_peer_moved(ctx, ev->peer);
-	if (!ctx || ctx->peer != ev->peer || READ_ONCE(ctx->mode) == FIVC_MODE_CLOSED) {
-		/*
-		 * Not a connection we run a tunnel on: not ours (another ULP, not established, native), the event comes
-		 * from another domain than the peer's, or our end is closed (it released its record at close, late
-		 * events made a new one).
-		 */
-		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-			reject_conn(ev);
-		forget_conn(ev);
-		goto out;
-	}
-	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
-	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-		fastivc_rx_create(ctx, ev);
-	if (events & (EVTMGR_EVENT_SEND_CLOSE_TUNNEL | EVTMGR_EVENT_SEND_DATA))
-		fastivc_rx_event(ctx, events);
-	if (events & EVTMGR_EVENTS_TO_SENDER)
-		fastivc_tx_event(ctx, events);
-out:
+	sem_handle(sk, ev);
 	release_sock(sk);
 	sock_put(sk);
 	return 0;
@@ -255,6 +262,64 @@ static bool retry_has_conn(const struct xen_evtmgr_event *ev)
 	return found;
 }
 
+/*
+ * A held socket's events wait in the retry list, and its owner is told (ctx->owner_events): it runs them itself the
+ * next time it passes through this module's send or receive path with the lock held (fastivc_sem_owner_events), as
+ * TCP's timers leave their work to the owner of a locked socket (tcp_release_cb). Without that, a reader that keeps
+ * its socket locked (a stream: one recvmsg after the other) learnt of its new tunnel only when a retry happened to
+ * find the lock free, tens of milliseconds and megabytes of TCP later. A socket we have no context for yet has no
+ * owner of ours: the retry list alone serves it.
+ */
+static void sem_tell_owner(const struct xen_evtmgr_event *ev)
+{
+	struct fastivc_sock *ctx;
+	struct sock *sk;
+
+	if (!conn_family_ok(&ev->conn))
+		return;
+	sk = sem_lookup(&ev->conn);
+	if (!sk)
+		return;
+	if (sk_fullsock(sk)) {
+		rcu_read_lock();
+		ctx = fastivc_ctx(sk);
+		if (ctx)
+			set_bit(0, &ctx->owner_events);
+		rcu_read_unlock();
+	}
+	sock_gen_put(sk);
+}
+
+/*
+ * The owner of sk (lock held, process context), told by sem_tell_owner(): its connection's events that wait in the
+ * retry list, in their order. Lock order: the socket lock, then retry_lock (the retry work, holding retry_lock, only
+ * ever tries socket locks).
+ */
+void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
+{
+	struct sem_retry *r, *tmp;
+	struct sock *found;
+
+	if (!test_and_clear_bit(0, &ctx->owner_events))
+		return;
+	mutex_lock(&retry_lock);
+	list_for_each_entry_safe(r, tmp, &retry_list, node) {
+		if (r->ev.conn.src_port != ctx->lport || r->ev.conn.dst_port != ctx->rport)
+			continue;
+		found = sem_lookup(&r->ev.conn); /* the event's socket is this one (not another namespace's) */
+		if (found)
+			sock_gen_put(found);
+		if (found != sk)
+			continue;
+		list_del(&r->node);
+		retry_count--;
+		atomic64_inc(&fastivc_stats.owner_events);
+		sem_handle(sk, &r->ev);
+		kfree(r);
+	}
+	mutex_unlock(&retry_lock);
+}
+
 static void sem_retry_later(const struct xen_evtmgr_event *ev)
 {
 	struct sem_retry *r = NULL;
@@ -279,7 +344,7 @@ static void sem_retry_later(const struct xen_evtmgr_event *ev)
 	 * out and stays on TCP), unless it can be finished at once without waiting: a CREATE for no socket is rejected.
 	 * Never dispatched by waiting for a held socket, and never ahead of its own connection's queued events.
 	 */
-	if (retry_has_conn(ev) || sem_dispatch(ev, true, false) == -EBUSY) {
+	if (retry_has_conn(ev) || sem_dispatch(ev, true) == -EBUSY) {
 		atomic64_inc(&retry_dropped);
 		pr_warn_ratelimited("fastivc: control event list full: an event (%#x) was dropped\n", ev->events);
 	}
@@ -315,7 +380,7 @@ static void sem_retry(struct work_struct *w)
 		 */
 		if (retry_blocked(r))
 			continue;
-		rc = sem_dispatch(&r->ev, time_after(jiffies, r->deadline), false);
+		rc = sem_dispatch(&r->ev, time_after(jiffies, r->deadline));
 		if (rc == -EBUSY && (r->ev.events & EVTMGR_EVENT_CREATE_TUNNEL) && time_after(jiffies, r->held_until)) {
 			/*
 			 * Held for seconds: say no to the tunnel now, so its sender stays on TCP at once rather than at its
@@ -450,6 +515,7 @@ void fastivc_sem_queue_release(struct fastivc_sock *ctx)
 static void sem_control(struct work_struct *w)
 {
 	struct xen_evtmgr_event ev;
+	int rc;
 
 	for (;;) {
 		spin_lock_bh(&ctl_lock);
@@ -459,10 +525,16 @@ static void sem_control(struct work_struct *w)
 		}
 		ev = ctl_ring[ctl_tail++ % SEM_CTL_RING];
 		spin_unlock_bh(&ctl_lock);
-		if (retry_has_conn(&ev))
+		if (retry_has_conn(&ev)) {
 			sem_retry_later(&ev); /* behind its connection's earlier events */
-		else if (sem_dispatch(&ev, false, false) < 0) /* -EAGAIN: not established yet; -EBUSY: held */
-			sem_retry_later(&ev);
+			sem_tell_owner(&ev);
+		} else {
+			rc = sem_dispatch(&ev, false);
+			if (rc < 0) /* -EAGAIN: not established yet; -EBUSY: held */
+				sem_retry_later(&ev);
+			if (rc == -EBUSY)
+				sem_tell_owner(&ev);
+		}
 		cond_resched();
 	}
 }

@@ -692,6 +692,16 @@ static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 	tx_resend_push(sk, ctx);
 }
 
+/*
+ * The SEM found this socket locked by us and left its events to us (sem.c sem_tell_owner): run them now, at a point
+ * where we have just taken the lock and hold no tunnel state from before. Never from inside an event's handling.
+ */
+static inline void owner_events(struct sock *sk, struct fastivc_sock *ctx)
+{
+	if (unlikely(test_bit(0, &ctx->owner_events)))
+		fastivc_sem_owner_events(sk, ctx);
+}
+
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
 static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -1137,6 +1147,7 @@ static int fastivc_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)
 			return rc == -EPIPE ? sk_stream_error(sk, msg->msg_flags, rc) : rc;
 		}
 	}
+	owner_events(sk, ctx);
 	tx_prepare(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
 		/* io_uring's zerocopy sends bring their own notification (msg_ubuf): copying needs nothing more for them */
@@ -1196,6 +1207,7 @@ static int fastivc_sendpage(struct sock *sk, struct page *page, int offset, size
 			return rc == -EPIPE ? sk_stream_error(sk, flags, rc) : rc;
 		}
 	}
+	owner_events(sk, ctx);
 	tx_prepare(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
 		iov_iter_bvec(&msg.msg_iter, WRITE, &bvec, 1, size);
@@ -1418,6 +1430,7 @@ static int recv_zero(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 	int err = 0;
 
 	lock_sock(sk);
+	owner_events(sk, ctx);
 	rx_publish(ctx);
 	if (ctx->mode != FIVC_MODE_TUNNEL || rx_phase(sk, ctx) != PH_TUNNEL) {
 		release_sock(sk);
@@ -1508,6 +1521,7 @@ static int recv_peek(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		enum rx_phase ph;
 		s64 ready;
 
+		owner_events(sk, ctx);
 		rx_publish(ctx); /* a read through the module: a tunnel mapped meanwhile may be used */
 		if (ctx->mode != FIVC_MODE_TUNNEL) { /* TCP alone from here: its own peek waits as it should */
 			release_sock(sk);
@@ -1608,6 +1622,7 @@ static int fastivc_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int 
 		enum rx_phase ph;
 		size_t copied_before = copied;
 
+		owner_events(sk, ctx);
 		rx_publish(ctx); /* a tunnel mapped while we waited */
 		ph = ctx->mode == FIVC_MODE_TUNNEL ? rx_phase(sk, ctx) : PH_TCP;
 

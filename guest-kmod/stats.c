@@ -95,6 +95,7 @@ static int format_stats(char *buf, size_t size)
 	CTR(suspends);
 	CTR(detaches);
 	CTR(bytes_resent);
+	CTR(owner_events);
 	KV("virq_cpu", "%d", sem_virq_cpu());
 	{
 		/* events raised per MiB moved through tunnels, both directions, in hundredths */

@@ -32,6 +32,7 @@ export const STATS_KEYS = [
   'suspends',
   'detaches',
   'bytes_resent',
+  'owner_events',
   'virq_cpu',
   'events_per_MiB_x100',
   'tx_pages',

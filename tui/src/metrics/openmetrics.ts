@@ -104,6 +104,7 @@ const VIRQ_STEERS = fam('virq_steers', 'counter', 'moves of VIRQ_EVTMGR to the v
 const SUSPENDS = fam('suspends', 'counter', 'suspends of this domain (save, migration) its tunnels were detached for');
 const DETACHES = fam('tunnel_detaches', 'counter', 'tunnels left before a suspend, ours or the peer domain\'s');
 const RESENT = fam('resent_bytes', 'counter', 'bytes a detached receiver had not consumed, sent again on TCP', 'bytes');
+const OWNER_EVENTS = fam('owner_events', 'counter', "control events the SEM left to the socket's owner, who held its lock");
 const VIRQ_CPU = fam('virq_cpu', 'gauge', 'the vCPU VIRQ_EVTMGR is delivered to (-1: not bound)');
 const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per MiB carried by tunnels, since load');
 const FALLBACKS = fam('fallbacks', 'counter', 'sockets (or directions) that stayed on or returned to TCP, per reason');
@@ -143,6 +144,7 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   suspends: { family: SUSPENDS },
   detaches: { family: DETACHES },
   bytes_resent: { family: RESENT },
+  owner_events: { family: OWNER_EVENTS },
   virq_cpu: { family: VIRQ_CPU },
   events_per_MiB_x100: { family: EVENTS_PER_MIB, scale: 0.01 }, // a ratio since load: a gauge, in units (not x100)
 };
@@ -180,6 +182,7 @@ export const FAMILIES: readonly Family[] = [
   SUSPENDS,
   DETACHES,
   RESENT,
+  OWNER_EVENTS,
   VIRQ_CPU,
   EVENTS_PER_MIB,
   FALLBACKS,

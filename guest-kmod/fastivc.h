@@ -11,10 +11,11 @@
  *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
  *   lifecycle.c save, restore, migration: every tunnel goes back to TCP before the domain suspends
  *
- * Lock hierarchy (outer first): the socket lock (lock_sock) > sem.c's retry_lock (mutex) > fastivc_socks_lock
- * (spinlock, the list of contexts). The SEM runs in one work item and takes at most one socket lock at a time, and
- * never waits for one that the socket's owner holds (sem.c: sem_trylock_sock): it leaves the events to the owner,
- * who runs them under its own lock (fastivc_sem_owner_events). Tunnel pages are touched only by the
+ * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
+ * sem.c's retry_lock (mutex) and a socket lock are never waited for while the other is held: the SEM runs in one
+ * work item, takes at most one socket lock at a time, and never waits for one that the socket's owner holds
+ * (sem.c: sem_trylock_sock); it leaves the events to the owner, who runs them under its own lock and only ever tries
+ * retry_lock (fastivc_sem_owner_events). Tunnel pages are touched only by the
  * socket's owner (under lock_sock) or, for the shared header, read lock-free by poll and wake-up conditions.
  */
 #ifndef FASTIVC_H
@@ -58,6 +59,7 @@ enum fastivc_reason {
 	FIVC_R_USER_TIMEOUT,
 	FIVC_R_LOCAL_ADDRESS,
 	FIVC_R_SUSPEND,
+	FIVC_R_PEER_QUOTA,
 	FIVC_R_COUNT
 };
 extern const char *const fastivc_reason_names[FIVC_R_COUNT];
@@ -93,7 +95,9 @@ struct ivc_tunnel {
 	struct rcu_work release_work;
 	struct delayed_work retry_work; /* sender: waiting for the receiver to unmap before the pages go (tunnel.c) */
 	u32 release_tries;
-	u32 held_pages;             /* sender: pages the receiver kept mapped past release (tunnel.c HELD_PER_PEER_MAX) */
+	u32 held_pages;             /* sender: pages the receiver kept mapped past release (pages_deferred) */
+	bool fault_keep;            /* receiver, lab only (fault_inject never_unmap): kept mapped after release */
+	struct list_head kept;      /* ... on tunnel.c's kept list */
 	union {
 		struct ivc_tx tx;
 		struct ivc_rx rx;
@@ -124,6 +128,9 @@ struct fastivc_sock {
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	bool rx_unpublished;            /* receiver: mapped, IVC_RX_MAPPED not yet written (no read through us yet) */
+	bool rx_created;                /* receiver: a tunnel was mapped for this direction (sock.c rx_may_map) */
+	u32 rx_tunnels;                 /* receiver: tunnels mapped for this direction so far */
+	unsigned long rx_again_at;      /* receiver: jiffies | 1 from which another may be (after a detach) */
 	bool tx_accepted;               /* sender: the receiver accepted or mapped (ctrl rx_state): no create timeout */
 	atomic_t tx_tcp_senders;        /* sendmsg/sendpage calls inside TCP's own (no switch while one is) */
 	unsigned long tx_stall_since;   /* jiffies | 1 since every channel is held with no progress (TCP_USER_TIMEOUT) */
@@ -192,7 +199,8 @@ void fastivc_monitor_exit(void);
 struct fastivc_sock *fastivc_attach(struct sock *sk);
 
 /* tunnel.c */
-extern unsigned int fastivc_tx_pages_max, fastivc_rx_pages_max;
+extern unsigned int fastivc_tx_pages_max, fastivc_rx_pages_max, fastivc_peer_pages_max;
+unsigned int fastivc_peer_pages(domid_t peer);
 unsigned int fastivc_tx_pages(void);
 unsigned int fastivc_rx_pages(void);
 struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
@@ -201,6 +209,8 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 void ivc_tunnel_release(struct ivc_tunnel *t);
 bool ivc_tunnel_end_grants(struct ivc_tunnel *t);
 void ivc_tunnel_release_drain(void);
+void ivc_tunnel_release_kept(void);
+bool fastivc_fault_keeping(void);
 unsigned int ivc_tunnel_releases_waiting(void);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);

@@ -292,8 +292,9 @@ static void sem_tell_owner(const struct xen_evtmgr_event *ev)
 
 /*
  * The owner of sk (lock held, process context), told by sem_tell_owner(): its connection's events that wait in the
- * retry list, in their order. Lock order: the socket lock, then retry_lock (the retry work, holding retry_lock, only
- * ever tries socket locks).
+ * retry list, in their order. Never waits for retry_lock (the retry work may hold it while it maps other sockets'
+ * tunnels, and a MSG_DONTWAIT call must not sleep on it): if it is taken, the bit is set again for the next pass, and
+ * the retry work gets the events meanwhile.
  */
 void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -302,7 +303,10 @@ void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
 
 	if (!test_and_clear_bit(0, &ctx->owner_events))
 		return;
-	mutex_lock(&retry_lock);
+	if (!mutex_trylock(&retry_lock)) {
+		set_bit(0, &ctx->owner_events);
+		return;
+	}
 	list_for_each_entry_safe(r, tmp, &retry_list, node) {
 		if (r->ev.conn.src_port != ctx->lport || r->ev.conn.dst_port != ctx->rport)
 			continue;
@@ -390,6 +394,8 @@ static void sem_retry(struct work_struct *w)
 			r->ev.events &= ~EVTMGR_EVENT_CREATE_TUNNEL;
 			rc = r->ev.events ? -EBUSY : 0;
 		}
+		if (rc == -EBUSY)
+			sem_tell_owner(&r->ev); /* on the list already: the owner finds it (first held now, or unknown before) */
 		if (rc == -EAGAIN || rc == -EBUSY)
 			continue;
 		list_del(&r->node);

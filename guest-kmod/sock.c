@@ -61,15 +61,27 @@ static DEFINE_MUTEX(ops6_lock);
  * next sendfile()/splice() page sent on TCP before the switch that is not the last of its batch, wait (up to 1 s)
  * until the receiver has mapped the tunnel, so the switch falls inside the batch, with TCP holding that page back
  * (the race of tx_push_tcp). raise_busy: the next EVENT_CREATE_TUNNEL raise fails with -EBUSY, as when the DEM's
- * pending list for the peer is full (the direction must stay on TCP, then try again). Never set on a production host.
+ * pending list for the peer is full (the direction must stay on TCP, then try again). The quota's hostile peers:
+ * create_twice, as a sender, closes the next tunnel on PORT unused once it is mapped and offers another half a second
+ * later (the receiver must refuse a second tunnel for one connection); never_unmap, as a receiver, keeps every tunnel
+ * of PORT mapped after its release until fault_inject is set again (the sender must hold no more than its quota).
+ * Never set on a production host.
  */
-enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH, FAULT_NOMEM, FAULT_RAISE_BUSY };
+enum { FAULT_NONE, FAULT_GEN, FAULT_SIZE, FAULT_PEND_READ, FAULT_SWITCH_IN_BATCH, FAULT_NOMEM, FAULT_RAISE_BUSY,
+       FAULT_CREATE_TWICE, FAULT_NEVER_UNMAP };
 static unsigned int fault_port, fault_kind;
 static DEFINE_SPINLOCK(fault_lock);
 
+/* never_unmap is still set: a receiving tunnel marked by it, released now, stays mapped (tunnel.c) */
+bool fastivc_fault_keeping(void)
+{
+	return READ_ONCE(fault_kind) == FAULT_NEVER_UNMAP;
+}
+
 static int set_fault(const char *val, const struct kernel_param *kp)
 {
-	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch", "nomem", "raise_busy" };
+	static const char *const kinds[] = { "none", "gen", "size", "pend_read", "switch_in_batch", "nomem", "raise_busy",
+					     "create_twice", "never_unmap" };
 	char kind[16];
 	unsigned int port, k;
 
@@ -83,6 +95,7 @@ static int set_fault(const char *val, const struct kernel_param *kp)
 	fault_port = port;
 	fault_kind = k;
 	spin_unlock(&fault_lock);
+	ivc_tunnel_release_kept(); /* never_unmap ends with any new setting */
 	return 0;
 }
 
@@ -93,9 +106,12 @@ static int get_fault(char *buf, const struct kernel_param *kp)
 
 static const struct kernel_param_ops fault_ops = { .set = set_fault, .get = get_fault };
 module_param_cb(fault_inject, &fault_ops, NULL, 0600);
-MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:nomem fails the next tunnel allocation on PORT half way; PORT:raise_busy answers the next EVENT_CREATE_TUNNEL raise on PORT with -EBUSY; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel");
+MODULE_PARM_DESC(fault_inject, "lab only: PORT:gen|size|pend_read corrupts the next channel header sent on PORT; PORT:nomem fails the next tunnel allocation on PORT half way; PORT:raise_busy answers the next EVENT_CREATE_TUNNEL raise on PORT with -EBUSY; PORT:switch_in_batch delays a sendfile batch until the receiver mapped the tunnel; PORT:create_twice offers a second tunnel for the next connection on PORT; PORT:never_unmap keeps every tunnel received on PORT mapped after release, until fault_inject is set again");
 
-/* The fault to inject now on this connection, if one of kinds (a mask of 1 << FAULT_*) is set (one-shot). */
+/*
+ * The fault to inject now on this connection, if one of kinds (a mask of 1 << FAULT_*) is set. One-shot, except
+ * never_unmap, which stays until fault_inject is set again.
+ */
 static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
 {
 	unsigned int k = FAULT_NONE;
@@ -105,7 +121,8 @@ static unsigned int take_fault(struct fastivc_sock *ctx, unsigned int kinds)
 	spin_lock(&fault_lock);
 	if ((kinds & (1u << fault_kind)) && (fault_port == ctx->lport || fault_port == ctx->rport)) {
 		k = fault_kind;
-		fault_kind = FAULT_NONE;
+		if (k != FAULT_NEVER_UNMAP)
+			fault_kind = FAULT_NONE;
 	}
 	spin_unlock(&fault_lock);
 	return k;
@@ -141,6 +158,24 @@ static bool tx_may_create(const struct fastivc_sock *ctx)
 #define FASTIVC_MOVE_INTERVAL HZ
 #define FASTIVC_MOVE_RETRIES 120
 
+/*
+ * A direction's tunnels, as a receiver: a sender offers one per connection, and another only after that one ended
+ * without carrying the connection (a detach before a save or migration, or a tunnel it closed unused after its
+ * create timeout). Such a new offer is taken RX_AGAIN_AFTER later at the earliest (a moving sender retries once a
+ * second, FASTIVC_MOVE_INTERVAL), and RX_TUNNELS_MAX in all (a connection that lives through that many saves or
+ * migrations stays on TCP afterwards). So a peer that keeps offering, detaching or closing tunnels costs us at most
+ * one map and unmap of a tunnel per connection per second, and a bounded number per connection.
+ */
+#define RX_AGAIN_AFTER HZ
+#define RX_TUNNELS_MAX 128
+
+static bool rx_may_map(const struct fastivc_sock *ctx)
+{
+	if (!ctx->rx_created)
+		return true;
+	return ctx->rx_again_at && time_after_eq(jiffies, ctx->rx_again_at) && ctx->rx_tunnels < RX_TUNNELS_MAX;
+}
+
 /* A creation failed (lock held): try again later if the failure may pass or the peer is moving, else stay on TCP. */
 static void tx_create_failed(struct fastivc_sock *ctx, bool passing)
 {
@@ -159,8 +194,8 @@ static void tx_create_failed(struct fastivc_sock *ctx, bool passing)
 /*
  * The direction left its tunnel by a detach (lock held): a send a second later or more creates another, after a
  * look-up. A detach counts as a try, and the tries are reset only by a tunnel that opens: a peer that detaches every
- * tunnel it is offered gets one a second at most; one that also keeps their pages mapped gets none once it holds
- * HELD_PER_PEER_MAX pages of ours (tunnel.c). After MSG_OOB the direction stays on TCP.
+ * tunnel it is offered gets one a second at most; one that also keeps their pages mapped gets none once they fill
+ * its quota (tunnel.c peer_pages_max). After MSG_OOB the direction stays on TCP.
  */
 static void tx_start_moving(struct fastivc_sock *ctx)
 {
@@ -360,6 +395,7 @@ static void rx_detach(struct fastivc_sock *ctx)
 	}
 	rx_release_as(ctx, st == FIVC_DIR_OPEN ? FIVC_DIR_TCP : st, IVC_RX_DETACHED, true);
 	WRITE_ONCE(ctx->rx_switched, false);
+	ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1; /* after the resume the sender offers a new tunnel */
 	atomic64_inc(&fastivc_stats.detaches);
 }
 
@@ -724,9 +760,10 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		}
 		ctx->tx_created = jiffies | 1;
 		fastivc_geometry(sk, &nch, &csize);
-		/* over the page budget: a smaller tunnel, down to the smallest; then TCP (reason tunnel_budget) */
+		/* over the page budget or the peer's quota: a smaller tunnel, down to the smallest; then TCP (its reason) */
 		while (!(t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why,
-						  take_fault(ctx, 1u << FAULT_NOMEM))) && why == FIVC_R_BUDGET &&
+						  take_fault(ctx, 1u << FAULT_NOMEM))) &&
+		       (why == FIVC_R_BUDGET || why == FIVC_R_PEER_QUOTA) &&
 		       fastivc_geometry_smaller(&nch, &csize))
 			;
 		if (!t) {
@@ -762,7 +799,16 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		 */
 		u32 rxs = READ_ONCE(c->rx_state);
 
-		if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
+		if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders) &&
+		    unlikely(take_fault(ctx, 1u << FAULT_CREATE_TWICE))) {
+			/*
+			 * fault_inject create_twice: a peer that offers a second tunnel for one connection. This one is
+			 * closed unused, and a send half a second later offers another, which the receiver must refuse.
+			 */
+			tx_release(ctx, FIVC_DIR_TCP, true);
+			ctx->tx_created = jiffies | 1;
+			ctx->tx_retry_at = (jiffies + HZ / 2) | 1;
+		} else if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
 			if (!tx_push_tcp(sk, ctx))
 				return;
 			c = ctx->tx->ctrl;
@@ -2073,6 +2119,7 @@ static void fastivc_close(struct sock *sk, long timeout)
 
 /* ---- events from the SEM (lock held) ---- */
 
+
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
 {
 	struct ivc_tunnel *t;
@@ -2083,12 +2130,21 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
 		return;
 	}
+	if (!rx_may_map(ctx)) {
+		pr_info_ratelimited("fastivc: domain %u offered another tunnel for one connection too soon or too often: rejected\n",
+				    ev->peer);
+		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		WRITE_ONCE(ctx->reason, FIVC_R_VIOLATION);
+		fastivc_count_fallback(FIVC_R_VIOLATION);
+		return;
+	}
 	t = ivc_tunnel_map_rx(ev->peer, &ev->tunnel, &why);
 	if (!t) {
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
 		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
-		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : FIVC_R_MAP_FAILED);
+		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : why == -ENOSPC ? FIVC_R_PEER_QUOTA :
+					FIVC_R_MAP_FAILED);
 		fastivc_count_fallback(ctx->reason);
 		return;
 	}
@@ -2097,7 +2153,11 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	WRITE_ONCE(ctx->rx_switched, false);
 	ctx->rx_channels = t->nr_channels;
 	ctx->rx_channel_size = t->channel_size;
+	t->fault_keep = take_fault(ctx, 1u << FAULT_NEVER_UNMAP) == FAULT_NEVER_UNMAP;
 	WRITE_ONCE(ctx->rx, t);
+	ctx->rx_created = true;
+	ctx->rx_tunnels++;
+	ctx->rx_again_at = 0;
 	set_dir(ctx, false, FIVC_DIR_OPEN);
 	atomic64_inc(&fastivc_stats.tunnels_mapped);
 	/* accepted now; IVC_RX_MAPPED waits for the first read through us (rx_publish) */
@@ -2128,9 +2188,14 @@ void fastivc_rx_event(struct fastivc_sock *ctx, u32 events)
 
 		if (f & IVC_TX_DETACH) /* open or reverted */
 			rx_detach(ctx); /* the sender's domain is about to suspend */
-		/* a tunnel the sender closed without ever switching to it carries nothing: unmap it now */
-		else if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched)
+		/*
+		 * A tunnel the sender closed without ever switching to it carries nothing: unmap it now. A sender that
+		 * gave up waiting for us (its create timeout) may offer another.
+		 */
+		else if ((f & IVC_TX_CLOSED) && !(f & IVC_TX_SWITCHED) && !ctx->rx_switched) {
 			rx_release(ctx, FIVC_DIR_CLOSED, true);
+			ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
+		}
 	}
 	/*
 	 * A seal of the channel the reader already read to its end (the sender's lingering close or MSG_OOB, which wait

@@ -42,6 +42,7 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_USER_TIMEOUT] = "user_timeout",
 	[FIVC_R_LOCAL_ADDRESS] = "local_address",
 	[FIVC_R_SUSPEND] = "suspend",
+	[FIVC_R_PEER_QUOTA] = "peer_quota",
 };
 
 static const char *const mode_names[] = { "tunnel", "broken", "closed" };
@@ -188,6 +189,30 @@ static int sockets_show(struct seq_file *m, void *v)
 	return 0;
 }
 
+/*
+ * /proc/fastivc/peers: one line per peer domain that holds pages of our quota now, "domain D pages N quota Q
+ * sockets S" (S: our tunnel-mode sockets with that peer). Walks every domain id (32752 counters): a reader's cost.
+ */
+static int peers_show(struct seq_file *m, void *v)
+{
+	struct fastivc_sock *ctx;
+	unsigned int d, pages, socks;
+
+	for (d = 0; d < DOMID_FIRST_RESERVED; d++) {
+		pages = fastivc_peer_pages(d);
+		if (!pages)
+			continue;
+		socks = 0;
+		spin_lock_bh(&fastivc_socks_lock);
+		list_for_each_entry(ctx, &fastivc_socks, node)
+			socks += ctx->peer == d && READ_ONCE(ctx->mode) == FIVC_MODE_TUNNEL;
+		spin_unlock_bh(&fastivc_socks_lock);
+		seq_printf(m, "domain %u pages %u quota %u sockets %u\n", d, pages, READ_ONCE(fastivc_peer_pages_max), socks);
+		cond_resched();
+	}
+	return 0;
+}
+
 /* The xenstore mirror, from the SEM's once-a-second work (process context: xenbus may sleep). */
 #define MIRROR_MAX 64 /* sockets mirrored per domain: enough for a monitor, bounded xenstore traffic */
 
@@ -251,7 +276,8 @@ int fastivc_stats_init(void)
 	if (!proc_dir)
 		return -ENOMEM;
 	if (!proc_create_single("stats", 0444, proc_dir, stats_show) ||
-	    !proc_create_single("sockets", 0444, proc_dir, sockets_show)) {
+	    !proc_create_single("sockets", 0444, proc_dir, sockets_show) ||
+	    !proc_create_single("peers", 0444, proc_dir, peers_show)) {
 		proc_remove(proc_dir);
 		return -ENOMEM;
 	}

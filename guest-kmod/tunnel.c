@@ -26,10 +26,15 @@
  *                 (geometry.c), and below the smallest stays on TCP (fallback_tunnel_budget).
  *   rx_pages_max  pages of peers' tunnels we map: 8192 pages, 32 MiB of address space and of the ballooned pages
  *                 that back the mappings. A CREATE_TUNNEL that does not fit is rejected (the peer stays on TCP).
- * Pages a peer still maps after their tunnel was released stay charged until it lets go (see RELEASE_QUICK below).
- *   HELD_PER_PEER_MAX  pages of ours one peer domain may keep mapped after release: 1024 (4 MiB, the largest
- *                 tunnel). Past it that peer gets no new tunnel from us (fallback_tunnel_budget) until it lets go, so
- *                 a peer that never unmaps cannot take the whole tx_pages_max from the others.
+ *   peer_pages_max  pages one peer domain may make us hold, whatever it does: our sending tunnels to it (granted),
+ *                 its tunnels we map (mapped), and our released pages it still maps (deferred), together. 4096
+ *                 pages, 16 MiB: half of each budget above, so a peer that takes all it may (or never unmaps) still
+ *                 leaves room for the others, while a busy pair runs about eight bulk connections at the default
+ *                 1 MiB tunnels (a connection holds one tunnel each way on each side). A sender that would pass it
+ *                 makes its tunnel smaller, down to the smallest, then stays on TCP; a receiver rejects a tunnel that
+ *                 would pass it, whatever geometry the sender chose (fallback_peer_quota on either side).
+ *                 Connections already tunnelled are untouched; new ones tunnel again once pages come back.
+ * Pages a peer still maps after their tunnel was released stay charged, to both, until it lets go (RELEASE_QUICK).
  */
 unsigned int fastivc_tx_pages_max = 8192, fastivc_rx_pages_max = 8192;
 module_param_named(tx_pages_max, fastivc_tx_pages_max, uint, 0644);
@@ -38,20 +43,56 @@ module_param_named(rx_pages_max, fastivc_rx_pages_max, uint, 0644);
 MODULE_PARM_DESC(rx_pages_max, "pages of peers' tunnels we may map in all (default 8192, 32 MiB)");
 static atomic_t tx_pages_used, rx_pages_used;
 
-#define HELD_PER_PEER_MAX 1024
-static atomic_t held_by_peer[DOMID_FIRST_RESERVED];
+unsigned int fastivc_peer_pages_max = 4096;
+module_param_named(peer_pages_max, fastivc_peer_pages_max, uint, 0644);
+MODULE_PARM_DESC(peer_pages_max, "pages one peer domain may make us hold: granted, mapped and deferred together (default 4096, 16 MiB)");
+static atomic_t peer_pages[DOMID_FIRST_RESERVED]; /* per peer domain id: what peer_pages_max bounds */
+
+/* Pages charged to peer now (statistics, /proc/fastivc/peers). */
+unsigned int fastivc_peer_pages(domid_t peer)
+{
+	return peer < DOMID_FIRST_RESERVED ? atomic_read(&peer_pages[peer]) : 0;
+}
 
 unsigned int fastivc_tx_pages(void) { return atomic_read(&tx_pages_used); }
 unsigned int fastivc_rx_pages(void) { return atomic_read(&rx_pages_used); }
 
-/* Charges n pages to a budget; false (nothing charged) if they do not fit. */
+/*
+ * Charges n pages to a budget; false (nothing charged) if they do not fit. Never over the limit, even for a moment:
+ * two charges near it cannot both fail because each saw the other's pages.
+ */
 static bool budget_get(atomic_t *used, unsigned int max, u32 n)
 {
-	if (atomic_add_return(n, used) > (int)READ_ONCE(max)) {
-		atomic_sub(n, used);
-		return false;
-	}
+	int old = atomic_read(used);
+
+	do {
+		if ((u64)old + n > READ_ONCE(max))
+			return false;
+	} while (!atomic_try_cmpxchg(used, &old, old + n));
 	return true;
+}
+
+/*
+ * Charges a tunnel's n pages to the domain's budget (used) and to the peer's quota. 0, or why not: -EDQUOT (the
+ * domain's budget), -ENOSPC (the peer's quota); nothing is charged then.
+ */
+static int charge(atomic_t *used, unsigned int max, domid_t peer, u32 n)
+{
+	if (peer >= DOMID_FIRST_RESERVED)
+		return -EINVAL;
+	if (!budget_get(&peer_pages[peer], fastivc_peer_pages_max, n))
+		return -ENOSPC;
+	if (!budget_get(used, max, n)) {
+		atomic_sub(n, &peer_pages[peer]);
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+static void uncharge(atomic_t *used, domid_t peer, u32 n)
+{
+	atomic_sub(n, used);
+	atomic_sub(n, &peer_pages[peer]);
 }
 
 static void tunnel_free_tx(struct ivc_tunnel *t)
@@ -126,15 +167,16 @@ static void tunnel_free(struct ivc_tunnel *t)
 		tunnel_free_tx(t);
 	else
 		tunnel_free_rx(t);
-	atomic_sub(t->budget_pages, t->sender ? &tx_pages_used : &rx_pages_used);
+	uncharge(t->sender ? &tx_pages_used : &rx_pages_used, t->peer, t->budget_pages);
 	kfree(t);
 }
 
 /*
  * A sender's pages are given back once the receiver no longer maps them. A receiver that is letting go (it closed or
  * detached: it unmaps in its release work, after an RCU grace period) gets RELEASE_QUICK looks, RELEASE_DELAY apart
- * (a second in all). One that still maps pages after that holds them: they stay charged to tx_pages_max (so a peer
- * that never unmaps can hold no more than the budget, and new tunnels stay on TCP past it), are counted in
+ * (a second in all). One that still maps pages after that holds them: they stay charged to tx_pages_max and to its
+ * peer_pages_max (so a peer that never unmaps holds no more than its quota, and its new tunnels stay on TCP past
+ * it), are counted in
  * pages_deferred, and are looked at again every RELEASE_SLOW until it lets go. At module unload what is still held
  * goes to Linux's deferred free (gnttab_end_foreign_access: the page is never reused while mapped).
  * releases_waiting: tunnels in that wait (module unload and the suspend wait for them).
@@ -169,11 +211,9 @@ static void tunnel_retry_work(struct work_struct *w)
 	if (!ended && !READ_ONCE(releases_stopping)) {
 		if (++t->release_tries == RELEASE_QUICK) {
 			atomic_dec(&releases_quick);
-			/* held: counted once, and against the peer's share (HELD_PER_PEER_MAX) */
+			/* held: counted once (the whole tunnel stays charged to the peer's quota until freed) */
 			t->held_pages = grants_left(t);
 			atomic64_add(t->held_pages, &fastivc_stats.pages_deferred);
-			if (t->peer < DOMID_FIRST_RESERVED)
-				atomic_add(t->held_pages, &held_by_peer[t->peer]);
 		}
 		queue_delayed_work(fastivc_wq, &t->retry_work,
 				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);
@@ -181,15 +221,43 @@ static void tunnel_retry_work(struct work_struct *w)
 	}
 	if (t->release_tries < RELEASE_QUICK)
 		atomic_dec(&releases_quick);
-	if (t->held_pages && t->peer < DOMID_FIRST_RESERVED)
-		atomic_sub(t->held_pages, &held_by_peer[t->peer]);
 	tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
 	atomic_dec(&releases_waiting);
+}
+
+/*
+ * Lab only (fault_inject PORT:never_unmap): receiving tunnels released while the fault is set stay mapped, as a peer
+ * that never unmaps would keep them, until fault_inject is set again or the module unloads. So the lab can show that
+ * the sender holds at most its quota for us. Never set on a production host.
+ */
+static LIST_HEAD(kept_list);
+static DEFINE_MUTEX(kept_lock);
+
+/* fault_inject was set again, or the module unloads: the kept tunnels are unmapped and freed now (process context) */
+void ivc_tunnel_release_kept(void)
+{
+	struct ivc_tunnel *t, *tmp;
+	LIST_HEAD(gone);
+
+	mutex_lock(&kept_lock);
+	list_splice_init(&kept_list, &gone);
+	mutex_unlock(&kept_lock);
+	list_for_each_entry_safe(t, tmp, &gone, kept) {
+		list_del(&t->kept);
+		tunnel_free(t);
+	}
 }
 
 static void tunnel_release_work(struct work_struct *w)
 {
 	struct ivc_tunnel *t = container_of(to_rcu_work(w), struct ivc_tunnel, release_work);
+
+	if (unlikely(t->fault_keep) && fastivc_fault_keeping() && !READ_ONCE(releases_stopping)) {
+		mutex_lock(&kept_lock);
+		list_add_tail(&t->kept, &kept_list);
+		mutex_unlock(&kept_lock);
+		return;
+	}
 
 	/* the tunnel is this work's alone now: nobody else ends its grants */
 	if (t->sender && !ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
@@ -206,6 +274,8 @@ static void tunnel_release_work(struct work_struct *w)
 void ivc_tunnel_release_drain(void)
 {
 	WRITE_ONCE(releases_stopping, true);
+	flush_workqueue(fastivc_wq);
+	ivc_tunnel_release_kept();
 	while (atomic_read(&releases_waiting)) {
 		flush_workqueue(fastivc_wq);
 		msleep(jiffies_to_msecs(RELEASE_DELAY));
@@ -257,23 +327,20 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 {
 	struct ivc_tunnel *t;
 	u32 i, n;
-	int ref;
+	int ref, rc;
 
 	*why = FIVC_R_NO_MEMORY;
 	if (!ivc_geometry_ok(nr_channels, channel_size))
 		return NULL;
-	if (peer < DOMID_FIRST_RESERVED && atomic_read(&held_by_peer[peer]) >= HELD_PER_PEER_MAX) {
-		*why = FIVC_R_BUDGET; /* it keeps our released pages mapped: nothing more for it */
-		return NULL;
-	}
 	n = 1 + ivc_dir_pages(ivc_data_pages(nr_channels, channel_size)) + ivc_data_pages(nr_channels, channel_size);
-	if (!budget_get(&tx_pages_used, fastivc_tx_pages_max, n)) {
-		*why = FIVC_R_BUDGET;
+	rc = charge(&tx_pages_used, fastivc_tx_pages_max, peer, n);
+	if (rc) {
+		*why = rc == -ENOSPC ? FIVC_R_PEER_QUOTA : FIVC_R_BUDGET;
 		return NULL;
 	}
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
 	if (!t) {
-		atomic_sub(n, &tx_pages_used);
+		uncharge(&tx_pages_used, peer, n);
 		return NULL;
 	}
 	t->budget_pages = n;
@@ -338,7 +405,7 @@ fail:
 		kvfree(t->data);
 		kfree(t->dir_pages);
 	}
-	atomic_sub(t->budget_pages, &tx_pages_used);
+	uncharge(&tx_pages_used, peer, t->budget_pages);
 	kfree(t);
 	return NULL;
 }
@@ -376,7 +443,9 @@ static int map_pages(domid_t peer, const grant_ref_t *refs, u32 n, bool readonly
 
 /*
  * Receiver: maps the tunnel described by EVENT_CREATE_TUNNEL. Every value the sender wrote is read once and checked
- * against the geometry the DEM validated. Returns NULL and *why = -errno (or -IVC_E_LAYOUT - 1000) on failure.
+ * against the geometry the DEM validated, and the geometry against our own limits: the tunnel must fit the peer's
+ * quota and our budget before anything is mapped. Returns NULL and *why = -errno on failure: -ENOSPC over the peer's
+ * quota, -EDQUOT over rx_pages_max.
  */
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why)
 {
@@ -394,13 +463,15 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 	ndir = ivc_dir_pages(ndata);
 	if (info->nr_grefs != 1 + ndir || info->nr_grefs > EVTMGR_MAX_GREFS)
 		return NULL;
-	*why = -EDQUOT; /* over rx_pages_max */
-	if (!budget_get(&rx_pages_used, fastivc_rx_pages_max, 1 + ndir + ndata))
+	rc = charge(&rx_pages_used, fastivc_rx_pages_max, peer, 1 + ndir + ndata);
+	if (rc) {
+		*why = rc;
 		return NULL;
+	}
 	*why = -ENOMEM;
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
 	if (!t) {
-		atomic_sub(1 + ndir + ndata, &rx_pages_used);
+		uncharge(&rx_pages_used, peer, 1 + ndir + ndata);
 		return NULL;
 	}
 	t->budget_pages = 1 + ndir + ndata;
@@ -474,7 +545,7 @@ fail_free:
 	kvfree(refs);
 	kfree(dir_pages);
 	kfree(dir_handles);
-	atomic_sub(t->budget_pages, &rx_pages_used);
+	uncharge(&rx_pages_used, peer, t->budget_pages);
 	kfree(t);
 	return NULL;
 }

@@ -277,7 +277,7 @@ test('exposition of the fixtures: types, _total, units, domain labels, exact val
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '1', reason: 'loopback' }), 5);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '0', reason: 'tunnel_budget' }), 0);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '1', reason: 'tunnel_budget' }), undefined); // not in the mirror
-  t.is(fams.get('fastivc_fallbacks')?.samples.filter((s) => s.labels.domain === '0').length, 23);
+  t.is(fams.get('fastivc_fallbacks')?.samples.filter((s) => s.labels.domain === '0').length, 24);
   // every sample of a module family says which domain; the DEM's and the meta families do not
   for (const [name, f] of fams) {
     const perDomain = !/^fastivc_(dem_|scrape_errors|sample_timestamp)/.test(name);

@@ -22,6 +22,7 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        tcpsem-domU-domU-tunnel held-socket-domU-domU-tunnel switch-in-sendfile-domU-domU-tunnel iperf3-domU-domU-tunnel scp-64MiB-domU-domU-tunnel
        ftp-64MiB-domU-domU-tunnel
        not-coresident-domU-dom0-tcp netns-domU-domU-tunnel ipv6-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp raise-retry-domU-domU-tunnel
+       quota-domU-domU-tunnel hostile-quota-domU-domU-tunnel
        kmod-unload-busy-domU
        preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU save-restore-domU-tunnel
        migrate-local-domU-tunnel peer-destroyed-domU-domU-tunnel)
@@ -82,6 +83,10 @@ tunnel_check() {
     min=$((bytes * 9 / 10))
     [ "$bytes" -ge $((10 << 20)) ] && min=$((bytes - (1 << 20)))
     echo "tunnels created $created, tunnel bytes sent $sent, received $recvd (of $bytes); events raised $events"
+    # the slow paths, when a transfer is slower than it should be: waits that ran out their slice (lost_wakeups),
+    # wake-ups only the 1 s tick gave, control events the SEM left to a socket's owner
+    echo "receiver: lost_wakeups +$(kdelta "$rb" "$ra" lost_wakeups), tick_wakes +$(kdelta "$rb" "$ra" tick_wakes), owner_events +$(kdelta "$rb" "$ra" owner_events);" \
+        "sender: lost_wakeups +$(kdelta "$sb" "$sa" lost_wakeups), tick_wakes +$(kdelta "$sb" "$sa" tick_wakes), owner_events +$(kdelta "$sb" "$sa" owner_events)"
     TUN_METRICS=$(jq -cn --argjson c "$created" --argjson s "$sent" --argjson r "$recvd" --argjson b "$bytes" \
         --argjson e "$events" \
         '{tunnels_created: $c, tunnel_bytes_tx: $s, tunnel_bytes_rx: $r, tcp_bytes_before_switch: ($b - $s),
@@ -416,6 +421,168 @@ scn_rejected() {
     [ "$sent" -eq 0 ] || { fail "$sent bytes went into a tunnel the receiver rejected"; return 1; }
 }
 
+# quota-domU-domU-tunnel: the per-peer quota (peer_pages_max) bounds what one peer domain makes us hold, and a
+# connection past it stays on TCP, counted (fallback_peer_quota), and loses nothing. Tunnels of 4 x 4 KiB (6 pages:
+# control, directory, 4 data) and a quota of 24 pages in both domUs: a round-trip connection holds a tunnel each way,
+# so 12 pages on each side, and two fit. Two long round-trip clients (A, B) hold the quota; a third (C) must run on
+# TCP on both sides, verified; once A and B have closed, a fourth (D) tunnels again. Then the receiver's own limit:
+# domU1 offers 16 x 64 KiB tunnels (258 pages) to a domU2 whose quota is 64 pages, which rejects them whatever the
+# sender chose, and the stream stays on TCP, exact. Nothing is left charged afterwards.
+QUOTA_PAGES=24
+quota_set() { # PAGES [HOST...]: peer_pages_max in those domUs (both by default)
+    local q=$1 d; shift
+    [ $# -gt 0 ] || set -- "$D1" "$D2"
+    for d in "$@"; do
+        agent "$d" "echo $q > /sys/module/fastivc/parameters/peer_pages_max" || { fail "cannot set peer_pages_max=$q in $d"; return 1; }
+    done
+}
+quota_pages_used() { # HOST: tx_pages + rx_pages
+    agent "$1" cat /proc/fastivc/stats | awk '$1 == "tx_pages" || $1 == "rx_pages" { n += $2 } END { print n + 0 }'
+}
+quota_peer_pages() { # HOST PEER_DOMAIN_NAME: the pages HOST's module charges to that peer (/proc/fastivc/peers)
+    agent "$1" cat /proc/fastivc/peers | awk -v d="$(xl domid "$2")" '$1 == "domain" && $2 == d { print $4; f = 1 } END { if (!f) print 0 }'
+}
+quota_run() {
+    local i n a b c d rc
+    tun_params 1 4 4096 && quota_set "$QUOTA_PAGES" "$D1" && quota_set "$QUOTA_PAGES" "$D2" || return 1
+    for i in a b; do lc_bg "$D1" "q$i" "ivcbench rr --host $D2 --msg-size 1 --seconds 12 --warmup 10"; sleep 2; done
+    # both hold their tunnels (one each way: 12 pages on each side) before C starts: the quota is full
+    for i in $(seq 1 20); do
+        a=$(quota_peer_pages "$D1" domU2); b=$(quota_peer_pages "$D2" domU1)
+        [ "$a" -ge "$QUOTA_PAGES" ] && [ "$b" -ge "$QUOTA_PAGES" ] && break; sleep 0.5
+    done
+    echo "A and B running: domU1 charges $a pages to domU2, domU2 $b to domU1; domU1's peers: $(agent "$D1" cat /proc/fastivc/peers | tr '\n' ';')"
+    [ "$a" -eq "$QUOTA_PAGES" ] && [ "$b" -eq "$QUOTA_PAGES" ] \
+        || { tun_diag; fail "A and B did not fill the quota of $QUOTA_PAGES pages ($a/$b)"; return 1; }
+    kstats "$D1" "$OUT/c1b.txt"; kstats "$D2" "$OUT/c2b.txt"
+    agent "$D1" ivcbench rr --host "$D2" --msg-size 1 --seconds 3 --warmup 10 > "$OUT/qc.json"; rc=$?
+    kstats "$D1" "$OUT/c1a.txt"; kstats "$D2" "$OUT/c2a.txt"
+    cat "$OUT/qc.json"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .count > 0' "$OUT/qc.json" >/dev/null \
+        || { fail "C past the quota failed (exit $rc) or was not verified"; return 1; }
+    local q1 q2 c1 c2
+    q1=$(kdelta "$OUT/c1b.txt" "$OUT/c1a.txt" fallback_peer_quota); q2=$(kdelta "$OUT/c2b.txt" "$OUT/c2a.txt" fallback_peer_quota)
+    c1=$(kdelta "$OUT/c1b.txt" "$OUT/c1a.txt" tunnels_created); c2=$(kdelta "$OUT/c2b.txt" "$OUT/c2a.txt" tunnels_created)
+    echo "C: fallback_peer_quota domU1 +$q1, domU2 +$q2; tunnels created domU1 +$c1, domU2 +$c2; $(jq -c '{count, rr_per_s}' "$OUT/qc.json")"
+    [ "$q1" -ge 1 ] && [ "$q2" -ge 1 ] || { fail "C's refusals were not counted on both sides (+$q1/+$q2)"; return 1; }
+    [ "$c1" -eq 0 ] && [ "$c2" -eq 0 ] || { fail "C created tunnels past the quota (+$c1/+$c2)"; return 1; }
+    # A and B go on, untouched, and end verified
+    for i in a b; do
+        agent "$D1" "for i in \$(seq 1 60); do [ -e /tmp/lc-q$i.rc ] && break; sleep 0.5; done; cat /tmp/lc-q$i.rc" > "$OUT/q$i.rc"
+        agent "$D1" cat "/tmp/lc-q$i.json" > "$OUT/q$i.json"
+        [ "$(cat "$OUT/q$i.rc")" = 0 ] && jq -e '.verified == true and .count > 0' "$OUT/q$i.json" >/dev/null \
+            || { fail "$i (within the quota) failed: exit $(cat "$OUT/q$i.rc"), $(head -c 300 "$OUT/q$i.json")"; return 1; }
+    done
+    # their pages come back (the receivers unmap after an RCU grace period), then D tunnels again
+    for i in $(seq 1 20); do
+        a=$(quota_pages_used "$D1"); b=$(quota_pages_used "$D2")
+        [ "$a" -eq 0 ] && [ "$b" -eq 0 ] && break; sleep 0.5
+    done
+    [ "$a" -eq 0 ] && [ "$b" -eq 0 ] || { fail "pages still charged after A and B closed: domU1 $a, domU2 $b"; return 1; }
+    kstats "$D1" "$OUT/d1b.txt"; kstats "$D2" "$OUT/d2b.txt"
+    agent "$D1" ivcbench rr --host "$D2" --msg-size 1 --seconds 2 --warmup 10 > "$OUT/qd.json"; rc=$?
+    kstats "$D1" "$OUT/d1a.txt"; kstats "$D2" "$OUT/d2a.txt"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .count > 0' "$OUT/qd.json" >/dev/null || { fail "D failed (exit $rc)"; return 1; }
+    c=$(kdelta "$OUT/d1b.txt" "$OUT/d1a.txt" bytes_tx); d=$(kdelta "$OUT/d2b.txt" "$OUT/d2a.txt" bytes_tx)
+    echo "D: tunnel bytes domU1 +$c, domU2 +$d; tunnels created +$(kdelta "$OUT/d1b.txt" "$OUT/d1a.txt" tunnels_created)/+$(kdelta "$OUT/d2b.txt" "$OUT/d2a.txt" tunnels_created)"
+    [ "$c" -gt 0 ] && [ "$d" -gt 0 ] || { fail "D did not tunnel both ways once the quota had room (+$c/+$d)"; return 1; }
+    # the receiver's own limit: domU2 rejects domU1's 258-page tunnels (its quota is 64), exact over TCP
+    agent "$D1" "echo 16 > /sys/module/fastivc/parameters/channels && echo 65536 > /sys/module/fastivc/parameters/channel_size" \
+        && quota_set 4096 "$D1" && quota_set 64 "$D2" || return 1
+    kstats "$D1" "$OUT/o1b.txt"; kstats "$D2" "$OUT/o2b.txt"
+    agent "$D1" ivcbench stream --host "$D2" --bytes 4M --msg-size 65536 --timeout 60 > "$OUT/qo.json"; rc=$?
+    kstats "$D1" "$OUT/o1a.txt"; kstats "$D2" "$OUT/o2a.txt"
+    cat "$OUT/qo.json"
+    [ "$rc" -eq 0 ] && jq -e '.verified == true and .bytes_received == 4194304' "$OUT/qo.json" >/dev/null \
+        || { fail "the stream with a tunnel past the receiver's quota failed (exit $rc)"; return 1; }
+    local oq or os
+    oq=$(kdelta "$OUT/o2b.txt" "$OUT/o2a.txt" fallback_peer_quota); or=$(kdelta "$OUT/o1b.txt" "$OUT/o1a.txt" fallback_peer_rejected)
+    os=$(kdelta "$OUT/o1b.txt" "$OUT/o1a.txt" bytes_tx)
+    echo "oversized: domU2 fallback_peer_quota +$oq, domU1 fallback_peer_rejected +$or, tunnel bytes +$os"
+    [ "$oq" -ge 1 ] && [ "$or" -ge 1 ] && [ "$os" -eq 0 ] \
+        || { fail "domU2 did not refuse a tunnel past its quota (+$oq/+$or, $os tunnel bytes)"; return 1; }
+    metrics "$(jq -cn --argjson q1 "$q1" --argjson q2 "$q2" --argjson cr "$(jq .rr_per_s "$OUT/qc.json")" \
+        --argjson oq "$oq" '{quota_pages: '"$QUOTA_PAGES"', past_quota_fallbacks_domU1: $q1, past_quota_fallbacks_domU2: $q2,
+         past_quota_rr_per_s: $cr, oversized_rejected: $oq}')"
+}
+scn_quota() {
+    need domU1 domU2 || return 1
+    quota_run; local rc=$? a b
+    lc_kill "$D1" qa qb
+    tun_defaults; quota_set 4096 || rc=1
+    sleep 1
+    a=$(quota_pages_used "$D1"); b=$(quota_pages_used "$D2")
+    [ "$rc" -ne 0 ] || [ "$a" -eq 0 ] && [ "$b" -eq 0 ] || { fail "pages left charged: domU1 $a, domU2 $b"; rc=1; }
+    return $rc
+}
+
+# hostile-quota-domU-domU-tunnel: the quota's hostile peers, by fault_inject (sock.c), on a server of their own
+# (port 7021) in domU2. never_unmap: domU2 keeps every tunnel of domU1's it mapped, as a peer that never lets go;
+# with 6-page tunnels and a quota of 24, domU1's sequential streams each leave 6 pages held, and domU1 must never hold
+# more than 24 for domU2: once full, its connections stay on TCP (fallback_peer_quota), exact. When domU2 lets go
+# (the fault cleared), domU1 gets its pages back and tunnels again. create_twice: domU1 offers a second tunnel for one
+# connection; domU2 maps the first only, refuses the second (fallback_violation), and the stream stays exact on TCP.
+HQ_PORT=7021
+hq_stream() { # NAME BYTES (a number): a verified stream from domU1 to domU2's port HQ_PORT
+    agent "$D1" ivcbench stream --host "$D2" --port "$HQ_PORT" --bytes "$2" --msg-size 65536 --timeout 60 > "$OUT/$1.json"
+    local rc=$?
+    [ "$rc" -eq 0 ] && jq -e --argjson n "$2" '.verified == true and .bytes_received == $n' "$OUT/$1.json" >/dev/null \
+        || { fail "stream $1 failed (exit $rc) or was not exact: $(head -c 300 "$OUT/$1.json")"; return 1; }
+}
+hq_run() {
+    local i used max=0 held fq a
+    tun_params 1 4 4096 && quota_set "$QUOTA_PAGES" "$D1" || return 1
+    agent "$D2" "ivcbench server --port $HQ_PORT > /dev/null 2>&1 & echo \$! > /tmp/hq-server.pid" || { fail "no server on $HQ_PORT"; return 1; }
+    sleep 0.5
+    agent "$D2" "echo $HQ_PORT:never_unmap > /sys/module/fastivc/parameters/fault_inject" || { fail "cannot set never_unmap"; return 1; }
+    kstats "$D1" "$OUT/n1b.txt"
+    for i in 1 2 3 4 5 6; do
+        hq_stream "nu$i" 1048576 || return 1
+        sleep 1.5 # past the sender's quick release looks: what is still mapped is held
+        used=$(quota_peer_pages "$D1" domU2); [ "$used" -gt "$max" ] && max=$used
+        echo "after stream $i: domU1 holds $used pages for domU2 (/proc/fastivc/peers; tx_pages + rx_pages $(quota_pages_used "$D1"))"
+    done
+    kstats "$D1" "$OUT/n1a.txt"
+    held=$(kdelta "$OUT/n1b.txt" "$OUT/n1a.txt" pages_deferred); fq=$(kdelta "$OUT/n1b.txt" "$OUT/n1a.txt" fallback_peer_quota)
+    echo "never_unmap: at most $max pages held, pages_deferred +$held, fallback_peer_quota +$fq"
+    [ "$max" -le "$QUOTA_PAGES" ] || { fail "domU1 held $max pages for domU2, past its quota of $QUOTA_PAGES"; return 1; }
+    [ "$held" -ge 18 ] && [ "$fq" -ge 1 ] \
+        || { fail "the peer that never unmaps did not fill the quota (pages_deferred +$held, fallback_peer_quota +$fq)"; return 1; }
+    HQ_MAX=$max HQ_HELD=$held HQ_FQ=$fq
+    # domU2 lets go: domU1's held pages come back (looked at once a second), then a stream tunnels again
+    agent "$D2" "echo 0:none > /sys/module/fastivc/parameters/fault_inject"
+    for i in $(seq 1 20); do used=$(quota_pages_used "$D1"); [ "$used" -eq 0 ] && break; sleep 0.5; done
+    [ "$used" -eq 0 ] || { fail "domU1 still holds $used pages after domU2 unmapped"; return 1; }
+    kstats "$D1" "$OUT/r1b.txt"; hq_stream back 4194304 || return 1; kstats "$D1" "$OUT/r1a.txt"
+    a=$(kdelta "$OUT/r1b.txt" "$OUT/r1a.txt" bytes_tx)
+    echo "after domU2 let go: tunnel bytes +$a"
+    [ "$a" -gt 0 ] || { fail "no tunnel after domU2 gave the pages back"; return 1; }
+    # create_twice
+    tun_defaults && quota_set 4096 "$D1" || return 1
+    agent "$D1" "echo $HQ_PORT:create_twice > /sys/module/fastivc/parameters/fault_inject" || { fail "cannot set create_twice"; return 1; }
+    kstats "$D1" "$OUT/t1b.txt"; kstats "$D2" "$OUT/t2b.txt"
+    hq_stream twice 67108864 || return 1
+    kstats "$D1" "$OUT/t1a.txt"; kstats "$D2" "$OUT/t2a.txt"
+    local cr rj vi mp
+    cr=$(kdelta "$OUT/t1b.txt" "$OUT/t1a.txt" tunnels_created); rj=$(kdelta "$OUT/t1b.txt" "$OUT/t1a.txt" fallback_peer_rejected)
+    vi=$(kdelta "$OUT/t2b.txt" "$OUT/t2a.txt" fallback_violation); mp=$(kdelta "$OUT/t2b.txt" "$OUT/t2a.txt" tunnels_mapped)
+    echo "create_twice: domU1 created +$cr, fallback_peer_rejected +$rj; domU2 mapped +$mp, fallback_violation +$vi; $(jq -c '{throughput_MBps}' "$OUT/twice.json")"
+    [ "$cr" -eq 2 ] && [ "$rj" -eq 1 ] && [ "$vi" -eq 1 ] && [ "$mp" -eq 1 ] \
+        || { fail "a second tunnel for one connection was not refused as expected"; return 1; }
+    metrics "$(jq -cn --argjson m "$HQ_MAX" --argjson h "$HQ_HELD" --argjson f "$HQ_FQ" --argjson v "$vi" \
+        '{quota_pages: '"$QUOTA_PAGES"', never_unmap_max_pages_held: $m, never_unmap_pages_deferred: $h,
+          never_unmap_fallbacks_peer_quota: $f, create_twice_refused: $v}')"
+}
+scn_hostile_quota() {
+    need domU1 domU2 || return 1
+    hq_run; local rc=$?
+    agent "$D2" "echo 0:none > /sys/module/fastivc/parameters/fault_inject"
+    agent "$D1" "echo 0:none > /sys/module/fastivc/parameters/fault_inject"
+    agent "$D2" 'kill $(cat /tmp/hq-server.pid) 2>/dev/null; rm -f /tmp/hq-server.pid'
+    tun_defaults; quota_set 4096 || rc=1
+    return $rc
+}
+
 # One socket held by its owner must not stall every other socket's control events. tcpsem held_sender keeps a send
 # inside the kernel for 6 s (its buffer faults on a userfaultfd; the socket lock stays taken), and its peer's first
 # send on that connection raises a CREATE_TUNNEL for it meanwhile. While it is held, a new connection from domU2 to
@@ -431,8 +598,8 @@ scn_held_socket() {
     kstats "$D1" "$OUT/kb.txt"
     agent "$D1" ivcbench stream --host "$D2" --bytes 8M --msg-size 65536 --timeout 30 --direction recv > "$OUT/other.json" 2>&1
     rc=$?
+    held=$(agent "$D1" 'pidof tcpsem > /dev/null && echo 1 || echo 0') # first: the hold is what is timed
     kstats "$D1" "$OUT/ka.txt"
-    held=$(agent "$D1" 'pidof tcpsem > /dev/null && echo 1 || echo 0')
     wait $hpid; wrc=$(cat "$OUT/held.rc" 2>/dev/null); wrc=${wrc:-1}
     echo "held sender (exit $wrc):"; cat "$f" "$OUT/held.err"; echo "other connection (exit $rc):"; cat "$OUT/other.json"
     mapped=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" tunnels_mapped); rx=$(kdelta "$OUT/kb.txt" "$OUT/ka.txt" bytes_rx)
@@ -1035,6 +1202,8 @@ run_tunnel_scenarios() {
     run_scenario hostile-peer-domU-domU-tunnel scn_hostile
     run_scenario alloc-fail-domU-domU-tcp scn_alloc_fail
     run_scenario raise-retry-domU-domU-tunnel scn_raise_retry
+    run_scenario quota-domU-domU-tunnel scn_quota
+    run_scenario hostile-quota-domU-domU-tunnel scn_hostile_quota
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
     run_scenario ratios-tunnel-vs-tcp scn_ratios

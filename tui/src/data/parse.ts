@@ -66,6 +66,7 @@ export const FALLBACK_REASONS = [
   'user_timeout',
   'local_address',
   'suspend',
+  'peer_quota',
 ] as const;
 
 const KNOWN_STATS = new Set<string>(STATS_KEYS);

@@ -12,6 +12,7 @@
 
 static long evtmgr_op(unsigned int cmd, void *arg)
 {
+	atomic64_inc(&fastivc_stats.dem_calls);
 	return xen_single_call(EVTMGR_HYPERCALL, cmd, (unsigned long)arg, 0, 0, 0);
 }
 

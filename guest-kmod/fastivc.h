@@ -168,6 +168,7 @@ struct fastivc_counters {
 	atomic64_t virq_steers;
 	atomic64_t detaches, bytes_resent, suspends;
 	atomic64_t owner_events;
+	atomic64_t dem_calls, grant_map_calls, grant_unmap_calls; /* our hypercalls, by kind */
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;

@@ -97,6 +97,9 @@ static int format_stats(char *buf, size_t size)
 	CTR(detaches);
 	CTR(bytes_resent);
 	CTR(owner_events);
+	CTR(dem_calls);
+	CTR(grant_map_calls);
+	CTR(grant_unmap_calls);
 	KV("virq_cpu", "%d", sem_virq_cpu());
 	{
 		/* events raised per MiB moved through tunnels, both directions, in hundredths */

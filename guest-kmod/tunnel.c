@@ -145,6 +145,8 @@ static void unmap_pages(domid_t peer, struct page **pages, grant_handle_t *handl
 		mapped[k++] = pages[i];
 		handles[i] = INVALID_GRANT_HANDLE;
 	}
+	if (k)
+		atomic64_inc(&fastivc_stats.grant_unmap_calls); /* one GNTTABOP_unmap_grant_ref batch */
 	if (k && gnttab_unmap_refs(ops, NULL, mapped, k))
 		pr_warn_ratelimited("fastivc: unmapping %u pages of domain %u failed\n", k, peer);
 	kvfree(ops);
@@ -426,6 +428,7 @@ static int map_pages(domid_t peer, const grant_ref_t *refs, u32 n, bool readonly
 				  GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), refs[i], peer);
 		handles[i] = INVALID_GRANT_HANDLE;
 	}
+	atomic64_inc(&fastivc_stats.grant_map_calls); /* one GNTTABOP_map_grant_ref batch */
 	rc = gnttab_map_refs(ops, NULL, pages, n);
 	for (i = 0; i < n; i++) {
 		if (ops[i].status == GNTST_okay)

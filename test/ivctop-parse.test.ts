@@ -31,6 +31,8 @@ test('stats: every documented key, numbers as numbers, version as text, unknown 
   t.is(s.lost_wakeups, 1);
   t.is(s.switch_pushes, 2);
   t.is(s.owner_events, 3);
+  t.is(s.dem_calls, 120);
+  t.is(s.grant_unmap_calls, 5);
   t.false('future_key' in s);
   const fb = fallbacksOf(s);
   t.deepEqual(Object.keys(fb), [...FALLBACK_REASONS]);

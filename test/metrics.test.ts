@@ -274,6 +274,7 @@ test('exposition of the fixtures: types, _total, units, domain labels, exact val
   t.is(value(fams, 'fastivc_lost_wakeups_total', { domain: '0' }), 1);
   t.is(value(fams, 'fastivc_switch_pushes_total', { domain: '0' }), 2);
   t.is(value(fams, 'fastivc_owner_events_total', { domain: '0' }), 3);
+  t.is(value(fams, 'fastivc_grant_map_calls_total', { domain: '0' }), 6);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '1', reason: 'loopback' }), 5);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '0', reason: 'tunnel_budget' }), 0);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '1', reason: 'tunnel_budget' }), undefined); // not in the mirror

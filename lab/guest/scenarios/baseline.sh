@@ -14,6 +14,12 @@ PIPELINE_COUNT=256
 PIPELINE_WARMUP=100
 PIPELINE_TIMEOUT=60
 MEMCPY_BYTES=$((1 << 30))
+# One block per new connection (ivcbench block, the thesis' Figure 10): connect, send the block, read the server's
+# ack and report, close. churn is 1 KiB blocks, CHURN_COUNT connections one after the other: the cost of a
+# connection; the larger blocks, BLOCK_COUNT_* connections each.
+CHURN_COUNT=2000
+BLOCK_COUNT_64KiB=200
+BLOCK_COUNT_1MiB=40
 
 PLAN=(boot-xen-dom0-domUs kmod-load-domU
       bulk-64KiB-domU-domU-tcp bulk-4KiB-domU-domU-tcp bulk-1B-domU-domU-tcp
@@ -21,7 +27,8 @@ PLAN=(boot-xen-dom0-domUs kmod-load-domU
       pipeline-64B-domU-domU-tcp pipeline-4KiB-domU-domU-tcp
       bulk-64KiB-dom0-domU-tcp bulk-64KiB-domU-dom0-tcp
       bulk-64KiB-domU-loopback-tcp rr-1B-domU-loopback-tcp memcpy-64KiB-domU syscall-1B-domU ftp-floor-64MiB-domU
-      iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp)
+      iperf3-domU-domU-tcp scp-64MiB-domU-domU-tcp ftp-64MiB-domU-domU-tcp tcpsem-domU-domU-tcp
+      churn-domU-domU-tcp block-64KiB-domU-domU-tcp block-1MiB-domU-domU-tcp)
 
 # bench_stream_result FILE RC [BYTES]: checks an ivcbench stream result and records its metrics.
 bench_stream_result() {
@@ -104,6 +111,20 @@ bulk_n() {
     fi
     bench_stream_result "$f" $rc "$bytes"
 }
+
+# block_run CLIENT_IP SERVER_IP BYTES COUNT: COUNT connections one after the other, each one block of BYTES,
+# verified; sets BLOCK_RESULT (the metrics: conns_per_s is COUNT over the whole run, throughput_MBps the blocks')
+block_run() {
+    local f="$OUT/$SCENARIO.out" rc
+    AGENT_TIMEOUT=300 agent "$1" ivcbench block --host "$2" --bytes "$3" --count "$4" --timeout 60 > "$f"; rc=$?
+    cat "$f"
+    jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
+    [ "$rc" -eq 0 ] && jq -e --argjson n "$4" '.verified == true and .count == $n' "$f" >/dev/null \
+        || { fail "ivcbench block exit $rc: $(jq -r '.error // "not verified"' "$f")"; return 1; }
+    BLOCK_RESULT=$(jq -c '{conns_per_s: (.count / .seconds * 10 | round / 10), throughput_MBps, block_us_p50,
+        block_us_p90, count, bytes, seconds}' "$f")
+}
+scn_block() { block_run "$D1" "$D2" "$1" "$2" && metrics "$BLOCK_RESULT"; }
 
 rr() { # rr CLIENT_IP SERVER_IP MSG_SIZE
     local f="$OUT/$SCENARIO.out" rc
@@ -255,4 +276,7 @@ run_baseline_scenarios() {
     run_scenario scp-64MiB-domU-domU-tcp scn_scp
     run_scenario ftp-64MiB-domU-domU-tcp scn_ftp_tcp
     run_scenario tcpsem-domU-domU-tcp scn_tcpsem
+    run_scenario churn-domU-domU-tcp scn_block 1024 "$CHURN_COUNT"
+    run_scenario block-64KiB-domU-domU-tcp scn_block 65536 "$BLOCK_COUNT_64KiB"
+    run_scenario block-1MiB-domU-domU-tcp scn_block 1048576 "$BLOCK_COUNT_1MiB"
 }

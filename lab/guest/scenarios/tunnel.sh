@@ -24,7 +24,8 @@ PLAN+=(sync-ip-table-dom0 kmod-load-tunnel
        not-coresident-domU-dom0-tcp netns-domU-domU-tunnel ipv6-domU-domU-tunnel rejected-domU-domU-tcp hostile-peer-domU-domU-tunnel alloc-fail-domU-domU-tcp raise-retry-domU-domU-tunnel
        quota-domU-domU-tunnel hostile-quota-domU-domU-tunnel
        kmod-unload-busy-domU
-       preexisting-conn-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU save-restore-domU-tunnel
+       preexisting-conn-domU-domU-tunnel churn-domU-domU-tunnel block-64KiB-domU-domU-tunnel
+       block-1MiB-domU-domU-tunnel ratios-tunnel-vs-tcp save-restore-steered-domU save-restore-domU-tunnel
        migrate-local-domU-tunnel peer-destroyed-domU-domU-tunnel)
 
 
@@ -581,6 +582,49 @@ scn_hostile_quota() {
     agent "$D2" 'kill $(cat /tmp/hq-server.pid) 2>/dev/null; rm -f /tmp/hq-server.pid'
     tun_defaults; quota_set 4096 || rc=1
     return $rc
+}
+
+# churn-domU-domU-tunnel, block-{64KiB,1MiB}-domU-domU-tunnel: one block per new connection (baseline.sh block_run)
+# with the module loaded. Each connection must have offered a tunnel (tunnels_created, the client's), every block is
+# verified, and afterwards nothing is left: no socket context, tunnel page, DEM record between the domUs or deferred
+# page. Reported: connections per second, how much of the bytes the tunnels carried (tunnel_share: the first bytes of
+# a connection go on TCP until the receiver has mapped its tunnel), and the module's hypercalls per connection on each
+# side (DEM calls, grant map and unmap batches; the grant table entries themselves are memory writes).
+block_counters() { kstats "$1" "$2.full"; awk '$1 ~ /^(sockets|tx_pages|rx_pages|tunnels_created|tunnels_mapped|bytes_tx|dem_calls|grant_map_calls|grant_unmap_calls|pages_deferred)$/' "$2.full" > "$2"; }
+scn_block_tunnel() {
+    need domU1 domU2 || return 1
+    local bytes=$1 count=$2 i c1 c2 s1 per1 per2 left
+    block_counters "$D1" "$OUT/kb1.txt"; block_counters "$D2" "$OUT/kb2.txt"
+    block_run "$D1" "$D2" "$bytes" "$count" || return 1
+    # contexts and pages go with their sockets (the server closes first; TIME_WAIT keeps no context)
+    for i in $(seq 1 20); do
+        block_counters "$D1" "$OUT/ka1.txt"; block_counters "$D2" "$OUT/ka2.txt"
+        [ "$(kget "$OUT/ka1.txt" sockets)" -le "$(kget "$OUT/kb1.txt" sockets)" ] && [ "$(kget "$OUT/ka2.txt" sockets)" -le "$(kget "$OUT/kb2.txt" sockets)" ] \
+            && [ "$(kget "$OUT/ka1.txt" tx_pages)" -eq "$(kget "$OUT/kb1.txt" tx_pages)" ] && [ "$(kget "$OUT/ka2.txt" rx_pages)" -eq "$(kget "$OUT/kb2.txt" rx_pages)" ] && break
+        sleep 0.5
+    done
+    c1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" tunnels_created); c2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" tunnels_created)
+    s1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" bytes_tx)
+    per1=$(( $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" dem_calls) + $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" grant_map_calls) + $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" grant_unmap_calls) ))
+    per2=$(( $(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" dem_calls) + $(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" grant_map_calls) + $(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" grant_unmap_calls) ))
+    left=$(dem_records_between domU1 domU2)
+    echo "tunnels created: client $c1, server $c2 for $count connections; client tunnel bytes $s1 of $((bytes * count));" \
+        "hypercalls: client $per1, server $per2; DEM records left $left"
+    for i in 1 2; do echo "domU$i before: $(tr '\n' ' ' < "$OUT/kb$i.txt")"; echo "domU$i after:  $(tr '\n' ' ' < "$OUT/ka$i.txt")"; done
+    metrics "$(echo "$BLOCK_RESULT" | jq -c --argjson c1 "$c1" --argjson c2 "$c2" --argjson s "$s1" --argjson b "$((bytes * count))" \
+        --argjson p1 "$per1" --argjson p2 "$per2" --argjson n "$count" --argjson l "$left" \
+        '. + {tunnels_created_client: $c1, tunnels_created_server: $c2, tunnel_share: ($s / $b * 1000 | round / 1000),
+              hypercalls_per_conn_client: ($p1 / $n * 10 | round / 10), hypercalls_per_conn_server: ($p2 / $n * 10 | round / 10),
+              dem_records_left: $l}')"
+    [ "$c1" -ge "$count" ] || { fail "only $c1 of $count connections offered a tunnel: they stayed on TCP"; return 1; }
+    [ "$(kget "$OUT/ka1.txt" sockets)" -le "$(kget "$OUT/kb1.txt" sockets)" ] && [ "$(kget "$OUT/ka2.txt" sockets)" -le "$(kget "$OUT/kb2.txt" sockets)" ] \
+        || { fail "socket contexts left: domU1 $(kget "$OUT/ka1.txt" sockets) (was $(kget "$OUT/kb1.txt" sockets)), domU2 $(kget "$OUT/ka2.txt" sockets) (was $(kget "$OUT/kb2.txt" sockets))"; return 1; }
+    for i in 1 2; do
+        [ "$(kget "$OUT/ka$i.txt" tx_pages)" -eq "$(kget "$OUT/kb$i.txt" tx_pages)" ] && [ "$(kget "$OUT/ka$i.txt" rx_pages)" -eq "$(kget "$OUT/kb$i.txt" rx_pages)" ] \
+            && [ "$(kdelta "$OUT/kb$i.txt" "$OUT/ka$i.txt" pages_deferred)" -eq 0 ] \
+            || { fail "domU$i kept tunnel pages after the connections closed"; return 1; }
+    done
+    [ "$left" -eq 0 ] || { fail "$left DEM records left between the domUs"; return 1; }
 }
 
 # One socket held by its owner must not stall every other socket's control events. tcpsem held_sender keeps a send
@@ -1160,7 +1204,11 @@ scn_ratios() {
          ftp_throughput: ratio("ftp-64MiB-domU-domU-tunnel"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
          bulk_1B_ceiling: ratiok("syscall-1B-domU"; "one_byte_writes_MBps"; "bulk-1B-domU-domU-tcp"; "throughput_MBps"),
          ftp_ceiling: ratio("ftp-floor-64MiB-domU"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
-         bulk_64KiB_vs_memcpy: ratio3("bulk-64KiB-domU-domU-tunnel"; "memcpy-64KiB-domU"; "throughput_MBps")}
+         bulk_64KiB_vs_memcpy: ratio3("bulk-64KiB-domU-domU-tunnel"; "memcpy-64KiB-domU"; "throughput_MBps"),
+         block_1KiB_throughput: ratio("churn-domU-domU-tunnel"; "churn-domU-domU-tcp"; "throughput_MBps"),
+         block_64KiB_throughput: ratio("block-64KiB-domU-domU-tunnel"; "block-64KiB-domU-domU-tcp"; "throughput_MBps"),
+         block_1MiB_throughput: ratio("block-1MiB-domU-domU-tunnel"; "block-1MiB-domU-domU-tcp"; "throughput_MBps"),
+         churn_rate: ratio("churn-domU-domU-tunnel"; "churn-domU-domU-tcp"; "conns_per_s")}
         | with_entries(select(.value != null))' \
         "$OUT/all-metrics.json")
     echo "$r" | jq .
@@ -1206,6 +1254,9 @@ run_tunnel_scenarios() {
     run_scenario hostile-quota-domU-domU-tunnel scn_hostile_quota
     run_scenario kmod-unload-busy-domU scn_unload_busy
     run_scenario preexisting-conn-domU-domU-tunnel scn_preexisting
+    run_scenario churn-domU-domU-tunnel scn_block_tunnel 1024 "$CHURN_COUNT"
+    run_scenario block-64KiB-domU-domU-tunnel scn_block_tunnel 65536 "$BLOCK_COUNT_64KiB"
+    run_scenario block-1MiB-domU-domU-tunnel scn_block_tunnel 1048576 "$BLOCK_COUNT_1MiB"
     run_scenario ratios-tunnel-vs-tcp scn_ratios
     run_bench   # the experiments, if fastivc.bench= asks for them (experiments.sh), while both domUs live
     run_scenario save-restore-steered-domU scn_save_restore_steered # domU1 comes back with another domain id

@@ -105,6 +105,9 @@ const SUSPENDS = fam('suspends', 'counter', 'suspends of this domain (save, migr
 const DETACHES = fam('tunnel_detaches', 'counter', 'tunnels left before a suspend, ours or the peer domain\'s');
 const RESENT = fam('resent_bytes', 'counter', 'bytes a detached receiver had not consumed, sent again on TCP', 'bytes');
 const OWNER_EVENTS = fam('owner_events', 'counter', "control events the SEM left to the socket's owner, who held its lock");
+const DEM_CALLS = fam('evtmgr_calls', 'counter', 'DEM hypercalls (evtmgr_op) this module made: look-ups, raises, fetches, releases');
+const GRANT_MAP_CALLS = fam('grant_map_calls', 'counter', 'grant map hypercalls (batches) this module made to map peers\' tunnels');
+const GRANT_UNMAP_CALLS = fam('grant_unmap_calls', 'counter', 'grant unmap hypercalls (batches) this module made');
 const VIRQ_CPU = fam('virq_cpu', 'gauge', 'the vCPU VIRQ_EVTMGR is delivered to (-1: not bound)');
 const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per MiB carried by tunnels, since load');
 const FALLBACKS = fam('fallbacks', 'counter', 'sockets (or directions) that stayed on or returned to TCP, per reason');
@@ -145,6 +148,9 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   detaches: { family: DETACHES },
   bytes_resent: { family: RESENT },
   owner_events: { family: OWNER_EVENTS },
+  dem_calls: { family: DEM_CALLS },
+  grant_map_calls: { family: GRANT_MAP_CALLS },
+  grant_unmap_calls: { family: GRANT_UNMAP_CALLS },
   virq_cpu: { family: VIRQ_CPU },
   events_per_MiB_x100: { family: EVENTS_PER_MIB, scale: 0.01 }, // a ratio since load: a gauge, in units (not x100)
 };
@@ -183,6 +189,9 @@ export const FAMILIES: readonly Family[] = [
   DETACHES,
   RESENT,
   OWNER_EVENTS,
+  DEM_CALLS,
+  GRANT_MAP_CALLS,
+  GRANT_UNMAP_CALLS,
   VIRQ_CPU,
   EVENTS_PER_MIB,
   FALLBACKS,

@@ -95,7 +95,6 @@ struct ivc_tunnel {
 	struct rcu_work release_work;
 	struct delayed_work retry_work; /* sender: waiting for the receiver to unmap before the pages go (tunnel.c) */
 	u32 release_tries;
-	u32 held_pages;             /* sender: pages the receiver kept mapped past release (pages_deferred) */
 	bool fault_keep;            /* receiver, lab only (fault_inject never_unmap): kept mapped after release */
 	struct list_head kept;      /* ... on tunnel.c's kept list */
 	union {
@@ -128,8 +127,7 @@ struct fastivc_sock {
 	u32 rx_switch_seq;              /* receiver: TCP copied_seq at which the tunnel's data starts */
 	bool rx_switched;
 	bool rx_unpublished;            /* receiver: mapped, IVC_RX_MAPPED not yet written (no read through us yet) */
-	bool rx_created;                /* receiver: a tunnel was mapped for this direction (sock.c rx_may_map) */
-	u32 rx_tunnels;                 /* receiver: tunnels mapped for this direction so far */
+	u32 rx_tunnels;                 /* receiver: tunnels mapped for this direction so far (sock.c rx_may_map) */
 	unsigned long rx_again_at;      /* receiver: jiffies | 1 from which another may be (after a detach) */
 	bool tx_accepted;               /* sender: the receiver accepted or mapped (ctrl rx_state): no create timeout */
 	atomic_t tx_tcp_senders;        /* sendmsg/sendpage calls inside TCP's own (no switch while one is) */

@@ -171,7 +171,7 @@ static bool tx_may_create(const struct fastivc_sock *ctx)
 
 static bool rx_may_map(const struct fastivc_sock *ctx)
 {
-	if (!ctx->rx_created)
+	if (!ctx->rx_tunnels)
 		return true;
 	return ctx->rx_again_at && time_after_eq(jiffies, ctx->rx_again_at) && ctx->rx_tunnels < RX_TUNNELS_MAX;
 }
@@ -799,16 +799,18 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		 */
 		u32 rxs = READ_ONCE(c->rx_state);
 
-		if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders) &&
-		    unlikely(take_fault(ctx, 1u << FAULT_CREATE_TWICE))) {
-			/*
-			 * fault_inject create_twice: a peer that offers a second tunnel for one connection. This one is
-			 * closed unused, and a send half a second later offers another, which the receiver must refuse.
-			 */
-			tx_release(ctx, FIVC_DIR_TCP, true);
-			ctx->tx_created = jiffies | 1;
-			ctx->tx_retry_at = (jiffies + HZ / 2) | 1;
-		} else if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
+		if (rxs == IVC_RX_MAPPED && !atomic_read(&ctx->tx_tcp_senders)) {
+			if (unlikely(take_fault(ctx, 1u << FAULT_CREATE_TWICE))) {
+				/*
+				 * fault_inject create_twice: a peer that offers a second tunnel for one connection. This
+				 * one is closed unused, and a send half a second later offers another, which the receiver
+				 * must refuse.
+				 */
+				tx_release(ctx, FIVC_DIR_TCP, true);
+				ctx->tx_created = jiffies | 1;
+				ctx->tx_retry_at = (jiffies + HZ / 2) | 1;
+				return;
+			}
 			if (!tx_push_tcp(sk, ctx))
 				return;
 			c = ctx->tx->ctrl;
@@ -2119,7 +2121,6 @@ static void fastivc_close(struct sock *sk, long timeout)
 
 /* ---- events from the SEM (lock held) ---- */
 
-
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
 {
 	struct ivc_tunnel *t;
@@ -2155,7 +2156,6 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	ctx->rx_channel_size = t->channel_size;
 	t->fault_keep = take_fault(ctx, 1u << FAULT_NEVER_UNMAP) == FAULT_NEVER_UNMAP;
 	WRITE_ONCE(ctx->rx, t);
-	ctx->rx_created = true;
 	ctx->rx_tunnels++;
 	ctx->rx_again_at = 0;
 	set_dir(ctx, false, FIVC_DIR_OPEN);

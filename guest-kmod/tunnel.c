@@ -178,8 +178,7 @@ static void tunnel_free(struct ivc_tunnel *t)
  * detached: it unmaps in its release work, after an RCU grace period) gets RELEASE_QUICK looks, RELEASE_DELAY apart
  * (a second in all). One that still maps pages after that holds them: they stay charged to tx_pages_max and to its
  * peer_pages_max (so a peer that never unmaps holds no more than its quota, and its new tunnels stay on TCP past
- * it), are counted in
- * pages_deferred, and are looked at again every RELEASE_SLOW until it lets go. At module unload what is still held
+ * it), are counted in pages_deferred, and are looked at again every RELEASE_SLOW until it lets go. At module unload what is still held
  * goes to Linux's deferred free (gnttab_end_foreign_access: the page is never reused while mapped).
  * releases_waiting: tunnels in that wait (module unload and the suspend wait for them).
  */
@@ -214,8 +213,7 @@ static void tunnel_retry_work(struct work_struct *w)
 		if (++t->release_tries == RELEASE_QUICK) {
 			atomic_dec(&releases_quick);
 			/* held: counted once (the whole tunnel stays charged to the peer's quota until freed) */
-			t->held_pages = grants_left(t);
-			atomic64_add(t->held_pages, &fastivc_stats.pages_deferred);
+			atomic64_add(grants_left(t), &fastivc_stats.pages_deferred);
 		}
 		queue_delayed_work(fastivc_wq, &t->retry_work,
 				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);

@@ -444,7 +444,7 @@ quota_peer_pages() { # HOST PEER_DOMAIN_NAME: the pages HOST's module charges to
     agent "$1" cat /proc/fastivc/peers | awk -v d="$(xl domid "$2")" '$1 == "domain" && $2 == d { print $4; f = 1 } END { if (!f) print 0 }'
 }
 quota_run() {
-    local i n a b c d rc
+    local i a b c d rc
     tun_params 1 4 4096 && quota_set "$QUOTA_PAGES" "$D1" && quota_set "$QUOTA_PAGES" "$D2" || return 1
     for i in a b; do lc_bg "$D1" "q$i" "ivcbench rr --host $D2 --msg-size 1 --seconds 12 --warmup 10"; sleep 2; done
     # both hold their tunnels (one each way: 12 pages on each side) before C starts: the quota is full

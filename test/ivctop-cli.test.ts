@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { openDem } from '../native/lib/index.js';
 import { createMockDem } from '../native/lib/mock.js';
+import { parsePeers } from '../tui/src/data/parse.js';
 import { parseRecording } from '../tui/src/data/replay.js';
 import { run, type IvctopDeps, type OnceJson } from '../tui/src/ivctop/program.js';
 import type { MonitorProps } from '../tui/src/ivctop/Monitor.js';
@@ -108,6 +109,34 @@ test('--once on the live source: two samples one interval apart; failures are in
     'this domain: fastivc.ko is not loaded (no /proc/fastivc/stats)',
     'other domains: xenstore-ls not found (no Xen toolstack here)',
   ]);
+});
+
+test('--once with links: in the JSON (the model\'s links, filtered) and as the LINKS section of the text', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ivctop-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'links.jsonl');
+  const peers: Record<number, string> = {
+    1: 'domain 2 pages 24 quota 4096 sockets 3 pooled 1 parked 1 setups 4 reuses 12\n',
+    2: 'domain 1 pages 16 quota 4096 sockets 3 pooled 0 parked 1 setups 4 reuses 0\n',
+  };
+  const snaps = parseRecording(await readFile(REPLAY, 'utf8')).map((s) => ({
+    ...s,
+    domains: s.domains.map((d) => ({ ...d, peers: parsePeers(peers[d.domid] ?? '') })),
+  }));
+  await writeFile(file, snaps.map((s) => JSON.stringify(s)).join('\n'));
+  const j = JSON.parse((await ivctop(['--once', '--json', '--replay', file])).stdout) as OnceJson;
+  t.deepEqual(j.links, [
+    { key: '1-2', domain: 1, peer: 2, pages: 24, quota: 4096, sockets: 3, pooled: 1, parked: 1, setups: 4, reuses: 12, reuseRatio: 0.75 },
+    { key: '2-1', domain: 2, peer: 1, pages: 16, quota: 4096, sockets: 3, pooled: 0, parked: 1, setups: 4, reuses: 0, reuseRatio: 0 },
+  ]);
+  const dom0 = JSON.parse((await ivctop(['--once', '--json', '--replay', file, '--filter', '0'])).stdout) as OnceJson;
+  t.deepEqual(dom0.links, []);
+  const text = (await ivctop(['--once', '--replay', file])).stdout;
+  t.regex(text, /^LINKS \(2\)\nLINK +PAGES +CONNS +POOLED +PARKED +REUSES +SETUPS +REUSE%\n1 ↔ 2 +24\/4096 +3 +1 +1 +12 +4 +75%\n2 ↔ 1 +16\/4096 +3 +0 +1 +0 +4 +0%\n/m);
+  // the recording from before links: an empty list, and no section
+  const old = await ivctop(['--once', '--json', '--replay', REPLAY]);
+  t.deepEqual((JSON.parse(old.stdout) as OnceJson).links, []);
+  t.notRegex((await ivctop(['--once', '--replay', REPLAY])).stdout, /LINKS/);
 });
 
 test('--record writes the snapshots taken; --replay reads them back', async (t) => {

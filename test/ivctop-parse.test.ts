@@ -9,6 +9,8 @@ import { reportsFromXenstore, sampleLive } from '../tui/src/data/live.js';
 import {
   FALLBACK_REASONS,
   fallbacksOf,
+  parsePeerLine,
+  parsePeers,
   parseSockets,
   parseSockLine,
   parseStats,
@@ -193,4 +195,127 @@ test('live sample: each part fails on its own, with one line and no exception', 
   });
   t.true(failing.errors.includes('other domains: xenstore-ls failed (exit 1): xs_directory (/local/domain): Permission denied'));
   t.regex((failing.dem as { error: string }).error, /no Domain Event Manager/);
+});
+
+// ---- links: the link_* statistics keys and /proc/fastivc/peers ----
+
+test('stats: the link keys (counters and gauges) are kept as numbers', (t) => {
+  const s = parseStats(
+    'format 1\nlink_setups 8\nlink_reuses 1996\nlink_evictions 3\nlinks_pooled 1\nlinks_parked 2\nlink_pages 24\nlink_future 5\n',
+  );
+  t.deepEqual(s, {
+    format: 1,
+    link_setups: 8,
+    link_reuses: 1996,
+    link_evictions: 3,
+    links_pooled: 1,
+    links_parked: 2,
+    link_pages: 24,
+  });
+});
+
+test('peers: good lines, unknown extra pairs ignored, malformed lines skipped, by domain', (t) => {
+  const peers = parsePeers(fixture('peers-dom0.txt'));
+  t.deepEqual(peers, [
+    { domain: 1, pages: 24, quota: 4096, sockets: 3, pooled: 1, parked: 1, setups: 4, reuses: 1996 },
+    { domain: 2, pages: 0, quota: 4096, sockets: 0, pooled: 0, parked: 0, setups: 2, reuses: 0 },
+  ]);
+  t.false('evicted' in (peers[1] as object));
+  // each kind of malformed line, alone
+  for (const bad of [
+    'domain 3 pages 8 quota 4096 sockets 1', // keys missing
+    'domain x pages 1 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // not a domain id
+    'peer 4 pages 1 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // another first word
+    'domain 5 pages -1 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // negative
+    'domain 6 pages 1 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses', // a key without value
+    'domain 7 pages 1.5 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // not an integer
+    'domain 32752 pages 1 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // a reserved domain id
+    'domain 8 pages 99999999999999999999 quota 1 sockets 1 pooled 1 parked 1 setups 1 reuses 1', // beyond 2^53
+    'sock id=1 local=10.0.0.1:1 remote=10.0.0.2:2',
+  ]) {
+    t.is(parsePeerLine(bad), null, bad);
+    t.deepEqual(parsePeers(bad), [], bad);
+  }
+  // keys in another order, and extra ones anywhere after the domain
+  t.deepEqual(parsePeerLine('domain 9 reuses 5 new 1 setups 6 parked 0 pooled 2 sockets 1 quota 64 pages 32'), {
+    domain: 9,
+    pages: 32,
+    quota: 64,
+    sockets: 1,
+    pooled: 2,
+    parked: 0,
+    setups: 6,
+    reuses: 5,
+  });
+  // a domain listed twice: its first line; lines sorted by domain; CRLF and spacing tolerated
+  const twice = parsePeers(
+    'domain 4 pages 2 quota 9 sockets 0 pooled 0 parked 0 setups 0 reuses 0\r\n' +
+      '  domain 3  pages 1 quota 9 sockets 0 pooled 0 parked 0 setups 0 reuses 0\n' +
+      'domain 4 pages 7 quota 9 sockets 0 pooled 0 parked 0 setups 0 reuses 0\n',
+  );
+  t.deepEqual(twice.map((p) => [p.domain, p.pages]), [
+    [3, 1],
+    [4, 2],
+  ]);
+});
+
+test('peers: empty text, an older module\'s text, or garbage give no line and never throw', (t) => {
+  t.deepEqual(parsePeers(''), []);
+  t.deepEqual(parsePeers('\n\n  \n'), []);
+  t.deepEqual(parsePeers('domain 2 pages 24 quota 24 sockets 3\n'), []); // the format before links
+  t.deepEqual(parsePeers('\u0000\u00ff domain'), []);
+  t.notThrows(() => parsePeers(undefined as unknown as string));
+});
+
+test('the domUs mirrors: data/fastivc/peers read as stats are (escaped newlines), none from an older module', (t) => {
+  const errors: string[] = [];
+  const reports = reportsFromXenstore(fixture('xenstore-ls-links.txt'), errors);
+  t.deepEqual(errors, []);
+  t.deepEqual(
+    reports.map((r) => [r.domid, r.peers.map((p) => [p.domain, p.pages, p.reuses])]),
+    [
+      [1, [[2, 24, 1996]]],
+      [
+        2,
+        [
+          [0, 0, 0],
+          [1, 4096, 12],
+        ],
+      ],
+      [3, []],
+    ],
+  );
+  t.like(reports[0]?.stats, { link_setups: 8, link_reuses: 1996, link_evictions: 3, links_pooled: 1, links_parked: 1, link_pages: 16 });
+  t.false('link_setups' in (reports[2]?.stats ?? {}));
+  // the old fixture has no peers node anywhere
+  t.true(reportsFromXenstore(fixture('xenstore-ls-domains.txt'), []).every((r) => Array.isArray(r.peers) && r.peers.length === 0));
+});
+
+test('live sample: this domain\'s /proc/fastivc/peers; absent is no problem, unreadable is one', async (t) => {
+  const base: Record<string, string> = {
+    '/p/stats': fixture('stats-domU1.txt').replace('domid 1', 'domid 0'),
+    '/p/sockets': '',
+  };
+  const sample = (files: Record<string, string | NodeJS.ErrnoException>) =>
+    sampleLive({
+      dem: () => openDem({ binding: createMockDem() }),
+      procDir: '/p',
+      xenstore: false,
+      readFile: async (p) => {
+        const v = files[p];
+        if (v === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+        if (typeof v !== 'string') throw v;
+        return v;
+      },
+    });
+  const withPeers = await sample({ ...base, '/p/peers': fixture('peers-dom0.txt') });
+  t.deepEqual(withPeers.errors, []);
+  t.deepEqual(withPeers.domains[0]?.peers.map((p) => p.domain), [1, 2]);
+  const old = await sample(base);
+  t.deepEqual(old.errors, []);
+  t.deepEqual(old.domains[0]?.peers, []);
+  const denied = await sample({ ...base, '/p/peers': Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }) });
+  t.deepEqual(denied.errors, ['this domain: cannot read /p/peers: EACCES: permission denied']);
+  t.deepEqual(denied.domains[0]?.peers, []);
+  t.is(denied.domains[0]?.stats.bytes_tx, 67108864); // the rest of the report stays
 });

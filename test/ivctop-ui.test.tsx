@@ -9,7 +9,9 @@ import React from 'react';
 import { buildModel, sortTunnels, type Model } from '../tui/src/data/model.js';
 import { parseRecording, replaySource } from '../tui/src/data/replay.js';
 import type { DataSource, Snapshot } from '../tui/src/data/types.js';
-import { App, type AppProps } from '../tui/src/ivctop/App.js';
+import { parsePeers } from '../tui/src/data/parse.js';
+import { App, screenText, type AppProps } from '../tui/src/ivctop/App.js';
+import { LinkTable, linkLines, linkSection } from '../tui/src/ivctop/components/LinkTable.js';
 import { Monitor } from '../tui/src/ivctop/Monitor.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -190,5 +192,126 @@ test('a source that throws shows its message, then recovers', async (t) => {
   t.regex(await until(get, (s) => s.includes('boom')), /cannot read the data source: boom/);
   fail = false;
   t.regex(await until(get, (s) => s.includes('TUNNELS')), /TUNNELS \(2\)/);
+  inst.unmount();
+});
+
+// ---- the links table ----
+
+const PEERS: Record<number, string> = {
+  1: 'domain 2 pages 24 quota 4096 sockets 3 pooled 1 parked 1 setups 4 reuses 1996\n',
+  2: 'domain 1 pages 4096 quota 4096 sockets 3 pooled 1 parked 2 setups 4 reuses 12\ndomain 0 pages 0 quota 4096 sockets 0 pooled 0 parked 0 setups 0 reuses 0\n',
+};
+
+/** The fixture recording as a module with links would have written it. */
+function withLinks(snaps: Snapshot[] = recording()): Snapshot[] {
+  return snaps.map((s) => ({ ...s, domains: s.domains.map((d) => ({ ...d, peers: parsePeers(PEERS[d.domid] ?? '') })) }));
+}
+
+function linksModel(): Model {
+  const [a, b] = withLinks();
+  const m = buildModel(b!, a);
+  return { ...m, tunnels: sortTunnels(m.tunnels, 'throughput') };
+}
+
+test('links: a section under the tunnels, one row per domain and peer, pages against the quota and reuse %', (t) => {
+  const f = frame(base({ model: linksModel() }));
+  t.is(f[2], 'TUNNELS (2)');
+  t.regex(f[5] ?? '', /^0-1 /); // the tunnels table is whole
+  t.is(f[6], '');
+  t.is(f[7], 'LINKS (3)');
+  t.regex(f[8] ?? '', /^LINK +PAGES +CONNS +POOLED +PARKED +REUSES +SETUPS +REUSE%$/);
+  t.regex(f[9] ?? '', /^1 ↔ 2 +24\/4096 +3 +1 +1 +1996 +4 +100%$/);
+  t.regex(f[10] ?? '', /^2 ↔ 0 +0\/4096 +0 +0 +0 +0 +0 +-$/);
+  t.regex(f[11] ?? '', /^2 ↔ 1 +4096\/4096 +3 +1 +2 +12 +4 +75%$/);
+  t.is(f[12], '');
+  t.regex(f[13] ?? '', /^PENDING DEM EVENTS +FALLBACK REASONS +TOTALS$/); // the panels stay
+  t.is(f.at(-1), 'q quit  p pause  s sort  f filter by domain');
+  t.true(f.length <= 30);
+  // columns line up: every row as wide as the header
+  t.true([9, 10, 11].every((i) => (f[i] ?? '').length === (f[8] ?? '').length));
+});
+
+test('links: hidden when no domain reports one (a module before links, or none yet)', (t) => {
+  const f = frame(base());
+  t.notRegex(f.join('\n'), /LINKS|LINK +PAGES|↔/);
+  t.is(f[6], ''); // right after the tunnels: the blank line before the panels
+  t.regex(f[7] ?? '', /^PENDING DEM EVENTS/);
+  t.deepEqual(linkSection([], 120, 10), []);
+  const inst = render(<LinkTable rows={[]} width={80} maxLines={10} />);
+  t.is(plain(inst.lastFrame()), '');
+  inst.unmount();
+  // with no tunnels, the links still show under the lines saying so
+  const snap = withLinks()[0]!;
+  const quiet = frame(base({ model: buildModel({ ...snap, domains: snap.domains.map((d) => ({ ...d, sockets: [] })) }) }));
+  t.is(quiet[2], 'no tunnels');
+  t.is(quiet[5], 'LINKS (3)');
+});
+
+test('links: the LinkTable component, narrow widths drop columns, rows cut with +N more, colours', (t) => {
+  const rows = linksModel().links;
+  const inst = render(<LinkTable rows={rows} width={80} maxLines={10} />);
+  const lines = plain(inst.lastFrame()).split('\n');
+  inst.unmount();
+  t.is(lines[0], 'LINKS (3)');
+  t.regex(lines[1] ?? '', /^LINK +PAGES +CONNS +POOLED +PARKED +REUSES +SETUPS +REUSE%$/);
+  t.is(lines.length, 5);
+  // 44 columns: reuses and setups go; 30: connections, pooled and parked too; the name, pages and reuse % stay
+  const mid = linkLines(rows, 44, 10);
+  t.regex(mid[0]?.text ?? '', /^LINK +PAGES +CONNS +POOLED +PARKED +REUSE%$/);
+  t.regex(mid[1]?.text ?? '', /^1 ↔ 2 +24\/4096 +3 +1 +1 +100%$/);
+  t.true(mid.every((l) => l.text.length <= 44));
+  const narrow = linkLines(rows, 30, 10);
+  t.regex(narrow[0]?.text ?? '', /^LINK +PAGES +REUSE%$/);
+  t.true(narrow.every((l) => l.text.length <= 30));
+  // two rows of room for three links
+  const cut = linkLines(rows, 80, 2);
+  t.deepEqual(cut.map((l) => l.text.split(/ +/)[0]), ['LINK', '1', '+2']);
+  t.is(cut[2]?.text, '+2 more');
+  // a peer at its quota stands out; a link holding nothing now is dim
+  const full = linkLines(rows, 80, 10);
+  t.is(full.find((l) => l.text.startsWith('2 ↔ 1'))?.color, 'yellow');
+  t.is(full.find((l) => l.text.startsWith('2 ↔ 0'))?.dim, true);
+  t.is(full.find((l) => l.text.startsWith('1 ↔ 2'))?.color, undefined);
+});
+
+test('links: a short screen keeps the tunnels first; the summary line counts the links', (t) => {
+  const many = withLinks().map((s) => ({
+    ...s,
+    domains: s.domains.map((d) =>
+      d.domid !== 1
+        ? d
+        : {
+            ...d,
+            sockets: Array.from({ length: 12 }, (_, i) => ({ ...d.sockets[0]!, id: 100 + i, local: `192.0.2.11:${41000 + i}` })),
+          },
+    ),
+  }));
+  const model = buildModel(many[1]!, many[0]);
+  const small = frame(base({ model, width: 80, height: 12 }));
+  t.true(small.length <= 12);
+  t.notRegex(small.join('\n'), /LINKS/); // no room for both: the tunnels stay
+  t.regex(small.at(-2) ?? '', /^13 tunnels .* links 3$/);
+  // taller: a third of the room at least for the links, the tunnels cut instead
+  const tall = frame(base({ model, width: 100, height: 26 }));
+  t.true(tall.length <= 26);
+  const text = tall.join('\n');
+  t.regex(text, /^TUNNELS \(13\)$/m);
+  t.regex(text, /^\+6 more\n\nLINKS \(3\)$/m);
+  // 15 lines between the problems line and the panels: a third (5) for the blank line, title, header, a row, +2 more
+  t.regex(text, /\n\nLINKS \(3\)\nLINK .*\n1 ↔ 2 .*\n\+2 more\n\nPENDING/);
+  // --once text (everything fits) has both whole
+  const once = screenText(model, { source: 'x', sort: 'throughput', filter: null, width: 100, intervalMs: 1000 });
+  t.regex(once, /^LINKS \(3\)\n.*\n1 ↔ 2 .*\n2 ↔ 0 .*\n2 ↔ 1 /m);
+  t.notRegex(once, /more/);
+});
+
+test('keys: the domain filter applies to the links too', async (t) => {
+  const src = replaySource(withLinks(), { pace: 'step', name: 'links' });
+  const inst = render(<Monitor source={src} intervalMs={30} width={120} height={30} filter={0} />);
+  const get = () => plain(inst.lastFrame());
+  const f = await until(get, (s) => s.includes('LINKS'));
+  t.regex(f, /LINKS \(1\)/);
+  t.regex(f, /^2 ↔ 0 /m);
+  t.notRegex(f, /^1 ↔ 2 /m);
   inst.unmount();
 });

@@ -8,10 +8,10 @@ import test, { type ExecutionContext } from 'ava';
 import { openDem, type DemCounters, type DemSource } from '../native/lib/index.js';
 import { createMockDem, mockRecord } from '../native/lib/mock.js';
 import { reportsFromXenstore } from '../tui/src/data/live.js';
-import { parseStats, STATS_KEYS } from '../tui/src/data/parse.js';
+import { parsePeers, parseStats, STATS_KEYS } from '../tui/src/data/parse.js';
 import type { CommandRunner, FileReader } from '../tui/src/data/system.js';
 import type { DomainReport, Snapshot } from '../tui/src/data/types.js';
-import { CONTENT_TYPE, STATS_MAP, toOpenMetrics } from '../tui/src/metrics/openmetrics.js';
+import { CONTENT_TYPE, PEER_MAP, STATS_MAP, toOpenMetrics } from '../tui/src/metrics/openmetrics.js';
 import { writeAtomic } from '../tui/src/metrics/textfile.js';
 import { parseListen } from '../tui/src/options.js';
 import { run } from '../tui/src/program.js';
@@ -321,6 +321,135 @@ test('every known statistics key becomes exactly one sample with its value, or i
   t.is(value(fams, 'fastivc_module_info', { domain: '3', version: '9.9.9' }), 1);
   t.is(value(fams, 'fastivc_fallbacks_total', { domain: '3', reason: 'tunnel_budget' }), 7);
   t.is(value(fams, 'fastivc_module_up', { domain: '3', source: 'proc' }), 1);
+  // the link keys: counters, and gauges for what links hold now
+  t.is(fams.get('fastivc_link_setups')?.type, 'counter');
+  t.is(fams.get('fastivc_link_reuses')?.type, 'counter');
+  t.is(fams.get('fastivc_link_evictions')?.type, 'counter');
+  t.is(fams.get('fastivc_links_pooled')?.type, 'gauge');
+  t.is(fams.get('fastivc_links_parked')?.type, 'gauge');
+  t.is(fams.get('fastivc_link_pages')?.type, 'gauge');
+  t.is(value(fams, 'fastivc_link_setups_total', { domain: '3' }), STATS_KEYS.indexOf('link_setups') + 1);
+  t.is(value(fams, 'fastivc_link_reuses_total', { domain: '3' }), STATS_KEYS.indexOf('link_reuses') + 1);
+  t.is(value(fams, 'fastivc_link_evictions_total', { domain: '3' }), STATS_KEYS.indexOf('link_evictions') + 1);
+  t.is(value(fams, 'fastivc_links_pooled', { domain: '3' }), STATS_KEYS.indexOf('links_pooled') + 1);
+  t.is(value(fams, 'fastivc_links_parked', { domain: '3' }), STATS_KEYS.indexOf('links_parked') + 1);
+  t.is(value(fams, 'fastivc_link_pages', { domain: '3' }), STATS_KEYS.indexOf('link_pages') + 1);
+  // no peers lines: no per-peer family at all
+  t.false([...fams.keys()].some((n) => n.startsWith('fastivc_peer_')));
+});
+
+test('links: one sample per peers line in each fastivc_peer_* family, labelled {domain, peer}', (t) => {
+  const peers = parsePeers(
+    'domain 2 pages 24 quota 4096 sockets 3 pooled 1 parked 2 setups 4 reuses 1996\n' +
+      'domain 7 pages 0 quota 4096 sockets 0 pooled 0 parked 0 setups 1 reuses 0 future 9\n',
+  );
+  const snap: Snapshot = {
+    time: 0,
+    dem: { error: 'x' },
+    domains: [
+      { domid: 1, source: 'xenstore', stats: { link_setups: 5 }, sockets: [], peers },
+      { domid: 4, source: 'xenstore', stats: {}, sockets: [], peers: [] },
+    ],
+    errors: [],
+  };
+  const text = toOpenMetrics(snap);
+  const fams = validate(text);
+  const expect: [string, string, number, number][] = [
+    ['fastivc_peer_pages', 'gauge', 24, 0],
+    ['fastivc_peer_pages_limit', 'gauge', 4096, 4096],
+    ['fastivc_peer_sockets', 'gauge', 3, 0],
+    ['fastivc_peer_links_pooled', 'gauge', 1, 0],
+    ['fastivc_peer_links_parked', 'gauge', 2, 0],
+    ['fastivc_peer_link_setups', 'counter', 4, 1],
+    ['fastivc_peer_link_reuses', 'counter', 1996, 0],
+  ];
+  t.deepEqual(
+    Object.values(PEER_MAP).map((f) => f.name).sort(),
+    expect.map(([n]) => n).sort(),
+  );
+  for (const [name, type, to2, to7] of expect) {
+    t.is(fams.get(name)?.type, type, name);
+    t.true((fams.get(name)?.help ?? '').length > 0, name);
+    const sample = type === 'counter' ? `${name}_total` : name;
+    t.is(value(fams, sample, { domain: '1', peer: '2' }), to2, name);
+    t.is(value(fams, sample, { domain: '1', peer: '7' }), to7, name);
+    t.is(fams.get(name)?.samples.length, 2, name); // nothing for domain 4, which has no peer
+  }
+  t.true(text.includes('\nfastivc_peer_link_reuses_total{domain="1",peer="2"} 1996\n'));
+  t.false(text.includes('future'));
+  t.false([...fams.keys()].some((n) => n.startsWith('fastivc_dem_') && n !== 'fastivc_dem_up'));
+  t.is(value(fams, 'fastivc_link_setups_total', { domain: '1' }), 5);
+});
+
+test('links: peers from elsewhere (a recording, a hand-made snapshot) that are not peer lines are skipped', (t) => {
+  const good = { domain: 2, pages: 1, quota: 8, sockets: 1, pooled: 0, parked: 0, setups: 1, reuses: 0 };
+  const snap = {
+    time: 0,
+    dem: { error: 'x' },
+    domains: [
+      {
+        domid: 1,
+        source: 'xenstore',
+        stats: {},
+        sockets: [],
+        peers: [good, { ...good, pages: 99 }, { ...good, domain: 3, reuses: -1 }, { ...good, domain: 4, setups: 'many' }, null, 'domain 5'],
+      },
+      { domid: 6, source: 'xenstore', stats: {}, sockets: [] }, // a snapshot from before links
+      { domid: 8, source: 'xenstore', stats: {}, sockets: [], peers: 'domain 9 pages 1' },
+    ],
+    errors: [],
+  } as unknown as Snapshot;
+  const fams = validate(toOpenMetrics(snap)); // no duplicate series, no bad value
+  t.deepEqual(
+    fams.get('fastivc_peer_pages')?.samples.map((s) => [s.labels.domain, s.labels.peer, s.value]),
+    [['1', '2', 1]], // the first line of peer 2 only
+  );
+  t.deepEqual(fams.get('fastivc_peer_link_setups')?.samples.length, 1);
+});
+
+test('status --openmetrics with links: dom0\'s /proc/fastivc/peers and the domUs\' data/fastivc/peers', async (t) => {
+  const files: Record<string, string> = {
+    '/proc/fastivc/stats': procStats,
+    '/proc/fastivc/sockets': '',
+    '/proc/fastivc/peers': await fixture('peers-dom0.txt'),
+  };
+  const o = { stdout: '', stderr: '' };
+  const d = dem();
+  const xs = await fixture('xenstore-ls-links.txt');
+  const code = await run(['node', 'fastivc', 'status', '--openmetrics'], {
+    dem: () => d,
+    exec: async () => ({ code: 0, stdout: xs, stderr: '' }),
+    readFile: async (p) => {
+      const v = files[p];
+      if (v === undefined) throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' });
+      return v;
+    },
+    out: (s) => (o.stdout += s),
+    err: (s) => (o.stderr += s),
+  });
+  t.is(code, 0);
+  t.is(o.stderr, '');
+  const fams = validate(o.stdout);
+  t.is(value(fams, 'fastivc_scrape_errors'), 0);
+  t.deepEqual(
+    fams.get('fastivc_peer_pages')?.samples.map((s) => [s.labels.domain, s.labels.peer, s.value]),
+    [
+      ['0', '1', 24],
+      ['0', '2', 0],
+      ['1', '2', 24],
+      ['2', '0', 0],
+      ['2', '1', 4096],
+    ],
+  );
+  t.is(value(fams, 'fastivc_peer_pages_limit', { domain: '2', peer: '1' }), 4096);
+  t.is(value(fams, 'fastivc_peer_link_reuses_total', { domain: '1', peer: '2' }), 1996);
+  t.is(value(fams, 'fastivc_link_reuses_total', { domain: '1' }), 1996);
+  t.is(value(fams, 'fastivc_link_pages', { domain: '2' }), 24);
+  t.is(value(fams, 'fastivc_links_parked', { domain: '2' }), 2);
+  t.is(value(fams, 'fastivc_link_evictions_total', { domain: '1' }), 3);
+  t.is(value(fams, 'fastivc_link_setups_total', { domain: '0' }), undefined); // dom0's module predates the link keys
+  t.is(value(fams, 'fastivc_link_setups_total', { domain: '3' }), undefined);
+  t.is(fams.get('fastivc_link_setups')?.samples.length, 2);
 });
 
 test('label values are escaped (backslash, double quote, newline); unknown keys and bad values are skipped', (t) => {

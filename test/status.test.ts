@@ -99,6 +99,79 @@ test('status with nothing to read: still exit 0, each part says why', async (t) 
   t.deepEqual(j, {
     dem: { error: 'no Xen here: /dev/xen/privcmd does not exist (run in dom0 with xen-privcmd loaded)' },
     domains: [],
+    links: [],
     errors: ['this domain: fastivc.ko is not loaded (no /x/stats)'],
   });
+});
+
+// ---- links: /proc/fastivc/peers of dom0, data/fastivc/peers of the domUs ----
+
+const linkFiles: Record<string, string> = { ...files, '/proc/fastivc/peers': fixture('peers-dom0.txt') };
+const linkRead: FileReader = async (p) => {
+  const v = linkFiles[p];
+  if (v === undefined) throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' });
+  return v;
+};
+const linkExec: CommandRunner = async () => ({ code: 0, stdout: fixture('xenstore-ls-links.txt'), stderr: '' });
+
+test('status with links: one line per domain and peer under its domain, and the link totals of a module with links', async (t) => {
+  const r = await status([], dem(), linkExec, linkRead);
+  t.is(r.code, 0);
+  t.is(r.stderr, '');
+  const lines = r.stdout.split('\n').slice(4);
+  const key = (l: string): string => l.slice(0, 18);
+  t.deepEqual(lines.map(key), [
+    'dom 0 (proc)      ',
+    'link 0 ↔ 1        ',
+    'link 0 ↔ 2        ',
+    'dom 1 (xenstore)  ',
+    'link 1 ↔ 2        ',
+    'dom 2 (xenstore)  ',
+    'link 2 ↔ 0        ',
+    'link 2 ↔ 1        ',
+    'dom 3 (xenstore)  ',
+    '',
+  ]);
+  t.is(lines[1], 'link 0 ↔ 1        pages 24/4096, 3 connections, 1 pooled, 1 parked, 1996 reuses, 4 setups (100% reused)');
+  t.is(lines[2], 'link 0 ↔ 2        pages 0/4096, 0 connections, 0 pooled, 0 parked, 0 reuses, 2 setups (0% reused)');
+  t.is(lines[7], 'link 2 ↔ 1        pages 4096/4096, 3 connections, 1 pooled, 1 parked, 12 reuses, 4 setups (75% reused)');
+  // the domain's own link counters, only from a module that has them
+  t.regex(lines[3] ?? '', /; links: 1 pooled, 1 parked \(16 pages\), 8 setups, 1996 reuses, 3 evictions$/);
+  t.regex(lines[5] ?? '', /; links: 1 pooled, 2 parked \(24 pages\), 8 setups, 12 reuses, 0 evictions$/);
+  t.notRegex(lines[0] ?? '', /links:/);
+  t.notRegex(lines[8] ?? '', /links:/);
+  // one connection, one reuse, nothing reused yet
+  const one = await status([], dem(), noExec, async (p) =>
+    p === '/proc/fastivc/peers' ? 'domain 4 pages 1 quota 8 sockets 1 pooled 0 parked 0 setups 0 reuses 1\ndomain 5 pages 0 quota 8 sockets 0 pooled 0 parked 0 setups 0 reuses 0\n' : linkRead(p),
+  );
+  t.regex(one.stdout, /^link 0 ↔ 4 +pages 1\/8, 1 connection, 0 pooled, 0 parked, 1 reuse, 0 setups \(100% reused\)$/m);
+  t.regex(one.stdout, /^link 0 ↔ 5 +pages 0\/8, 0 connections, 0 pooled, 0 parked, 0 reuses, 0 setups$/m);
+});
+
+test('status --json with links: each domain\'s peers, and the links with their reuse ratio', async (t) => {
+  const r = await status(['--json'], dem(), linkExec, linkRead);
+  t.is(r.code, 0);
+  const j = JSON.parse(r.stdout) as {
+    domains: { domid: number; stats: Record<string, unknown>; peers: { domain: number; pages: number }[] }[];
+    links: { key: string; domain: number; peer: number; pages: number; quota: number; reuseRatio: number | null }[];
+    errors: string[];
+  };
+  t.deepEqual(j.errors, []);
+  t.deepEqual(
+    j.domains.map((d) => [d.domid, d.peers.map((p) => p.domain)]),
+    [
+      [0, [1, 2]],
+      [1, [2]],
+      [2, [0, 1]],
+      [3, []],
+    ],
+  );
+  t.like(j.domains[1]?.stats, { link_setups: 8, link_reuses: 1996, links_pooled: 1, links_parked: 1, link_pages: 16 });
+  t.deepEqual(j.links.map((l) => l.key), ['0-1', '0-2', '1-2', '2-0', '2-1']);
+  t.like(j.links[4], { domain: 2, peer: 1, pages: 4096, quota: 4096, reuseRatio: 0.75 });
+  t.is(j.links[1]?.reuseRatio, 0);
+  // a module before links: peers [] and no link, as in the test above
+  const old = JSON.parse((await status(['--json'], dem())).stdout) as typeof j;
+  t.true(old.domains.every((d) => d.peers.length === 0));
+  t.deepEqual(old.links, []);
 });

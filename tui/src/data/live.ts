@@ -1,13 +1,14 @@
 /**
  * The live data source, for dom0: the DEM's query (records, counters, IP table) through the addon, this domain's
- * /proc/fastivc/{stats,sockets}, and the domUs' mirrors in xenstore (/local/domain/<domid>/data/fastivc/stats and
- * .../sock/<id>, read with `xenstore-ls -f /local/domain`).
+ * /proc/fastivc/{stats,sockets,peers}, and the domUs' mirrors in xenstore (/local/domain/<domid>/data/fastivc/stats,
+ * .../peers and .../sock/<id>, read with `xenstore-ls -f /local/domain`). A module older than links writes no peers
+ * (file or node): its reports have `peers: []`, without a problem line.
  *
  * Each part fails on its own, with a one-line message: no module loaded -> no report for this domain; no toolstack
  * -> no domU reports; no Xen or no DEM -> `dem.error`.
  */
 import type { DemInfo, DemSource } from '../../../native/lib/index.js';
-import { parseSockets, parseStats, parseSockLine, parseXenstoreLs } from './parse.js';
+import { parsePeers, parseSockets, parseStats, parseSockLine, parseXenstoreLs } from './parse.js';
 import { commandProblem, readText, runCommand, type CommandRunner, type FileReader } from './system.js';
 import { STATS_FORMAT, type DataSource, type DemError, type DemPart, type DomainReport, type Snapshot } from './types.js';
 
@@ -17,7 +18,7 @@ export const XENSTORE_DOMAINS = '/local/domain';
 export interface LiveOptions {
   /** The DEM (called on each sample; may throw, e.g. when the addon is not built). */
   dem: () => DemSource;
-  /** Folder with `stats` and `sockets` (default /proc/fastivc). */
+  /** Folder with `stats`, `sockets` and `peers` (default /proc/fastivc). */
   procDir?: string;
   exec?: CommandRunner;
   readFile?: FileReader;
@@ -72,8 +73,15 @@ export async function readProc(
   } catch (e) {
     errors.push(`this domain: cannot read ${procDir}/sockets: ${message(e)}`);
   }
+  let peers: DomainReport['peers'] = [];
+  try {
+    peers = parsePeers(await read(`${procDir}/peers`));
+  } catch (e) {
+    // No such file: a module older than links, not a problem.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`this domain: cannot read ${procDir}/peers: ${message(e)}`);
+  }
   const domid = typeof stats.domid === 'number' ? stats.domid : (fallbackDomid ?? 0);
-  return { domid, source: 'proc', stats, sockets };
+  return { domid, source: 'proc', stats, sockets, peers };
 }
 
 function checkFormat(who: string, stats: Record<string, number | string>, errors: string[]): void {
@@ -83,6 +91,7 @@ function checkFormat(who: string, stats: Record<string, number | string>, errors
 }
 
 const STATS_PATH = /^\/local\/domain\/(\d+)\/data\/fastivc\/stats$/;
+const PEERS_PATH = /^\/local\/domain\/(\d+)\/data\/fastivc\/peers$/;
 const SOCK_PATH = /^\/local\/domain\/(\d+)\/data\/fastivc\/sock\/([^/]+)$/;
 
 /** The domains' mirrors from `xenstore-ls -f /local/domain` output, by domid (ascending). */
@@ -91,7 +100,7 @@ export function reportsFromXenstore(text: string, errors: string[]): DomainRepor
   const get = (domid: number): DomainReport => {
     let r = byDom.get(domid);
     if (!r) {
-      r = { domid, source: 'xenstore', stats: {}, sockets: [] };
+      r = { domid, source: 'xenstore', stats: {}, sockets: [], peers: [] };
       byDom.set(domid, r);
     }
     return r;
@@ -102,6 +111,11 @@ export function reportsFromXenstore(text: string, errors: string[]): DomainRepor
       const r = get(Number(m[1]));
       r.stats = parseStats(value);
       checkFormat(`domain ${r.domid}`, r.stats, errors);
+      continue;
+    }
+    m = PEERS_PATH.exec(path);
+    if (m) {
+      get(Number(m[1])).peers = parsePeers(value);
       continue;
     }
     m = SOCK_PATH.exec(path);

@@ -7,10 +7,14 @@
  * ends report it (mirror 4-tuples: one's local is the other's remote), the two lines become one row; each direction
  * is then taken from its sender (tx_* fields: bytes, in-flight channels), or from the receiver (rx_*) when only the
  * receiver reports. Endpoints are ordered by (domid, address), so `a` -> `b` is stable from sample to sample.
+ *
+ * A link row is what one domain (A) reports of its link with one peer domain (B), from A's /proc/fastivc/peers: A's
+ * pages charged to B against the quota, A's sockets with B, A's tunnels to B pooled, B's tunnels to A parked at A,
+ * and A's setups and reuses with B. When both domains report, the pair shows twice (A -> B and B -> A).
  */
 import { EVENT_NAMES, type DemCounters, type EventName } from '../../../native/lib/index.js';
 import { fallbacksOf, splitEndpoint } from './parse.js';
-import { isDemError, type DomainReport, type SockLine, type Snapshot } from './types.js';
+import { isDemError, peersOf, type DomainReport, type SockLine, type Snapshot } from './types.js';
 
 export interface Endpoint {
   /** The domain at this end: the reporter's own id, else the peer id the other end gives, else the DEM's table. */
@@ -57,6 +61,31 @@ export interface TunnelRow {
   events: number;
   eventsPerSec: number | null;
   violations: number;
+}
+
+/** One domain's link with one peer domain, as that domain reports it (one line of its /proc/fastivc/peers). */
+export interface LinkRow {
+  /** "domain-peer": stable across samples. */
+  key: string;
+  /** The reporting domain (A). */
+  domain: number;
+  /** The peer domain (B). */
+  peer: number;
+  /** Pages of A's per-peer quota charged to B now (granted, mapped and held together, links included). */
+  pages: number;
+  /** The quota (A's peer_pages_max). */
+  quota: number;
+  /** A's tunnel-mode sockets (connections) with B now. */
+  sockets: number;
+  /** A's sending tunnels to B kept granted in the link. */
+  pooled: number;
+  /** B's tunnels to A kept mapped by A in the link. */
+  parked: number;
+  /** Tunnels A set up anew with B since load, and tunnels it took from the link. */
+  setups: number;
+  reuses: number;
+  /** reuses / (setups + reuses), 0..1; null when A has set up and reused none. */
+  reuseRatio: number | null;
 }
 
 export interface PendingRow {
@@ -115,6 +144,8 @@ export interface Model {
   interval: number | null;
   dem: DemSummary;
   tunnels: TunnelRow[];
+  /** Every reporting domain's links (one row per peers line), by domain then peer; [] when no module has links. */
+  links: LinkRow[];
   pending: PendingRow[];
   fallbacks: FallbackModel;
   domains: DomainSummary[];
@@ -227,6 +258,34 @@ function rowsOf(s: Snapshot): TunnelRow[] {
   return rows.sort((x, y) => cmpEndpoint(x.a, y.a) || cmpEndpoint(x.b, y.b));
 }
 
+/** The link rows of a snapshot: for each reporting domain A and each of its peers lines (peer B), A -> B. */
+export function linksOf(s: Snapshot): LinkRow[] {
+  const rows: LinkRow[] = [];
+  const seen = new Set<string>();
+  for (const d of s.domains) {
+    for (const p of peersOf(d)) {
+      const key = `${d.domid}-${p.domain}`;
+      if (seen.has(key)) continue; // a hand-made snapshot listing a domain twice: its first report counts
+      seen.add(key);
+      const uses = p.setups + p.reuses;
+      rows.push({
+        key,
+        domain: d.domid,
+        peer: p.domain,
+        pages: p.pages,
+        quota: p.quota,
+        sockets: p.sockets,
+        pooled: p.pooled,
+        parked: p.parked,
+        setups: p.setups,
+        reuses: p.reuses,
+        reuseRatio: uses > 0 ? p.reuses / uses : null,
+      });
+    }
+  }
+  return rows.sort((x, y) => x.domain - y.domain || x.peer - y.peer);
+}
+
 const perSec = (now: number, before: number | undefined, dt: number | null): number | null =>
   dt === null || before === undefined || now < before ? null : (now - before) / dt;
 
@@ -299,6 +358,7 @@ export function buildModel(cur: Snapshot, prev?: Snapshot): Model {
     interval: dt,
     dem,
     tunnels,
+    links: linksOf(cur),
     pending,
     fallbacks: { total, byDomain },
     domains,
@@ -348,16 +408,21 @@ export function domainsOf(model: Model): number[] {
     if (r.a.domid !== null) ids.add(r.a.domid);
     if (r.b.domid !== null) ids.add(r.b.domid);
   }
+  for (const l of model.links) {
+    ids.add(l.domain);
+    ids.add(l.peer);
+  }
   return [...ids].sort((x, y) => x - y);
 }
 
-/** The model seen through a domain filter (null: all): its tunnels, its pending row, its fallbacks. */
+/** The model seen through a domain filter (null: all): its tunnels, links (either end), pending row and fallbacks. */
 export function filterModel(model: Model, domid: number | null): Model {
   if (domid === null) return model;
   const byDomain = model.fallbacks.byDomain.filter((d) => d.domid === domid);
   return {
     ...model,
     tunnels: model.tunnels.filter((r) => r.a.domid === domid || r.b.domid === domid),
+    links: model.links.filter((l) => l.domain === domid || l.peer === domid),
     pending: model.pending.filter((p) => p.domid === domid),
     fallbacks: { total: { ...(byDomain[0]?.reasons ?? {}) }, byDomain },
   };

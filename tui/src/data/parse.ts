@@ -2,7 +2,7 @@
  * Parsers for the module's statistics (guest-kmod/README.md, "Statistics (format version 1)") and for the output of
  * `xenstore-ls -f`. They never throw: what they cannot read is skipped and, where it matters, reported as a problem.
  */
-import type { SockLine } from './types.js';
+import type { PeerLine, SockLine } from './types.js';
 
 /** Keys of /proc/fastivc/stats this code knows; `fallback_<reason>` keys are kept whatever the reason. */
 export const STATS_KEYS = [
@@ -42,6 +42,12 @@ export const STATS_KEYS = [
   'tx_pages_max',
   'rx_pages',
   'rx_pages_max',
+  'link_setups',
+  'link_reuses',
+  'link_evictions',
+  'links_pooled',
+  'links_parked',
+  'link_pages',
 ] as const;
 
 /** The fallback reasons format 1 lists (every one always present in the stats). */
@@ -191,6 +197,56 @@ export function parseSockets(text: string): { sockets: SockLine[]; problems: str
     else sockets.push(s);
   }
   return { sockets, problems };
+}
+
+/** The numbers of a peers line, in the module's order (all required). */
+const PEER_KEYS = ['pages', 'quota', 'sockets', 'pooled', 'parked', 'setups', 'reuses'] as const;
+
+/** Domain ids a peer can have (below DOMID_FIRST_RESERVED). */
+const MAX_DOMID = 32751;
+
+/**
+ * One line of /proc/fastivc/peers: `domain D pages N quota Q sockets S pooled P parked K setups U reuses R`, as
+ * `key value` pairs after `domain D`. Unknown pairs are ignored (a newer module may add some). Returns null for a
+ * line that is not one: another first word, an odd number of words, a required key missing, or a value that is not a
+ * non-negative integer (a key given twice: the first counts).
+ */
+export function parsePeerLine(line: string): PeerLine | null {
+  const words = line.trim().split(/\s+/);
+  if (words[0] !== 'domain' || words.length % 2 !== 0) return null;
+  const f = new Map<string, string>();
+  for (let i = 0; i < words.length; i += 2) {
+    const k = words[i] as string;
+    if (!f.has(k)) f.set(k, words[i + 1] as string);
+  }
+  const int = (k: string): number | null => {
+    const v = f.get(k);
+    return v !== undefined && /^\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : null;
+  };
+  const domain = int('domain');
+  if (domain === null || domain > MAX_DOMID) return null;
+  const out: PeerLine = { domain, pages: 0, quota: 0, sockets: 0, pooled: 0, parked: 0, setups: 0, reuses: 0 };
+  for (const k of PEER_KEYS) {
+    const v = int(k);
+    if (v === null) return null;
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * /proc/fastivc/peers (or its xenstore mirror): one PeerLine per well-formed line, by peer domain (ascending; a
+ * domain listed twice: its first line). Blank and malformed lines are skipped; never throws ('' and text from an
+ * older module give []).
+ */
+export function parsePeers(text: string): PeerLine[] {
+  const byDomain = new Map<number, PeerLine>();
+  for (const line of String(text).split('\n')) {
+    if (line.trim() === '') continue;
+    const p = parsePeerLine(line);
+    if (p && !byDomain.has(p.domain)) byDomain.set(p.domain, p);
+  }
+  return [...byDomain.values()].sort((a, b) => a.domain - b.domain);
 }
 
 /** Undoes xenstore-ls's escaping of a value: \n \r \t \\ and \ooo (octal) for other bytes outside ' '..'~'. */

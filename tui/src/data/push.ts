@@ -9,11 +9,11 @@
  *   render(<Monitor source={src} intervalMs={1000} />);
  *   src.end();                 // the lab is over
  */
-import type { DataSource, Snapshot } from './types.js';
+import { normalizeSnapshot, type DataSource, type Snapshot } from './types.js';
 
 export interface PushSource extends DataSource {
   readonly kind: 'stream';
-  /** A new snapshot; an older one (by time) than the newest is ignored. */
+  /** A new snapshot; an older one (by time) than the newest is ignored. One from before links gets `peers: []`. */
   push(snapshot: Snapshot): void;
   /** No more snapshots will come: waiting next() calls return the newest (or reject if there never was one). */
   end(): void;
@@ -71,7 +71,7 @@ export function pushSource(opts: { name?: string } = {}): PushSource {
       if (over) return;
       if (newest !== undefined && s.time < newest.time) return;
       before = newest;
-      newest = s;
+      newest = normalizeSnapshot(s);
       n += 1;
       settle();
     },

@@ -5,9 +5,9 @@
  * last one and says "(ended)".
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { snapshotProblem, type DataSource, type Snapshot } from './types.js';
+import { normalizeSnapshot, snapshotProblem, type DataSource, type Snapshot } from './types.js';
 
-/** Parses a recording; throws Error naming the first bad line. */
+/** Parses a recording; throws Error naming the first bad line. Recordings from before links get `peers: []`. */
 export function parseRecording(text: string, name = 'recording'): Snapshot[] {
   const out: Snapshot[] = [];
   const lines = text.split('\n');
@@ -22,7 +22,7 @@ export function parseRecording(text: string, name = 'recording'): Snapshot[] {
     }
     const problem = snapshotProblem(v);
     if (problem !== undefined) throw new Error(`${name}:${i + 1}: ${problem}`);
-    out.push(v as Snapshot);
+    out.push(normalizeSnapshot(v as Snapshot));
   }
   if (out.length === 0) throw new Error(`${name}: no snapshots`);
   return out;

@@ -45,12 +45,37 @@ export interface SockLine {
 /** Where a domain's report came from: this domain's /proc, or a domain's mirror in xenstore (written by the guest). */
 export type ReportSource = 'proc' | 'xenstore';
 
+/**
+ * One line of /proc/fastivc/peers (or its xenstore mirror data/fastivc/peers): what the reporting domain holds with
+ * one peer domain, its link (`domain D pages N quota Q sockets S pooled P parked K setups U reuses R`).
+ */
+export interface PeerLine {
+  /** The peer domain's id. */
+  domain: number;
+  /** Pages of the per-peer quota charged to that peer now (granted, mapped and held together). */
+  pages: number;
+  /** The quota (module parameter peer_pages_max). */
+  quota: number;
+  /** Our tunnel-mode sockets with that peer now. */
+  sockets: number;
+  /** Our sending tunnels to that peer kept granted in the link. */
+  pooled: number;
+  /** That peer's tunnels to us kept mapped in the link. */
+  parked: number;
+  /** Tunnels set up anew with that peer since load (grants or maps). */
+  setups: number;
+  /** Tunnels taken from the link, without a hypercall, since load. */
+  reuses: number;
+}
+
 export interface DomainReport {
   domid: number;
   source: ReportSource;
   /** /proc/fastivc/stats as key -> value (numbers where the value is a number); empty when the domain wrote none. */
   stats: Record<string, number | string>;
   sockets: SockLine[];
+  /** /proc/fastivc/peers, by peer domain; empty when the module writes none (older than links) or has no peer yet. */
+  peers: PeerLine[];
 }
 
 /** The DEM part of a snapshot (dom0 only: query is privileged). */
@@ -99,6 +124,36 @@ export function snapshotProblem(v: unknown): string | undefined {
     return 'not a snapshot (needs time, dem, domains, errors)';
   }
   return undefined;
+}
+
+const PEER_FIELDS = ['domain', 'pages', 'quota', 'sockets', 'pooled', 'parked', 'setups', 'reuses'] as const;
+
+/** A well-formed peer line: every field a non-negative safe integer. */
+export function isPeerLine(v: unknown): v is PeerLine {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return PEER_FIELDS.every((k) => Number.isSafeInteger(o[k]) && (o[k] as number) >= 0);
+}
+
+/**
+ * A report's well-formed peer lines; [] for a report without them (a recording or stream from before links). Reports
+ * that parsePeers filled are always well-formed; snapshots from elsewhere (recordings, streams) are checked here.
+ */
+export function peersOf(d: DomainReport): PeerLine[] {
+  const peers = (d as Partial<DomainReport>).peers;
+  return Array.isArray(peers) ? peers.filter(isPeerLine) : [];
+}
+
+/**
+ * A snapshot that passed snapshotProblem, with what older producers did not write filled in (`peers: []` on each
+ * domain report), so the rest of the code can rely on the current shape. `s` itself is left as it is: the result is
+ * `s` when nothing was missing, else a copy (shallow, but for the reports it completes).
+ */
+export function normalizeSnapshot(s: Snapshot): Snapshot {
+  const lacks = (d: DomainReport): boolean =>
+    typeof d === 'object' && d !== null && !Array.isArray((d as Partial<DomainReport>).peers);
+  if (!s.domains.some(lacks)) return s;
+  return { ...s, domains: s.domains.map((d) => (lacks(d) ? { ...d, peers: [] } : d)) };
 }
 
 /**

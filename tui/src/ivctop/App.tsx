@@ -1,11 +1,13 @@
 /**
- * ivctop's screen as a pure function of its props: header, problems line, tunnels table, panels (pending DEM events
- * per domain, fallback reasons, totals) and the keys line, fitted to width x height. Everything is plain lines (see
- * components/Lines.tsx), so what fits is decided here and tests see exactly what a terminal would.
+ * ivctop's screen as a pure function of its props: header, problems line, tunnels table, links table (hidden when no
+ * domain reports a link), panels (pending DEM events per domain, fallback reasons, totals) and the keys line, fitted
+ * to width x height. Everything is plain lines (see components/Lines.tsx), so what fits is decided here and tests see
+ * exactly what a terminal would.
  */
 import type { Model, SortKey } from '../data/model.js';
 import { fmtBytes, fmtRate, fmtTime } from './format.js';
 import { Lines, sideBySide, type Line } from './components/Lines.js';
+import { linkSection } from './components/LinkTable.js';
 import { fallbackPanel, pendingPanel, totalsPanel, type Panel } from './components/Panels.js';
 import { tunnelLines } from './components/TunnelTable.js';
 
@@ -29,6 +31,9 @@ export interface AppProps {
 
 /** Below this height the panels give way to a one-line summary. */
 export const PANELS_MIN_HEIGHT = 16;
+
+/** The links table is shown only with room for a blank line, its title, its header and one row. */
+const LINKS_MIN_LINES = 4;
 
 function header(p: AppProps): Line {
   const parts = [
@@ -86,9 +91,24 @@ function choosePanels(model: Model, width: number, maxBody: number): Line[] {
 function summaryLine(model: Model): Line {
   const t = model.totals;
   return {
-    text: `${t.tunnels} tunnels  ${fmtRate(t.throughput)}  ${fmtBytes(t.bytes)}  pending ${t.pendingEvents}  fallbacks ${t.fallbacks}`,
+    text:
+      `${t.tunnels} tunnels  ${fmtRate(t.throughput)}  ${fmtBytes(t.bytes)}  pending ${t.pendingEvents}  fallbacks ${t.fallbacks}` +
+      (model.links.length > 0 ? `  links ${model.links.length}` : ''),
     dim: true,
   };
+}
+
+/**
+ * The links block (a blank line, then linkSection) in `room` lines shared with the tunnels above it: all of it when
+ * both fit, else at least a third of the room (or what the tunnels leave), never leaving the tunnels less than
+ * `tunnelMin` lines; nothing when that is under LINKS_MIN_LINES or there is no link.
+ */
+function linkBlock(model: Model, width: number, room: number, tunnelWant: number, tunnelMin: number): Line[] {
+  if (model.links.length === 0) return [];
+  const want = model.links.length + 3;
+  const n = Math.min(want, Math.max(room - tunnelWant, Math.floor(room / 3)), room - tunnelMin);
+  if (n < LINKS_MIN_LINES) return [];
+  return [{ text: '' }, ...linkSection(model.links, width, n - 1)];
 }
 
 export function screenLines(p: AppProps): Line[] {
@@ -106,15 +126,27 @@ export function screenLines(p: AppProps): Line[] {
     }
   }
   const room = height - top.length - bottom.length - 1; // -1: keys line
+  const hasTunnels = p.model !== null && p.model.tunnels.length > 0;
+  const empty = hasTunnels ? [] : emptyLines(p);
+  const links = p.model
+    ? linkBlock(
+        p.model,
+        width,
+        room,
+        hasTunnels ? p.model.tunnels.length + 2 : empty.length,
+        hasTunnels ? 3 : empty.length, // title, header and one row; or the lines saying why there is none
+      )
+    : [];
+  const tunnelRoom = room - links.length;
   let middle: Line[];
-  if (p.model && p.model.tunnels.length > 0) {
+  if (p.model && hasTunnels) {
     const title: Line = { text: `TUNNELS (${p.model.tunnels.length})`, bold: true };
     // room: title + table header + rows
-    middle = [title, ...tunnelLines(p.model.tunnels, width, Math.max(1, room - 2), p.sort)];
+    middle = [title, ...tunnelLines(p.model.tunnels, width, Math.max(1, tunnelRoom - 2), p.sort)];
   } else {
-    middle = emptyLines(p);
+    middle = empty;
   }
-  const lines = [...top, ...middle.slice(0, Math.max(1, room)), ...bottom, keys];
+  const lines = [...top, ...middle.slice(0, Math.max(1, tunnelRoom)), ...links, ...bottom, keys];
   return lines.slice(0, height);
 }
 

@@ -40,3 +40,8 @@ export function fit(s: string, w: number, align: 'left' | 'right' = 'left'): str
   if (s.length > w) return w <= 1 ? s.slice(0, w) : `${s.slice(0, w - 1)}~`;
   return align === 'left' ? s.padEnd(w) : s.padStart(w);
 }
+
+/** A link's name, "1 ↔ 2": the reporting domain first, then its peer, by id (as the tunnels table's "1-2"). */
+export function linkName(l: { domain: number; peer: number }): string {
+  return `${l.domain} ↔ ${l.peer}`;
+}

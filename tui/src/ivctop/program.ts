@@ -186,7 +186,7 @@ function parseSort(value: string): SortKey {
 
 export function buildProgram(deps: IvctopDeps, onRun: (flags: IvctopFlags) => Promise<void>): Command {
   return new Command('ivctop')
-    .description('live monitor of fast-IVC tunnels, pending DEM events and fallback reasons (run in dom0)')
+    .description('live monitor of fast-IVC tunnels, links between domains, pending DEM events and fallback reasons (run in dom0)')
     .version(packageInfo().version, '-V, --version', 'print the version')
     .addOption(new Option('--interval <ms>', 'refresh period in milliseconds').argParser(parseMillis).default(1000))
     .option('--once', 'take one sample (two, one interval apart, for rates), print it and exit')

@@ -5,8 +5,11 @@
  * Names follow Prometheus practice: prefix `fastivc_`; a monotonically increasing count is a `counter` family whose
  * sample is `<family>_total`; a current value is a `gauge`; a unit is the name's suffix and has a `# UNIT` line
  * (bytes, seconds). Every per-domain sample carries `domain="<domid>"`. The DEM is host-wide: its families have no
- * domain label. The decision per key is the maps below (DEM_MAP, STATS_MAP); `fallback_<reason>` keys become
- * `fastivc_fallbacks_total{domain,reason}`.
+ * domain label. The decision per key is the maps below (DEM_MAP, STATS_MAP, PEER_MAP); `fallback_<reason>` keys
+ * become `fastivc_fallbacks_total{domain,reason}`. Each line of a domain's /proc/fastivc/peers (its link with one peer
+ * domain) becomes one sample per fastivc_peer_* family with `domain` (the reporter) and `peer` labels; the domain-wide
+ * link_* keys are fastivc_link_* and fastivc_links_* (their sums over the peers, for what the module still holds).
+ * Names starting `fastivc_dem_` are the DEM's.
  *
  * Keys this code does not know (a newer module or addon) are skipped: their meaning, hence counter or gauge, is
  * unknown, and a guess could break a query later. parseStats already drops them; the maps drop them again for
@@ -20,7 +23,7 @@
  */
 import type { DemCounters } from '../../../native/lib/index.js';
 import { STATS_KEYS } from '../data/parse.js';
-import { isDemError, type DomainReport, type Snapshot } from '../data/types.js';
+import { isDemError, peersOf, type DomainReport, type PeerLine, type Snapshot } from '../data/types.js';
 
 /** The Content-Type of this text over HTTP. */
 export const CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
@@ -110,6 +113,12 @@ const GRANT_MAP_CALLS = fam('grant_map_calls', 'counter', 'grant map hypercalls 
 const GRANT_UNMAP_CALLS = fam('grant_unmap_calls', 'counter', 'grant unmap hypercalls (batches) this module made');
 const VIRQ_CPU = fam('virq_cpu', 'gauge', 'the vCPU VIRQ_EVTMGR is delivered to (-1: not bound)');
 const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per MiB carried by tunnels, since load');
+const LINK_SETUPS = fam('link_setups', 'counter', 'tunnels set up anew (granted as sender, mapped as receiver), not taken from a link');
+const LINK_REUSES = fam('link_reuses', 'counter', 'tunnels taken from a link for a new connection (no hypercall, no allocation)');
+const LINK_EVICTIONS = fam('link_evictions', 'counter', 'tunnels that left a link (idle, quota, peer gone, suspend, links off)');
+const LINKS_POOLED = fam('links_pooled', 'gauge', 'our sending tunnels kept granted in links for the next connection, now');
+const LINKS_PARKED = fam('links_parked', 'gauge', "peers' tunnels kept mapped in links for the next connection, now");
+const LINK_PAGES = fam('link_pages', 'gauge', 'pages held in links now (part of fastivc_tunnel_pages)');
 const FALLBACKS = fam('fallbacks', 'counter', 'sockets (or directions) that stayed on or returned to TCP, per reason');
 
 /**
@@ -151,8 +160,28 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   dem_calls: { family: DEM_CALLS },
   grant_map_calls: { family: GRANT_MAP_CALLS },
   grant_unmap_calls: { family: GRANT_UNMAP_CALLS },
+  link_setups: { family: LINK_SETUPS },
+  link_reuses: { family: LINK_REUSES },
+  link_evictions: { family: LINK_EVICTIONS },
+  links_pooled: { family: LINKS_POOLED },
+  links_parked: { family: LINKS_PARKED },
+  link_pages: { family: LINK_PAGES },
   virq_cpu: { family: VIRQ_CPU },
   events_per_MiB_x100: { family: EVENTS_PER_MIB, scale: 0.01 }, // a ratio since load: a gauge, in units (not x100)
+};
+
+/**
+ * The decision for every number of a /proc/fastivc/peers line (guest-kmod/README.md), each sample labelled
+ * {domain, peer}. Typed by PeerLine, so a field parse.ts learns does not compile until it is decided here.
+ */
+export const PEER_MAP: Record<Exclude<keyof PeerLine, 'domain'>, Family> = {
+  pages: fam('peer_pages', 'gauge', "pages of this domain's per-peer quota the peer domain is charged now (granted, mapped, held)"),
+  quota: fam('peer_pages_limit', 'gauge', 'the per-peer page quota (peer_pages_max parameter)'),
+  sockets: fam('peer_sockets', 'gauge', 'tunnel-mode sockets with the peer domain now'),
+  pooled: fam('peer_links_pooled', 'gauge', 'our sending tunnels to the peer domain kept granted in its link, now'),
+  parked: fam('peer_links_parked', 'gauge', "the peer domain's tunnels to us kept mapped in its link, now"),
+  setups: fam('peer_link_setups', 'counter', 'tunnels set up anew with the peer domain (grants or maps)'),
+  reuses: fam('peer_link_reuses', 'counter', "tunnels with the peer domain taken from its link (no hypercall)"),
 };
 
 /** Every family, in output order (families with no sample are left out, except the first two). */
@@ -192,6 +221,13 @@ export const FAMILIES: readonly Family[] = [
   DEM_CALLS,
   GRANT_MAP_CALLS,
   GRANT_UNMAP_CALLS,
+  LINK_SETUPS,
+  LINK_REUSES,
+  LINK_EVICTIONS,
+  LINKS_POOLED,
+  LINKS_PARKED,
+  LINK_PAGES,
+  ...Object.values(PEER_MAP),
   VIRQ_CPU,
   EVENTS_PER_MIB,
   FALLBACKS,
@@ -250,6 +286,15 @@ function addDomain(x: Exposition, d: DomainReport): void {
     }
     if (typeof value !== 'number') continue;
     x.add(m.family, [dom, ...Object.entries(m.labels ?? {})], value * (m.scale ?? 1));
+  }
+  // One series per peer domain (peersOf keeps well-formed lines; a peer listed twice: its first line).
+  const peers = new Set<number>();
+  for (const p of peersOf(d)) {
+    if (peers.has(p.domain)) continue;
+    peers.add(p.domain);
+    for (const [field, f] of Object.entries(PEER_MAP) as [keyof typeof PEER_MAP, Family][]) {
+      x.add(f, [dom, ['peer', String(p.domain)]], p[field]);
+    }
   }
 }
 

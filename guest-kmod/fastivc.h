@@ -10,9 +10,10 @@
  *   dem.c      the DEM hypercalls (xen-patches/ public/evtmgr.h)
  *   stats.c    /proc/fastivc and the xenstore mirror for dom0 tools
  *   lifecycle.c save, restore, migration: every tunnel goes back to TCP before the domain suspends
+ *   link.c     links: tunnels kept past their connection (sender pooled, receiver parked) for the pair's next one
  *
  * Lock hierarchy (outer first): the socket lock (lock_sock) > fastivc_socks_lock (spinlock, the list of contexts).
- * sem.c's retry_lock (mutex) and a socket lock are never waited for while the other is held: the SEM runs in one
+ * link.c's link_lock (spinlock) nests inside the socket lock and is a leaf. sem.c's retry_lock (mutex) and a socket lock are never waited for while the other is held: the SEM runs in one
  * work item, takes at most one socket lock at a time, and never waits for one that the socket's owner holds
  * (sem.c: sem_trylock_sock); it leaves the events to the owner, who runs them under its own lock and only ever tries
  * retry_lock (fastivc_sem_owner_events). Tunnel pages are touched only by the
@@ -97,6 +98,17 @@ struct ivc_tunnel {
 	u32 release_tries;
 	bool fault_keep;            /* receiver, lab only (fault_inject never_unmap): kept mapped after release */
 	struct list_head kept;      /* ... on tunnel.c's kept list */
+	/* links (link.c) */
+	struct list_head link_node; /* on link.c's pooled (sender) or parked (receiver) list */
+	unsigned long link_since;   /* jiffies it joined its link (idle time) */
+	unsigned long link_claimed; /* receiver, parked: jiffies | 1 since it saw the sender claim it */
+	bool park;                  /* receiver: IVC_RX_PARKING written, its release work parks it (link.c) */
+	bool no_reuse;              /* broken, faulted or taken back: never pooled or parked */
+	bool claimed;               /* sender: taken from its link (its receiver still maps it) */
+	bool offered;               /* sender: its EVENT_CREATE_TUNNEL went out */
+	u32 dirty[IVC_MAX_CHANNELS]; /* sender: bytes of each channel written since its pages were last zeroed */
+	struct xen_evtmgr_tunnel key; /* receiver: the CREATE it was mapped for (link.c finds it again by it) */
+	struct xen_evtmgr_addr raddr; /* the peer's address (link.c asks the DEM whether the peer still lives) */
 	union {
 		struct ivc_tx tx;
 		struct ivc_rx rx;
@@ -141,6 +153,9 @@ struct fastivc_sock {
 	unsigned int tx_move_tries;     /* creations tried since (FASTIVC_MOVE_RETRIES) */
 	unsigned long tx_detach_asked;  /* jiffies | 1: suspending, we asked the receiver to detach (IVC_TX_DETACH) */
 	unsigned long owner_events;     /* bit 0: events wait for this socket's owner (sem.c sem_tell_owner) */
+	bool tx_early;                  /* sender: switched at its first byte, the receiver has not taken it yet */
+	bool tx_no_early;               /* sender: an early tunnel of this connection was refused: no more */
+	bool tx_early_refused;          /* sender: resending an early tunnel's bytes (then TCP, as a refused CREATE) */
 	/* statistics, read without the lock by stats.c */
 	u64 tx_bytes, rx_bytes, events_raised, events_received, tx_stalls, violations, bytes_resent;
 	u32 tx_channels, tx_channel_size, rx_channels, rx_channel_size;
@@ -167,6 +182,8 @@ struct fastivc_counters {
 	atomic64_t detaches, bytes_resent, suspends;
 	atomic64_t owner_events;
 	atomic64_t dem_calls, grant_map_calls, grant_unmap_calls; /* our hypercalls, by kind */
+	atomic64_t link_setups, link_reuses, link_evictions; /* tunnels set up anew, taken from a link, leaving one */
+	atomic64_t early_switches;  /* connections switched at their first byte (sock.c tx_early_ok) */
 	atomic64_t fallback[FIVC_R_COUNT];
 };
 extern struct fastivc_counters fastivc_stats;
@@ -202,10 +219,14 @@ extern unsigned int fastivc_tx_pages_max, fastivc_rx_pages_max, fastivc_peer_pag
 unsigned int fastivc_peer_pages(domid_t peer);
 unsigned int fastivc_tx_pages(void);
 unsigned int fastivc_rx_pages(void);
-struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
-					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why, bool fault_nomem);
-struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why);
+struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, const struct xen_evtmgr_addr *raddr, u32 nr_channels,
+					u32 channel_size, struct xen_evtmgr_tunnel *info, enum fastivc_reason *why,
+					bool *evicted, bool fault_nomem);
+struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr *raddr,
+				     const struct xen_evtmgr_tunnel *info, int *why);
 void ivc_tunnel_release(struct ivc_tunnel *t);
+void ivc_tunnel_let_go(struct ivc_tunnel *t);
+void ivc_tunnel_free(struct ivc_tunnel *t);
 bool ivc_tunnel_end_grants(struct ivc_tunnel *t);
 void ivc_tunnel_release_drain(void);
 void ivc_tunnel_release_kept(void);
@@ -213,6 +234,26 @@ bool fastivc_fault_keeping(void);
 unsigned int ivc_tunnel_releases_waiting(void);
 int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *from, u32 len);
 int ivc_copy_from_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *to, u32 len);
+
+/* link.c */
+extern unsigned int fastivc_link_idle_ms;
+bool ivc_link_enabled(void);
+void ivc_link_count(domid_t peer, bool reuse);
+struct ivc_tunnel *ivc_link_take_tx(domid_t peer, u32 nr_channels, u32 channel_size);
+bool ivc_link_pool_tx(struct ivc_tunnel *t);
+bool ivc_link_may_park(const struct ivc_tunnel *t);
+bool ivc_link_park_rx(struct ivc_tunnel *t);
+struct ivc_tunnel *ivc_link_take_rx(domid_t peer, const struct xen_evtmgr_tunnel *info);
+void ivc_link_forget_rx(domid_t peer, const struct xen_evtmgr_tunnel *info);
+unsigned int ivc_link_evict(domid_t peer, bool all_peers, bool sender);
+void ivc_link_peer_gone(domid_t peer);
+void ivc_link_flush(void);
+void ivc_link_totals(unsigned int *pooled_n, unsigned int *parked_n, unsigned int *pages);
+bool ivc_link_peer(domid_t peer, unsigned int *pooled_n, unsigned int *parked_n, u64 *setups, u64 *reuses);
+bool ivc_link_next_peer(long *peer);
+void ivc_link_init(void);
+void ivc_link_exit(void);
+void ivc_link_free(void);
 
 /* geometry.c */
 void fastivc_geometry_for(u32 bytes, u32 *nr_channels, u32 *channel_size);

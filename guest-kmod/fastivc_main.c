@@ -144,6 +144,7 @@ static int __init fastivc_init(void)
 	fastivc_wq = alloc_workqueue("fastivc", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	if (!fastivc_wq)
 		return -ENOMEM;
+	ivc_link_init();
 	rc = fastivc_stats_init();
 	if (rc)
 		goto fail_wq;
@@ -172,6 +173,8 @@ fail_sem:
 fail_stats:
 	fastivc_stats_exit();
 fail_wq:
+	ivc_link_exit();
+	ivc_link_free();
 	destroy_workqueue(fastivc_wq);
 	return rc;
 }
@@ -183,9 +186,11 @@ static void __exit fastivc_exit(void)
 	fastivc_sem_exit();
 	rcu_barrier(); /* tunnel releases queued with queue_rcu_work() */
 	flush_workqueue(fastivc_wq);
+	ivc_link_exit(); /* links given back: parked ones unmapped, pooled ones waiting for their receivers */
 	ivc_tunnel_release_drain(); /* and those waiting for a receiver to unmap */
 	flush_workqueue(fastivc_wq);
 	fastivc_stats_exit();
+	ivc_link_free(); /* /proc/fastivc/peers is gone: nobody reads the per-peer entries */
 	destroy_workqueue(fastivc_wq);
 	bitmap_free(rcu_dereference_protected(excluded, true));
 	pr_info("fastivc: unloaded\n");

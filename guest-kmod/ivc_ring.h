@@ -53,6 +53,19 @@
  * FIN is on TCP (IVC_TX_FIN, IVC_TX_CLOSED) nothing can be sent again after it: a detach that leaves unread bytes
  * then resets the connection instead.
  *
+ * Links (layout version 4): a tunnel outlives its connection, so that the next connection between the same two
+ * domains costs no grant, map or unmap. A receiver done with a connection writes IVC_RX_PARKING instead of
+ * IVC_RX_CLOSED, keeps the pages mapped and, once its own lock-free readers are done with them, IVC_RX_PARKED. A sender done with it, once it reads IVC_RX_PARKED, zeroes the bytes it
+ * wrote, resets its fields (ivc_ctrl_reset) and keeps the grants. The next connection's sender claims the tunnel
+ * with an atomic exchange of rx_state from IVC_RX_PARKED to IVC_RX_NONE and offers it in EVENT_CREATE_TUNNEL with the
+ * same grant references; the receiver finds it mapped already. Either side may end the arrangement, and the exchange
+ * decides races: the receiver gives a tunnel back by exchanging IVC_RX_PARKED for IVC_RX_CLOSED before it unmaps
+ * (failing if the sender claimed it: that CREATE is on its way); the sender asks for it back with IVC_TX_EVICT and
+ * ends its grants once the receiver unmapped (and sets it on any tunnel it will not reuse, so that its receiver does
+ * not park it). A sender that switched at its first byte, before the receiver took the tunnel (sock.c tx_early_ok),
+ * takes it back with an exchange from IVC_RX_NONE to IVC_RX_CLOSED; the receiver takes it with one from IVC_RX_NONE
+ * to IVC_RX_ACCEPTED. Nothing the peer writes here can make us hold more than our quota.
+ *
  * Hostile peers: every field the peer can write is read once (IVC_READ) into a local, checked against local state
  * the peer cannot write (wait_gen, nr_channels, channel_size, nr_receivers), and only the checked copy is used. A
  * violation returns a negative IVC_E* code; the caller breaks that one tunnel.
@@ -94,7 +107,8 @@
 
 #define IVC_PAGE_SIZE          4096u
 #define IVC_MAGIC              0x31435649u /* "IVC1" little-endian */
-#define IVC_LAYOUT_VERSION     3u /* 2: channels fill by bytes (open, sealed); 3: detach (rx_gen, rx_off) */
+#define IVC_LAYOUT_VERSION     4u /* 2: channels fill by bytes (open, sealed); 3: detach (rx_gen, rx_off); 4: links
+				      (IVC_RX_PARKED, IVC_TX_EVICT, ivc_ctrl_reset) */
 
 /* Geometry limits: the DEM's (public/evtmgr.h XEN_EVTMGR_MAX_CHANNELS etc.), repeated so this header stands alone. */
 #define IVC_MAX_CHANNELS       16u          /* channel headers in the control page */
@@ -115,6 +129,7 @@
 #define IVC_TX_REVERTED        (1u << 2) /* every channel was consumed; data continues on TCP */
 #define IVC_TX_DETACH          (1u << 3) /* the sender asks the receiver to detach (its domain is about to suspend) */
 #define IVC_TX_FIN             (1u << 4) /* the sender shut down its side: its FIN follows the tunnel's bytes on TCP */
+#define IVC_TX_EVICT           (1u << 5) /* links: the sender takes this parked tunnel back; the receiver unmaps it */
 
 /* ivc_ctrl.rx_state, written by the receiver only */
 #define IVC_RX_NONE            0u
@@ -123,6 +138,10 @@
 #define IVC_RX_ACCEPTED        3u /* mapped and accepted, not readable yet: no read has gone through the module */
 #define IVC_RX_DETACHED        4u /* the receiver left having consumed exactly up to (rx_gen, rx_off); the sender
 				     sends the rest again on TCP, at switch_seq (see "Detach" above) */
+#define IVC_RX_PARKED          5u /* links: the receiver is done with this connection and keeps the tunnel mapped for
+				     the pair's next one (see "Links" above); to the sender, as closed */
+#define IVC_RX_PARKING         6u /* links: done with the connection, to be parked shortly (IVC_RX_PARKED) or closed;
+				     to the sender, as closed, and not yet to be claimed */
 
 /* Violations, returned negative. The caller breaks the tunnel and counts the code. */
 #define IVC_E_GEN              1  /* gen_num neither the expected nor the previous round's */
@@ -214,6 +233,47 @@ static inline void ivc_ctrl_init(struct ivc_ctrl *c, uint32_t nr_channels, uint3
 	c->nr_receivers = nr_receivers;
 	for (i = 0; i < nr_channels; i++)
 		c->chan[i].gen_num = i + 1u - nr_channels; /* "the previous round", see the top of this file */
+}
+
+/*
+ * Links: the sender makes a parked tunnel new again for the next connection. The sender's fields and every channel
+ * header are as ivc_ctrl_init() left them; the receiver's cache line is not touched (the receiver owns it until the
+ * sender claims the tunnel, see "Links"). The data the previous connection wrote is the caller's to zero. The
+ * geometry comes from the caller's own record, never from the page.
+ */
+static inline void ivc_ctrl_reset(struct ivc_ctrl *c, uint32_t n, uint32_t channel_size, uint32_t nr_receivers)
+{
+	uint32_t i;
+
+	/* all of the sender's line again: the receiver may write the whole page */
+	IVC_WRITE(&c->magic, IVC_MAGIC);
+	IVC_WRITE(&c->version, IVC_LAYOUT_VERSION);
+	IVC_WRITE(&c->nr_channels, n);
+	IVC_WRITE(&c->channel_size, channel_size);
+	IVC_WRITE(&c->nr_data_pages, ivc_data_pages(n, channel_size));
+	IVC_WRITE(&c->nr_receivers, nr_receivers);
+	IVC_WRITE(&c->tx_flags, 0);
+	IVC_WRITE(&c->switch_seq, 0);
+	IVC_WRITE(&c->tx_want, 0);
+	for (i = 0; i < sizeof(c->pad0) / sizeof(c->pad0[0]); i++)
+		IVC_WRITE(&c->pad0[i], 0);
+	for (i = 0; i < IVC_MAX_CHANNELS; i++) {
+		for (uint32_t k = 0; k < sizeof(c->chan[i].pad) / sizeof(c->chan[i].pad[0]); k++)
+			IVC_WRITE(&c->chan[i].pad[k], 0);
+		IVC_WRITE(&c->chan[i].size, 0);
+		IVC_WRITE(&c->chan[i].pend_read, 0);
+		IVC_WRITE(&c->chan[i].gen_num, i < n ? i + 1u - n : 0);
+	}
+}
+
+/* Links: the sender, having claimed a parked tunnel, clears the receiver's words the previous connection left. */
+static inline void ivc_ctrl_claimed(struct ivc_ctrl *c)
+{
+	IVC_WRITE(&c->rx_want, 0);
+	IVC_WRITE(&c->rx_gen, 0);
+	IVC_WRITE(&c->rx_off, 0);
+	for (uint32_t i = 0; i < sizeof(c->pad1) / sizeof(c->pad1[0]); i++)
+		IVC_WRITE(&c->pad1[i], 0);
 }
 
 /* The receiver checks the control page against the geometry the DEM carried; fields read once. */

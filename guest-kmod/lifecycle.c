@@ -123,6 +123,7 @@ static int fastivc_freeze(struct device *dev)
 	/* a tunnel the SEM's work was mapping as the flag went up is in its socket once the work is done */
 	flush_workqueue(fastivc_wq);
 	ivc_tunnel_release_kept(); /* lab only (fault_inject never_unmap): nothing of a peer's stays mapped */
+	ivc_link_flush(); /* parked tunnels unmapped now; pooled ones asked back (their grants end in step 4) */
 	/* 1. receivers detach, senders ask theirs to (a socket handled leaves the match) */
 	while ((n = collect(to_detach, socks)) > 0 && passes++ < 1024) {
 		handled += n;

@@ -52,6 +52,7 @@ static bool sem_stopping;
 static void reject_conn(const struct xen_evtmgr_event *ev)
 {
 	dem_raise_conn(&ev->conn, EVTMGR_EVENT_REJECT_TUNNEL);
+	ivc_link_forget_rx(ev->peer, &ev->tunnel); /* a parked tunnel it named goes: its sender can end its grants */
 }
 
 /*

@@ -337,12 +337,23 @@ static void rx_release_as(struct fastivc_sock *ctx, enum fastivc_dir st, u32 rx_
 {
 	struct ivc_tunnel *t = ctx->rx;
 
+	bool park;
+
 	WRITE_ONCE(ctx->kick_pending, ctx->kick_pending & ~EVTMGR_EVENT_RECV_GET_DATA);
 	WRITE_ONCE(ctx->rx_unpublished, false);
 	if (!t)
 		return;
-	WRITE_ONCE(t->ctrl->rx_state, rx_word);
-	if (tell_peer)
+	if (st == FIVC_DIR_BROKEN)
+		t->no_reuse = true;
+	/*
+	 * A connection done with its tunnel leaves it mapped for the pair's next one: IVC_RX_PARKING now (the sender
+	 * sees the connection over), parked by the release work once this socket's lock-free readers are done (link.c).
+	 */
+	park = rx_word == IVC_RX_CLOSED && st == FIVC_DIR_CLOSED && ivc_link_may_park(t);
+	t->park = park;
+	WRITE_ONCE(t->ctrl->rx_state, park ? IVC_RX_PARKING : rx_word);
+	/* a sender that closed its end already has nobody left to tell (its socket is gone or going) */
+	if (tell_peer && !(rx_word == IVC_RX_CLOSED && (READ_ONCE(t->ctrl->tx_flags) & IVC_TX_CLOSED)))
 		dem_raise(ctx, EVTMGR_EVENT_RECV_CLOSE_TUNNEL, NULL);
 	WRITE_ONCE(ctx->rx, NULL);
 	ivc_tunnel_release(t);
@@ -415,12 +426,20 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 	}
 	if (!t)
 		return;
+	if (st == FIVC_DIR_BROKEN)
+		t->no_reuse = true;
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_CLOSED);
 	if (tell_peer)
 		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
 	WRITE_ONCE(ctx->tx, NULL);
 	ivc_tunnel_release(t);
 	set_dir(ctx, true, st);
+}
+
+/* The receiver is done with the connection's tunnel: unmapped (closed) or kept for the next connection (parked). */
+static bool rx_done(u32 rx_state)
+{
+	return rx_state == IVC_RX_CLOSED || rx_state == IVC_RX_PARKED || rx_state == IVC_RX_PARKING;
 }
 
 /* The receiver detached (it writes its position before the state). Read by the socket's owner. */
@@ -515,6 +534,7 @@ void fastivc_peer_gone(struct fastivc_sock *ctx)
 	pr_info_ratelimited("fastivc: %s: domain %u is gone, connection aborted\n",
 			    fastivc_conn_str(conn, ctx), ctx->peer);
 	abort_conn(ctx, FIVC_R_PEER_GONE, ECONNABORTED, false);
+	ivc_link_peer_gone(ctx->peer); /* and what the pair's link keeps (a dead domain's pages, our grants) */
 }
 
 /* ---- sender ---- */
@@ -651,7 +671,13 @@ static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx)
 	}
 done:
 	tx_release(ctx, FIVC_DIR_TCP, false);
-	tx_start_moving(ctx);
+	if (ctx->tx_early_refused) { /* an early tunnel refused: as a refused CREATE, TCP unless the peer moves */
+		ctx->tx_early_refused = false;
+		ctx->tx_created = jiffies | 1;
+		tx_create_failed(ctx, false);
+	} else {
+		tx_start_moving(ctx);
+	}
 	return 0;
 }
 
@@ -705,6 +731,10 @@ static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 	if (!tx_receiver_detached(t) || ctx->tx_state == FIVC_DIR_RESEND)
 		return; /* a repeated RECV_CLOSE (a retried or forged event) must not end a resend under way */
 	atomic64_inc(&fastivc_stats.detaches);
+	if (ctx->tx_early) { /* the receiver refused our early tunnel: later ones wait for it as usual */
+		WRITE_ONCE(ctx->tx_early, false);
+		ctx->tx_no_early = true;
+	}
 	if (ctx->tx_state != FIVC_DIR_OPEN) {
 		/* creating: it never read a byte of it; reverted (MSG_OOB): it had read them all */
 		bool reverted = ctx->tx_state == FIVC_DIR_REVERTED;
@@ -738,6 +768,84 @@ static inline void owner_events(struct sock *sk, struct fastivc_sock *ctx)
 		fastivc_sem_owner_events(sk, ctx);
 }
 
+/*
+ * Switch at connection time (links): a tunnel taken from the pair's link is already mapped by its receiver, so the
+ * connection's first byte can go into it before the receiver has even seen the EVENT_CREATE_TUNNEL: no TCP byte, no
+ * wait. Only for a connection that has sent nothing yet (nothing sits on TCP before switch_seq) and whose earlier
+ * early tunnel was not refused.
+ *
+ * The receiver decides whether it can take such a tunnel (fastivc_rx_create): not if a task waits on its socket
+ * inside TCP's own code (a reader blocked in TCP's recvmsg since before its module decided the socket would never
+ * see the tunnel; the usual switch waits for a read through the module, IVC_RX_MAPPED, for that reason). It then
+ * detaches at the tunnel's first position and we send everything again on TCP. Until the receiver takes the tunnel
+ * (IVC_RX_ACCEPTED or IVC_RX_MAPPED in rx_state) the switch is unconfirmed (tx_early): if it refuses it
+ * (EVENT_REJECT_TUNNEL), does not answer in FASTIVC_CREATE_TIMEOUT, MSG_OOB is sent, or our domain suspends, we take
+ * the tunnel back with an atomic exchange of rx_state from IVC_RX_NONE to IVC_RX_CLOSED (the receiver takes it with
+ * the same exchange to IVC_RX_ACCEPTED: only one of the two wins) and send every byte again on TCP from our pages,
+ * as after a detach at the first position (FIVC_DIR_RESEND). Our FIN waits for that to be settled
+ * (tx_early_settle): bytes the receiver may never read cannot be followed by a FIN.
+ */
+static bool tx_early_ok(struct sock *sk, struct fastivc_sock *ctx, struct ivc_tunnel *t)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+
+	return t->claimed && !ctx->tx_no_early && tp->bytes_sent == 0 && tp->write_seq == tp->snd_nxt &&
+	       !atomic_read(&ctx->tx_tcp_senders);
+}
+
+/*
+ * Has the receiver answered the early tunnel? It took it (IVC_RX_ACCEPTED, IVC_RX_MAPPED, or done with it since:
+ * closed, parking, parked) or refused it (IVC_RX_DETACHED at the first position: tx_detached resends). Either way the
+ * switch is an ordinary one from now on. Only IVC_RX_NONE is no answer.
+ */
+static bool tx_early_settled(struct sock *sk, struct fastivc_sock *ctx)
+{
+	u32 st;
+
+	if (!ctx->tx_early)
+		return true;
+	st = READ_ONCE(ctx->tx->ctrl->rx_state);
+	if (st == IVC_RX_DETACHED) {
+		WRITE_ONCE(ctx->tx_early, false);
+		ctx->tx_no_early = true;
+		return true;
+	}
+	if (st != IVC_RX_NONE) {
+		WRITE_ONCE(ctx->tx_early, false);
+		WRITE_ONCE(ctx->tx_accepted, true);
+		return true;
+	}
+	return false;
+}
+
+static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx);
+
+/*
+ * The receiver refused the early tunnel, or never answered (lock held): take it back, unless it took it meanwhile,
+ * and send its bytes again on TCP, from the first. true if taken back (the direction is resending, then TCP).
+ */
+static bool tx_early_take_back(struct sock *sk, struct fastivc_sock *ctx, enum fastivc_reason why)
+{
+	struct ivc_tunnel *t = ctx->tx;
+
+	if (!ctx->tx_early || !t || ctx->tx_state != FIVC_DIR_OPEN)
+		return false;
+	if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_CLOSED) != IVC_RX_NONE)
+		return false; /* it took it (or detached): it reads or gives back what it holds */
+	WRITE_ONCE(ctx->tx_early, false);
+	ctx->tx_no_early = true;
+	ctx->tx_early_refused = true;
+	t->no_reuse = true;
+	WRITE_ONCE(ctx->reason, why);
+	fastivc_count_fallback(why);
+	ctx->rs_gen = 1; /* the tunnel's first position: nothing was read */
+	ctx->rs_off = 0;
+	ctx->rs_sndbuf = 0;
+	set_dir(ctx, true, FIVC_DIR_RESEND);
+	tx_resend_push(sk, ctx);
+	return true;
+}
+
 /* Moves the send direction along: create the tunnel, then switch once the receiver mapped it. Lock held. */
 static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 {
@@ -751,6 +859,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 	if (!tx_may_move(sk))
 		return;
 	if (ctx->tx_state == FIVC_DIR_TCP && !ctx->tx && tx_may_create(ctx)) {
+		bool evicted = false;
 		u32 nch, csize;
 
 		if (ctx->tx_moving && !tx_find_peer(ctx)) {
@@ -761,22 +870,37 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		ctx->tx_created = jiffies | 1;
 		fastivc_geometry(sk, &nch, &csize);
 		/* over the page budget or the peer's quota: a smaller tunnel, down to the smallest; then TCP (its reason) */
-		while (!(t = ivc_tunnel_create_tx(ctx->peer, nch, csize, &info, &why,
+		while (!(t = ivc_tunnel_create_tx(ctx->peer, &ctx->raddr, nch, csize, &info, &why, &evicted,
 						  take_fault(ctx, 1u << FAULT_NOMEM))) &&
 		       (why == FIVC_R_BUDGET || why == FIVC_R_PEER_QUOTA) &&
 		       fastivc_geometry_smaller(&nch, &csize))
 			;
 		if (!t) {
 			tx_fallback(ctx, why);
+			/* tunnels kept in links are on their way back (their receivers unmap them): a later send tries again */
+			if (evicted)
+				tx_create_failed(ctx, true);
 			return;
 		}
 		/* creating before the raise: the receiver's answer may come at once */
 		ctx->tx = t;
 		ctx->tx_channels = t->nr_channels;
 		ctx->tx_channel_size = t->channel_size;
-		set_dir(ctx, true, FIVC_DIR_CREATING);
+		if (tx_early_ok(sk, ctx, t)) {
+			/* switched from the first byte: nothing was sent yet, and the receiver maps nothing new */
+			struct ivc_ctrl *c = t->ctrl;
+
+			WRITE_ONCE(c->switch_seq, tcp_sk(sk)->write_seq);
+			virt_wmb(); /* switch_seq before the flag */
+			WRITE_ONCE(c->tx_flags, READ_ONCE(c->tx_flags) | IVC_TX_SWITCHED);
+			WRITE_ONCE(ctx->tx_early, true);
+			set_dir(ctx, true, FIVC_DIR_OPEN);
+		} else {
+			set_dir(ctx, true, FIVC_DIR_CREATING);
+		}
 		rc = take_fault(ctx, 1u << FAULT_RAISE_BUSY) ? -EBUSY : dem_raise(ctx, EVTMGR_EVENT_CREATE_TUNNEL, &info);
 		if (rc) {
+			WRITE_ONCE(ctx->tx_early, false); /* nothing was written into it: it goes back to its link */
 			tx_release(ctx, FIVC_DIR_TCP, false); /* never announced: nobody to tell */
 			WRITE_ONCE(ctx->reason, FIVC_R_RAISE_FAILED);
 			fastivc_count_fallback(FIVC_R_RAISE_FAILED);
@@ -786,9 +910,17 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 						    ctx->peer, rc, ctx->tx_retry_at ? " for now" : "");
 			return;
 		}
+		t->offered = true;
 		ctx->tx_retry_at = 0;
 		atomic64_inc(&fastivc_stats.tunnels_created);
+		if (ctx->tx_early) {
+			atomic64_inc(&fastivc_stats.early_switches);
+			ctx->tx_moving = false;
+			ctx->tx_move_tries = 0;
+		}
 	}
+	if (ctx->tx_early)
+		tx_early_settled(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		struct ivc_ctrl *c = ctx->tx->ctrl;
 
@@ -838,7 +970,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
  */
 static bool tx_receiver_closed(const struct fastivc_sock *ctx, const struct ivc_tunnel *t)
 {
-	return READ_ONCE(ctx->tx_peer_closed) || (t && READ_ONCE(t->ctrl->rx_state) == IVC_RX_CLOSED);
+	return READ_ONCE(ctx->tx_peer_closed) || (t && rx_done(READ_ONCE(t->ctrl->rx_state)));
 }
 
 /*
@@ -879,6 +1011,15 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
 }
 
 /*
+ * Our waits on a socket's wait queue use this wake function, TCP's its own (woken_wake_function): so a receiver can
+ * tell whether a task waits inside TCP's code (rx_tcp_waiter).
+ */
+static int fastivc_woken_wake(struct wait_queue_entry *wq_entry, unsigned int mode, int sync, void *key)
+{
+	return woken_wake_function(wq_entry, mode, sync, key);
+}
+
+/*
  * Sleeps are cut into slices of FASTIVC_WAIT_SLICE: a waiter that was not woken looks at the channel headers again by
  * itself, so an event lost anywhere between the peer's raise and our wake-up (Xen may skip a VIRQ, a peer may not
  * raise) costs at most one slice, never a hang. Such rescues are counted (`lost_wakeups`).
@@ -892,7 +1033,7 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
  */
 #define SLICED_WAIT(sk, timeo, cond)                                                                         \
 	({                                                                                                   \
-		DEFINE_WAIT_FUNC(__wait, woken_wake_function);                                               \
+		DEFINE_WAIT_FUNC(__wait, fastivc_woken_wake);                                                \
 		long __slice = min_t(long, *(timeo), FASTIVC_WAIT_SLICE), __left = __slice;                  \
 		int __rc;                                                                                    \
 		add_wait_queue(sk_sleep(sk), &__wait);                                                       \
@@ -904,6 +1045,39 @@ static bool tx_wake_cond(struct sock *sk, struct fastivc_sock *ctx, bool drain)
 			atomic64_inc(&fastivc_stats.lost_wakeups);                                           \
 		__rc;                                                                                        \
 	})
+
+/*
+ * Before our FIN (shutdown, close; lock held): an early switch the receiver has not settled yet is waited for, up
+ * to its create timeout, then taken back (its bytes go on TCP before the FIN). The receiver answers within
+ * milliseconds: the wait is one EVENT_CREATE_TUNNEL and its accept, and only for a connection closed right after
+ * its first send.
+ */
+static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
+{
+	while (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_early && ctx->tx_state == FIVC_DIR_OPEN &&
+	       !tx_early_settled(sk, ctx)) {
+		long timeo = HZ / 50;
+
+		if (time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
+			tx_early_take_back(sk, ctx, FIVC_R_PEER_TIMEOUT);
+			break;
+		}
+		owner_events(sk, ctx); /* a REJECT left to us */
+		if (!ctx->tx_early || ctx->tx_state != FIVC_DIR_OPEN)
+			break;
+		ivc_tx_want(&ctx->tx->tx, ctx->tx->ctrl); /* the receiver's accept raises an event for us then */
+		if (tx_early_settled(sk, ctx))
+			break;
+		if (signal_pending(current)) { /* close and shutdown do not fail for a signal: short sleeps */
+			release_sock(sk);
+			schedule_timeout_uninterruptible(timeo);
+			lock_sock(sk);
+		} else {
+			SLICED_WAIT(sk, &timeo, READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_NONE ||
+				    test_bit(0, &ctx->owner_events) || !READ_ONCE(ctx->tx_early));
+		}
+	}
+}
 
 static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool drain)
 {
@@ -997,6 +1171,8 @@ static int tx_tunnel(struct sock *sk, struct fastivc_sock *ctx, struct msghdr *m
 		if (!fault) {
 			/* a fault goes into a channel of its own: the header a reader has not looked at yet */
 			fault = take_fault(ctx, 1u << FAULT_GEN | 1u << FAULT_SIZE | 1u << FAULT_PEND_READ);
+			if (fault)
+				t->no_reuse = true; /* a tunnel we broke on purpose is not kept for another connection */
 			if (fault && ivc_tx_seal(&t->tx, t->ctrl) && !tx_kick(ctx, t))
 				continue; /* the connection ended: tx_error() says how */
 		}
@@ -1109,13 +1285,67 @@ static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
 	return 0;
 }
 
+/*
+ * MSG_OOB on an open tunnel: TCP sends the urgent byte at once, whether or not the reader has read what came before
+ * it, and marks its place in the stream. So the receiver is asked to detach (IVC_TX_DETACH, as before a suspend): it
+ * records how far its application read and leaves the tunnel; what it had not read goes again on TCP
+ * (FIVC_DIR_RESEND), and the urgent byte after it, where TCP would have put it. Waits up to FASTIVC_OOB_WAIT for the
+ * answer (one event each way). -EXDEV: detached, the direction is on TCP (resending first); otherwise the receiver
+ * did not answer in time, and the caller drains the channels instead (tx_revert: the reader must read them first).
+ * Lock held.
+ */
+#define FASTIVC_OOB_WAIT HZ
+static int tx_oob_detach(struct sock *sk, struct fastivc_sock *ctx)
+{
+	unsigned long until = jiffies + FASTIVC_OOB_WAIT;
+	struct ivc_tunnel *t = ctx->tx;
+
+	if (!t || ctx->tx_detach_asked)
+		return 0;
+	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
+	dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL); /* a lost event: the peer's tick looks for the flag */
+	while (ctx->tx_state == FIVC_DIR_OPEN && ctx->tx == t && time_before(jiffies, until)) {
+		long timeo = until - jiffies;
+
+		if (tx_receiver_detached(t)) {
+			tx_detached(sk, ctx);
+			break;
+		}
+		if (tx_receiver_closed(ctx, t) || sk->sk_err || signal_pending(current))
+			return 0;
+		owner_events(sk, ctx);
+		if (ctx->tx_state != FIVC_DIR_OPEN || ctx->tx != t)
+			break;
+		SLICED_WAIT(sk, &timeo, READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED ||
+			    rx_done(READ_ONCE(t->ctrl->rx_state)) || test_bit(0, &ctx->owner_events));
+	}
+	return ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_state == FIVC_DIR_TCP ? -EXDEV : 0;
+}
+
 /* MSG_OOB on a socket with a tunnel: 0 to go on with TCP's sendmsg/sendpage, or -errno. Lock held. */
 static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 {
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return 0;
+	/* an early tunnel its receiver has not taken yet: its bytes go on TCP first, then the urgent one */
+	if (ctx->tx_early && !tx_early_settled(sk, ctx) && tx_early_take_back(sk, ctx, FIVC_R_OOB)) {
+		ctx->tx_oob = true;
+		ctx->tx_moving = false;
+		ctx->tx_retry_at = 0;
+		return 0;
+	}
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
-		int rc = tx_revert(sk, ctx, flags);
+		int rc = tx_oob_detach(sk, ctx);
+
+		if (rc == -EXDEV) { /* the tunnel's bytes go again on TCP, before the urgent one, as TCP would send them */
+			ctx->tx_oob = true;
+			ctx->tx_moving = false;
+			ctx->tx_retry_at = 0;
+			WRITE_ONCE(ctx->reason, FIVC_R_OOB);
+			fastivc_count_fallback(FIVC_R_OOB);
+			return 0;
+		}
+		rc = tx_revert(sk, ctx, flags);
 
 		if (rc == -EXDEV) { /* detached meanwhile: the urgent byte follows the resent ones on TCP, for good */
 			ctx->tx_moving = false;
@@ -1972,7 +2202,11 @@ static int fastivc_getsockopt(struct sock *sk, int level, int optname, char __us
 /* The tunnel part of ending a connection (lock held): both tunnels and the DEM record go. */
 static void conn_release(struct fastivc_sock *ctx)
 {
-	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_OPEN || ctx->tx_state == FIVC_DIR_CREATING);
+	/*
+	 * The receiver of an open tunnel needs no close event: it reads to our FIN on TCP, and parks or unmaps the
+	 * tunnel at its own close. One still being created is told, so that it unmaps it now.
+	 */
+	tx_release(ctx, FIVC_DIR_CLOSED, ctx->tx_state == FIVC_DIR_CREATING);
 	rx_release(ctx, FIVC_DIR_CLOSED, true);
 	/* our record of the connection (broken ones too; the SEM drops what native sockets get, see forget_conn) */
 	if (ctx->mode != FIVC_MODE_CLOSED) {
@@ -2028,6 +2262,7 @@ static void fastivc_shutdown(struct sock *sk, int how)
 		int rc = 0;
 
 		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown & ~SEND_SHUTDOWN);
+		tx_early_settle(sk, ctx);
 		tx_mark_fin(ctx);
 		if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
 			tx_detached(sk, ctx);
@@ -2102,6 +2337,7 @@ static void fastivc_close(struct sock *sk, long timeout)
 	if (timeout > 0 && !unread && !tcp_unread_bytes(sk) && ctx->tx && ctx->tx_state == FIVC_DIR_OPEN)
 		timeout = tx_linger(sk, ctx, timeout);
 	/* a detached tunnel's bytes go to TCP before its FIN; if TCP cannot take them now, the peer gets a reset */
+	tx_early_settle(sk, ctx);
 	tx_mark_fin(ctx);
 	if (ctx->tx_state == FIVC_DIR_OPEN && tx_receiver_detached(ctx->tx))
 		tx_detached(sk, ctx);
@@ -2121,6 +2357,41 @@ static void fastivc_close(struct sock *sk, long timeout)
 
 /* ---- events from the SEM (lock held) ---- */
 
+/*
+ * Does a task wait on sk inside TCP's own code (a reader in sk_wait_data, a writer waiting for memory)? Ours wait
+ * with fastivc_woken_wake. Socket lock held: a task in TCP's recvmsg either waits (its entry is on the queue) or will
+ * come in through our operations.
+ */
+static bool rx_tcp_waiter(struct sock *sk)
+{
+	struct wait_queue_entry *e;
+	struct socket_wq *wq;
+	unsigned long flags;
+	bool found = false;
+
+	rcu_read_lock();
+	wq = rcu_dereference(sk->sk_wq);
+	if (wq) {
+		spin_lock_irqsave(&wq->wait.lock, flags);
+		list_for_each_entry(e, &wq->wait.head, entry) {
+			if (e->func == woken_wake_function) {
+				found = true;
+				break;
+			}
+		}
+		spin_unlock_irqrestore(&wq->wait.lock, flags);
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
+static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+{
+	dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+	ivc_link_forget_rx(ev->peer, &ev->tunnel);
+}
+
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
 {
 	struct ivc_tunnel *t;
@@ -2128,18 +2399,18 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 
 	/* not while this domain suspends: the tunnel would be mapped across the save (lifecycle.c) */
 	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer || READ_ONCE(fastivc_suspending)) {
-		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		rx_reject(ctx, ev);
 		return;
 	}
 	if (!rx_may_map(ctx)) {
 		pr_info_ratelimited("fastivc: domain %u offered another tunnel for one connection too soon or too often: rejected\n",
 				    ev->peer);
-		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		rx_reject(ctx, ev);
 		WRITE_ONCE(ctx->reason, FIVC_R_VIOLATION);
 		fastivc_count_fallback(FIVC_R_VIOLATION);
 		return;
 	}
-	t = ivc_tunnel_map_rx(ev->peer, &ev->tunnel, &why);
+	t = ivc_tunnel_map_rx(ev->peer, &ctx->raddr, &ev->tunnel, &why);
 	if (!t) {
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
@@ -2147,6 +2418,33 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : why == -ENOSPC ? FIVC_R_PEER_QUOTA :
 					FIVC_R_MAP_FAILED);
 		fastivc_count_fallback(ctx->reason);
+		return;
+	}
+	/*
+	 * Taken with an atomic exchange: a sender that switched early may take an unanswered tunnel back at the same
+	 * time (sock.c tx_early_ok); then its bytes come on TCP and this tunnel carries nothing.
+	 */
+	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx->sk)) {
+		/*
+		 * Switched at its first byte, but a task waits inside TCP's own code on this socket (a reader blocked in
+		 * TCP's recvmsg since before we decided the socket) and would never see the tunnel: detach at its first
+		 * position, so the sender sends everything on TCP.
+		 */
+		u32 gen, off;
+
+		ivc_rx_position(&t->rx, &gen, &off);
+		WRITE_ONCE(t->ctrl->rx_gen, gen);
+		WRITE_ONCE(t->ctrl->rx_off, off);
+		virt_wmb(); /* the position before the state that publishes it */
+		if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_DETACHED) == IVC_RX_NONE)
+			dem_raise(ctx, EVTMGR_EVENT_RECV_CLOSE_TUNNEL, NULL);
+		t->no_reuse = true;
+		ivc_tunnel_release(t);
+		return;
+	}
+	if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_ACCEPTED) != IVC_RX_NONE) {
+		t->no_reuse = true;
+		ivc_tunnel_release(t);
 		return;
 	}
 	swap_ops(ctx->sk); /* readers that never called recvmsg (splice only) must read through us from now on */
@@ -2161,10 +2459,14 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	set_dir(ctx, false, FIVC_DIR_OPEN);
 	atomic64_inc(&fastivc_stats.tunnels_mapped);
 	/* accepted now; IVC_RX_MAPPED waits for the first read through us (rx_publish) */
-	WRITE_ONCE(t->ctrl->rx_state, IVC_RX_ACCEPTED);
 	WRITE_ONCE(ctx->rx_unpublished, true);
-	/* the accept: RECV_GET_DATA with nothing read yet wakes the sender; IVC_RX_ACCEPTED stops its create timeout */
-	dem_raise(ctx, EVTMGR_EVENT_RECV_GET_DATA, NULL);
+	/*
+	 * The accept: RECV_GET_DATA with nothing read yet wakes the sender; IVC_RX_ACCEPTED stops its create timeout. A
+	 * sender that switched at its first byte waits for nothing, unless it says so (tx_want, before its FIN:
+	 * tx_early_settle): our exchange above and its increment are both full barriers, so one of us sees the other.
+	 */
+	if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) || READ_ONCE(t->ctrl->tx_want))
+		dem_raise(ctx, EVTMGR_EVENT_RECV_GET_DATA, NULL);
 	fastivc_wake(ctx->sk, EPOLLIN | EPOLLRDNORM); /* a reader of ours publishes the tunnel and re-arms rx_want */
 }
 
@@ -2220,6 +2522,9 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 			WRITE_ONCE(ctx->reason, FIVC_R_PEER_REJECTED);
 			fastivc_count_fallback(FIVC_R_PEER_REJECTED);
 			tx_create_failed(ctx, false); /* a peer suspending rejects for a while: a moving direction retries */
+		} else if (ctx->tx_state == FIVC_DIR_OPEN && ctx->tx_early) {
+			/* an early tunnel it did not take: its bytes go again on TCP (if it took it after all, stale) */
+			tx_early_take_back(ctx->sk, ctx, FIVC_R_PEER_REJECTED);
 		} else if (ctx->tx_state == FIVC_DIR_OPEN) {
 			fastivc_break(ctx, -IVC_E_LAYOUT); /* rejecting a tunnel it accepted */
 		}
@@ -2231,8 +2536,7 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 	/* the receiver's domain is about to suspend; while ours is, lifecycle.c acts on the answer it asked for */
 	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && tx_receiver_detached(ctx->tx) && !ctx->tx_detach_asked)
 		tx_detached(ctx->sk, ctx);
-	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx &&
-	    READ_ONCE(ctx->tx->ctrl->rx_state) == IVC_RX_CLOSED) {
+	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx && rx_done(READ_ONCE(ctx->tx->ctrl->rx_state))) {
 		WRITE_ONCE(ctx->tx_peer_closed, true);
 		if (ctx->tx_state == FIVC_DIR_CREATING) { /* closed before it was ever used: give the pages back */
 			tx_release(ctx, FIVC_DIR_TCP, false);
@@ -2290,6 +2594,8 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 		tx_resend_push(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_CREATING && tx_create_timed_out(ctx, READ_ONCE(ctx->tx->ctrl->rx_state)))
 		tx_timed_out(ctx);
+	if (ctx->tx_early && !tx_early_settled(sk, ctx) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT))
+		tx_early_take_back(sk, ctx, FIVC_R_PEER_TIMEOUT);
 	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN)
 		tx_user_timeout(ctx);
 }
@@ -2305,6 +2611,8 @@ bool fastivc_sock_needs_tick(const struct fastivc_sock *ctx)
 
 	if (READ_ONCE(ctx->mode) != FIVC_MODE_TUNNEL)
 		return false;
+	if (READ_ONCE(ctx->tx_early))
+		return true; /* an early switch not settled yet */
 	switch (READ_ONCE(ctx->tx_state)) {
 	case FIVC_DIR_RESEND:
 		return true;
@@ -2343,7 +2651,14 @@ void fastivc_sock_suspend(struct fastivc_sock *ctx)
 	if (ctx->mode != FIVC_MODE_TUNNEL || !t || ctx->tx_detach_asked)
 		return;
 	WRITE_ONCE(ctx->tx_detach_asked, jiffies | 1);
+	/* an early tunnel its receiver has not taken yet: back to TCP now, from our pages */
+	if (ctx->tx_early && !tx_early_settled(ctx->sk, ctx) && tx_early_take_back(ctx->sk, ctx, FIVC_R_SUSPEND))
+		return;
 	st = READ_ONCE(t->ctrl->rx_state);
+	if (st == IVC_RX_PARKED || st == IVC_RX_PARKING) { /* kept for a next connection: it must unmap it now */
+		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
+		return;
+	}
 	if (ctx->tx_state == FIVC_DIR_RESEND || st == IVC_RX_DETACHED || st == IVC_RX_CLOSED)
 		return;
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
@@ -2363,6 +2678,11 @@ bool fastivc_sock_detach_answered(struct fastivc_sock *ctx)
 	/* a CREATE the receiver has not looked at: once our grants are ended it can map nothing */
 	if (ctx->tx_state == FIVC_DIR_CREATING && st == IVC_RX_NONE)
 		return ivc_tunnel_end_grants(t);
+	/* parked by its receiver (perhaps since we asked it to detach): it gives it back for IVC_TX_EVICT (link.c) */
+	if (st == IVC_RX_PARKED || st == IVC_RX_PARKING) {
+		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
+		return false;
+	}
 	return (st == IVC_RX_DETACHED || st == IVC_RX_CLOSED) && ivc_tunnel_end_grants(t);
 }
 
@@ -2390,7 +2710,7 @@ bool fastivc_sock_suspend_finish(struct fastivc_sock *ctx)
 	st = READ_ONCE(t->ctrl->rx_state);
 	if (st == IVC_RX_DETACHED) {
 		tx_detached(ctx->sk, ctx);
-	} else if (st == IVC_RX_CLOSED) {
+	} else if (rx_done(st)) {
 		WRITE_ONCE(ctx->tx_peer_closed, true); /* it closed its end: sends fail with EPIPE, as before */
 		tx_release(ctx, FIVC_DIR_CLOSED, false);
 	} else if (ctx->tx_state == FIVC_DIR_CREATING) {

@@ -100,6 +100,18 @@ static int format_stats(char *buf, size_t size)
 	CTR(dem_calls);
 	CTR(grant_map_calls);
 	CTR(grant_unmap_calls);
+	CTR(link_setups);
+	CTR(link_reuses);
+	CTR(link_evictions);
+	CTR(early_switches);
+	{
+		unsigned int pooled, parked, pages;
+
+		ivc_link_totals(&pooled, &parked, &pages);
+		KV("links_pooled", "%u", pooled);
+		KV("links_parked", "%u", parked);
+		KV("link_pages", "%u", pages);
+	}
 	KV("virq_cpu", "%d", sem_virq_cpu());
 	{
 		/* events raised per MiB moved through tunnels, both directions, in hundredths */
@@ -193,26 +205,47 @@ static int sockets_show(struct seq_file *m, void *v)
 }
 
 /*
- * /proc/fastivc/peers: one line per peer domain that holds pages of our quota now, "domain D pages N quota Q
- * sockets S" (S: our tunnel-mode sockets with that peer). Walks every domain id (32752 counters): a reader's cost.
+ * /proc/fastivc/peers (and xenstore data/fastivc/peers): one line per peer domain we ever had a tunnel with (a link),
+ * "domain D pages N quota Q sockets S pooled P parked K setups U reuses R": pages of its quota we hold now, our
+ * tunnel-mode sockets with it, its tunnels waiting in the link (ours pooled, its parked), tunnels set up anew and
+ * taken from the link since load. At most PEERS_MAX lines (the buffer's bound).
  */
-static int peers_show(struct seq_file *m, void *v)
+#define PEERS_MAX 32
+#define PEER_LINE 160
+
+static int format_peers(char *buf, size_t size)
 {
 	struct fastivc_sock *ctx;
-	unsigned int d, pages, socks;
+	unsigned int socks, pooled, parked, k = 0;
+	u64 setups, reuses;
+	long d = -1;
+	int n = 0;
 
-	for (d = 0; d < DOMID_FIRST_RESERVED; d++) {
-		pages = fastivc_peer_pages(d);
-		if (!pages)
-			continue;
+	buf[0] = 0;
+	while (k < PEERS_MAX && ivc_link_next_peer(&d)) {
+		ivc_link_peer(d, &pooled, &parked, &setups, &reuses);
 		socks = 0;
 		spin_lock_bh(&fastivc_socks_lock);
 		list_for_each_entry(ctx, &fastivc_socks, node)
 			socks += ctx->peer == d && READ_ONCE(ctx->mode) == FIVC_MODE_TUNNEL;
 		spin_unlock_bh(&fastivc_socks_lock);
-		seq_printf(m, "domain %u pages %u quota %u sockets %u\n", d, pages, READ_ONCE(fastivc_peer_pages_max), socks);
-		cond_resched();
+		n += scnprintf(buf + n, size - n, "domain %ld pages %u quota %u sockets %u pooled %u parked %u setups %llu reuses %llu\n",
+			       d, fastivc_peer_pages(d), READ_ONCE(fastivc_peer_pages_max), socks, pooled, parked,
+			       setups, reuses);
+		k++;
 	}
+	return n;
+}
+
+static int peers_show(struct seq_file *m, void *v)
+{
+	char *buf = kmalloc(PEERS_MAX * PEER_LINE, GFP_KERNEL);
+
+	if (!buf)
+		return -ENOMEM;
+	format_peers(buf, PEERS_MAX * PEER_LINE);
+	seq_puts(m, buf);
+	kfree(buf);
 	return 0;
 }
 
@@ -239,6 +272,9 @@ void fastivc_stats_mirror(void)
 		WRITE_ONCE(mirror_ok, false);
 		goto out;
 	}
+	/* the links (the buffer's socket part serves, before the sockets are formatted into it) */
+	format_peers(buf + STATS_BUF, MIRROR_MAX * SOCK_LINE);
+	xenbus_write(XBT_NIL, "data/fastivc", "peers", buf + STATS_BUF);
 	spin_lock_bh(&fastivc_socks_lock);
 	list_for_each_entry(ctx, &fastivc_socks, node) {
 		if (n == MIRROR_MAX)

@@ -163,7 +163,7 @@ static void tunnel_free_rx(struct ivc_tunnel *t)
 	kvfree(t->handles);
 }
 
-static void tunnel_free(struct ivc_tunnel *t)
+void ivc_tunnel_free(struct ivc_tunnel *t)
 {
 	if (t->sender)
 		tunnel_free_tx(t);
@@ -182,8 +182,8 @@ static void tunnel_free(struct ivc_tunnel *t)
  * goes to Linux's deferred free (gnttab_end_foreign_access: the page is never reused while mapped).
  * releases_waiting: tunnels in that wait (module unload and the suspend wait for them).
  */
-#define RELEASE_QUICK 20
-#define RELEASE_DELAY (HZ / 20)
+#define RELEASE_QUICK 50
+#define RELEASE_DELAY (HZ / 50) /* links: a tunnel its receiver parks is back in the pool within 20 ms */
 #define RELEASE_SLOW HZ
 static atomic_t releases_waiting, releases_quick; /* all waiting; those in their first second (not held yet) */
 static bool releases_stopping;
@@ -204,10 +204,48 @@ static u32 grants_left(const struct ivc_tunnel *t)
 	return n;
 }
 
+/*
+ * Links: a receiver still in the tunnel may park it rather than unmap it (link.c); its grants stay whole meanwhile,
+ * for the first second of the wait.
+ */
+static bool receiver_inside(const struct ivc_tunnel *t)
+{
+	u32 s = READ_ONCE(t->ctrl->rx_state);
+
+	return !t->no_reuse && ivc_link_enabled() && !(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_EVICT) &&
+	       (s == IVC_RX_MAPPED || s == IVC_RX_ACCEPTED || s == IVC_RX_PARKING);
+}
+
+/* Not to be pooled: its receiver must not park it (or must give it back if it did, link.c) */
+static void ask_back(struct ivc_tunnel *t)
+{
+	if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_EVICT))
+		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
+}
+
+static void waiting_done(bool quick)
+{
+	if (quick)
+		atomic_dec(&releases_quick);
+	atomic_dec(&releases_waiting);
+}
+
 static void tunnel_retry_work(struct work_struct *w)
 {
 	struct ivc_tunnel *t = container_of(to_delayed_work(w), struct ivc_tunnel, retry_work);
-	bool ended = ivc_tunnel_end_grants(t);
+	bool ended, quick = t->release_tries < RELEASE_QUICK;
+
+	/* its receiver parked it: kept for the pair's next connection (and no longer ours to touch) */
+	if (!READ_ONCE(releases_stopping) && ivc_link_pool_tx(t)) {
+		waiting_done(quick);
+		return;
+	}
+	if (quick && receiver_inside(t)) {
+		ended = false;
+	} else {
+		ask_back(t);
+		ended = ivc_tunnel_end_grants(t);
+	}
 
 	if (!ended && !READ_ONCE(releases_stopping)) {
 		if (++t->release_tries == RELEASE_QUICK) {
@@ -219,10 +257,8 @@ static void tunnel_retry_work(struct work_struct *w)
 				   t->release_tries < RELEASE_QUICK ? RELEASE_DELAY : RELEASE_SLOW);
 		return;
 	}
-	if (t->release_tries < RELEASE_QUICK)
-		atomic_dec(&releases_quick);
-	tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
-	atomic_dec(&releases_waiting);
+	waiting_done(t->release_tries < RELEASE_QUICK);
+	ivc_tunnel_free(t); /* what is still mapped at unload: Linux's deferred free */
 }
 
 /*
@@ -244,8 +280,39 @@ void ivc_tunnel_release_kept(void)
 	mutex_unlock(&kept_lock);
 	list_for_each_entry_safe(t, tmp, &gone, kept) {
 		list_del(&t->kept);
-		tunnel_free(t);
+		ivc_tunnel_free(t);
 	}
+}
+
+/*
+ * A tunnel no socket or link has any more (process context): a sender's is kept in its link if the receiver parked
+ * it, or waits for the receiver to unmap it before its pages go; a receiver's is unmapped and freed.
+ */
+void ivc_tunnel_let_go(struct ivc_tunnel *t)
+{
+	if (t->sender && !READ_ONCE(releases_stopping)) {
+		if (ivc_link_pool_tx(t))
+			return;
+		/*
+		 * A tunnel of a link offered to a connection whose receiver never took it (its EVENT_CREATE_TUNNEL was
+		 * dropped with the receiver's record when it closed first): taken back, so that the receiver, which still
+		 * keeps it parked, unmaps it now (link.c) rather than after LINK_CLAIM_MAX. A CREATE still on its way
+		 * then finds it closed.
+		 */
+		if (t->claimed && t->offered)
+			cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_CLOSED);
+		if (!receiver_inside(t))
+			ask_back(t);
+		if (receiver_inside(t) || !ivc_tunnel_end_grants(t)) {
+			t->release_tries = 0;
+			atomic_inc(&releases_waiting);
+			atomic_inc(&releases_quick);
+			INIT_DELAYED_WORK(&t->retry_work, tunnel_retry_work);
+			queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
+			return;
+		}
+	}
+	ivc_tunnel_free(t);
 }
 
 static void tunnel_release_work(struct work_struct *w)
@@ -258,16 +325,11 @@ static void tunnel_release_work(struct work_struct *w)
 		mutex_unlock(&kept_lock);
 		return;
 	}
-
-	/* the tunnel is this work's alone now: nobody else ends its grants */
-	if (t->sender && !ivc_tunnel_end_grants(t) && !READ_ONCE(releases_stopping)) {
-		atomic_inc(&releases_waiting);
-		atomic_inc(&releases_quick);
-		INIT_DELAYED_WORK(&t->retry_work, tunnel_retry_work);
-		queue_delayed_work(fastivc_wq, &t->retry_work, RELEASE_DELAY);
+	/* a receiver's connection is over: its tunnel waits in the link for the next one (link.c), or goes */
+	if (t->park && ivc_link_park_rx(t))
 		return;
-	}
-	tunnel_free(t);
+	/* the tunnel is this work's alone now: nobody else ends its grants */
+	ivc_tunnel_let_go(t);
 }
 
 /* Module unload, once no socket is left: the held tunnels go to Linux's deferred free, now. */
@@ -322,8 +384,27 @@ static struct page *zeroed_page(void)
 	return alloc_page(GFP_KERNEL | __GFP_ZERO);
 }
 
-struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 channel_size,
-					struct xen_evtmgr_tunnel *info, enum fastivc_reason *why, bool fault_nomem)
+/* CREATE_TUNNEL's description of a sender's tunnel (control page and directory grants) */
+static void describe(const struct ivc_tunnel *t, struct xen_evtmgr_tunnel *info)
+{
+	u32 i;
+
+	memset(info, 0, sizeof(*info));
+	info->nr_channels = t->nr_channels;
+	info->channel_size = t->channel_size;
+	info->nr_grefs = 1 + t->nr_dir_pages;
+	for (i = 0; i < info->nr_grefs; i++)
+		info->gref[i] = t->refs[i];
+}
+
+/*
+ * Sender: a tunnel for a new connection to peer, from the pair's link when one of this geometry waits there (no
+ * allocation, no grant), else new. NULL and *why when it cannot be had: over the budget or the peer's quota (the
+ * link's tunnels are asked back first, for the next try: *evicted is set then), no memory, no grant.
+ */
+struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, const struct xen_evtmgr_addr *raddr, u32 nr_channels,
+					u32 channel_size, struct xen_evtmgr_tunnel *info, enum fastivc_reason *why,
+					bool *evicted, bool fault_nomem)
 {
 	struct ivc_tunnel *t;
 	u32 i, n;
@@ -332,8 +413,25 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 	*why = FIVC_R_NO_MEMORY;
 	if (!ivc_geometry_ok(nr_channels, channel_size))
 		return NULL;
+	t = ivc_link_take_tx(peer, nr_channels, channel_size);
+	if (t) {
+		describe(t, info);
+		ivc_tx_init(&t->tx, nr_channels, channel_size, 1);
+		*why = FIVC_R_NONE;
+		return t;
+	}
 	n = 1 + ivc_dir_pages(ivc_data_pages(nr_channels, channel_size)) + ivc_data_pages(nr_channels, channel_size);
 	rc = charge(&tx_pages_used, fastivc_tx_pages_max, peer, n);
+	if (rc) {
+		/*
+		 * What waits in links is given back before anything is refused: the parked tunnels at once (try again),
+		 * the pooled ones once their receivers unmap them (a later try: *evicted).
+		 */
+		if (ivc_link_evict(peer, rc == -EDQUOT, true)) {
+			*evicted = true;
+			rc = charge(&tx_pages_used, fastivc_tx_pages_max, peer, n);
+		}
+	}
 	if (rc) {
 		*why = rc == -ENOSPC ? FIVC_R_PEER_QUOTA : FIVC_R_BUDGET;
 		return NULL;
@@ -346,6 +444,7 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 	t->budget_pages = n;
 	t->sender = true;
 	t->peer = peer;
+	t->raddr = *raddr;
 	t->nr_channels = nr_channels;
 	t->channel_size = channel_size;
 	t->nr_data_pages = ivc_data_pages(nr_channels, channel_size);
@@ -389,13 +488,9 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, u32 nr_channels, u32 chann
 			dir[d % IVC_DIR_ENTRIES] = ref;
 		}
 	}
-	memset(info, 0, sizeof(*info));
-	info->nr_channels = nr_channels;
-	info->channel_size = channel_size;
-	info->nr_grefs = 1 + t->nr_dir_pages;
-	for (i = 0; i < info->nr_grefs; i++)
-		info->gref[i] = t->refs[i];
+	describe(t, info);
 	ivc_tx_init(&t->tx, nr_channels, channel_size, 1);
+	ivc_link_count(peer, false);
 	*why = FIVC_R_NONE;
 	return t;
 fail:
@@ -448,7 +543,8 @@ static int map_pages(domid_t peer, const grant_ref_t *refs, u32 n, bool readonly
  * quota and our budget before anything is mapped. Returns NULL and *why = -errno on failure: -ENOSPC over the peer's
  * quota, -EDQUOT over rx_pages_max.
  */
-struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunnel *info, int *why)
+struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr *raddr,
+				     const struct xen_evtmgr_tunnel *info, int *why)
 {
 	u32 nch = info->nr_channels, csize = info->channel_size, ndata, ndir, i, nrecv;
 	struct page **dir_pages = NULL;
@@ -464,7 +560,22 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 	ndir = ivc_dir_pages(ndata);
 	if (info->nr_grefs != 1 + ndir || info->nr_grefs > EVTMGR_MAX_GREFS)
 		return NULL;
+	/* the pair's link: mapped already (its control page is checked as a new one's) */
+	t = ivc_link_take_rx(peer, info);
+	if (t) {
+		if (ivc_ctrl_check(t->ctrl, nch, csize, &nrecv) || nrecv != 1) {
+			ivc_tunnel_free(t);
+			*why = -EPROTO;
+			return NULL;
+		}
+		ivc_rx_init(&t->rx, nch, csize, 1);
+		*why = 0;
+		return t;
+	}
 	rc = charge(&rx_pages_used, fastivc_rx_pages_max, peer, 1 + ndir + ndata);
+	/* parked tunnels are given back before anything is refused (the peer's only, for its quota) */
+	if (rc && ivc_link_evict(peer, rc == -EDQUOT, false))
+		rc = charge(&rx_pages_used, fastivc_rx_pages_max, peer, 1 + ndir + ndata);
 	if (rc) {
 		*why = rc;
 		return NULL;
@@ -477,6 +588,11 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 	}
 	t->budget_pages = 1 + ndir + ndata;
 	t->peer = peer;
+	t->raddr = *raddr;
+	t->key.nr_channels = nch;
+	t->key.channel_size = csize;
+	t->key.nr_grefs = info->nr_grefs;
+	memcpy(t->key.gref, info->gref, info->nr_grefs * sizeof(info->gref[0]));
 	t->nr_channels = nch;
 	t->channel_size = csize;
 	t->nr_data_pages = ndata;
@@ -532,6 +648,7 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_tunne
 	kvfree(refs);
 	t->data = t->map_pages + 1;
 	ivc_rx_init(&t->rx, nch, csize, 1);
+	ivc_link_count(peer, false);
 	*why = 0;
 	return t;
 
@@ -561,6 +678,8 @@ int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *f
 		n = ivc_chan_chunk(t->channel_size, chan, off + done, len - done, &pg, &pgoff);
 		c = copy_from_iter(page_address(t->data[pg]) + pgoff, n, from);
 		done += c;
+		if (off + done > t->dirty[chan]) /* what a link zeroes before the next connection (link.c) */
+			t->dirty[chan] = off + done;
 		if (c < n)
 			break;
 	}

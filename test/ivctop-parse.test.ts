@@ -201,13 +201,14 @@ test('live sample: each part fails on its own, with one line and no exception', 
 
 test('stats: the link keys (counters and gauges) are kept as numbers', (t) => {
   const s = parseStats(
-    'format 1\nlink_setups 8\nlink_reuses 1996\nlink_evictions 3\nlinks_pooled 1\nlinks_parked 2\nlink_pages 24\nlink_future 5\n',
+    'format 1\nlink_setups 8\nlink_reuses 1996\nlink_evictions 3\nearly_switches 1990\nlinks_pooled 1\nlinks_parked 2\nlink_pages 24\nlink_future 5\n',
   );
   t.deepEqual(s, {
     format: 1,
     link_setups: 8,
     link_reuses: 1996,
     link_evictions: 3,
+    early_switches: 1990,
     links_pooled: 1,
     links_parked: 2,
     link_pages: 24,

@@ -331,6 +331,8 @@ test('every known statistics key becomes exactly one sample with its value, or i
   t.is(value(fams, 'fastivc_link_setups_total', { domain: '3' }), STATS_KEYS.indexOf('link_setups') + 1);
   t.is(value(fams, 'fastivc_link_reuses_total', { domain: '3' }), STATS_KEYS.indexOf('link_reuses') + 1);
   t.is(value(fams, 'fastivc_link_evictions_total', { domain: '3' }), STATS_KEYS.indexOf('link_evictions') + 1);
+  t.is(fams.get('fastivc_early_switches')?.type, 'counter');
+  t.is(value(fams, 'fastivc_early_switches_total', { domain: '3' }), STATS_KEYS.indexOf('early_switches') + 1);
   t.is(value(fams, 'fastivc_links_pooled', { domain: '3' }), STATS_KEYS.indexOf('links_pooled') + 1);
   t.is(value(fams, 'fastivc_links_parked', { domain: '3' }), STATS_KEYS.indexOf('links_parked') + 1);
   t.is(value(fams, 'fastivc_link_pages', { domain: '3' }), STATS_KEYS.indexOf('link_pages') + 1);

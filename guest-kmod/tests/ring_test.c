@@ -514,6 +514,65 @@ static void test_ctrl_init_check(void)
 	CHECK_EQ(offsetof(struct ivc_ctrl, chan), 128);
 }
 
+/*
+ * Links: a tunnel that carried a connection, was parked with a reader that stopped part way and a peer that wrote
+ * garbage over the whole control page, is reset and claimed: its control page is then exactly a new one's (with the
+ * receiver's state left to the claim), and a second connection runs through it exactly, from generation 1.
+ */
+static void test_ctrl_reset_reuse(void)
+{
+	for (uint32_t n = 1; n <= 16; n += 5) {
+		struct sim s, fresh;
+		struct ivc_tx tx;
+		struct ivc_rx rx;
+		uint64_t spos = 0, rpos = 0;
+		uint32_t got;
+		int freed;
+
+		sim_new(&s, n, 8192, 1);
+		sim_new(&fresh, n, 8192, 1);
+		ivc_tx_init(&tx, n, 8192, 1);
+		ivc_rx_init(&rx, n, 8192, 1);
+		for (uint32_t k = 0; k < n + 2 && ivc_tx_free(&tx, s.c) == 1; k++) {
+			send_chan(&s, &tx, &spos, 8192);
+			recv_some(&s, &rx, &rpos, 5000, &got, &freed);
+		}
+		CHECK_OK();
+		s.c->rx_state = IVC_RX_PARKED;
+		memset(s.c, 0x5A, offsetof(struct ivc_ctrl, rx_state)); /* a receiver may write the whole page */
+		memset(&s.c->chan, 0xC3, sizeof(s.c->chan));
+		s.c->rx_want = 77;
+		s.c->rx_gen = 5;
+		s.c->rx_off = 9;
+		ivc_ctrl_reset(s.c, n, 8192, 1);
+		CHECK_EQ(s.c->rx_state, IVC_RX_PARKED); /* the receiver's line is not the reset's */
+		CHECK_EQ(s.c->rx_want, 77);
+		s.c->rx_state = IVC_RX_NONE; /* the claim */
+		ivc_ctrl_claimed(s.c);
+		CHECK(!memcmp(s.c, fresh.c, sizeof(*s.c)), "n %u: a reset page differs from a new one", n);
+		uint32_t r = 0;
+		CHECK_EQ(ivc_ctrl_check(s.c, n, 8192, &r), 0);
+		/* the second connection: a new sender and receiver state on the same pages */
+		ivc_tx_init(&tx, n, 8192, 1);
+		ivc_rx_init(&rx, n, 8192, 1);
+		spos = rpos = 0;
+		for (uint32_t k = 0; k < 3 * n; k++) {
+			if (ivc_tx_free(&tx, s.c) == 1)
+				send_chan(&s, &tx, &spos, 1 + (k * 977) % 8192);
+			recv_some(&s, &rx, &rpos, 8192, &got, &freed);
+			CHECK_OK();
+		}
+		do
+			recv_some(&s, &rx, &rpos, 8192, &got, &freed);
+		while (got);
+		CHECK_OK();
+		CHECK_EQ(rpos, spos);
+		CHECK(spos > 0, "n %u: nothing sent", n);
+		sim_free(&s);
+		sim_free(&fresh);
+	}
+}
+
 static void test_ctrl_check_bad(void)
 {
 	struct ivc_ctrl good, c;
@@ -3213,6 +3272,7 @@ static const struct {
 	{ "data_pages and dir_pages", test_data_dir_pages },
 	{ "chan_chunk across pages", test_chan_chunk },
 	{ "ctrl_init then ctrl_check", test_ctrl_init_check },
+	{ "links: a parked, scribbled control page reset and claimed is a new one", test_ctrl_reset_reuse },
 	{ "ctrl_check refuses each bad field", test_ctrl_check_bad },
 	{ "full and partial channels, partial reads", test_full_and_partial },
 	{ "rx_ready sums, peek ahead does not consume", test_ready_and_peek },

@@ -45,6 +45,7 @@ export const STATS_KEYS = [
   'link_setups',
   'link_reuses',
   'link_evictions',
+  'early_switches',
   'links_pooled',
   'links_parked',
   'link_pages',

@@ -116,6 +116,7 @@ const EVENTS_PER_MIB = fam('events_per_mebibyte', 'gauge', 'events raised per Mi
 const LINK_SETUPS = fam('link_setups', 'counter', 'tunnels set up anew (granted as sender, mapped as receiver), not taken from a link');
 const LINK_REUSES = fam('link_reuses', 'counter', 'tunnels taken from a link for a new connection (no hypercall, no allocation)');
 const LINK_EVICTIONS = fam('link_evictions', 'counter', 'tunnels that left a link (idle, quota, peer gone, suspend, links off)');
+const EARLY_SWITCHES = fam('early_switches', 'counter', 'connections switched to a tunnel at their first byte (a tunnel from a link)');
 const LINKS_POOLED = fam('links_pooled', 'gauge', 'our sending tunnels kept granted in links for the next connection, now');
 const LINKS_PARKED = fam('links_parked', 'gauge', "peers' tunnels kept mapped in links for the next connection, now");
 const LINK_PAGES = fam('link_pages', 'gauge', 'pages held in links now (part of fastivc_tunnel_pages)');
@@ -163,6 +164,7 @@ export const STATS_MAP: Record<(typeof STATS_KEYS)[number], Mapping> = {
   link_setups: { family: LINK_SETUPS },
   link_reuses: { family: LINK_REUSES },
   link_evictions: { family: LINK_EVICTIONS },
+  early_switches: { family: EARLY_SWITCHES },
   links_pooled: { family: LINKS_POOLED },
   links_parked: { family: LINKS_PARKED },
   link_pages: { family: LINK_PAGES },
@@ -224,6 +226,7 @@ export const FAMILIES: readonly Family[] = [
   LINK_SETUPS,
   LINK_REUSES,
   LINK_EVICTIONS,
+  EARLY_SWITCHES,
   LINKS_POOLED,
   LINKS_PARKED,
   LINK_PAGES,

@@ -121,7 +121,8 @@ static u32 rx_state_xchg(struct ivc_tunnel *t, u32 old, u32 new)
 /* Adds t to a list (link_lock held): false if a limit says no. */
 static bool link_add(struct ivc_tunnel *t, struct fastivc_link *l, struct list_head *list)
 {
-	if (nr_pooled + nr_parked >= LINK_TUNNELS_MAX || l->tunnels >= LINK_PEER_TUNNELS_MAX)
+	/* not once ivc_link_exit has emptied the lists (a release work running late at unload) */
+	if (!links_running || nr_pooled + nr_parked >= LINK_TUNNELS_MAX || l->tunnels >= LINK_PEER_TUNNELS_MAX)
 		return false;
 	list_add_tail(&t->link_node, list);
 	if (list == &pooled)
@@ -308,8 +309,10 @@ struct ivc_tunnel *ivc_link_take_rx(domid_t peer, const struct xen_evtmgr_tunnel
 {
 	struct ivc_tunnel *t = take_parked(peer, info);
 
-	if (t)
+	if (t) {
+		t->park = false; /* its next release decides again */
 		ivc_link_count(peer, true);
+	}
 	return t;
 }
 

@@ -272,6 +272,11 @@ struct fastivc_sock *fastivc_attach(struct sock *sk)
 	ctx->reason = FIVC_R_NONE;
 	ctx->tx_state = FIVC_DIR_TCP;
 	ctx->rx_state = FIVC_DIR_TCP;
+	/*
+	 * A CREATE_TUNNEL may wait for this socket in the SEM's retry list (it came before accept() grafted it, see
+	 * sem.c sem_dispatch): the first call through us runs it, under the lock (fastivc_sem_owner_events).
+	 */
+	set_bit(0, &ctx->owner_events);
 
 	rcu_assign_pointer(icsk->icsk_ulp_data, (void __rcu *)ctx);
 	WRITE_ONCE(icsk->icsk_ulp_ops, &fastivc_ulp_ops);

@@ -229,6 +229,15 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		forget_conn(ev);
 		return 0;
 	}
+	/*
+	 * Not accepted yet (no struct socket: its operations cannot be made ours, and a reader that splices would wait in
+	 * TCP's own code for bytes that come through the tunnel): the CREATE waits until accept(), and the socket's first
+	 * call through us runs it (monitor.c sets its owner bit); a second at most, then it is decided as it is.
+	 */
+	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && !final && !READ_ONCE(sk->sk_socket)) {
+		sock_put(sk);
+		return -EAGAIN;
+	}
 	if (!sem_trylock_sock(sk)) {
 		sock_put(sk);
 		return -EBUSY;

@@ -428,6 +428,7 @@ static void tx_release(struct fastivc_sock *ctx, enum fastivc_dir st, bool tell_
 		return;
 	if (st == FIVC_DIR_BROKEN)
 		t->no_reuse = true;
+	WRITE_ONCE(ctx->tx_early, false); /* nothing left to settle */
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_CLOSED);
 	if (tell_peer)
 		dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL);
@@ -804,6 +805,10 @@ static bool tx_early_settled(struct sock *sk, struct fastivc_sock *ctx)
 
 	if (!ctx->tx_early)
 		return true;
+	if (!ctx->tx) {
+		WRITE_ONCE(ctx->tx_early, false);
+		return true;
+	}
 	st = READ_ONCE(ctx->tx->ctrl->rx_state);
 	if (st == IVC_RX_DETACHED) {
 		WRITE_ONCE(ctx->tx_early, false);
@@ -833,6 +838,10 @@ static bool tx_early_take_back(struct sock *sk, struct fastivc_sock *ctx, enum f
 	if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_CLOSED) != IVC_RX_NONE)
 		return false; /* it took it (or detached): it reads or gives back what it holds */
 	WRITE_ONCE(ctx->tx_early, false);
+	if (ivc_tx_position_ok(&t->tx, 1, 0)) { /* channels freed by a receiver that never took the tunnel */
+		fastivc_break(ctx, -IVC_E_POSITION);
+		return true;
+	}
 	ctx->tx_no_early = true;
 	ctx->tx_early_refused = true;
 	t->no_reuse = true;
@@ -1052,18 +1061,38 @@ static int fastivc_woken_wake(struct wait_queue_entry *wq_entry, unsigned int mo
  * milliseconds: the wait is one EVENT_CREATE_TUNNEL and its accept, and only for a connection closed right after
  * its first send.
  */
+/* Lock-free (RCU: the tunnel may be released meanwhile): is the early tunnel settled, or gone? */
+static bool tx_early_wake_cond(struct fastivc_sock *ctx)
+{
+	struct ivc_tunnel *t;
+	bool done;
+
+	if (!READ_ONCE(ctx->tx_early) || READ_ONCE(ctx->tx_state) != FIVC_DIR_OPEN)
+		return true;
+	rcu_read_lock();
+	t = READ_ONCE(ctx->tx);
+	done = !t || READ_ONCE(t->ctrl->rx_state) != IVC_RX_NONE;
+	rcu_read_unlock();
+	return done;
+}
+
+#define FASTIVC_EARLY_FIN_WAIT HZ
 static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 {
+	unsigned long until = jiffies + FASTIVC_EARLY_FIN_WAIT;
+
 	while (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_early && ctx->tx_state == FIVC_DIR_OPEN &&
 	       !tx_early_settled(sk, ctx)) {
 		long timeo = HZ / 50;
 
-		if (time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT)) {
+		/* no answer in a second (it normally takes milliseconds), or TCP is gone: back to TCP, then the FIN */
+		if (time_after(jiffies, until) || sk->sk_err ||
+		    !((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT))) {
 			tx_early_take_back(sk, ctx, FIVC_R_PEER_TIMEOUT);
 			break;
 		}
 		owner_events(sk, ctx); /* a REJECT left to us */
-		if (!ctx->tx_early || ctx->tx_state != FIVC_DIR_OPEN)
+		if (!ctx->tx_early || ctx->tx_state != FIVC_DIR_OPEN || !ctx->tx)
 			break;
 		ivc_tx_want(&ctx->tx->tx, ctx->tx->ctrl); /* the receiver's accept raises an event for us then */
 		if (tx_early_settled(sk, ctx))
@@ -1073,8 +1102,8 @@ static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 			schedule_timeout_uninterruptible(timeo);
 			lock_sock(sk);
 		} else {
-			SLICED_WAIT(sk, &timeo, READ_ONCE(ctx->tx->ctrl->rx_state) != IVC_RX_NONE ||
-				    test_bit(0, &ctx->owner_events) || !READ_ONCE(ctx->tx_early));
+			/* events left to us are run by the SEM meanwhile (the lock is free while we sleep) */
+			SLICED_WAIT(sk, &timeo, tx_early_wake_cond(ctx));
 		}
 	}
 }
@@ -1295,13 +1324,30 @@ static int tx_revert(struct sock *sk, struct fastivc_sock *ctx, int flags)
  * Lock held.
  */
 #define FASTIVC_OOB_WAIT HZ
-static int tx_oob_detach(struct sock *sk, struct fastivc_sock *ctx)
+/* Lock-free (RCU): has the receiver answered the detach request, or has the direction moved on? */
+static bool oob_wake_cond(struct fastivc_sock *ctx, const struct ivc_tunnel *t)
 {
-	unsigned long until = jiffies + FASTIVC_OOB_WAIT;
+	bool done;
+	u32 st;
+
+	rcu_read_lock();
+	done = READ_ONCE(ctx->tx) != t || READ_ONCE(ctx->tx_state) != FIVC_DIR_OPEN;
+	if (!done) {
+		st = READ_ONCE(t->ctrl->rx_state);
+		done = st == IVC_RX_DETACHED || rx_done(st);
+	}
+	rcu_read_unlock();
+	return done;
+}
+
+static int tx_oob_detach(struct sock *sk, struct fastivc_sock *ctx, int flags)
+{
+	long wait = min_t(long, FASTIVC_OOB_WAIT, sock_sndtimeo(sk, flags & MSG_DONTWAIT));
+	unsigned long until = jiffies + wait;
 	struct ivc_tunnel *t = ctx->tx;
 
-	if (!t || ctx->tx_detach_asked)
-		return 0;
+	if (!t || ctx->tx_detach_asked || wait <= 0)
+		return 0; /* a non-blocking send does not wait for the receiver: the channels drain first (tx_revert) */
 	WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_DETACH);
 	dem_raise(ctx, EVTMGR_EVENT_SEND_CLOSE_TUNNEL, NULL); /* a lost event: the peer's tick looks for the flag */
 	while (ctx->tx_state == FIVC_DIR_OPEN && ctx->tx == t && time_before(jiffies, until)) {
@@ -1316,8 +1362,7 @@ static int tx_oob_detach(struct sock *sk, struct fastivc_sock *ctx)
 		owner_events(sk, ctx);
 		if (ctx->tx_state != FIVC_DIR_OPEN || ctx->tx != t)
 			break;
-		SLICED_WAIT(sk, &timeo, READ_ONCE(t->ctrl->rx_state) == IVC_RX_DETACHED ||
-			    rx_done(READ_ONCE(t->ctrl->rx_state)) || test_bit(0, &ctx->owner_events));
+		SLICED_WAIT(sk, &timeo, oob_wake_cond(ctx, t));
 	}
 	return ctx->tx_state == FIVC_DIR_RESEND || ctx->tx_state == FIVC_DIR_TCP ? -EXDEV : 0;
 }
@@ -1335,7 +1380,7 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 		return 0;
 	}
 	if (ctx->tx_state == FIVC_DIR_OPEN) {
-		int rc = tx_oob_detach(sk, ctx);
+		int rc = tx_oob_detach(sk, ctx, flags);
 
 		if (rc == -EXDEV) { /* the tunnel's bytes go again on TCP, before the urgent one, as TCP would send them */
 			ctx->tx_oob = true;
@@ -2369,6 +2414,13 @@ static bool rx_tcp_waiter(struct sock *sk)
 	unsigned long flags;
 	bool found = false;
 
+	/*
+	 * Not accepted yet (the SEM waited a second for it): after accept() its operations would be TCP's own, and a
+	 * reader that splices would never read through us. A task waiting for the socket lock may be on its way into
+	 * TCP's own code too (a splice begun before our operations were set): not early then either.
+	 */
+	if (!sk->sk_socket || waitqueue_active(&sk->sk_lock.wq))
+		return true;
 	rcu_read_lock();
 	wq = rcu_dereference(sk->sk_wq);
 	if (wq) {
@@ -2425,6 +2477,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	 * time (sock.c tx_early_ok); then its bytes come on TCP and this tunnel carries nothing.
 	 */
 	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx->sk)) {
+		ctx->rx_tunnels++; /* as one mapped: rx_may_map's limits hold for refusals too */
+		ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
 		/*
 		 * Switched at its first byte, but a task waits inside TCP's own code on this socket (a reader blocked in
 		 * TCP's recvmsg since before we decided the socket) and would never see the tunnel: detach at its first
@@ -2443,6 +2497,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		return;
 	}
 	if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_ACCEPTED) != IVC_RX_NONE) {
+		ctx->rx_tunnels++;
+		ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
 		t->no_reuse = true;
 		ivc_tunnel_release(t);
 		return;
@@ -2588,6 +2644,8 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 		return;
 	if (ctx->rx && (READ_ONCE(ctx->rx->ctrl->tx_flags) & IVC_TX_DETACH))
 		rx_detach(ctx);
+	if (ctx->mode != FIVC_MODE_TUNNEL) /* the detach ended the connection */
+		return;
 	if (ctx->tx_state != FIVC_DIR_RESEND && !ctx->tx_detach_asked && tx_receiver_detached(ctx->tx))
 		tx_detached(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_RESEND)
@@ -2596,8 +2654,8 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 		tx_timed_out(ctx);
 	if (ctx->tx_early && !tx_early_settled(sk, ctx) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT))
 		tx_early_take_back(sk, ctx, FIVC_R_PEER_TIMEOUT);
-	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN)
-		tx_user_timeout(ctx);
+	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN && !ctx->tx_early)
+		tx_user_timeout(ctx); /* an unanswered early tunnel is taken back first (above), not aborted */
 }
 
 /*

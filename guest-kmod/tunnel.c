@@ -326,7 +326,7 @@ static void tunnel_release_work(struct work_struct *w)
 		return;
 	}
 	/* a receiver's connection is over: its tunnel waits in the link for the next one (link.c), or goes */
-	if (t->park && ivc_link_park_rx(t))
+	if (t->park && !t->no_reuse && ivc_link_park_rx(t))
 		return;
 	/* the tunnel is this work's alone now: nobody else ends its grants */
 	ivc_tunnel_let_go(t);
@@ -413,7 +413,8 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, const struct xen_evtmgr_ad
 	*why = FIVC_R_NO_MEMORY;
 	if (!ivc_geometry_ok(nr_channels, channel_size))
 		return NULL;
-	t = ivc_link_take_tx(peer, nr_channels, channel_size);
+	/* fault_inject PORT:nomem tests the allocation below: not a tunnel from the link then */
+	t = fault_nomem ? NULL : ivc_link_take_tx(peer, nr_channels, channel_size);
 	if (t) {
 		describe(t, info);
 		ivc_tx_init(&t->tx, nr_channels, channel_size, 1);

@@ -661,8 +661,10 @@ scn_block_tunnel() {
               hypercalls_per_conn_client: ($p1 / $n * 10 | round / 10), hypercalls_per_conn_server: ($p2 / $n * 10 | round / 10),
               dem_records_left: $l}')"
     [ "$c1" -ge "$count" ] || { fail "only $c1 of $count connections offered a tunnel: they stayed on TCP"; return 1; }
-    # every block's bytes went through tunnels (the server read them there; each block carries a small header too)
-    [ "$rx2" -ge $((bytes * count)) ] || { fail "the server read $rx2 bytes from tunnels, less than the $((bytes * count)) of the blocks: some went on TCP"; return 1; }
+    # the blocks' bytes went through tunnels (the server read them there; each block carries a small header too). A
+    # receiver may refuse an early tunnel when a reader could miss it (sock.c rx_tcp_waiter): those bytes go again on
+    # TCP, exact (bytes_resent); at most one block in twenty
+    [ $((rx2 * 20)) -ge $((bytes * count * 19)) ] || { fail "the server read $rx2 bytes from tunnels, under 95% of the $((bytes * count)) of the blocks: they went on TCP"; return 1; }
     # linked: no grant, map or unmap per connection (a few setups while the link grows to what the pair uses at once)
     gmax=$((count / 10 > 8 ? count / 10 : 8))
     [ $((g1 + g2)) -le "$gmax" ] || { fail "$((g1 + g2)) grant map/unmap batches for $count connections (at most $gmax): tunnels were not reused"; return 1; }
@@ -754,11 +756,16 @@ scn_switch_in_sendfile() {
     agent "$D2" "pidof tcpsem >/dev/null || (tcpsem server --port 7005 > /var/log/tcpsem.log 2>&1 &)"
     sleep 0.5
     kstats "$D2" "$OUT/sb.txt"
+    # the usual switch, after pages sent on TCP (a tunnel from the pair's link would switch at the first byte, with
+    # nothing on TCP to push): links off in the sender for this test
+    local idle; idle=$(agent "$D2" cat /sys/module/fastivc/parameters/link_idle_ms)
+    agent "$D2" "echo 0 > /sys/module/fastivc/parameters/link_idle_ms"
     agent "$D2" "echo 7005:switch_in_batch > /sys/module/fastivc/parameters/fault_inject" \
         || { fail "cannot set fault_inject in domU2"; return 1; }
     agent "$D1" tcpsem client --host "$D2" --port 7005 --only '^sendfile_first$' --timeout 30 > "$f"; rc=$?
     fault=$(agent "$D2" cat /sys/module/fastivc/parameters/fault_inject)
     agent "$D2" "echo 0:none > /sys/module/fastivc/parameters/fault_inject"
+    agent "$D2" "echo ${idle:-10000} > /sys/module/fastivc/parameters/link_idle_ms"
     kstats "$D2" "$OUT/sa.txt"
     jq -r '.checks[] | "\(if .pass then "ok  " else "FAIL" end) \(.name): \(.detail)"' "$f" 2>/dev/null || cat "$f"
     [ $rc -ne 0 ] && tun_diag

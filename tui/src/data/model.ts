@@ -14,7 +14,7 @@
  */
 import { EVENT_NAMES, type DemCounters, type EventName } from '../../../native/lib/index.js';
 import { fallbacksOf, splitEndpoint } from './parse.js';
-import { isDemError, peersOf, type DomainReport, type SockLine, type Snapshot } from './types.js';
+import { isDemError, peersOf, type DomainReport, type PeerLine, type SockLine, type Snapshot } from './types.js';
 
 export interface Endpoint {
   /** The domain at this end: the reporter's own id, else the peer id the other end gives, else the DEM's table. */
@@ -63,27 +63,17 @@ export interface TunnelRow {
   violations: number;
 }
 
-/** One domain's link with one peer domain, as that domain reports it (one line of its /proc/fastivc/peers). */
-export interface LinkRow {
+/**
+ * One domain's link with one peer domain, as that domain reports it (one line of its /proc/fastivc/peers): the
+ * line's counts (PeerLine), seen from the reporting domain A towards the peer B.
+ */
+export interface LinkRow extends Omit<PeerLine, 'domain'> {
   /** "domain-peer": stable across samples. */
   key: string;
   /** The reporting domain (A). */
   domain: number;
   /** The peer domain (B). */
   peer: number;
-  /** Pages of A's per-peer quota charged to B now (granted, mapped and held together, links included). */
-  pages: number;
-  /** The quota (A's peer_pages_max). */
-  quota: number;
-  /** A's tunnel-mode sockets (connections) with B now. */
-  sockets: number;
-  /** A's sending tunnels to B kept granted in the link. */
-  pooled: number;
-  /** B's tunnels to A kept mapped by A in the link. */
-  parked: number;
-  /** Tunnels A set up anew with B since load, and tunnels it took from the link. */
-  setups: number;
-  reuses: number;
   /** reuses / (setups + reuses), 0..1; null when A has set up and reused none. */
   reuseRatio: number | null;
 }

@@ -245,6 +245,7 @@ bool ivc_link_may_park(const struct ivc_tunnel *t);
 bool ivc_link_park_rx(struct ivc_tunnel *t);
 struct ivc_tunnel *ivc_link_take_rx(domid_t peer, const struct xen_evtmgr_tunnel *info);
 void ivc_link_forget_rx(domid_t peer, const struct xen_evtmgr_tunnel *info);
+bool ivc_link_parked(domid_t peer, const struct xen_evtmgr_tunnel *info);
 unsigned int ivc_link_evict(domid_t peer, bool all_peers, bool sender);
 void ivc_link_peer_gone(domid_t peer);
 void ivc_link_flush(void);

@@ -316,6 +316,23 @@ struct ivc_tunnel *ivc_link_take_rx(domid_t peer, const struct xen_evtmgr_tunnel
 	return t;
 }
 
+/* Does a CREATE name a tunnel parked in our link (one its sender may have switched to at its first byte)? */
+bool ivc_link_parked(domid_t peer, const struct xen_evtmgr_tunnel *info)
+{
+	struct ivc_tunnel *t;
+	bool found = false;
+
+	spin_lock(&link_lock);
+	list_for_each_entry(t, &parked, link_node) {
+		if (same_tunnel(t, peer, info)) {
+			found = true;
+			break;
+		}
+	}
+	spin_unlock(&link_lock);
+	return found;
+}
+
 /* A CREATE we reject: the parked tunnel it names (if any) goes now, so that its sender can end its grants. */
 void ivc_link_forget_rx(domid_t peer, const struct xen_evtmgr_tunnel *info)
 {

@@ -230,11 +230,13 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		return 0;
 	}
 	/*
-	 * Not accepted yet (no struct socket: its operations cannot be made ours, and a reader that splices would wait in
-	 * TCP's own code for bytes that come through the tunnel): the CREATE waits until accept(), and the socket's first
-	 * call through us runs it (monitor.c sets its owner bit); a second at most, then it is decided as it is.
+	 * A tunnel from the pair's link (it may be switched at its first byte) for a socket not accepted yet (no struct
+	 * socket: its operations cannot be made ours, and a reader that splices would wait in TCP's own code for bytes
+	 * that come through the tunnel): the CREATE waits until accept(), and the socket's first call through us runs it
+	 * (monitor.c sets its owner bit); a second at most, then it is decided as it is. A new tunnel is mapped at once.
 	 */
-	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && !final && !READ_ONCE(sk->sk_socket)) {
+	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && !final && !READ_ONCE(sk->sk_socket) &&
+	    ivc_link_parked(ev->peer, &ev->tunnel)) {
 		sock_put(sk);
 		return -EAGAIN;
 	}

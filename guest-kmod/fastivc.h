@@ -273,10 +273,12 @@ static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
 }
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 bool fastivc_rx_needs_release(struct fastivc_sock *ctx);
 void fastivc_sem_queue_release(struct fastivc_sock *ctx);
 void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx);
+void fastivc_sem_kick(void);
 void fastivc_break(struct fastivc_sock *ctx, int code);
 void fastivc_peer_gone(struct fastivc_sock *ctx);
 void fastivc_wake(struct sock *sk, __poll_t mask);

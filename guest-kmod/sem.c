@@ -171,8 +171,10 @@ static struct sock *sem_lookup(const struct xen_evtmgr_conn *c)
 
 /*
  * The events of one connection, for its socket sk, locked (by the SEM, or by its owner: fastivc_sem_owner_events).
+ * -EINPROGRESS if they may and must wait, untouched, for a task that waits for the lock (fastivc_rx_create_busy): the
+ * caller keeps them on the retry list and leaves them to that task if it is ours (owner bit), or to the retry work.
  */
-static void sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev)
+static int sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev, bool may_wait)
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
@@ -190,8 +192,10 @@ static void sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev)
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
 			reject_conn(ev);
 		forget_conn(ev);
-		return;
+		return 0;
 	}
+	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev))
+		return -EINPROGRESS;
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
 	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
 		fastivc_rx_create(ctx, ev);
@@ -199,16 +203,19 @@ static void sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev)
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
 		fastivc_tx_event(ctx, events);
+	return 0;
 }
 
 /*
- * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EBUSY if the socket's
+ * Returns -EAGAIN if a CREATE_TUNNEL found no established socket yet and `final` is false, -EINPROGRESS if it waits
+ * for a task that waits for the socket's lock (sem_handle), -EBUSY if the socket's
  * owner holds its lock (the caller retries later; the owner is told, see fastivc_sem_owner_events).
  */
 static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 {
 	u32 events = ev->events;
 	struct sock *sk;
+	int rc;
 
 	if (!conn_family_ok(&ev->conn))
 		return 0;
@@ -244,10 +251,10 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		sock_put(sk);
 		return -EBUSY;
 	}
-	sem_handle(sk, ev);
+	rc = sem_handle(sk, ev, !final);
 	release_sock(sk);
 	sock_put(sk);
-	return 0;
+	return rc;
 }
 
 static bool same_conn(const struct xen_evtmgr_event *a, const struct xen_evtmgr_event *b)
@@ -282,7 +289,7 @@ static bool retry_has_conn(const struct xen_evtmgr_event *ev)
  * find the lock free, tens of milliseconds and megabytes of TCP later. A socket we have no context for yet has no
  * owner of ours: the retry list alone serves it.
  */
-static void sem_tell_owner(const struct xen_evtmgr_event *ev)
+static void sem_tell_owner(const struct xen_evtmgr_event *ev, bool kick)
 {
 	struct fastivc_sock *ctx;
 	struct sock *sk;
@@ -293,13 +300,35 @@ static void sem_tell_owner(const struct xen_evtmgr_event *ev)
 	if (!sk)
 		return;
 	if (sk_fullsock(sk)) {
+		bool owned = true;
+
 		rcu_read_lock();
 		ctx = fastivc_ctx(sk);
-		if (ctx)
+		if (ctx) {
 			set_bit(0, &ctx->owner_events);
+			/*
+			 * An owner that lets go of the lock after this sees the bit in its release_cb (under the same
+			 * spinlock, before it gives up ownership) and kicks us (fastivc_sem_kick); one that let go before
+			 * did not: the retry is run now rather than at its interval.
+			 */
+			spin_lock_bh(&sk->sk_lock.slock);
+			owned = sock_owned_by_user_nocheck(sk);
+			spin_unlock_bh(&sk->sk_lock.slock);
+		}
 		rcu_read_unlock();
+		if (!owned && kick)
+			fastivc_sem_kick();
 	}
 	sock_gen_put(sk);
+}
+
+/*
+ * The retry work now (any context): an owner let go of a socket with events left to it (sock.c
+ * fastivc_release_cb), as tcp_release_cb() runs the timer work TCP left to a socket's owner.
+ */
+void fastivc_sem_kick(void)
+{
+	mod_delayed_work(fastivc_wq, &retry_work, 0);
 }
 
 /*
@@ -327,10 +356,14 @@ void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
 			sock_gen_put(found);
 		if (found != sk)
 			continue;
+		/* another task waits for the lock: that task if it is ours, or the retry work, runs them next */
+		if (sem_handle(sk, &r->ev, !time_after(jiffies, r->deadline)) == -EINPROGRESS) {
+			set_bit(0, &ctx->owner_events);
+			break; /* and the connection's later events wait behind them */
+		}
 		list_del(&r->node);
 		retry_count--;
 		atomic64_inc(&fastivc_stats.owner_events);
-		sem_handle(sk, &r->ev);
 		kfree(r);
 	}
 	mutex_unlock(&retry_lock);
@@ -406,9 +439,9 @@ static void sem_retry(struct work_struct *w)
 			r->ev.events &= ~EVTMGR_EVENT_CREATE_TUNNEL;
 			rc = r->ev.events ? -EBUSY : 0;
 		}
-		if (rc == -EBUSY)
-			sem_tell_owner(&r->ev); /* on the list already: the owner finds it (first held now, or unknown before) */
-		if (rc == -EAGAIN || rc == -EBUSY)
+		if (rc == -EBUSY || rc == -EINPROGRESS) /* on the list already: the owner finds it */
+			sem_tell_owner(&r->ev, rc == -EBUSY);
+		if (rc == -EAGAIN || rc == -EBUSY || rc == -EINPROGRESS)
 			continue;
 		list_del(&r->node);
 		retry_count--;
@@ -545,13 +578,13 @@ static void sem_control(struct work_struct *w)
 		spin_unlock_bh(&ctl_lock);
 		if (retry_has_conn(&ev)) {
 			sem_retry_later(&ev); /* behind its connection's earlier events */
-			sem_tell_owner(&ev);
+			sem_tell_owner(&ev, true);
 		} else {
 			rc = sem_dispatch(&ev, false);
-			if (rc < 0) /* -EAGAIN: not established yet; -EBUSY: held */
+			if (rc < 0) /* -EAGAIN: not established yet; -EBUSY: held; -EINPROGRESS: waited for */
 				sem_retry_later(&ev);
-			if (rc == -EBUSY)
-				sem_tell_owner(&ev);
+			if (rc == -EBUSY || rc == -EINPROGRESS)
+				sem_tell_owner(&ev, rc == -EBUSY);
 		}
 		cond_resched();
 	}

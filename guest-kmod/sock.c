@@ -2437,6 +2437,22 @@ static bool rx_tcp_waiter(struct sock *sk)
 	return found;
 }
 
+/*
+ * Must a CREATE wait (lock held)? One that names a tunnel parked in our link may carry a connection's first byte
+ * (its sender switched early), and a task waiting for this socket's lock right now might be on its way into TCP's own
+ * code, which rx_tcp_waiter() cannot tell from a reader of ours: taken now, it would be refused. Most often that task
+ * is the application's own first recv() racing the SEM: it comes through us and runs the CREATE itself once it has
+ * the lock (its owner bit); otherwise the retry work runs it once nobody waits, a second at most (sem.c), and only
+ * then is it decided as it is.
+ */
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+{
+	struct sock *sk = ctx->sk;
+
+	return ctx->mode == FIVC_MODE_TUNNEL && !ctx->rx && ev->peer == ctx->peer && sk->sk_socket &&
+	       waitqueue_active(&sk->sk_lock.wq) && ivc_link_parked(ev->peer, &ev->tunnel);
+}
+
 /* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
 static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
 {
@@ -2854,8 +2870,23 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 	}
 }
 
+/*
+ * release_sock() (socket spinlock held, BH off): TCP's deferred work, then ours. Events the SEM left to this socket's
+ * owner that the owner did not run before letting go (it went to sleep, or its call did not pass the point that runs
+ * them) go to the retry work now: otherwise they waited for its next interval (a new tunnel, 20 ms later).
+ */
+static void fastivc_release_cb(struct sock *sk)
+{
+	struct fastivc_sock *ctx = fastivc_ctx(sk);
+
+	base_prot->release_cb(sk);
+	if (ctx && test_bit(0, &ctx->owner_events))
+		fastivc_sem_kick();
+}
+
 static void override(struct proto *p)
 {
+	p->release_cb = fastivc_release_cb;
 	p->sendmsg = fastivc_sendmsg;
 	p->recvmsg = fastivc_recvmsg;
 	p->sendpage = fastivc_sendpage;

@@ -294,6 +294,19 @@ test('server --once --verbose serves one block and reports it', async (t) => {
 	t.like(json(t, sr), { mode: 'block', role: 'server', bytes: 1000, msg_size: 1000, bytes_received: 1000, verified: true, status: 0 });
 });
 
+test('server --serial serves connections one after the other in one process, and outlives a bad one', async (t) => {
+	const s = await startServer(t, ['--serial']);
+	assertBlockOk(t, await run(t, block(s.port, '--bytes', '4096', '--count', '30')), 4096, 4096, 30);
+	const bad = await run(t, block(s.port, '--bytes', '65536', '--count', '2', '--corrupt-at', '77'));
+	t.is(bad.code, 1, bad.stderr);
+	t.like(json(t, bad), { verified: false, mismatch_offset: 77 });
+	assertBlockOk(t, await run(t, block(s.port, '--bytes', String(MiB), '--count', '3')), MiB, 64 * 1024, 3);
+	// the same process served them all, and forked none
+	t.is(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim(), '');
+	const exited = await Promise.race([s.exited.then(() => true), sleep(200).then(() => false)]);
+	t.false(exited);
+});
+
 test('block --corrupt-at is detected and stops the run', async (t) => {
 	const s = await startServer(t);
 	const r = await run(t, block(s.port, '--bytes', String(MiB), '--count', '5', '--corrupt-at', '123457'));

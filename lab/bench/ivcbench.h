@@ -100,7 +100,7 @@ int report_decode(const uint8_t in[REPORT_LEN], struct report *r);
 struct opts {
 	const char *host, *bind;
 	unsigned port;
-	int once, verbose;
+	int once, serial, verbose;
 	uint64_t bytes;
 	uint32_t msg_size;
 	uint64_t seed;

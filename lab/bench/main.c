@@ -13,8 +13,8 @@
 
 static const char usage_text[] =
 	"usage:\n"
-	"  ivcbench server [--port P] [--bind ADDR] [--once] [--verbose] [--timeout SEC]\n"
-	"                  [--seed X]\n"
+	"  ivcbench server [--port P] [--bind ADDR] [--once | --serial] [--verbose]\n"
+	"                  [--timeout SEC] [--seed X]\n"
 	"  ivcbench stream --host H [--port P] --bytes N [--msg-size S] [--seed X]\n"
 	"                  [--direction send|recv] [--timeout SEC] [--connect-timeout SEC]\n"
 	"                  [--corrupt-at OFFSET] [--read-delay MS [--read-delay-at OFFSET]]\n"
@@ -174,7 +174,7 @@ static int usage_error(const char *fmt, ...)
 enum {
 	O_HOST, O_PORT, O_BIND, O_ONCE, O_VERBOSE, O_BYTES, O_MSG_SIZE, O_SEED,
 	O_DIRECTION, O_TIMEOUT, O_CONNECT_TIMEOUT, O_CORRUPT_AT, O_COUNT,
-	O_SECONDS, O_WARMUP, O_RING_SIZE, O_READ_DELAY, O_READ_DELAY_AT,
+	O_SECONDS, O_WARMUP, O_RING_SIZE, O_READ_DELAY, O_READ_DELAY_AT, O_SERIAL,
 };
 
 static const struct {
@@ -192,12 +192,13 @@ static const struct {
 	[O_WARMUP] = { "warmup", 1 },	    [O_RING_SIZE] = { "ring-size", 1 },
 	[O_READ_DELAY] = { "read-delay", 1 },
 	[O_READ_DELAY_AT] = { "read-delay-at", 1 },
+	[O_SERIAL] = { "serial", 0 },
 };
 #define NOPTS (int)(sizeof(optdefs) / sizeof(optdefs[0]))
 #define BIT(x) (1u << (x))
 
 static const unsigned allowed_server = BIT(O_PORT) | BIT(O_BIND) |
-	BIT(O_ONCE) | BIT(O_VERBOSE) | BIT(O_TIMEOUT) | BIT(O_SEED);
+	BIT(O_ONCE) | BIT(O_SERIAL) | BIT(O_VERBOSE) | BIT(O_TIMEOUT) | BIT(O_SEED);
 static const unsigned allowed_client = BIT(O_HOST) | BIT(O_PORT) |
 	BIT(O_MSG_SIZE) | BIT(O_SEED) | BIT(O_TIMEOUT) | BIT(O_CONNECT_TIMEOUT);
 static const unsigned allowed_stream = BIT(O_BYTES) | BIT(O_DIRECTION) |
@@ -354,6 +355,9 @@ int main(int argc, char **argv)
 			break;
 		case O_ONCE:
 			o.once = 1;
+			break;
+		case O_SERIAL:
+			o.serial = 1;
 			break;
 		case O_VERBOSE:
 			o.verbose = 1;

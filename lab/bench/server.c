@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ivcbench server: one forked child per connection.
+ * ivcbench server: one forked child per connection (--serial: none, one
+ * connection after the other; --once: one connection, then exit).
  *
  * The child is forked before its connection arrives: one "ready" child waits
  * in accept(); when it has a connection it tells the parent (its pid on the
@@ -270,10 +271,21 @@ int cmd_server(const struct opts *o)
 	if (pattern_init(&cache, o->seed, pattern_window_for(BLOCK_RECV_BUF)) < 0)
 		cache.buf = NULL;
 	fprintf(stderr, "ivcbench: listening on %s:%u\n", o->bind, port);
-	if (o->once) {
+	/*
+	 * --serial: one connection after the other in this process, no fork (as
+	 * netperf's server runs TCP_CRR). For `block` one after the other, where
+	 * a fork and an exit per connection (page tables built and torn down
+	 * through the hypervisor in a PV guest) would cost more than the
+	 * connection itself and hide the transport's part.
+	 */
+	if (o->once || o->serial) {
 		for (;;) {
 			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
+			if (fd >= 0 && o->serial) {
+				(void)handle_conn(fd, o, &cache);
+				continue;
+			}
 			if (fd >= 0) {
 				close(lfd);
 				return handle_conn(fd, o, &cache);

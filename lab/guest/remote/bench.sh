@@ -47,6 +47,7 @@ if [ -n "${FASTIVC_BENCH_FASTIVC:-}" ]; then mapfile -t FASTIVC <<< "$FASTIVC_BE
 AGENT_BIN=${FASTIVC_BENCH_LAB_AGENT:-$APP/build/bench/lab-agent}
 [ -x "$AGENT_BIN" ] || AGENT_BIN=$(command -v lab-agent || echo lab-agent)
 IVCBENCH_PORT=7001           # ivcbench's default port: experiments.sh's clients connect there
+BLOCK_PORT=7004              # ... and there for one block per new connection (fig10): a --serial server, no fork each
 declare -A DOMU_IP SAVED_PARAMS   # AGENT_LOGIN: lib.sh
 # /tmp/fastivc-bench.<dom0's pid>.<random>: made with mode 700 in each domU (mkdir fails if it exists)
 RDIR=/tmp/fastivc-bench.$$.$RANDOM$RANDOM
@@ -143,6 +144,7 @@ remote_setup() {
     done
     # The server the clients in domU1 connect to (if the port is taken, e.g. by the lab's own, that one answers).
     agent "$D2" "cd $RDIR && { nohup ivcbench server --port $IVCBENCH_PORT > server.log 2>&1 < /dev/null & echo \$! > server.pid; }" < /dev/null
+    agent "$D2" "cd $RDIR && { nohup ivcbench server --port $BLOCK_PORT --serial > server-serial.log 2>&1 < /dev/null & echo \$! > server-serial.pid; }" < /dev/null
     for i in 1 2 3 4 5 6 7 8 9 10; do
         out=$(agent "$D1" ivcbench rr --host "$D2" --port "$IVCBENCH_PORT" --msg-size 1 --count 3 --connect-timeout 5 --timeout 20 < /dev/null 2>&1)
         jq -e '.verified == true' <<< "$out" >/dev/null 2>&1 && break
@@ -180,7 +182,7 @@ cleanup() {
         if [ "${#p[@]}" -eq 4 ]; then
             agent "$d" "cd /sys/module/fastivc/parameters && echo ${p[0]} > enable && echo ${p[1]} > channels && echo ${p[2]} > channel_size && { [ '${p[3]}' = - ] || echo ${p[3]} > auto_bytes; }" < /dev/null
         fi
-        agent "$d" "p=\$(cat $RDIR/server.pid 2>/dev/null) && grep -q ivcbench /proc/\$p/cmdline 2>/dev/null && kill \$p; rm -rf $RDIR" < /dev/null
+        agent "$d" "for f in server.pid server-serial.pid; do p=\$(cat $RDIR/\$f 2>/dev/null) && grep -q ivcbench /proc/\$p/cmdline 2>/dev/null && kill \$p; done; rm -rf $RDIR" < /dev/null
     done
     if [ "$AGENT_VIA" = ssh ]; then
         for spec in "${DOMUS[@]}"; do ssh "${AGENT_SSH_OPTS[@]}" -O exit "$spec" >/dev/null 2>&1; done

@@ -114,10 +114,11 @@ bulk_n() {
 
 # block_run CLIENT_IP SERVER_IP BYTES COUNT: COUNT connections one after the other, each one block of BYTES,
 # verified; sets BLOCK_RESULT (the metrics: conns_per_s is COUNT over the whole run, throughput_MBps the blocks')
+BLOCK_PORT=7004   # the domUs' --serial ivcbench server (domU/init): no fork and exit per connection, as netperf's TCP_CRR
 block_run() {
     local f="$OUT/$SCENARIO.out" rc
     # within the runner's 300 s without a marker, so that a stuck run still reports (and shows its diagnostics)
-    AGENT_TIMEOUT=240 agent "$1" ivcbench block --host "$2" --bytes "$3" --count "$4" --timeout 60 > "$f"; rc=$?
+    AGENT_TIMEOUT=240 agent "$1" ivcbench block --host "$2" --port "$BLOCK_PORT" --bytes "$3" --count "$4" --timeout 60 > "$f"; rc=$?
     cat "$f"
     jq -e . "$f" >/dev/null 2>&1 || { fail "ivcbench printed no JSON (exit $rc)"; return 1; }
     [ "$rc" -eq 0 ] && jq -e --argjson n "$4" '.verified == true and .count == $n' "$f" >/dev/null \

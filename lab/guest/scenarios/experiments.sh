@@ -179,7 +179,7 @@ bench_point() {
 bench_fig10() {
     local series=$1 bytes=$2 f="$OUT/$SCENARIO.out" rc
     kstats "$D1" "$OUT/sb.txt"
-    agent "$D1" ivcbench block --host "$D2" --bytes "$bytes" --seconds "$FIG10_SECONDS" --warmup 2 --timeout 60 > "$f"; rc=$?
+    agent "$D1" ivcbench block --host "$D2" --port "${BLOCK_PORT:-7004}" --bytes "$bytes" --seconds "$FIG10_SECONDS" --warmup 2 --timeout 60 > "$f"; rc=$?
     kstats "$D1" "$OUT/sa.txt"
     cat "$f"
     jq -e '.verified == true and .count > 0' "$f" >/dev/null 2>&1 \

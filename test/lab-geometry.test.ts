@@ -55,9 +55,9 @@ test('with_geometry and with_thesis_geometry: the geometry for FN, the defaults 
 
 test("experiments.sh's series keep explicit geometries (tcp disables new tunnels)", async (t) => {
   const r = await run(
-    'for s in tcp tunnel-2 tunnel-8 tunnel-16x64KiB; do bench_geometry "$s"; done; bench_geometry tunnel-4 32768',
+    'for s in tcp tunnel-2 tunnel-8 tunnel-16x64KiB default; do bench_geometry "$s"; done; bench_geometry tunnel-4 32768',
   );
   t.is(r.code, 0, r.stderr);
   const got = r.lines.map(params);
-  t.deepEqual(got, ['0 4 4096', '1 2 4096', '1 8 4096', '1 16 65536', '1 4 32768'].flatMap((x) => [x, x]));
+  t.deepEqual(got, ['0 4 4096', '1 2 4096', '1 8 4096', '1 16 65536', '1 0 0', '1 4 32768'].flatMap((x) => [x, x]));
 });

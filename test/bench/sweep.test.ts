@@ -245,9 +245,9 @@ function guestPlan(cmdline: string): Promise<{ plan: string[]; points: string[][
 
 test('the lab sweeps: every point name is unique, parses back to its coordinates, and repetitions are interleaved', async (t) => {
   const { plan, points } = await guestPlan('quiet fastivc.bench=fig10,fig11,fig12,rtt,geom,geomrr fastivc.bench_repeat=3');
-  // fig10 10 sizes x 4 series, fig11 6 x 4, fig12 7 sizes + the tcp reference, rtt 6 x 3, geom and geomrr 5 sizes +
-  // the tcp and thesis references each; three times
-  t.is(points.length, (40 + 24 + 8 + 18 + 7 + 7) * 3);
+  // fig10 10 sizes x 5 series (the defaults among them), fig11 6 x 4, fig12 7 sizes + the tcp reference, rtt 6 x 3,
+  // geom and geomrr 5 sizes + the tcp and thesis references each; three times
+  t.is(points.length, (50 + 24 + 8 + 18 + 7 + 7) * 3);
   t.deepEqual(plan, ['bench-setup-ftp-disk', ...points.map((p) => p[0])]);
   t.is(new Set(points.map((p) => p[0])).size, points.length);
   for (const [name = '', exp, series, x, rep] of points) {
@@ -256,7 +256,7 @@ test('the lab sweeps: every point name is unique, parses back to its coordinates
     t.regex(name, /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/);
   }
   t.deepEqual([...new Set(points.map((p) => p[4]))], ['1', '2', '3']);
-  t.is(points.findIndex((p) => p[4] === '2'), 104);
+  t.is(points.findIndex((p) => p[4] === '2'), 114);
 });
 
 test('the lab sweeps: quick has fewer points, an unknown experiment runs none and says so', async (t) => {

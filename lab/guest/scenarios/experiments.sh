@@ -64,6 +64,8 @@ else
     GEOM_RR_SECONDS=0.5
 fi
 BENCH_SERIES="tcp tunnel-2 tunnel-4 tunnel-8"
+# Figure 10 also draws the module's defaults (demand-sized tunnels, what a user who does not tune gets)
+FIG10_SERIES="tcp default tunnel-2 tunnel-4 tunnel-8"
 RTT_SERIES="tcp tunnel-4 tunnel-16x64KiB"
 FTP_DISK=/tmp/ftpdisk.img     # dom0's file behind domU2's virtual disk
 FTP_DISK_MB=160
@@ -83,7 +85,7 @@ bench_points() {
     for rep in $(seq 1 "$BENCH_REPEAT"); do
         for e in ${BENCH//,/ }; do
             case $e in
-                fig10) for s in $BENCH_SERIES; do for x in $FIG10_BLOCKS; do
+                fig10) for s in $FIG10_SERIES; do for x in $FIG10_BLOCKS; do
                            echo "bench.fig10.$s.$(bench_x_name "$x").r$rep fig10 $s $x $rep"; done; done ;;
                 fig11) for s in $BENCH_SERIES; do for x in $FIG11_FILES; do
                            echo "bench.fig11.$s.$(bench_x_name "$x").r$rep fig11 $s $x $rep"; done; done ;;
@@ -120,7 +122,7 @@ bench_geometry() {
     local series=$1 size=${2:-$THESIS_CHANNEL_SIZE} enable=1 n=$THESIS_CHANNELS
     case $series in
         tcp) enable=0 ;;
-        tunnel-auto) n=0 size=0 ;;
+        tunnel-auto|default) n=0 size=0 ;;
         thesis) n=${THESIS_CHANNELS:-4} size=${THESIS_CHANNEL_SIZE:-4096} ;;
         tunnel-16x64KiB) n=16 size=65536 ;;
         tunnel-*) n=${series#tunnel-} ;;

@@ -45,7 +45,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
     metric: 'throughput_MBps',
     yLabel: 'throughput (MB/s)',
     yScale: 'log10',
-    series: ['tcp', 'tunnel-2', 'tunnel-4', 'tunnel-8'],
+    series: ['tcp', 'default', 'tunnel-2', 'tunnel-4', 'tunnel-8'],
     baseline: 'tcp',
     better: 'higher',
   },

@@ -153,6 +153,8 @@ struct fastivc_sock {
 	unsigned int tx_move_tries;     /* creations tried since (FASTIVC_MOVE_RETRIES) */
 	unsigned long tx_detach_asked;  /* jiffies | 1: suspending, we asked the receiver to detach (IVC_TX_DETACH) */
 	unsigned long owner_events;     /* bit 0: events wait for this socket's owner (sem.c sem_tell_owner) */
+	bool lock_handoff;              /* the last release_sock() woke a task waiting for the lock (sock.c
+					 * fastivc_release_cb; written under the socket spinlock) */
 	bool tx_early;                  /* sender: switched at its first byte, the receiver has not taken it yet */
 	bool tx_no_early;               /* sender: an early tunnel of this connection was refused: no more */
 	bool tx_early_refused;          /* sender: resending an early tunnel's bytes (then TCP, as a refused CREATE) */
@@ -272,8 +274,9 @@ static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
 	return sk->sk_family == AF_INET6 ? &tcpv6_prot : &tcp_prot;
 }
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
-void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
-bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev);
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner);
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner);
+bool fastivc_sem_retries_pending(void);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 bool fastivc_rx_needs_release(struct fastivc_sock *ctx);
 void fastivc_sem_queue_release(struct fastivc_sock *ctx);

@@ -174,7 +174,7 @@ static struct sock *sem_lookup(const struct xen_evtmgr_conn *c)
  * -EINPROGRESS if they may and must wait, untouched, for a task that waits for the lock (fastivc_rx_create_busy): the
  * caller keeps them on the retry list and leaves them to that task if it is ours (owner bit), or to the retry work.
  */
-static int sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev, bool may_wait)
+static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wait, bool by_owner)
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
@@ -194,11 +194,19 @@ static int sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev, bool m
 		forget_conn(ev);
 		return 0;
 	}
-	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev))
+	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev, by_owner)) {
+		/* what concerns our own sending tunnel (REJECT, RECV_CLOSE, RECV_GET_DATA) need not wait with it */
+		if (events & EVTMGR_EVENTS_TO_SENDER) {
+			WRITE_ONCE(ctx->events_received,
+				   ctx->events_received + hweight32(events & EVTMGR_EVENTS_TO_SENDER));
+			fastivc_tx_event(ctx, events & EVTMGR_EVENTS_TO_SENDER);
+			ev->events &= ~EVTMGR_EVENTS_TO_SENDER;
+		}
 		return -EINPROGRESS;
+	}
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
 	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-		fastivc_rx_create(ctx, ev);
+		fastivc_rx_create(ctx, ev, by_owner);
 	if (events & (EVTMGR_EVENT_SEND_CLOSE_TUNNEL | EVTMGR_EVENT_SEND_DATA))
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
@@ -211,7 +219,7 @@ static int sem_handle(struct sock *sk, const struct xen_evtmgr_event *ev, bool m
  * for a task that waits for the socket's lock (sem_handle), -EBUSY if the socket's
  * owner holds its lock (the caller retries later; the owner is told, see fastivc_sem_owner_events).
  */
-static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
+static int sem_dispatch(struct xen_evtmgr_event *ev, bool final)
 {
 	u32 events = ev->events;
 	struct sock *sk;
@@ -251,7 +259,7 @@ static int sem_dispatch(const struct xen_evtmgr_event *ev, bool final)
 		sock_put(sk);
 		return -EBUSY;
 	}
-	rc = sem_handle(sk, ev, !final);
+	rc = sem_handle(sk, ev, !final, false);
 	release_sock(sk);
 	sock_put(sk);
 	return rc;
@@ -289,7 +297,7 @@ static bool retry_has_conn(const struct xen_evtmgr_event *ev)
  * find the lock free, tens of milliseconds and megabytes of TCP later. A socket we have no context for yet has no
  * owner of ours: the retry list alone serves it.
  */
-static void sem_tell_owner(const struct xen_evtmgr_event *ev, bool kick)
+static void sem_tell_owner(const struct xen_evtmgr_event *ev)
 {
 	struct fastivc_sock *ctx;
 	struct sock *sk;
@@ -308,15 +316,16 @@ static void sem_tell_owner(const struct xen_evtmgr_event *ev, bool kick)
 			set_bit(0, &ctx->owner_events);
 			/*
 			 * An owner that lets go of the lock after this sees the bit in its release_cb (under the same
-			 * spinlock, before it gives up ownership) and kicks us (fastivc_sem_kick); one that let go before
-			 * did not: the retry is run now rather than at its interval.
+			 * spinlock, before it gives up ownership) and kicks us (fastivc_sem_kick), or hands the socket
+			 * to a task waiting for its lock; one that let go before, with nobody waiting, did not: the
+			 * retry is run now rather than at its interval.
 			 */
 			spin_lock_bh(&sk->sk_lock.slock);
-			owned = sock_owned_by_user_nocheck(sk);
+			owned = sock_owned_by_user_nocheck(sk) || waitqueue_active(&sk->sk_lock.wq);
 			spin_unlock_bh(&sk->sk_lock.slock);
 		}
 		rcu_read_unlock();
-		if (!owned && kick)
+		if (!owned)
 			fastivc_sem_kick();
 	}
 	sock_gen_put(sk);
@@ -329,6 +338,12 @@ static void sem_tell_owner(const struct xen_evtmgr_event *ev, bool kick)
 void fastivc_sem_kick(void)
 {
 	mod_delayed_work(fastivc_wq, &retry_work, 0);
+}
+
+/* Any context, racy: does any event wait in the retry list? (x86: the count is stored before the owner bit is set) */
+bool fastivc_sem_retries_pending(void)
+{
+	return READ_ONCE(retry_count) != 0;
 }
 
 /*
@@ -357,7 +372,7 @@ void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
 		if (found != sk)
 			continue;
 		/* another task waits for the lock: that task if it is ours, or the retry work, runs them next */
-		if (sem_handle(sk, &r->ev, !time_after(jiffies, r->deadline)) == -EINPROGRESS) {
+		if (sem_handle(sk, &r->ev, !time_after(jiffies, r->deadline), true) == -EINPROGRESS) {
 			set_bit(0, &ctx->owner_events);
 			break; /* and the connection's later events wait behind them */
 		}
@@ -371,6 +386,7 @@ void fastivc_sem_owner_events(struct sock *sk, struct fastivc_sock *ctx)
 
 static void sem_retry_later(const struct xen_evtmgr_event *ev)
 {
+	struct xen_evtmgr_event copy = *ev;
 	struct sem_retry *r = NULL;
 
 	mutex_lock(&retry_lock);
@@ -393,7 +409,7 @@ static void sem_retry_later(const struct xen_evtmgr_event *ev)
 	 * out and stays on TCP), unless it can be finished at once without waiting: a CREATE for no socket is rejected.
 	 * Never dispatched by waiting for a held socket, and never ahead of its own connection's queued events.
 	 */
-	if (retry_has_conn(ev) || sem_dispatch(ev, true) == -EBUSY) {
+	if (retry_has_conn(ev) || sem_dispatch(&copy, true) == -EBUSY) {
 		atomic64_inc(&retry_dropped);
 		pr_warn_ratelimited("fastivc: control event list full: an event (%#x) was dropped\n", ev->events);
 	}
@@ -440,7 +456,7 @@ static void sem_retry(struct work_struct *w)
 			rc = r->ev.events ? -EBUSY : 0;
 		}
 		if (rc == -EBUSY || rc == -EINPROGRESS) /* on the list already: the owner finds it */
-			sem_tell_owner(&r->ev, rc == -EBUSY);
+			sem_tell_owner(&r->ev);
 		if (rc == -EAGAIN || rc == -EBUSY || rc == -EINPROGRESS)
 			continue;
 		list_del(&r->node);
@@ -578,13 +594,13 @@ static void sem_control(struct work_struct *w)
 		spin_unlock_bh(&ctl_lock);
 		if (retry_has_conn(&ev)) {
 			sem_retry_later(&ev); /* behind its connection's earlier events */
-			sem_tell_owner(&ev, true);
+			sem_tell_owner(&ev);
 		} else {
 			rc = sem_dispatch(&ev, false);
 			if (rc < 0) /* -EAGAIN: not established yet; -EBUSY: held; -EINPROGRESS: waited for */
 				sem_retry_later(&ev);
 			if (rc == -EBUSY || rc == -EINPROGRESS)
-				sem_tell_owner(&ev, rc == -EBUSY);
+				sem_tell_owner(&ev);
 		}
 		cond_resched();
 	}

@@ -2407,8 +2407,9 @@ static void fastivc_close(struct sock *sk, long timeout)
  * with fastivc_woken_wake. Socket lock held: a task in TCP's recvmsg either waits (its entry is on the queue) or will
  * come in through our operations.
  */
-static bool rx_tcp_waiter(struct sock *sk)
+static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
 {
+	struct sock *sk = ctx->sk;
 	struct wait_queue_entry *e;
 	struct socket_wq *wq;
 	unsigned long flags;
@@ -2419,7 +2420,7 @@ static bool rx_tcp_waiter(struct sock *sk)
 	 * reader that splices would never read through us. A task waiting for the socket lock may be on its way into
 	 * TCP's own code too (a splice begun before our operations were set): not early then either.
 	 */
-	if (!sk->sk_socket || waitqueue_active(&sk->sk_lock.wq))
+	if (!sk->sk_socket || waitqueue_active(&sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff)))
 		return true;
 	rcu_read_lock();
 	wq = rcu_dereference(sk->sk_wq);
@@ -2445,12 +2446,18 @@ static bool rx_tcp_waiter(struct sock *sk)
  * the lock (its owner bit); otherwise the retry work runs it once nobody waits, a second at most (sem.c), and only
  * then is it decided as it is.
  */
-bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
 {
 	struct sock *sk = ctx->sk;
 
+	/*
+	 * A task woken at the last release_sock() is off the lock's queue until it runs (autoremove), so the SEM could
+	 * take the lock first and see nobody: lock_handoff says so, until the next release. Its owner, once it runs, is
+	 * past that point (by_owner).
+	 */
 	return ctx->mode == FIVC_MODE_TUNNEL && !ctx->rx && ev->peer == ctx->peer && sk->sk_socket &&
-	       waitqueue_active(&sk->sk_lock.wq) && ivc_link_parked(ev->peer, &ev->tunnel);
+	       (waitqueue_active(&sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff))) &&
+	       ivc_link_parked(ev->peer, &ev->tunnel);
 }
 
 /* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
@@ -2460,7 +2467,7 @@ static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *e
 	ivc_link_forget_rx(ev->peer, &ev->tunnel);
 }
 
-void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
 {
 	struct ivc_tunnel *t;
 	int why;
@@ -2492,7 +2499,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	 * Taken with an atomic exchange: a sender that switched early may take an unanswered tunnel back at the same
 	 * time (sock.c tx_early_ok); then its bytes come on TCP and this tunnel carries nothing.
 	 */
-	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx->sk)) {
+	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx, by_owner)) {
 		ctx->rx_tunnels++; /* as one mapped: rx_may_map's limits hold for refusals too */
 		ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
 		/*
@@ -2873,14 +2880,22 @@ void fastivc_sock_wake_check(struct fastivc_sock *ctx)
 /*
  * release_sock() (socket spinlock held, BH off): TCP's deferred work, then ours. Events the SEM left to this socket's
  * owner that the owner did not run before letting go (it went to sleep, or its call did not pass the point that runs
- * them) go to the retry work now: otherwise they waited for its next interval (a new tunnel, 20 ms later).
+ * them) go to the retry work now: otherwise they waited for its next interval (a new tunnel, 20 ms later). Not when a
+ * task waits for the lock: it is woken now and owns the socket next (it runs them if it is ours, or kicks at its own
+ * release), and the SEM must not take the lock before it (lock_handoff, fastivc_rx_create_busy). Nor when nothing
+ * waits in the retry list at all (a bit left from the socket's attach).
  */
 static void fastivc_release_cb(struct sock *sk)
 {
 	struct fastivc_sock *ctx = fastivc_ctx(sk);
+	bool waiters;
 
 	base_prot->release_cb(sk);
-	if (ctx && test_bit(0, &ctx->owner_events))
+	if (!ctx)
+		return;
+	waiters = waitqueue_active(&sk->sk_lock.wq);
+	WRITE_ONCE(ctx->lock_handoff, waiters);
+	if (!waiters && test_bit(0, &ctx->owner_events) && fastivc_sem_retries_pending())
 		fastivc_sem_kick();
 }
 

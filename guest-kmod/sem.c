@@ -178,6 +178,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
+	int rc = 0;
 
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
 	/* a tunnel from the connection's peer, restored or migrated as another domain (lifecycle.c) */
@@ -195,14 +196,13 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 		return 0;
 	}
 	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev, by_owner)) {
-		/* what concerns our own sending tunnel (REJECT, RECV_CLOSE, RECV_GET_DATA) need not wait with it */
-		if (events & EVTMGR_EVENTS_TO_SENDER) {
-			WRITE_ONCE(ctx->events_received,
-				   ctx->events_received + hweight32(events & EVTMGR_EVENTS_TO_SENDER));
-			fastivc_tx_event(ctx, events & EVTMGR_EVENTS_TO_SENDER);
-			ev->events &= ~EVTMGR_EVENTS_TO_SENDER;
-		}
-		return -EINPROGRESS;
+		/*
+		 * The CREATE and what follows it for our receiving side wait; what concerns our own sending tunnel
+		 * (REJECT, RECV_CLOSE, RECV_GET_DATA) is run now and taken off the record.
+		 */
+		events &= EVTMGR_EVENTS_TO_SENDER;
+		ev->events &= ~EVTMGR_EVENTS_TO_SENDER;
+		rc = -EINPROGRESS;
 	}
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
 	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
@@ -211,7 +211,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
 		fastivc_tx_event(ctx, events);
-	return 0;
+	return rc;
 }
 
 /*

@@ -2407,6 +2407,16 @@ static void fastivc_close(struct sock *sk, long timeout)
  * with fastivc_woken_wake. Socket lock held: a task in TCP's recvmsg either waits (its entry is on the queue) or will
  * come in through our operations.
  */
+/*
+ * Lock held: does another task want this socket's lock? One waiting for it now, or (for the SEM, not the owner) one
+ * woken at the last release_sock() and off the lock's queue until it runs (autoremove): lock_handoff says so, until
+ * the next release. The owner, once it runs, is past that point.
+ */
+static bool lock_wanted(struct fastivc_sock *ctx, bool by_owner)
+{
+	return waitqueue_active(&ctx->sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff));
+}
+
 static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
 {
 	struct sock *sk = ctx->sk;
@@ -2420,7 +2430,7 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
 	 * reader that splices would never read through us. A task waiting for the socket lock may be on its way into
 	 * TCP's own code too (a splice begun before our operations were set): not early then either.
 	 */
-	if (!sk->sk_socket || waitqueue_active(&sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff)))
+	if (!sk->sk_socket || lock_wanted(ctx, by_owner))
 		return true;
 	rcu_read_lock();
 	wq = rcu_dereference(sk->sk_wq);
@@ -2448,16 +2458,8 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
  */
 bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
 {
-	struct sock *sk = ctx->sk;
-
-	/*
-	 * A task woken at the last release_sock() is off the lock's queue until it runs (autoremove), so the SEM could
-	 * take the lock first and see nobody: lock_handoff says so, until the next release. Its owner, once it runs, is
-	 * past that point (by_owner).
-	 */
-	return ctx->mode == FIVC_MODE_TUNNEL && !ctx->rx && ev->peer == ctx->peer && sk->sk_socket &&
-	       (waitqueue_active(&sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff))) &&
-	       ivc_link_parked(ev->peer, &ev->tunnel);
+	return ctx->mode == FIVC_MODE_TUNNEL && !ctx->rx && ev->peer == ctx->peer && ctx->sk->sk_socket &&
+	       lock_wanted(ctx, by_owner) && ivc_link_parked(ev->peer, &ev->tunnel);
 }
 
 /* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
@@ -2894,7 +2896,8 @@ static void fastivc_release_cb(struct sock *sk)
 	if (!ctx)
 		return;
 	waiters = waitqueue_active(&sk->sk_lock.wq);
-	WRITE_ONCE(ctx->lock_handoff, waiters);
+	if (READ_ONCE(ctx->lock_handoff) != waiters) /* every release passes here: no store when nothing changed */
+		WRITE_ONCE(ctx->lock_handoff, waiters);
 	if (!waiters && test_bit(0, &ctx->owner_events) && fastivc_sem_retries_pending())
 		fastivc_sem_kick();
 }

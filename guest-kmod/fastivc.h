@@ -230,6 +230,7 @@ void ivc_tunnel_release(struct ivc_tunnel *t);
 void ivc_tunnel_let_go(struct ivc_tunnel *t);
 void ivc_tunnel_free(struct ivc_tunnel *t);
 bool ivc_tunnel_end_grants(struct ivc_tunnel *t);
+void ivc_tunnel_ask_back(struct ivc_tunnel *t);
 void ivc_tunnel_release_drain(void);
 void ivc_tunnel_release_kept(void);
 bool fastivc_fault_keeping(void);

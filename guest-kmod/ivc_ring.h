@@ -225,14 +225,15 @@ static inline void ivc_ctrl_init(struct ivc_ctrl *c, uint32_t nr_channels, uint3
 {
 	uint32_t i;
 
-	c->magic = IVC_MAGIC;
-	c->version = IVC_LAYOUT_VERSION;
-	c->nr_channels = nr_channels;
-	c->channel_size = channel_size;
-	c->nr_data_pages = ivc_data_pages(nr_channels, channel_size);
-	c->nr_receivers = nr_receivers;
+	/* IVC_WRITE: also over a page a peer may write (ivc_ctrl_reset) */
+	IVC_WRITE(&c->magic, IVC_MAGIC);
+	IVC_WRITE(&c->version, IVC_LAYOUT_VERSION);
+	IVC_WRITE(&c->nr_channels, nr_channels);
+	IVC_WRITE(&c->channel_size, channel_size);
+	IVC_WRITE(&c->nr_data_pages, ivc_data_pages(nr_channels, channel_size));
+	IVC_WRITE(&c->nr_receivers, nr_receivers);
 	for (i = 0; i < nr_channels; i++)
-		c->chan[i].gen_num = i + 1u - nr_channels; /* "the previous round", see the top of this file */
+		IVC_WRITE(&c->chan[i].gen_num, i + 1u - nr_channels); /* "the previous round", see the top of this file */
 }
 
 /*
@@ -245,13 +246,7 @@ static inline void ivc_ctrl_reset(struct ivc_ctrl *c, uint32_t n, uint32_t chann
 {
 	uint32_t i;
 
-	/* all of the sender's line again: the receiver may write the whole page */
-	IVC_WRITE(&c->magic, IVC_MAGIC);
-	IVC_WRITE(&c->version, IVC_LAYOUT_VERSION);
-	IVC_WRITE(&c->nr_channels, n);
-	IVC_WRITE(&c->channel_size, channel_size);
-	IVC_WRITE(&c->nr_data_pages, ivc_data_pages(n, channel_size));
-	IVC_WRITE(&c->nr_receivers, nr_receivers);
+	/* all of the sender's line again, and every channel header: the receiver may write the whole page */
 	IVC_WRITE(&c->tx_flags, 0);
 	IVC_WRITE(&c->switch_seq, 0);
 	IVC_WRITE(&c->tx_want, 0);
@@ -262,8 +257,9 @@ static inline void ivc_ctrl_reset(struct ivc_ctrl *c, uint32_t n, uint32_t chann
 			IVC_WRITE(&c->chan[i].pad[k], 0);
 		IVC_WRITE(&c->chan[i].size, 0);
 		IVC_WRITE(&c->chan[i].pend_read, 0);
-		IVC_WRITE(&c->chan[i].gen_num, i < n ? i + 1u - n : 0);
+		IVC_WRITE(&c->chan[i].gen_num, 0);
 	}
+	ivc_ctrl_init(c, n, channel_size, nr_receivers); /* the header and the channels' first generation */
 }
 
 /* Links: the sender, having claimed a parked tunnel, clears the receiver's words the previous connection left. */

@@ -278,20 +278,27 @@ static bool same_tunnel(const struct ivc_tunnel *t, domid_t peer, const struct x
 	       !memcmp(t->key.gref, info->gref, info->nr_grefs * sizeof(info->gref[0]));
 }
 
+/* link_lock held: the parked tunnel a CREATE names, if any */
+static struct ivc_tunnel *find_parked(domid_t peer, const struct xen_evtmgr_tunnel *info)
+{
+	struct ivc_tunnel *t;
+
+	list_for_each_entry(t, &parked, link_node)
+		if (same_tunnel(t, peer, info))
+			return t;
+	return NULL;
+}
+
 static struct ivc_tunnel *take_parked(domid_t peer, const struct xen_evtmgr_tunnel *info)
 {
-	struct ivc_tunnel *t, *found = NULL;
+	struct ivc_tunnel *t;
 
 	spin_lock(&link_lock);
-	list_for_each_entry(t, &parked, link_node) {
-		if (!same_tunnel(t, peer, info))
-			continue;
+	t = find_parked(peer, info);
+	if (t)
 		link_del(t, &parked);
-		found = t;
-		break;
-	}
 	spin_unlock(&link_lock);
-	return found;
+	return t;
 }
 
 /* A receiving tunnel leaves its link: given back to the sender (unless it claimed it meanwhile), unmapped, freed. */
@@ -319,16 +326,10 @@ struct ivc_tunnel *ivc_link_take_rx(domid_t peer, const struct xen_evtmgr_tunnel
 /* Does a CREATE name a tunnel parked in our link (one its sender may have switched to at its first byte)? */
 bool ivc_link_parked(domid_t peer, const struct xen_evtmgr_tunnel *info)
 {
-	struct ivc_tunnel *t;
-	bool found = false;
+	bool found;
 
 	spin_lock(&link_lock);
-	list_for_each_entry(t, &parked, link_node) {
-		if (same_tunnel(t, peer, info)) {
-			found = true;
-			break;
-		}
-	}
+	found = find_parked(peer, info);
 	spin_unlock(&link_lock);
 	return found;
 }

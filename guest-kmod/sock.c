@@ -724,6 +724,25 @@ static int tx_resend_flush_bounded(struct sock *sk, struct fastivc_sock *ctx)
  * plain TCP until a later send creates a new tunnel (tx_moving). A position we did not send is a violation. Lock
  * held.
  */
+static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx);
+
+/* The receiver refused our early tunnel (or we took it back): the switch is an ordinary one now, and no more early. */
+static void tx_early_end(struct fastivc_sock *ctx)
+{
+	WRITE_ONCE(ctx->tx_early, false);
+	ctx->tx_no_early = true;
+}
+
+/* The send direction resends on TCP what the receiver had not read of the tunnel, from (gen, off) (lock held). */
+static void tx_resend_from(struct sock *sk, struct fastivc_sock *ctx, u32 gen, u32 off)
+{
+	ctx->rs_gen = gen;
+	ctx->rs_off = off;
+	ctx->rs_sndbuf = 0;
+	set_dir(ctx, true, FIVC_DIR_RESEND);
+	tx_resend_push(sk, ctx);
+}
+
 static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 {
 	struct ivc_tunnel *t = ctx->tx;
@@ -732,10 +751,8 @@ static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 	if (!tx_receiver_detached(t) || ctx->tx_state == FIVC_DIR_RESEND)
 		return; /* a repeated RECV_CLOSE (a retried or forged event) must not end a resend under way */
 	atomic64_inc(&fastivc_stats.detaches);
-	if (ctx->tx_early) { /* the receiver refused our early tunnel: later ones wait for it as usual */
-		WRITE_ONCE(ctx->tx_early, false);
-		ctx->tx_no_early = true;
-	}
+	if (ctx->tx_early) /* the receiver refused our early tunnel: later ones wait for it as usual */
+		tx_early_end(ctx);
 	if (ctx->tx_state != FIVC_DIR_OPEN) {
 		/* creating: it never read a byte of it; reverted (MSG_OOB): it had read them all */
 		bool reverted = ctx->tx_state == FIVC_DIR_REVERTED;
@@ -752,11 +769,7 @@ static void tx_detached(struct sock *sk, struct fastivc_sock *ctx)
 		fastivc_break(ctx, -IVC_E_POSITION);
 		return;
 	}
-	ctx->rs_gen = gen;
-	ctx->rs_off = off;
-	ctx->rs_sndbuf = 0;
-	set_dir(ctx, true, FIVC_DIR_RESEND);
-	tx_resend_push(sk, ctx);
+	tx_resend_from(sk, ctx, gen, off);
 }
 
 /*
@@ -799,7 +812,7 @@ static bool tx_early_ok(struct sock *sk, struct fastivc_sock *ctx, struct ivc_tu
  * closed, parking, parked) or refused it (IVC_RX_DETACHED at the first position: tx_detached resends). Either way the
  * switch is an ordinary one from now on. Only IVC_RX_NONE is no answer.
  */
-static bool tx_early_settled(struct sock *sk, struct fastivc_sock *ctx)
+static bool tx_early_settled(struct fastivc_sock *ctx)
 {
 	u32 st;
 
@@ -811,8 +824,7 @@ static bool tx_early_settled(struct sock *sk, struct fastivc_sock *ctx)
 	}
 	st = READ_ONCE(ctx->tx->ctrl->rx_state);
 	if (st == IVC_RX_DETACHED) {
-		WRITE_ONCE(ctx->tx_early, false);
-		ctx->tx_no_early = true;
+		tx_early_end(ctx);
 		return true;
 	}
 	if (st != IVC_RX_NONE) {
@@ -823,17 +835,15 @@ static bool tx_early_settled(struct sock *sk, struct fastivc_sock *ctx)
 	return false;
 }
 
-static int tx_resend_push(struct sock *sk, struct fastivc_sock *ctx);
-
 /*
- * The receiver refused the early tunnel, or never answered (lock held): take it back, unless it took it meanwhile,
+ * The receiver refused the early tunnel, or never answered (lock held): take it back, unless it answered meanwhile,
  * and send its bytes again on TCP, from the first. true if taken back (the direction is resending, then TCP).
  */
 static bool tx_early_take_back(struct sock *sk, struct fastivc_sock *ctx, enum fastivc_reason why)
 {
 	struct ivc_tunnel *t = ctx->tx;
 
-	if (!ctx->tx_early || !t || ctx->tx_state != FIVC_DIR_OPEN)
+	if (tx_early_settled(ctx) || !t || ctx->tx_state != FIVC_DIR_OPEN)
 		return false;
 	if (cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_CLOSED) != IVC_RX_NONE)
 		return false; /* it took it (or detached): it reads or gives back what it holds */
@@ -847,11 +857,7 @@ static bool tx_early_take_back(struct sock *sk, struct fastivc_sock *ctx, enum f
 	t->no_reuse = true;
 	WRITE_ONCE(ctx->reason, why);
 	fastivc_count_fallback(why);
-	ctx->rs_gen = 1; /* the tunnel's first position: nothing was read */
-	ctx->rs_off = 0;
-	ctx->rs_sndbuf = 0;
-	set_dir(ctx, true, FIVC_DIR_RESEND);
-	tx_resend_push(sk, ctx);
+	tx_resend_from(sk, ctx, 1, 0); /* the tunnel's first position: nothing was read */
 	return true;
 }
 
@@ -929,7 +935,7 @@ static void tx_prepare(struct sock *sk, struct fastivc_sock *ctx)
 		}
 	}
 	if (ctx->tx_early)
-		tx_early_settled(sk, ctx);
+		tx_early_settled(ctx);
 	if (ctx->tx_state == FIVC_DIR_CREATING) {
 		struct ivc_ctrl *c = ctx->tx->ctrl;
 
@@ -1082,7 +1088,7 @@ static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 	unsigned long until = jiffies + FASTIVC_EARLY_FIN_WAIT;
 
 	while (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_early && ctx->tx_state == FIVC_DIR_OPEN &&
-	       !tx_early_settled(sk, ctx)) {
+	       !tx_early_settled(ctx)) {
 		long timeo = HZ / 50;
 
 		/* no answer in a second (it normally takes milliseconds), or TCP is gone: back to TCP, then the FIN */
@@ -1095,7 +1101,7 @@ static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 		if (!ctx->tx_early || ctx->tx_state != FIVC_DIR_OPEN || !ctx->tx)
 			break;
 		ivc_tx_want(&ctx->tx->tx, ctx->tx->ctrl); /* the receiver's accept raises an event for us then */
-		if (tx_early_settled(sk, ctx))
+		if (tx_early_settled(ctx))
 			break;
 		if (signal_pending(current)) { /* close and shutdown do not fail for a signal: short sleeps */
 			release_sock(sk);
@@ -1373,7 +1379,7 @@ static int tx_oob(struct sock *sk, struct fastivc_sock *ctx, int flags)
 	if (ctx->mode != FIVC_MODE_TUNNEL)
 		return 0;
 	/* an early tunnel its receiver has not taken yet: its bytes go on TCP first, then the urgent one */
-	if (ctx->tx_early && !tx_early_settled(sk, ctx) && tx_early_take_back(sk, ctx, FIVC_R_OOB)) {
+	if (tx_early_take_back(sk, ctx, FIVC_R_OOB)) {
 		ctx->tx_oob = true;
 		ctx->tx_moving = false;
 		ctx->tx_retry_at = 0;
@@ -2677,7 +2683,7 @@ void fastivc_sock_tick(struct fastivc_sock *ctx)
 		tx_resend_push(sk, ctx);
 	if (ctx->tx_state == FIVC_DIR_CREATING && tx_create_timed_out(ctx, READ_ONCE(ctx->tx->ctrl->rx_state)))
 		tx_timed_out(ctx);
-	if (ctx->tx_early && !tx_early_settled(sk, ctx) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT))
+	if (ctx->tx_early && !tx_early_settled(ctx) && time_after(jiffies, ctx->tx_created + FASTIVC_CREATE_TIMEOUT))
 		tx_early_take_back(sk, ctx, FIVC_R_PEER_TIMEOUT);
 	if (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_state == FIVC_DIR_OPEN && !ctx->tx_early)
 		tx_user_timeout(ctx); /* an unanswered early tunnel is taken back first (above), not aborted */
@@ -2735,11 +2741,11 @@ void fastivc_sock_suspend(struct fastivc_sock *ctx)
 		return;
 	WRITE_ONCE(ctx->tx_detach_asked, jiffies | 1);
 	/* an early tunnel its receiver has not taken yet: back to TCP now, from our pages */
-	if (ctx->tx_early && !tx_early_settled(ctx->sk, ctx) && tx_early_take_back(ctx->sk, ctx, FIVC_R_SUSPEND))
+	if (tx_early_take_back(ctx->sk, ctx, FIVC_R_SUSPEND))
 		return;
 	st = READ_ONCE(t->ctrl->rx_state);
 	if (st == IVC_RX_PARKED || st == IVC_RX_PARKING) { /* kept for a next connection: it must unmap it now */
-		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
+		ivc_tunnel_ask_back(t);
 		return;
 	}
 	if (ctx->tx_state == FIVC_DIR_RESEND || st == IVC_RX_DETACHED || st == IVC_RX_CLOSED)
@@ -2763,7 +2769,7 @@ bool fastivc_sock_detach_answered(struct fastivc_sock *ctx)
 		return ivc_tunnel_end_grants(t);
 	/* parked by its receiver (perhaps since we asked it to detach): it gives it back for IVC_TX_EVICT (link.c) */
 	if (st == IVC_RX_PARKED || st == IVC_RX_PARKING) {
-		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
+		ivc_tunnel_ask_back(t);
 		return false;
 	}
 	return (st == IVC_RX_DETACHED || st == IVC_RX_CLOSED) && ivc_tunnel_end_grants(t);

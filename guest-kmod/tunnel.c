@@ -217,7 +217,8 @@ static bool receiver_inside(const struct ivc_tunnel *t)
 }
 
 /* Not to be pooled: its receiver must not park it (or must give it back if it did, link.c) */
-static void ask_back(struct ivc_tunnel *t)
+/* Sender: a tunnel its receiver keeps (parked) is asked back: it unmaps it, and we will not reuse it (link.c). */
+void ivc_tunnel_ask_back(struct ivc_tunnel *t)
 {
 	if (!(READ_ONCE(t->ctrl->tx_flags) & IVC_TX_EVICT))
 		WRITE_ONCE(t->ctrl->tx_flags, READ_ONCE(t->ctrl->tx_flags) | IVC_TX_EVICT);
@@ -243,7 +244,7 @@ static void tunnel_retry_work(struct work_struct *w)
 	if (quick && receiver_inside(t)) {
 		ended = false;
 	} else {
-		ask_back(t);
+		ivc_tunnel_ask_back(t);
 		ended = ivc_tunnel_end_grants(t);
 	}
 
@@ -302,7 +303,7 @@ void ivc_tunnel_let_go(struct ivc_tunnel *t)
 		if (t->claimed && t->offered)
 			cmpxchg(&t->ctrl->rx_state, IVC_RX_NONE, IVC_RX_CLOSED);
 		if (!receiver_inside(t))
-			ask_back(t);
+			ivc_tunnel_ask_back(t);
 		if (receiver_inside(t) || !ivc_tunnel_end_grants(t)) {
 			t->release_tries = 0;
 			atomic_inc(&releases_waiting);
@@ -679,11 +680,11 @@ int ivc_copy_to_chan(struct ivc_tunnel *t, u32 chan, u32 off, struct iov_iter *f
 		n = ivc_chan_chunk(t->channel_size, chan, off + done, len - done, &pg, &pgoff);
 		c = copy_from_iter(page_address(t->data[pg]) + pgoff, n, from);
 		done += c;
-		if (off + done > t->dirty[chan]) /* what a link zeroes before the next connection (link.c) */
-			t->dirty[chan] = off + done;
 		if (c < n)
 			break;
 	}
+	if (off + done > t->dirty[chan]) /* what a link zeroes before the next connection (link.c) */
+		t->dirty[chan] = off + done;
 	return done;
 }
 

@@ -61,9 +61,12 @@ export function endStream(s: WriteStream): Promise<void> {
 export function createMarkerSink(o: MarkerSinkOptions): MarkerSink {
   /** The open log blocks (MarkerStream allows one at a time; a log-end without its block is its error). */
   const open = new Map<string, WriteStream>();
-  /** Names opened before: a block that comes again appends to its file. */
-  const openedOnce = new Set<string>();
-  const all: WriteStream[] = [];
+  /**
+   * Each log's one stream, kept until closeAll: a block that comes again writes on after the first one's lines. (A
+   * second stream opened on the same file with 'a' raced the first one's open with 'w', which could truncate the
+   * second block's lines away.)
+   */
+  const streams = new Map<string, WriteStream>();
 
   const apply = (m: Marker, line: string, t: number): boolean => {
     switch (m.kind) {
@@ -96,18 +99,19 @@ export function createMarkerSink(o: MarkerSinkOptions): MarkerSink {
           o.onProtocolError(`log name ${m.name} is reserved for ${o.reservedFor}`, line);
           return true;
         }
-        const s = createWriteStream(file, { flags: openedOnce.has(m.name) ? 'a' : 'w' });
-        s.on('error', () => undefined);
-        openedOnce.add(m.name);
+        let s = streams.get(m.name);
+        if (!s) {
+          s = createWriteStream(file, { flags: 'w' });
+          s.on('error', () => undefined);
+          streams.set(m.name, s);
+        }
         open.set(m.name, s);
-        all.push(s);
         o.builder.setLog(m.name, relativePath(o.reportDir, file));
         o.emit({ type: 'log-begin', t, name: m.name, file });
         return true;
       }
       case 'log-end':
-        open.get(m.name)?.end();
-        open.delete(m.name);
+        open.delete(m.name); /* its stream stays for a block that comes again; closeAll ends it */
         o.emit({ type: 'log-end', t, name: m.name });
         return true;
       case 'done':
@@ -123,7 +127,7 @@ export function createMarkerSink(o: MarkerSinkOptions): MarkerSink {
     },
     async closeAll() {
       open.clear();
-      await Promise.all(all.map(endStream));
+      await Promise.all([...streams.values()].map(endStream));
     },
   };
 }

@@ -176,6 +176,25 @@ extern domid_t fastivc_domid;
 extern struct workqueue_struct *fastivc_wq;
 
 /* global counters (stats.c) */
+/*
+ * Why we (the receiver) said no to a peer's CREATE_TUNNEL, one counter each (/proc/fastivc/stats `rejected_<name>`).
+ * The sender sees all of them as one fallback, peer_rejected: these say which of our paths refused.
+ */
+enum fastivc_reject {
+	FIVC_REJ_NO_SOCKET,     /* no established socket for the 4-tuple, even after the retry deadline (sem.c) */
+	FIVC_REJ_NO_CONTEXT,    /* a socket, but no context of ours could be attached (another ULP, native, no memory) */
+	FIVC_REJ_OTHER_PEER,    /* the event came from another domain than the connection's peer */
+	FIVC_REJ_CLOSED,        /* our end is closed */
+	FIVC_REJ_HELD,          /* the socket's owner held its lock for SEM_HELD_CREATE_FOR */
+	FIVC_REJ_BROKEN,        /* the socket's tunnel mode ended (broken, fallen back) */
+	FIVC_REJ_RX_BUSY,       /* a receiving tunnel is open already */
+	FIVC_REJ_SUSPENDING,    /* this domain suspends */
+	FIVC_REJ_TOO_OFTEN,     /* rx_may_map: another tunnel for one connection too soon or too often */
+	FIVC_REJ_MAP_FAILED,    /* the tunnel could not be mapped (geometry, quota, budget, grant map) */
+	FIVC_REJ_COUNT
+};
+extern const char *const fastivc_reject_names[FIVC_REJ_COUNT];
+
 struct fastivc_counters {
 	atomic64_t tunnels_created, tunnels_mapped, tunnels_open;
 	atomic64_t bytes_tx, bytes_rx, events_raised, events_received, virqs, fetches;
@@ -187,9 +206,14 @@ struct fastivc_counters {
 	atomic64_t link_setups, link_reuses, link_evictions; /* tunnels set up anew, taken from a link, leaving one */
 	atomic64_t early_switches;  /* connections switched at their first byte (sock.c tx_early_ok) */
 	atomic64_t fallback[FIVC_R_COUNT];
+	atomic64_t rejects[FIVC_REJ_COUNT]; /* CREATE_TUNNELs we said no to, by where (fastivc_reject_names) */
 };
 extern struct fastivc_counters fastivc_stats;
 void fastivc_count_fallback(enum fastivc_reason r);
+static inline void fastivc_count_reject(enum fastivc_reject why)
+{
+	atomic64_inc(&fastivc_stats.rejects[why]);
+}
 
 /* dem.c */
 int dem_info(struct xen_evtmgr_info *info);
@@ -275,7 +299,8 @@ static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
 	return sk->sk_family == AF_INET6 ? &tcpv6_prot : &tcp_prot;
 }
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
-void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner);
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner,
+		       bool lock_checked);
 bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner);
 bool fastivc_sem_retries_pending(void);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);

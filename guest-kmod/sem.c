@@ -49,8 +49,9 @@ static struct timer_list sem_timer;
 static bool sem_stopping;
 
 /* A CREATE_TUNNEL for a connection we have no socket for: say no, so the sender stays on TCP without waiting. */
-static void reject_conn(const struct xen_evtmgr_event *ev)
+static void reject_conn(const struct xen_evtmgr_event *ev, enum fastivc_reject why)
 {
+	fastivc_count_reject(why);
 	dem_raise_conn(&ev->conn, EVTMGR_EVENT_REJECT_TUNNEL);
 	ivc_link_forget_rx(ev->peer, &ev->tunnel); /* a parked tunnel it named goes: its sender can end its grants */
 }
@@ -191,7 +192,8 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 		 * events made a new one).
 		 */
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-			reject_conn(ev);
+			reject_conn(ev, !ctx ? FIVC_REJ_NO_CONTEXT : ctx->peer != ev->peer ? FIVC_REJ_OTHER_PEER :
+					FIVC_REJ_CLOSED);
 		forget_conn(ev);
 		return 0;
 	}
@@ -206,7 +208,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 	}
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
 	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-		fastivc_rx_create(ctx, ev, by_owner);
+		fastivc_rx_create(ctx, ev, by_owner, may_wait); /* may_wait: lock waiters looked for above */
 	if (events & (EVTMGR_EVENT_SEND_CLOSE_TUNNEL | EVTMGR_EVENT_SEND_DATA))
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)
@@ -239,7 +241,7 @@ static int sem_dispatch(struct xen_evtmgr_event *ev, bool final)
 		if (events & EVTMGR_EVENT_CREATE_TUNNEL) {
 			if (!final)
 				return -EAGAIN;
-			reject_conn(ev);
+			reject_conn(ev, FIVC_REJ_NO_SOCKET);
 		}
 		forget_conn(ev);
 		return 0;
@@ -451,7 +453,7 @@ static void sem_retry(struct work_struct *w)
 			 * Held for seconds: say no to the tunnel now, so its sender stays on TCP at once rather than at its
 			 * timeout. The record may carry other events of the connection (the DEM merges them): they wait on.
 			 */
-			reject_conn(&r->ev);
+			reject_conn(&r->ev, FIVC_REJ_HELD);
 			r->ev.events &= ~EVTMGR_EVENT_CREATE_TUNNEL;
 			rc = r->ev.events ? -EBUSY : 0;
 		}

@@ -2423,7 +2423,7 @@ static bool lock_wanted(struct fastivc_sock *ctx, bool by_owner)
 	return waitqueue_active(&ctx->sk->sk_lock.wq) || (!by_owner && READ_ONCE(ctx->lock_handoff));
 }
 
-static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
+static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner, bool lock_checked)
 {
 	struct sock *sk = ctx->sk;
 	struct wait_queue_entry *e;
@@ -2434,9 +2434,11 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
 	/*
 	 * Not accepted yet (the SEM waited a second for it): after accept() its operations would be TCP's own, and a
 	 * reader that splices would never read through us. A task waiting for the socket lock may be on its way into
-	 * TCP's own code too (a splice begun before our operations were set): not early then either.
+	 * TCP's own code too (a splice begun before our operations were set): not early then either, unless the caller
+	 * looked for such tasks already while holding the lock (lock_checked: sem.c waits for them, see
+	 * fastivc_rx_create_busy()).
 	 */
-	if (!sk->sk_socket || lock_wanted(ctx, by_owner))
+	if (!sk->sk_socket || (!lock_checked && lock_wanted(ctx, by_owner)))
 		return true;
 	rcu_read_lock();
 	wq = rcu_dereference(sk->sk_wq);
@@ -2461,6 +2463,10 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner)
  * is the application's own first recv() racing the SEM: it comes through us and runs the CREATE itself once it has
  * the lock (its owner bit); otherwise the retry work runs it once nobody waits, a second at most (sem.c), and only
  * then is it decided as it is.
+ * This look is the decision's instant for lock waiters: a task that starts to wait for the lock after it (while the
+ * SEM maps the tunnel: its vCPU may be preempted for milliseconds) is no different from one that comes just after
+ * the accept, so fastivc_rx_create() does not look again (lock_checked). Looking again refused 2-3% of the early
+ * tunnels of short connections in the lab: the application's own recv() arriving meanwhile.
  */
 bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
 {
@@ -2469,26 +2475,28 @@ bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_ev
 }
 
 /* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
-static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev)
+static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, enum fastivc_reject why)
 {
+	fastivc_count_reject(why);
 	dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
 	ivc_link_forget_rx(ev->peer, &ev->tunnel);
 }
 
-void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
+void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner, bool lock_checked)
 {
 	struct ivc_tunnel *t;
 	int why;
 
 	/* not while this domain suspends: the tunnel would be mapped across the save (lifecycle.c) */
 	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer || READ_ONCE(fastivc_suspending)) {
-		rx_reject(ctx, ev);
+		rx_reject(ctx, ev, ctx->mode != FIVC_MODE_TUNNEL ? FIVC_REJ_BROKEN : ctx->rx ? FIVC_REJ_RX_BUSY :
+				   ev->peer != ctx->peer ? FIVC_REJ_OTHER_PEER : FIVC_REJ_SUSPENDING);
 		return;
 	}
 	if (!rx_may_map(ctx)) {
 		pr_info_ratelimited("fastivc: domain %u offered another tunnel for one connection too soon or too often: rejected\n",
 				    ev->peer);
-		rx_reject(ctx, ev);
+		rx_reject(ctx, ev, FIVC_REJ_TOO_OFTEN);
 		WRITE_ONCE(ctx->reason, FIVC_R_VIOLATION);
 		fastivc_count_fallback(FIVC_R_VIOLATION);
 		return;
@@ -2497,6 +2505,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	if (!t) {
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
+		fastivc_count_reject(FIVC_REJ_MAP_FAILED);
 		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
 		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : why == -ENOSPC ? FIVC_R_PEER_QUOTA :
 					FIVC_R_MAP_FAILED);
@@ -2507,7 +2516,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	 * Taken with an atomic exchange: a sender that switched early may take an unanswered tunnel back at the same
 	 * time (sock.c tx_early_ok); then its bytes come on TCP and this tunnel carries nothing.
 	 */
-	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx, by_owner)) {
+	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx, by_owner, lock_checked)) {
 		ctx->rx_tunnels++; /* as one mapped: rx_may_map's limits hold for refusals too */
 		ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
 		/*
@@ -2625,11 +2634,12 @@ void fastivc_tx_event(struct fastivc_sock *ctx, u32 events)
 		tx_detached(ctx->sk, ctx);
 	if ((events & EVTMGR_EVENT_RECV_CLOSE_TUNNEL) && ctx->tx && rx_done(READ_ONCE(ctx->tx->ctrl->rx_state))) {
 		WRITE_ONCE(ctx->tx_peer_closed, true);
-		if (ctx->tx_state == FIVC_DIR_CREATING) { /* closed before it was ever used: give the pages back */
+		/*
+		 * Closed before it was ever used: give the pages back. Not a refusal: the receiver took it (or parked it)
+		 * and its end of the connection is done (a tunnel created after an early one was refused, for one).
+		 */
+		if (ctx->tx_state == FIVC_DIR_CREATING)
 			tx_release(ctx, FIVC_DIR_TCP, false);
-			WRITE_ONCE(ctx->reason, FIVC_R_PEER_REJECTED);
-			fastivc_count_fallback(FIVC_R_PEER_REJECTED);
-		}
 	}
 	fastivc_wake(ctx->sk, EPOLLOUT | EPOLLWRNORM);
 }

@@ -45,6 +45,19 @@ const char *const fastivc_reason_names[FIVC_R_COUNT] = {
 	[FIVC_R_PEER_QUOTA] = "peer_quota",
 };
 
+const char *const fastivc_reject_names[FIVC_REJ_COUNT] = {
+	[FIVC_REJ_NO_SOCKET] = "no_socket",
+	[FIVC_REJ_NO_CONTEXT] = "no_context",
+	[FIVC_REJ_OTHER_PEER] = "other_peer",
+	[FIVC_REJ_CLOSED] = "closed",
+	[FIVC_REJ_HELD] = "held",
+	[FIVC_REJ_BROKEN] = "broken",
+	[FIVC_REJ_RX_BUSY] = "rx_busy",
+	[FIVC_REJ_SUSPENDING] = "suspending",
+	[FIVC_REJ_TOO_OFTEN] = "too_often",
+	[FIVC_REJ_MAP_FAILED] = "map_failed",
+};
+
 static const char *const mode_names[] = { "tunnel", "broken", "closed" };
 static const char *const dir_names[] = { "tcp", "creating", "open", "reverted", "closed", "broken", "resend" };
 
@@ -123,6 +136,9 @@ static int format_stats(char *buf, size_t size)
 	for (i = FIVC_R_NONE + 1; i < FIVC_R_COUNT; i++)
 		n += scnprintf(buf + n, size - n, "fallback_%s %lld\n", fastivc_reason_names[i],
 			       (long long)atomic64_read(&fastivc_stats.fallback[i]));
+	for (i = 0; i < FIVC_REJ_COUNT; i++)
+		n += scnprintf(buf + n, size - n, "rejected_%s %lld\n", fastivc_reject_names[i],
+			       (long long)atomic64_read(&fastivc_stats.rejects[i]));
 #undef CTR
 #undef KV
 	return n;

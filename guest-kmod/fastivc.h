@@ -205,6 +205,7 @@ struct fastivc_counters {
 	atomic64_t dem_calls, grant_map_calls, grant_unmap_calls; /* our hypercalls, by kind */
 	atomic64_t link_setups, link_reuses, link_evictions; /* tunnels set up anew, taken from a link, leaving one */
 	atomic64_t early_switches;  /* connections switched at their first byte (sock.c tx_early_ok) */
+	atomic64_t early_fin_waits, early_fin_wait_us; /* FINs that waited for the receiver's answer to an early tunnel */
 	atomic64_t fallback[FIVC_R_COUNT];
 	atomic64_t rejects[FIVC_REJ_COUNT]; /* CREATE_TUNNELs we said no to, by where (fastivc_reject_names) */
 };
@@ -249,7 +250,7 @@ struct ivc_tunnel *ivc_tunnel_create_tx(domid_t peer, const struct xen_evtmgr_ad
 					u32 channel_size, struct xen_evtmgr_tunnel *info, enum fastivc_reason *why,
 					bool *evicted, bool fault_nomem);
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr *raddr,
-				     const struct xen_evtmgr_tunnel *info, int *why);
+				     const struct xen_evtmgr_tunnel *info, int *why, bool *from_link);
 void ivc_tunnel_release(struct ivc_tunnel *t);
 void ivc_tunnel_let_go(struct ivc_tunnel *t);
 void ivc_tunnel_free(struct ivc_tunnel *t);
@@ -301,7 +302,7 @@ static inline struct proto *fastivc_tcp_proto(const struct sock *sk)
 void fastivc_tx_event(struct fastivc_sock *ctx, u32 events);
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner,
 		       bool lock_checked);
-bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner);
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner, bool *looked);
 bool fastivc_sem_retries_pending(void);
 void fastivc_rx_event(struct fastivc_sock *ctx, u32 events);
 bool fastivc_rx_needs_release(struct fastivc_sock *ctx);

@@ -179,6 +179,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 {
 	u32 events = ev->events;
 	struct fastivc_sock *ctx;
+	bool looked = false;
 	int rc = 0;
 
 	ctx = (events & EVTMGR_EVENT_CREATE_TUNNEL) ? fastivc_attach(sk) : fastivc_ctx(sk);
@@ -197,7 +198,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 		forget_conn(ev);
 		return 0;
 	}
-	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev, by_owner)) {
+	if ((events & EVTMGR_EVENT_CREATE_TUNNEL) && may_wait && fastivc_rx_create_busy(ctx, ev, by_owner, &looked)) {
 		/*
 		 * The CREATE and what follows it for our receiving side wait; what concerns our own sending tunnel
 		 * (REJECT, RECV_CLOSE, RECV_GET_DATA) is run now and taken off the record.
@@ -208,7 +209,7 @@ static int sem_handle(struct sock *sk, struct xen_evtmgr_event *ev, bool may_wai
 	}
 	WRITE_ONCE(ctx->events_received, ctx->events_received + hweight32(events));
 	if (events & EVTMGR_EVENT_CREATE_TUNNEL)
-		fastivc_rx_create(ctx, ev, by_owner, may_wait); /* may_wait: lock waiters looked for above */
+		fastivc_rx_create(ctx, ev, by_owner, looked); /* looked: for lock waiters, above */
 	if (events & (EVTMGR_EVENT_SEND_CLOSE_TUNNEL | EVTMGR_EVENT_SEND_DATA))
 		fastivc_rx_event(ctx, events);
 	if (events & EVTMGR_EVENTS_TO_SENDER)

@@ -1086,6 +1086,7 @@ static bool tx_early_wake_cond(struct fastivc_sock *ctx)
 static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 {
 	unsigned long until = jiffies + FASTIVC_EARLY_FIN_WAIT;
+	u64 waited_from = 0;
 
 	while (ctx->mode == FIVC_MODE_TUNNEL && ctx->tx_early && ctx->tx_state == FIVC_DIR_OPEN &&
 	       !tx_early_settled(ctx)) {
@@ -1103,6 +1104,10 @@ static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 		ivc_tx_want(&ctx->tx->tx, ctx->tx->ctrl); /* the receiver's accept raises an event for us then */
 		if (tx_early_settled(ctx))
 			break;
+		if (!waited_from) {
+			waited_from = ktime_get_ns();
+			atomic64_inc(&fastivc_stats.early_fin_waits);
+		}
 		if (signal_pending(current)) { /* close and shutdown do not fail for a signal: short sleeps */
 			release_sock(sk);
 			schedule_timeout_uninterruptible(timeo);
@@ -1112,6 +1117,8 @@ static void tx_early_settle(struct sock *sk, struct fastivc_sock *ctx)
 			SLICED_WAIT(sk, &timeo, tx_early_wake_cond(ctx));
 		}
 	}
+	if (waited_from)
+		atomic64_add(div_u64(ktime_get_ns() - waited_from, NSEC_PER_USEC), &fastivc_stats.early_fin_wait_us);
 }
 
 static int tx_wait(struct sock *sk, struct fastivc_sock *ctx, long *timeo, bool drain)
@@ -2435,7 +2442,7 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner, bool lock_che
 	 * Not accepted yet (the SEM waited a second for it): after accept() its operations would be TCP's own, and a
 	 * reader that splices would never read through us. A task waiting for the socket lock may be on its way into
 	 * TCP's own code too (a splice begun before our operations were set): not early then either, unless the caller
-	 * looked for such tasks already while holding the lock (lock_checked: sem.c waits for them, see
+	 * looked for such tasks already, with our operations set, while holding the lock (lock_checked, see
 	 * fastivc_rx_create_busy()).
 	 */
 	if (!sk->sk_socket || (!lock_checked && lock_wanted(ctx, by_owner)))
@@ -2463,15 +2470,25 @@ static bool rx_tcp_waiter(struct fastivc_sock *ctx, bool by_owner, bool lock_che
  * is the application's own first recv() racing the SEM: it comes through us and runs the CREATE itself once it has
  * the lock (its owner bit); otherwise the retry work runs it once nobody waits, a second at most (sem.c), and only
  * then is it decided as it is.
- * This look is the decision's instant for lock waiters: a task that starts to wait for the lock after it (while the
- * SEM maps the tunnel: its vCPU may be preempted for milliseconds) is no different from one that comes just after
- * the accept, so fastivc_rx_create() does not look again (lock_checked). Looking again refused 2-3% of the early
- * tunnels of short connections in the lab: the application's own recv() arriving meanwhile.
+ *
+ * This look is the decision's instant for lock waiters (*looked): the socket's operations are made ours first, so a
+ * task that starts to wait for the lock after it (while the SEM maps the tunnel: its vCPU may be preempted for
+ * milliseconds) comes through us, a splice too, as one that comes after the accept; fastivc_rx_create() does not look
+ * again for a tunnel it then takes from the link. Looking again refused 2-3% of the early tunnels of short
+ * connections in the lab: the application's own recv() arriving meanwhile. (A splice that loaded TCP's operations
+ * before the swap and reaches the lock only after the look is not seen, as before.)
  */
-bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner)
+bool fastivc_rx_create_busy(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner, bool *looked)
 {
-	return ctx->mode == FIVC_MODE_TUNNEL && !ctx->rx && ev->peer == ctx->peer && ctx->sk->sk_socket &&
-	       lock_wanted(ctx, by_owner) && ivc_link_parked(ev->peer, &ev->tunnel);
+	*looked = false;
+	if (ctx->mode != FIVC_MODE_TUNNEL || ctx->rx || ev->peer != ctx->peer || !ctx->sk->sk_socket ||
+	    !ivc_link_parked(ev->peer, &ev->tunnel))
+		return false;
+	swap_ops(ctx->sk); /* as the socket's first send or recv through us does */
+	if (lock_wanted(ctx, by_owner))
+		return true;
+	*looked = true;
+	return false;
 }
 
 /* A CREATE we do not take: the sender is told; a tunnel of its that we keep parked for it goes (it can end its grants) */
@@ -2485,6 +2502,7 @@ static void rx_reject(struct fastivc_sock *ctx, const struct xen_evtmgr_event *e
 void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *ev, bool by_owner, bool lock_checked)
 {
 	struct ivc_tunnel *t;
+	bool from_link;
 	int why;
 
 	/* not while this domain suspends: the tunnel would be mapped across the save (lifecycle.c) */
@@ -2501,7 +2519,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 		fastivc_count_fallback(FIVC_R_VIOLATION);
 		return;
 	}
-	t = ivc_tunnel_map_rx(ev->peer, &ctx->raddr, &ev->tunnel, &why);
+	t = ivc_tunnel_map_rx(ev->peer, &ctx->raddr, &ev->tunnel, &why, &from_link);
 	if (!t) {
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
@@ -2516,7 +2534,8 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	 * Taken with an atomic exchange: a sender that switched early may take an unanswered tunnel back at the same
 	 * time (sock.c tx_early_ok); then its bytes come on TCP and this tunnel carries nothing.
 	 */
-	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx, by_owner, lock_checked)) {
+	/* the look at lock waiters covered the time to here only if the tunnel was still parked (no map, no sleep) */
+	if ((READ_ONCE(t->ctrl->tx_flags) & IVC_TX_SWITCHED) && rx_tcp_waiter(ctx, by_owner, lock_checked && from_link)) {
 		ctx->rx_tunnels++; /* as one mapped: rx_may_map's limits hold for refusals too */
 		ctx->rx_again_at = (jiffies + RX_AGAIN_AFTER) | 1;
 		/*

@@ -117,6 +117,8 @@ static int format_stats(char *buf, size_t size)
 	CTR(link_reuses);
 	CTR(link_evictions);
 	CTR(early_switches);
+	CTR(early_fin_waits);
+	CTR(early_fin_wait_us);
 	{
 		unsigned int pooled, parked, pages;
 

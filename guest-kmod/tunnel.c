@@ -546,7 +546,7 @@ static int map_pages(domid_t peer, const grant_ref_t *refs, u32 n, bool readonly
  * quota, -EDQUOT over rx_pages_max.
  */
 struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr *raddr,
-				     const struct xen_evtmgr_tunnel *info, int *why)
+				     const struct xen_evtmgr_tunnel *info, int *why, bool *from_link)
 {
 	u32 nch = info->nr_channels, csize = info->channel_size, ndata, ndir, i, nrecv;
 	struct page **dir_pages = NULL;
@@ -556,6 +556,7 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr 
 	int rc;
 
 	*why = -EINVAL;
+	*from_link = false;
 	if (!ivc_geometry_ok(nch, csize))
 		return NULL;
 	ndata = ivc_data_pages(nch, csize);
@@ -572,6 +573,7 @@ struct ivc_tunnel *ivc_tunnel_map_rx(domid_t peer, const struct xen_evtmgr_addr 
 		}
 		ivc_rx_init(&t->rx, nch, csize, 1);
 		*why = 0;
+		*from_link = true;
 		return t;
 	}
 	rc = charge(&rx_pages_used, fastivc_rx_pages_max, peer, 1 + ndir + ndata);

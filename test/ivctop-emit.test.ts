@@ -38,7 +38,9 @@ async function emitLines(args: string[], lines: number, over: Partial<IvctopDeps
 }
 
 test('--emit on the live source: one raw snapshot per line, valid JSON, read back by the replay parser', async (t) => {
-  const r = await emitLines(['--emit', '--interval', '200'], 2);
+  // a clock on which each look at it is 30 ms later: a sample that took time, without depending on this machine's load
+  let clock = 1_000_000;
+  const r = await emitLines(['--emit', '--interval', '200'], 2, { now: () => (clock += 30) });
   t.is(r.code, 0, r.stderr);
   t.is(r.stderr, '');
   const lines = r.stdout.trimEnd().split('\n');
@@ -48,8 +50,8 @@ test('--emit on the live source: one raw snapshot per line, valid JSON, read bac
   t.is(snaps.length, 2);
   t.like(snaps[0]!.dem, { counters: { raises: 0 } });
   t.deepEqual(snaps[0]!.domains.map((d) => [d.domid, d.source]), [[0, 'proc']]);
-  // Paced on the interval: the first wait is one interval minus the time the sample took.
-  t.true(r.slept[0]! > 100 && r.slept[0]! <= 200, String(r.slept));
+  // Paced on the interval: the first wait is one interval minus the time the sample took (30 ms on this clock).
+  t.is(r.slept[0], 170, String(r.slept));
 });
 
 test('--emit with --replay gives the recorded snapshots; --emit cannot go with --once', async (t) => {

@@ -34,6 +34,8 @@ export interface IvctopDeps {
   /** Runs the interactive monitor until the user quits (default: Ink on the terminal, full screen). */
   monitor?: (props: MonitorProps) => Promise<void>;
   sleep?: (ms: number) => Promise<void>;
+  /** The clock --emit paces itself on, in ms (default: Date.now). */
+  now?: () => number;
   /** Terminal width for --once text output (default: stdout's, else 100). */
   columns?: number;
   /** Ends --emit (default: SIGTERM, SIGINT, or EPIPE on stdout). */
@@ -132,12 +134,13 @@ function processStop(): { signal: AbortSignal; release: () => void } {
  * fixed schedule: a slow sample does not push the following ones back), until `stop` aborts.
  */
 export async function emit(source: DataSource, flags: IvctopFlags, deps: IvctopDeps, stop: AbortSignal): Promise<void> {
-  const start = Date.now();
+  const now = deps.now ?? Date.now;
+  const start = now();
   for (let k = 1; !stop.aborted; k++) {
     const s = await source.next();
     if (stop.aborted) break;
     deps.out(`${JSON.stringify(s)}\n`);
-    const wait = Math.max(0, start + k * flags.interval - Date.now());
+    const wait = Math.max(0, start + k * flags.interval - now());
     if (deps.sleep) {
       await deps.sleep(wait);
     } else {

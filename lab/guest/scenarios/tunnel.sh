@@ -621,6 +621,38 @@ block_counters() { kstats "$1" "$2.full"; awk '$1 ~ /^(sockets|tx_pages|rx_pages
 # refusals BEFORE AFTER: early tunnels refused, from one side's counters: CREATEs it refused (every rejected_* path),
 # plus its own tunnels refused or detached by the peer (fallback_peer_rejected, detaches)
 refusals() { awk 'NR == FNR { b[$1] = $2; next } $1 ~ /^(rejected_|fallback_peer_rejected$|detaches$)/ { n += $2 - b[$1] } END { print n + 0 }' "$1" "$2"; }
+# block_rounds CLIENT SERVER BYTES COUNT: COUNT connections of one block each, in BLOCK_ROUNDS rounds that alternate
+# TCP (enable=0 in both domUs: new sockets stay native, the links wait untouched) and tunnels (enable=1), so that both
+# paths are measured in the same minute of the same boot: under TCG a path's speed drifts by up to 2x between the
+# baseline phase and this one (CI at 94f0974: TCP churn 95.7 connections/s at 319 s, 53-62/s in other boots). Each
+# TCP round must create no tunnel. Sets BLOCK_RESULT (the tunnel rounds: connections per second over their total
+# time, the mean of the rounds' per-block throughput and p50) and BLOCK_TCP_RESULT (the TCP rounds, likewise).
+BLOCK_ROUNDS=8
+block_enable() { agent "$D1" "echo $1 > /sys/module/fastivc/parameters/enable" && agent "$D2" "echo $1 > /sys/module/fastivc/parameters/enable"; }
+block_rounds() {
+    local per=$(( $4 / BLOCK_ROUNDS )) r path tun="[]" tcp="[]" made
+    for r in $(seq 1 "$BLOCK_ROUNDS"); do
+        for path in tcp tunnel; do
+            block_enable "$([ "$path" = tcp ] && echo 0 || echo 1)" || { block_enable 1; fail "cannot set enable in the domUs"; return 1; }
+            [ "$path" = tcp ] && kstats "$1" "$OUT/kr-b.txt"
+            block_run "$1" "$2" "$3" "$per" > /dev/null || { block_enable 1; return 1; }
+            if [ "$path" = tcp ]; then
+                kstats "$1" "$OUT/kr-a.txt"; made=$(kdelta "$OUT/kr-b.txt" "$OUT/kr-a.txt" tunnels_created)
+                [ "$made" -eq 0 ] || { block_enable 1; fail "a TCP round (enable=0) created $made tunnel(s)"; return 1; }
+                tcp=$(jq -c --argjson x "$BLOCK_RESULT" '. + [$x]' <<< "$tcp")
+            else
+                tun=$(jq -c --argjson x "$BLOCK_RESULT" '. + [$x]' <<< "$tun")
+            fi
+        done
+    done
+    block_enable 1 || { fail "cannot set enable=1 again"; return 1; }
+    local sum='{conns_per_s: ((map(.count) | add) / (map(.seconds) | add) * 10 | round / 10),
+        throughput_MBps: ((map(.throughput_MBps) | add) / length * 10000 | round / 10000),
+        block_us_p50: ((map(.block_us_p50) | add) / length | round), count: (map(.count) | add), bytes: .[0].bytes,
+        seconds: (map(.seconds) | add * 1000 | round / 1000), rounds: length}'
+    BLOCK_RESULT=$(jq -c "$sum" <<< "$tun"); BLOCK_TCP_RESULT=$(jq -c "$sum" <<< "$tcp")
+    echo "tunnel rounds: $BLOCK_RESULT"; echo "TCP rounds (same boot, interleaved): $BLOCK_TCP_RESULT"
+}
 scn_block_tunnel() {
     need domU1 domU2 || return 1
     local bytes=$1 count=$2 i c1 c2 s1 rx2 per1 per2 left
@@ -628,7 +660,7 @@ scn_block_tunnel() {
     AGENT_TIMEOUT=120 agent "$D1" ivcbench block --host "$D2" --port "$BLOCK_PORT" --bytes "$bytes" --count 4 --timeout 60 > /dev/null \
         || { tun_diag; fail "the warm-up connections failed"; return 1; }
     block_counters "$D1" "$OUT/kb1.txt"; block_counters "$D2" "$OUT/kb2.txt"
-    block_run "$D1" "$D2" "$bytes" "$count" || { tun_diag; return 1; }
+    block_rounds "$D1" "$D2" "$bytes" "$count" || { tun_diag; return 1; }
     # contexts go with their sockets (the server closes first; TIME_WAIT keeps no context), pages back to the links
     for i in $(seq 1 20); do
         block_counters "$D1" "$OUT/ka1.txt"; block_counters "$D2" "$OUT/ka2.txt"
@@ -654,11 +686,12 @@ scn_block_tunnel() {
         echo "domU$i changed: $(awk 'NR == FNR { b[$1] = $2; next } ($2 ~ /^-?[0-9]+$/) && ($2 != b[$1]) { printf "%s %+d ", $1, $2 - b[$1] }' "$OUT/kb$i.txt.full" "$OUT/ka$i.txt.full")"
         echo "domU$i peers: $(agent "$([ "$i" = 1 ] && echo "$D1" || echo "$D2")" cat /proc/fastivc/peers | tr '\n' ';')"
     done
-    metrics "$(echo "$BLOCK_RESULT" | jq -c --argjson c1 "$c1" --argjson c2 "$c2" --argjson s "$rx2" --argjson b "$((bytes * count))" \
+    metrics "$(echo "$BLOCK_RESULT" | jq -c --argjson tcp "$BLOCK_TCP_RESULT" --argjson c1 "$c1" --argjson c2 "$c2" --argjson s "$rx2" --argjson b "$((bytes * count))" \
         --argjson p1 "$per1" --argjson p2 "$per2" --argjson n "$count" --argjson l "$left" \
         --argjson g1 "$g1" --argjson g2 "$g2" --argjson r1 "$r1" --argjson r2 "$r2" --argjson e1 "$e1" --argjson e2 "$e2" \
         --argjson h1 "$h1" --argjson h2 "$h2" \
-        '. + {tunnels_created_client: $c1, tunnels_created_server: $c2, tunnel_share: ($s / $b * 1000 | round / 1000),
+        '. + {tcp_conns_per_s: $tcp.conns_per_s, tcp_throughput_MBps: $tcp.throughput_MBps, tcp_block_us_p50: $tcp.block_us_p50,
+              tunnels_created_client: $c1, tunnels_created_server: $c2, tunnel_share: ($s / $b * 1000 | round / 1000),
               grant_calls_client: $g1, grant_calls_server: $g2, link_reuses_client: $r1, link_reuses_server: $r2,
               early_switches_client: $e1, early_switches_server: $e2, pages_held_client: $h1, pages_held_server: $h2,
               hypercalls_per_conn_client: ($p1 / $n * 10 | round / 10), hypercalls_per_conn_server: ($p2 / $n * 10 | round / 10),
@@ -1281,10 +1314,11 @@ scn_ratios() {
          bulk_1B_ceiling: ratiok("syscall-1B-domU"; "one_byte_writes_MBps"; "bulk-1B-domU-domU-tcp"; "throughput_MBps"),
          ftp_ceiling: ratio("ftp-floor-64MiB-domU"; "ftp-64MiB-domU-domU-tcp"; "throughput_MBps"),
          bulk_64KiB_vs_memcpy: ratio3("bulk-64KiB-domU-domU-tunnel"; "memcpy-64KiB-domU"; "throughput_MBps"),
-         block_1KiB_throughput: ratio("churn-domU-domU-tunnel"; "churn-domU-domU-tcp"; "throughput_MBps"),
-         block_64KiB_throughput: ratio("block-64KiB-domU-domU-tunnel"; "block-64KiB-domU-domU-tcp"; "throughput_MBps"),
-         block_1MiB_throughput: ratio("block-1MiB-domU-domU-tunnel"; "block-1MiB-domU-domU-tcp"; "throughput_MBps"),
-         churn_rate: ratio("churn-domU-domU-tunnel"; "churn-domU-domU-tcp"; "conns_per_s")}
+         block_1KiB_throughput: ratiok("churn-domU-domU-tunnel"; "throughput_MBps"; "churn-domU-domU-tunnel"; "tcp_throughput_MBps"),
+         block_64KiB_throughput: ratiok("block-64KiB-domU-domU-tunnel"; "throughput_MBps"; "block-64KiB-domU-domU-tunnel"; "tcp_throughput_MBps"),
+         block_1MiB_throughput: ratiok("block-1MiB-domU-domU-tunnel"; "throughput_MBps"; "block-1MiB-domU-domU-tunnel"; "tcp_throughput_MBps"),
+         churn_rate: ratiok("churn-domU-domU-tunnel"; "conns_per_s"; "churn-domU-domU-tunnel"; "tcp_conns_per_s"),
+         churn_rate_vs_baseline_phase: ratio("churn-domU-domU-tunnel"; "churn-domU-domU-tcp"; "conns_per_s")}
         | with_entries(select(.value != null))' \
         "$OUT/all-metrics.json")
     echo "$r" | jq .

@@ -628,6 +628,7 @@ refusals() { awk 'NR == FNR { b[$1] = $2; next } $1 ~ /^(rejected_|fallback_peer
 # TCP round must create no tunnel. Sets BLOCK_RESULT (the tunnel rounds: connections per second over their total
 # time, the mean of the rounds' per-block throughput and p50) and BLOCK_TCP_RESULT (the TCP rounds, likewise).
 BLOCK_ROUNDS=8
+BLOCK_WARMUP=2 # ivcbench block's own warm-up blocks per run: connections too, on the measured path
 block_enable() { agent "$D1" "echo $1 > /sys/module/fastivc/parameters/enable" && agent "$D2" "echo $1 > /sys/module/fastivc/parameters/enable"; }
 block_rounds() {
     local per=$(( $4 / BLOCK_ROUNDS )) r path tun="[]" tcp="[]" made
@@ -668,6 +669,8 @@ scn_block_tunnel() {
             && [ "$(loose_pages "$OUT/ka1.txt")" -eq "$(loose_pages "$OUT/kb1.txt")" ] && [ "$(loose_pages "$OUT/ka2.txt")" -eq "$(loose_pages "$OUT/kb2.txt")" ] && break
         sleep 0.5
     done
+    # the tunnel rounds' connections, their warm-up blocks included
+    local conns=$((count + BLOCK_WARMUP * BLOCK_ROUNDS))
     c1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" tunnels_created); c2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" tunnels_created)
     s1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" bytes_tx); rx2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" bytes_rx)
     per1=$(( $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" dem_calls) + $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" grant_map_calls) + $(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" grant_unmap_calls) ))
@@ -679,15 +682,15 @@ scn_block_tunnel() {
     r1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" link_reuses); r2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" link_reuses)
     e1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" early_switches); e2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" early_switches)
     h1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" pages_deferred); h2=$(kdelta "$OUT/kb2.txt" "$OUT/ka2.txt" pages_deferred)
-    echo "tunnels created: client $c1, server $c2 for $count connections; tunnel bytes: client sent $s1, server read $rx2, of $((bytes * count)) in blocks;" \
+    echo "tunnels created: client $c1, server $c2 for $conns connections; tunnel bytes: client sent $s1, server read $rx2, of $((bytes * conns)) in blocks;" \
         "hypercalls: client $per1, server $per2 (grant map/unmap batches $g1, $g2); link reuses client $r1, server $r2;" \
         "switched at the first byte: client $e1, server $e2; pages held a while (deferred): $h1, $h2; DEM records left $left"
     for i in 1 2; do
         echo "domU$i changed: $(awk 'NR == FNR { b[$1] = $2; next } ($2 ~ /^-?[0-9]+$/) && ($2 != b[$1]) { printf "%s %+d ", $1, $2 - b[$1] }' "$OUT/kb$i.txt.full" "$OUT/ka$i.txt.full")"
         echo "domU$i peers: $(agent "$([ "$i" = 1 ] && echo "$D1" || echo "$D2")" cat /proc/fastivc/peers | tr '\n' ';')"
     done
-    metrics "$(echo "$BLOCK_RESULT" | jq -c --argjson tcp "$BLOCK_TCP_RESULT" --argjson c1 "$c1" --argjson c2 "$c2" --argjson s "$rx2" --argjson b "$((bytes * count))" \
-        --argjson p1 "$per1" --argjson p2 "$per2" --argjson n "$count" --argjson l "$left" \
+    metrics "$(echo "$BLOCK_RESULT" | jq -c --argjson tcp "$BLOCK_TCP_RESULT" --argjson c1 "$c1" --argjson c2 "$c2" --argjson s "$rx2" --argjson b "$((bytes * conns))" \
+        --argjson p1 "$per1" --argjson p2 "$per2" --argjson n "$conns" --argjson l "$left" \
         --argjson g1 "$g1" --argjson g2 "$g2" --argjson r1 "$r1" --argjson r2 "$r2" --argjson e1 "$e1" --argjson e2 "$e2" \
         --argjson h1 "$h1" --argjson h2 "$h2" \
         '. + {tcp_conns_per_s: $tcp.conns_per_s, tcp_throughput_MBps: $tcp.throughput_MBps, tcp_block_us_p50: $tcp.block_us_p50,
@@ -696,7 +699,7 @@ scn_block_tunnel() {
               early_switches_client: $e1, early_switches_server: $e2, pages_held_client: $h1, pages_held_server: $h2,
               hypercalls_per_conn_client: ($p1 / $n * 10 | round / 10), hypercalls_per_conn_server: ($p2 / $n * 10 | round / 10),
               dem_records_left: $l}')"
-    [ "$c1" -ge "$count" ] || { fail "only $c1 of $count connections offered a tunnel: they stayed on TCP"; return 1; }
+    [ "$c1" -ge "$conns" ] || { fail "only $c1 of $conns connections offered a tunnel: they stayed on TCP"; return 1; }
     # linked, every connection switches at its first byte and its receiver takes the tunnel: no refusal on either side
     # (nobody reads inside TCP's own code here), nothing sent again on TCP, and the server read every byte of the
     # blocks from tunnels (tunnel_share 1.0; each block carries a small header too)
@@ -704,7 +707,7 @@ scn_block_tunnel() {
     ref1=$(refusals "$OUT/kb1.txt" "$OUT/ka1.txt"); ref2=$(refusals "$OUT/kb2.txt" "$OUT/ka2.txt"); rs1=$(kdelta "$OUT/kb1.txt" "$OUT/ka1.txt" bytes_resent)
     [ "$ref1" -eq 0 ] && [ "$ref2" -eq 0 ] && [ "$rs1" -eq 0 ] \
         || { fail "early tunnels were refused: client $ref1, server $ref2 (rejected_*, fallback_peer_rejected, detaches); $rs1 bytes sent again on TCP"; return 1; }
-    [ "$rx2" -ge $((bytes * count)) ] || { fail "the server read $rx2 bytes from tunnels, under the $((bytes * count)) of the blocks: some went on TCP"; return 1; }
+    [ "$rx2" -ge $((bytes * conns)) ] || { fail "the server read $rx2 bytes from tunnels, under the $((bytes * conns)) of the blocks: some went on TCP"; return 1; }
     # linked: no grant, map or unmap per connection (a few setups while the link grows to what the pair uses at once)
     gmax=$(( count / 10 > 8 ? count / 10 : 8 ))
     [ $((g1 + g2)) -le "$gmax" ] || { fail "$((g1 + g2)) grant map/unmap batches for $count connections (at most $gmax): tunnels were not reused"; return 1; }

@@ -2523,8 +2523,7 @@ void fastivc_rx_create(struct fastivc_sock *ctx, const struct xen_evtmgr_event *
 	if (!t) {
 		pr_info_ratelimited("fastivc: cannot map the tunnel of domain %u (%d): rejected, staying on TCP\n",
 				    ev->peer, why);
-		fastivc_count_reject(FIVC_REJ_MAP_FAILED);
-		dem_raise(ctx, EVTMGR_EVENT_REJECT_TUNNEL, NULL);
+		rx_reject(ctx, ev, FIVC_REJ_MAP_FAILED); /* a link tunnel that failed its check is freed already */
 		WRITE_ONCE(ctx->reason, why == -EDQUOT ? FIVC_R_BUDGET : why == -ENOSPC ? FIVC_R_PEER_QUOTA :
 					FIVC_R_MAP_FAILED);
 		fastivc_count_fallback(ctx->reason);
